@@ -1,0 +1,150 @@
+"""Appending to and verifying the hash-chained audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gcx.crypto import sha256_hex
+from gcx.protocol.directory import canonical_json
+from gcx.store.db import iso
+from gcx.store.schema import audit_entries, audit_head
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: str
+    actor: str
+    action: str
+    subject: str
+    details: str
+    prev_hash: str
+    entry_hash: str
+
+    @property
+    def details_dict(self) -> dict[str, Any]:
+        value = json.loads(self.details)
+        return value if isinstance(value, dict) else {}
+
+
+def entry_hash(
+    prev_hash: str, seq: int, at: str, actor: str, action: str, subject: str, details: str
+) -> str:
+    """The hash of one entry, chained to the one before it."""
+    body = canonical_json(
+        {"seq": seq, "at": at, "actor": actor, "action": action, "subject": subject,
+         "details": details}
+    )
+    return sha256_hex(prev_hash.encode() + b"\n" + body)
+
+
+def append(
+    connection: Connection,
+    *,
+    actor: str,
+    action: str,
+    subject: str,
+    now: dt.datetime,
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry inside the caller's transaction and return it."""
+    # Lock the head row first: concurrent appenders queue here, so each sees
+    # the head the previous one wrote (FOR UPDATE on PostgreSQL; SQLite's
+    # BEGIN IMMEDIATE already serialises writers).
+    head = connection.execute(
+        sa.select(audit_head.c.seq, audit_head.c.entry_hash)
+        .where(audit_head.c.id == 1)
+        .with_for_update()
+    ).first()
+    seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
+    at = iso(now)
+    details_text = canonical_json(details or {}).decode()
+    actor, subject = actor[:200], subject[:200]
+    digest = entry_hash(prev, seq, at, actor, action, subject, details_text)
+    connection.execute(
+        audit_entries.insert().values(
+            seq=seq, at=at, actor=actor, action=action, subject=subject,
+            details=details_text, prev_hash=prev, entry_hash=digest,
+        )
+    )
+    if head:
+        connection.execute(
+            audit_head.update().where(audit_head.c.id == 1).values(seq=seq, entry_hash=digest)
+        )
+    else:
+        connection.execute(audit_head.insert().values(id=1, seq=seq, entry_hash=digest))
+    return AuditEntry(seq, at, actor, action, subject, details_text, prev, digest)
+
+
+def entries(connection: Connection, *, action: str | None = None) -> Iterator[AuditEntry]:
+    query = sa.select(audit_entries).order_by(audit_entries.c.seq)
+    if action is not None:
+        query = query.where(audit_entries.c.action == action)
+    for row in connection.execute(query):
+        yield AuditEntry(
+            row.seq, row.at, row.actor, row.action, row.subject, row.details,
+            row.prev_hash, row.entry_hash,
+        )
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    entries: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "entries": self.entries, "head_hash": self.head_hash,
+            "first_bad_seq": self.first_bad_seq, "problem": self.problem,
+        }
+
+
+def verify(connection: Connection) -> VerifyReport:
+    """Check the whole chain; name the first entry that does not fit."""
+    expected_seq, prev, count = 1, GENESIS, 0
+    for entry in entries(connection):
+        if entry.seq != expected_seq:
+            return VerifyReport(
+                False, count, prev, expected_seq,
+                f"entry {expected_seq} is missing: the log jumps from {expected_seq - 1} "
+                f"to {entry.seq}",
+            )
+        if entry.prev_hash != prev:
+            return VerifyReport(
+                False, count, prev, entry.seq,
+                f"entry {entry.seq} ({entry.action}) does not follow entry {entry.seq - 1}: "
+                "its link to the previous hash is wrong (an entry before it was changed, "
+                "removed or reordered)",
+            )
+        recomputed = entry_hash(
+            prev, entry.seq, entry.at, entry.actor, entry.action, entry.subject, entry.details
+        )
+        if recomputed != entry.entry_hash:
+            return VerifyReport(
+                False, count, prev, entry.seq,
+                f"entry {entry.seq} ({entry.action}) has been altered: its content does not "
+                "match its hash",
+            )
+        prev, expected_seq, count = entry.entry_hash, expected_seq + 1, count + 1
+    head = connection.execute(
+        sa.select(audit_head.c.seq, audit_head.c.entry_hash).where(audit_head.c.id == 1)
+    ).first()
+    if head is not None and (head.seq != count or head.entry_hash != prev):
+        return VerifyReport(
+            False, count, prev, count + 1,
+            f"the log ends at entry {count} but its head records entry {head.seq}: "
+            "entries at the end were removed",
+        )
+    return VerifyReport(True, count, prev)

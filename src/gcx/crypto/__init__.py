@@ -1,0 +1,74 @@
+"""The only place in gcx that touches cryptographic libraries.
+
+It offers recipes, not primitives: key pairs that sign and verify, keys saved
+encrypted at rest, DSSE-signed documents, certificates issued by the network
+root, TLS 1.3 contexts and token hashing. Verification raises; it never
+returns False.
+"""
+
+from gcx.crypto._dsse import pae, sign_document, signature_key_ids, verify_document
+from gcx.crypto._keys import (
+    EncryptionKey,
+    EncryptionPublicKey,
+    SigningKey,
+    VerifyKey,
+    load_encryption_key,
+    load_signing_key,
+    private_key_is_encrypted,
+    save_encryption_key,
+    save_signing_key,
+)
+from gcx.crypto._tls import (
+    client_context,
+    peer_certificate_der,
+    peer_certificate_fingerprint,
+    server_context,
+)
+from gcx.crypto._tokens import hash_token, new_token, random_id, sha256_hex, token_matches
+from gcx.crypto._x509 import (
+    Certificate,
+    EnrolmentRequestInfo,
+    build_enrolment_request,
+    create_network_root,
+    fingerprint,
+    issue_gateway_certificate,
+    issue_organisation_certificate,
+    issue_server_certificate,
+    key_id,
+    parse_enrolment_request,
+)
+
+__all__ = [
+    "Certificate",
+    "EncryptionKey",
+    "EncryptionPublicKey",
+    "EnrolmentRequestInfo",
+    "SigningKey",
+    "VerifyKey",
+    "build_enrolment_request",
+    "client_context",
+    "create_network_root",
+    "fingerprint",
+    "hash_token",
+    "issue_gateway_certificate",
+    "issue_organisation_certificate",
+    "issue_server_certificate",
+    "key_id",
+    "load_encryption_key",
+    "load_signing_key",
+    "new_token",
+    "pae",
+    "parse_enrolment_request",
+    "peer_certificate_der",
+    "peer_certificate_fingerprint",
+    "private_key_is_encrypted",
+    "random_id",
+    "save_encryption_key",
+    "save_signing_key",
+    "server_context",
+    "sha256_hex",
+    "sign_document",
+    "signature_key_ids",
+    "token_matches",
+    "verify_document",
+]

@@ -1,0 +1,200 @@
+"""The one exception tree of gcx.
+
+Every error a person or a peer may see is a :class:`GcxError`. Each subclass
+fixes three things that never change once published:
+
+* ``code``: a stable, lower-case, hyphenated identifier a program can match
+  (``directory-rollback``); it is part of the protocol and of the API.
+* ``status``: the HTTP status the error maps to at an API boundary.
+* a message: one sentence a person understands, saying what was wrong and,
+  where it helps, what to do. Messages never contain secrets.
+
+The tree::
+
+    GcxError
+    ├── ConfigError                 configuration missing or unsafe (fails closed)
+    ├── InputError                  a request from a person or system is malformed (400)
+    │   ├── CsrInvalid
+    │   ├── OrganisationCodeInvalid
+    │   └── NotFound (404)
+    ├── AuthError                   who are you? (401)
+    │   └── TokenInvalid
+    ├── Forbidden                   you may not (403)
+    ├── Conflict                    state forbids it (409)
+    │   ├── DuplicateEnrolment
+    │   └── StateTransitionRefused
+    ├── DirectoryError              the directory cannot be trusted or is missing
+    │   ├── DirectorySignatureInvalid
+    │   ├── DirectoryRollback
+    │   ├── DirectoryExpired
+    │   ├── DirectoryMalformed
+    │   └── DirectoryUnavailable (503)
+    ├── PeerRefused                 a peer gateway failed our checks (403)
+    ├── PeerUnreachable             a peer or central could not be reached (502)
+    ├── CryptoError                 verification failed (opaque on purpose)
+    │   ├── SignatureInvalid
+    │   └── KeyDecryptionFailed
+    └── AuditChainBroken            an audit log does not verify
+
+Errors raised by libraries (SQLAlchemy, aiohttp, cryptography) are translated
+at the boundary of the module that calls them and re-raised ``from`` the
+original, so callers only ever handle this tree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GcxError(Exception):
+    """Base of every gcx error; carries a stable code and an HTTP status."""
+
+    code: ClassVar[str] = "internal-error"
+    status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "Something went wrong inside gcx."
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as the JSON body every gcx API returns on refusal."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class ConfigError(GcxError):
+    code = "config-invalid"
+    default_message = "The configuration is missing a required setting or holds an unsafe one."
+
+
+class InputError(GcxError):
+    code = "input-invalid"
+    status = 400
+    default_message = "The request was not in the expected form."
+
+
+class CsrInvalid(InputError):
+    code = "csr-invalid"
+    default_message = "The enrolment request is not a valid, self-signed PKCS#10 request."
+
+
+class OrganisationCodeInvalid(InputError):
+    code = "organisation-code-invalid"
+    default_message = "The organisation code is not a GSS code or a short code of 2-16 letters."
+
+
+class NotFound(InputError):
+    code = "not-found"
+    status = 404
+    default_message = "Nothing with that identifier exists."
+
+
+class UnknownOrganisation(InputError):
+    code = "organisation-unknown"
+    status = 422
+    default_message = "The organisation is not in the network's member registry."
+
+
+class AuthError(GcxError):
+    code = "unauthenticated"
+    status = 401
+    default_message = "This request needs a valid token."
+
+
+class TokenInvalid(AuthError):
+    code = "token-invalid"
+    default_message = "The token is unknown, revoked or malformed; ask your administrator for one."
+
+
+class Forbidden(GcxError):
+    code = "forbidden"
+    status = 403
+    default_message = "You are not allowed to do this."
+
+
+class Conflict(GcxError):
+    code = "conflict"
+    status = 409
+    default_message = "The request conflicts with the current state."
+
+
+class DuplicateEnrolment(Conflict):
+    code = "enrolment-duplicate"
+    default_message = "An enrolment for this gateway or organisation is already pending or active."
+
+
+class StateTransitionRefused(Conflict):
+    code = "state-transition-refused"
+    default_message = "That step is not allowed from the current state."
+
+
+class DirectoryError(GcxError):
+    code = "directory-invalid"
+    status = 502
+    default_message = "The network directory could not be trusted."
+
+
+class DirectorySignatureInvalid(DirectoryError):
+    code = "directory-signature-invalid"
+    default_message = "The directory's signature does not verify against the pinned network anchor."
+
+
+class DirectoryRollback(DirectoryError):
+    code = "directory-rollback"
+    default_message = "The directory offered is older than the one already held; it was refused."
+
+
+class DirectoryExpired(DirectoryError):
+    code = "directory-expired"
+    default_message = "The directory is past its expiry time; a fresh one is needed before exchanging."
+
+
+class DirectoryMalformed(DirectoryError):
+    code = "directory-malformed"
+    default_message = "The directory is not in the published format."
+
+
+class DirectoryUnavailable(DirectoryError):
+    code = "directory-unavailable"
+    status = 503
+    default_message = (
+        "This gateway holds no valid directory, so it refuses to exchange until it gets one."
+    )
+
+
+class PeerRefused(GcxError):
+    code = "peer-refused"
+    status = 403
+    default_message = "The peer gateway is not one the current directory lists as active."
+
+
+class PeerUnreachable(GcxError):
+    code = "peer-unreachable"
+    status = 502
+    default_message = "The other side could not be reached."
+
+
+class CryptoError(GcxError):
+    code = "crypto-failed"
+    status = 400
+    default_message = "A cryptographic check failed."
+
+
+class SignatureInvalid(CryptoError):
+    code = "signature-invalid"
+    default_message = "The signature does not verify."
+
+
+class KeyDecryptionFailed(CryptoError):
+    code = "key-decryption-failed"
+    status = 500
+    default_message = "A private key could not be decrypted with the configured key passphrase."
+
+
+class AuditChainBroken(GcxError):
+    code = "audit-chain-broken"
+    default_message = "The audit log does not verify."

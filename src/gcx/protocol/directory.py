@@ -1,0 +1,156 @@
+"""The directory: the signed, versioned, expiring document gateways live by.
+
+A gateway decides who is who, and who may do what, from the directory it holds
+and from nothing else. The rules for taking a new one (:func:`accept_directory`)
+are pure: signature checking happens first, in ``gcx.crypto``, and this module
+decides on versions and time.
+
+Invariants a held directory keeps:
+
+* its version never goes down (a lower one is a rollback and is refused);
+* the same version always means the same bytes (anything else is refused);
+* past ``expires_at`` it is useless: :func:`usable_directory` says so and the
+  gateway stops exchanging.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gcx.errors import DirectoryExpired, DirectoryMalformed, DirectoryRollback, DirectoryUnavailable
+
+PAYLOAD_TYPE = "application/vnd.gcx.directory+json"
+FORMAT = "gcx.directory/1"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OrganisationEntry(_Model):
+    code: str
+    name: str
+    type: str
+    gateway: str | None = Field(
+        default=None, description="The gateway hosting this organisation, if it is connected."
+    )
+    signing_key: str | None = Field(default=None, description="Ed25519 public key, base64.")
+    signing_certificate: str | None = Field(default=None, description="PEM, issued by the root.")
+    encryption_key: str | None = Field(
+        default=None, description="HPKE ML-KEM-768+X25519 public key, base64."
+    )
+    encryption_kem: Literal["MLKEM768-X25519"] | None = None
+
+
+class GatewayEntry(_Model):
+    name: str
+    peer_address: str = Field(description="host:port of the mutual-TLS peer endpoint.")
+    certificate_fingerprint: str
+    certificate_serial: str
+    certificate_not_after: dt.datetime
+    organisations: tuple[str, ...]
+
+
+class Revocation(_Model):
+    gateway: str
+    certificate_serial: str
+    certificate_fingerprint: str
+    reason: str
+    revoked_at: dt.datetime
+
+
+class Directory(_Model):
+    format: Literal["gcx.directory/1"] = FORMAT
+    network: str
+    version: int = Field(ge=1)
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+    organisations: tuple[OrganisationEntry, ...] = ()
+    gateways: tuple[GatewayEntry, ...] = ()
+    revocations: tuple[Revocation, ...] = ()
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> Directory:
+        try:
+            return cls.model_validate_json(payload)
+        except (ValidationError, ValueError) as exc:
+            raise DirectoryMalformed(
+                "The directory does not match the gcx.directory/1 format."
+            ) from exc
+
+    # Lookups a gateway makes on every connection; the directory is small
+    # (hundreds of members) so linear scans are fine and keep the model plain.
+    def gateway_by_fingerprint(self, fingerprint: str) -> GatewayEntry | None:
+        return next((g for g in self.gateways if g.certificate_fingerprint == fingerprint), None)
+
+    def gateway_named(self, name: str) -> GatewayEntry | None:
+        return next((g for g in self.gateways if g.name == name), None)
+
+    def organisation(self, code: str) -> OrganisationEntry | None:
+        return next((o for o in self.organisations if o.code == code), None)
+
+    def gateway_for_organisation(self, code: str) -> GatewayEntry | None:
+        org = self.organisation(code)
+        return self.gateway_named(org.gateway) if org and org.gateway else None
+
+    def is_revoked(self, fingerprint: str) -> bool:
+        return any(r.certificate_fingerprint == fingerprint for r in self.revocations)
+
+
+def accept_directory(
+    held: Directory | None, held_bytes: bytes | None, offered: Directory, offered_bytes: bytes,
+    *, network: str, now: dt.datetime,
+) -> bool:
+    """Decide whether to replace the held directory with the offered one.
+
+    Returns True if the offered one should be stored, False if it is the one
+    already held. Raises if it must be refused.
+    """
+    if offered.network != network:
+        raise DirectoryMalformed(
+            f"The directory is for network {offered.network[:60]!r}, not {network!r}."
+        )
+    if now >= offered.expires_at:
+        raise DirectoryExpired(
+            f"The directory (version {offered.version}) expired at "
+            f"{offered.expires_at.isoformat()}; a fresh one is needed."
+        )
+    if held is not None:
+        if offered.version < held.version:
+            raise DirectoryRollback(
+                f"The directory offered is version {offered.version}, older than version "
+                f"{held.version} already held; it was refused as a rollback."
+            )
+        if offered.version == held.version:
+            if offered_bytes != held_bytes:
+                raise DirectoryRollback(
+                    f"Two different directories claim version {offered.version}; the new one "
+                    "was refused."
+                )
+            return False
+    return True
+
+
+def usable_directory(held: Directory | None, *, now: dt.datetime) -> Directory:
+    """The held directory if it may be used now; otherwise raise saying why not."""
+    if held is None:
+        raise DirectoryUnavailable()
+    if now >= held.expires_at:
+        raise DirectoryUnavailable(
+            f"The directory held (version {held.version}) expired at "
+            f"{held.expires_at.isoformat()}; this gateway refuses to exchange until it gets a "
+            "fresh one from central."
+        )
+    return held
+
+
+def canonical_json(value: object) -> bytes:
+    """Compact, key-sorted JSON used for signed bodies other than the directory."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

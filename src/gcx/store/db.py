@@ -1,0 +1,97 @@
+"""Opening a database: SQLite (WAL) by default, PostgreSQL when given its URL.
+
+Write transactions on SQLite start with ``BEGIN IMMEDIATE`` so that two
+writers queue on the lock (with a busy timeout) instead of one failing with
+SQLITE_BUSY when it first writes. Migrations run at open, so a process never
+works against an old schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+
+from gcx.errors import ConfigError
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def iso(instant: dt.datetime) -> str:
+    """The stored form of an instant: ISO 8601, UTC, microseconds, ``Z``."""
+    if instant.tzinfo is None:
+        raise ValueError("naive datetimes are not allowed; pass an aware UTC instant")
+    return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+class Database:
+    """An engine plus the one way gcx opens transactions on it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(url)
+        elif url.startswith("postgresql"):
+            url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+            self.engine = sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        else:
+            raise ConfigError("The database URL must start with sqlite:/// or postgresql://.")
+
+    def migrate(self) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on any error."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, issue BEGIN so we can make it IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def open_database(url: str) -> Database:
+    database = Database(url)
+    database.migrate()
+    return database
