@@ -16,6 +16,7 @@ The tree::
     ├── InputError                  a request from a person or system is malformed (400)
     │   ├── CsrInvalid
     │   ├── OrganisationCodeInvalid
+    │   ├── UnknownOrganisation (422)
     │   └── NotFound (404)
     ├── AuthError                   who are you? (401)
     │   └── TokenInvalid
@@ -30,7 +31,10 @@ The tree::
     │   ├── DirectoryMalformed
     │   └── DirectoryUnavailable (503)
     ├── PeerRefused                 a peer gateway failed our checks (403)
+    │   ├── PeerRevoked
+    │   └── PeerUnknown
     ├── PeerUnreachable             a peer or central could not be reached (502)
+    ├── RemoteRefusal               another gcx service refused, with its own code
     ├── CryptoError                 verification failed (opaque on purpose)
     │   ├── SignatureInvalid
     │   └── KeyDecryptionFailed
@@ -172,10 +176,36 @@ class PeerRefused(GcxError):
     default_message = "The peer gateway is not one the current directory lists as active."
 
 
+class PeerRevoked(PeerRefused):
+    code = "peer-revoked"
+    default_message = "The peer gateway's certificate has been revoked by the network."
+
+
+class PeerUnknown(PeerRefused):
+    code = "peer-unknown"
+    default_message = "The peer's certificate is not one the directory lists for an active gateway."
+
+
 class PeerUnreachable(GcxError):
     code = "peer-unreachable"
     status = 502
     default_message = "The other side could not be reached."
+
+
+class RemoteRefusal(GcxError):
+    """A refusal another gcx service sent us, carrying its own code and message."""
+
+    code = "remote-refusal"
+    status = 502
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.remote_status = status
+        self.remote_code = code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.remote_code, "message": self.message,
+                "details": {"remote_status": self.remote_status}}
 
 
 class CryptoError(GcxError):

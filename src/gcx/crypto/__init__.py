@@ -19,6 +19,7 @@ from gcx.crypto._keys import (
     save_signing_key,
 )
 from gcx.crypto._tls import (
+    pinned_client_context,
     client_context,
     peer_certificate_der,
     peer_certificate_fingerprint,
@@ -58,6 +59,7 @@ __all__ = [
     "load_signing_key",
     "new_token",
     "pae",
+    "pinned_client_context",
     "parse_enrolment_request",
     "peer_certificate_der",
     "peer_certificate_fingerprint",

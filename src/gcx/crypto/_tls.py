@@ -69,3 +69,42 @@ def peer_certificate_der(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> by
     if ssl_object is None:
         return None
     return ssl_object.getpeercert(binary_form=True) or None
+
+
+class _PinnedSSLObject(ssl.SSLObject):
+    """An SSLObject that, once the handshake is done, insists on an expected certificate.
+
+    asyncio drives the handshake through ``SSLContext.wrap_bio``, which makes
+    objects of ``context.sslobject_class``; checking here means a server that
+    chains to the network but is not the gateway we meant to reach fails the
+    handshake itself, before a byte of the request is sent.
+    """
+
+    def do_handshake(self) -> None:
+        super().do_handshake()
+        expected: frozenset[str] = getattr(self.context, "gcx_expected_fingerprints", frozenset())
+        der = self.getpeercert(binary_form=True)
+        if not der or fingerprint(der) not in expected:
+            raise ssl.SSLCertVerificationError(
+                "the server's certificate is not the one the directory lists for this peer"
+            )
+
+
+class _PinnedContext(ssl.SSLContext):
+    gcx_expected_fingerprints: frozenset[str] = frozenset()
+
+
+def pinned_client_context(
+    anchor: Path, cert: Path, key: Path, passphrase: bytes, expected: frozenset[str]
+) -> ssl.SSLContext:
+    """A mutual-TLS client context that also requires the server's exact certificate."""
+    context = _PinnedContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.maximum_version = ssl.TLSVersion.TLSv1_3
+    context.load_verify_locations(cafile=str(anchor))
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    _load_chain(context, cert, key, passphrase)
+    context.gcx_expected_fingerprints = expected
+    context.sslobject_class = _PinnedSSLObject
+    return context

@@ -85,6 +85,11 @@ class Certificate:
         names = self.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         return str(names[0].value) if names else ""
 
+    @property
+    def organisation_name(self) -> str:
+        names = self.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        return str(names[0].value) if names else ""
+
     def uris(self) -> list[str]:
         try:
             san = self.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)

@@ -45,3 +45,23 @@ def next_state(state: EnrolmentState, event: EnrolmentEvent) -> EnrolmentState:
         raise StateTransitionRefused(
             f"An enrolment that is {state.value} cannot be {event.value}d."
         ) from None
+
+
+def key_binding_message(
+    csr_pem: bytes, organisation: str, signing_key_b64: str, encryption_key_b64: str
+) -> bytes:
+    """What a gateway signs with an organisation's signing key when it enrols.
+
+    The signature proves it holds that key, and binds the organisation's
+    encryption key and this very enrolment request to it, so neither can be
+    swapped in transit.
+    """
+    return b"\n".join(
+        [
+            b"gcx-key-binding/1",
+            organisation.encode(),
+            signing_key_b64.encode(),
+            encryption_key_b64.encode(),
+            csr_pem.strip(),
+        ]
+    )

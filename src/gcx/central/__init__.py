@@ -1,0 +1,1 @@
+"""The central service: member registry, certificate authority, enrolment and directory."""

@@ -1,0 +1,172 @@
+"""Central's HTTPS API.
+
+Public (no token): the directory, enrolment submission and its status.
+Operator (``Authorization: Bearer gcxo_…``): registry, enrolment decisions,
+revocation, audit verification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from gcx.central.service import CentralService
+from gcx.errors import InputError
+from gcx.httpapi import bearer_token, error_middleware, json_body, require_str, run_sync
+
+log = logging.getLogger("gcx.central")
+SERVICE = web.AppKey("service", CentralService)
+
+
+def _service(request: web.Request) -> CentralService:
+    return request.app[SERVICE]
+
+
+async def _operator(request: web.Request) -> str:
+    return await run_sync(
+        _service(request).authenticate_operator,
+        bearer_token(request),
+        request=f"{request.method} {request.path}",
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "network": _service(request).config.network})
+
+
+async def get_directory(request: web.Request) -> web.Response:
+    document = await run_sync(_service(request).latest_directory)
+    return web.Response(body=document, content_type="application/json")
+
+
+async def post_enrolment(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    keys = body.get("organisation_keys")
+    if not isinstance(keys, dict):
+        raise InputError("The field 'organisation_keys' is required and must be an object.")
+    result = await run_sync(
+        _service(request).submit_enrolment,
+        require_str(body, "csr").encode(),
+        require_str(body, "peer_address", max_len=300),
+        keys,
+    )
+    return web.json_response(result, status=202)
+
+
+async def get_enrolment(request: web.Request) -> web.Response:
+    return web.json_response(await run_sync(_service(request).get_enrolment,
+                                            request.match_info["id"]))
+
+
+async def list_enrolments(request: web.Request) -> web.Response:
+    await _operator(request)
+    state = request.query.get("state")
+    return web.json_response(await run_sync(_service(request).list_enrolments, state))
+
+
+async def _decide(request: web.Request, decision: str) -> web.Response:
+    operator = await _operator(request)
+    body = await json_body(request)
+    reason = require_str(body, "reason", max_len=1000)
+    service = _service(request)
+    action = service.approve_enrolment if decision == "approve" else service.reject_enrolment
+    return web.json_response(await run_sync(action, operator, request.match_info["id"], reason))
+
+
+async def approve(request: web.Request) -> web.Response:
+    return await _decide(request, "approve")
+
+
+async def reject(request: web.Request) -> web.Response:
+    return await _decide(request, "reject")
+
+
+async def revoke_gateway(request: web.Request) -> web.Response:
+    operator = await _operator(request)
+    body = await json_body(request)
+    reason = require_str(body, "reason", max_len=1000)
+    result = await run_sync(
+        _service(request).revoke_gateway, operator, request.match_info["name"], reason
+    )
+    return web.json_response(result)
+
+
+async def add_organisation(request: web.Request) -> web.Response:
+    operator = await _operator(request)
+    body = await json_body(request)
+    contacts = body.get("contacts", [])
+    if not isinstance(contacts, list) or not all(isinstance(c, dict) for c in contacts):
+        raise InputError("The field 'contacts' must be a list of objects.")
+    result = await run_sync(
+        _service(request).add_organisation,
+        operator,
+        require_str(body, "code", max_len=16),
+        require_str(body, "name", max_len=200),
+        require_str(body, "type", max_len=32),
+        contacts,
+    )
+    return web.json_response(result, status=201)
+
+
+async def list_organisations(request: web.Request) -> web.Response:
+    await _operator(request)
+    return web.json_response(await run_sync(_service(request).list_organisations))
+
+
+async def audit_verify(request: web.Request) -> web.Response:
+    await _operator(request)
+    report = await run_sync(_service(request).verify_audit)
+    return web.json_response(report.to_dict())
+
+
+async def _republish_forever(app: web.Application) -> AsyncIterator[None]:
+    service = app[SERVICE]
+    interval = service.config.republish_interval_seconds
+
+    async def loop() -> None:
+        while True:
+            try:
+                await run_sync(service.publish_directory, "scheduled refresh")
+            except Exception:
+                # A failed refresh is retried on the next tick; the current
+                # directory stays valid for several intervals.
+                log.exception("directory refresh failed")
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def build_app(service: CentralService, *, republish: bool = True) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    app[SERVICE] = service
+    app.router.add_get("/api/v1/health", health)
+    app.router.add_get("/api/v1/directory", get_directory)
+    app.router.add_post("/api/v1/enrolments", post_enrolment)
+    app.router.add_get("/api/v1/enrolments", list_enrolments)
+    app.router.add_get("/api/v1/enrolments/{id}", get_enrolment)
+    app.router.add_post("/api/v1/enrolments/{id}/approve", approve)
+    app.router.add_post("/api/v1/enrolments/{id}/reject", reject)
+    app.router.add_post("/api/v1/gateways/{name}/revoke", revoke_gateway)
+    app.router.add_post("/api/v1/organisations", add_organisation)
+    app.router.add_get("/api/v1/organisations", list_organisations)
+    app.router.add_get("/api/v1/audit/verify", audit_verify)
+    if republish:
+        app.cleanup_ctx.append(_republish_forever)
+    return app
+
+
+def run(service: CentralService, ssl_context: Any) -> None:
+    config = service.config
+    web.run_app(
+        build_app(service), host=config.listen_host, port=config.listen_port,
+        ssl_context=ssl_context, print=None, access_log=None,
+    )

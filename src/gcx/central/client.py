@@ -1,0 +1,76 @@
+"""An operator's client for central's API, used by the CLI and the demo."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gcx import crypto
+from gcx.errors import PeerUnreachable, RemoteRefusal
+
+
+class OperatorClient:
+    def __init__(self, url: str, anchor: Path, token: str) -> None:
+        self.url = url.rstrip("/")
+        self._ssl: ssl.SSLContext = crypto.client_context(anchor)
+        self._token = token
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> OperatorClient:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self._ssl),
+            timeout=aiohttp.ClientTimeout(total=30),
+            headers={"Authorization": f"Bearer {self._token}"},
+        )
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        assert self._session is not None, "use OperatorClient as an async context manager"
+        try:
+            async with self._session.request(method, self.url + path, json=body) as response:
+                raw = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerUnreachable(f"Central at {self.url} could not be reached: {exc}.") from exc
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise PeerUnreachable(f"Central answered {status} with a non-JSON body.") from exc
+        if status >= 400:
+            raise RemoteRefusal(status, str(data.get("code")), str(data.get("message")))
+        return data
+
+    async def add_organisation(self, code: str, name: str, type_: str,
+                               contacts: list[dict[str, str]] | None = None) -> Any:
+        return await self.call("POST", "/api/v1/organisations",
+                               {"code": code, "name": name, "type": type_,
+                                "contacts": contacts or []})
+
+    async def list_organisations(self) -> Any:
+        return await self.call("GET", "/api/v1/organisations")
+
+    async def list_enrolments(self, state: str | None = None) -> Any:
+        suffix = f"?state={state}" if state else ""
+        return await self.call("GET", f"/api/v1/enrolments{suffix}")
+
+    async def approve(self, enrolment_id: str, reason: str) -> Any:
+        return await self.call("POST", f"/api/v1/enrolments/{enrolment_id}/approve",
+                               {"reason": reason})
+
+    async def reject(self, enrolment_id: str, reason: str) -> Any:
+        return await self.call("POST", f"/api/v1/enrolments/{enrolment_id}/reject",
+                               {"reason": reason})
+
+    async def revoke_gateway(self, name: str, reason: str) -> Any:
+        return await self.call("POST", f"/api/v1/gateways/{name}/revoke", {"reason": reason})
+
+    async def verify_audit(self) -> Any:
+        return await self.call("GET", "/api/v1/audit/verify")

@@ -1,0 +1,515 @@
+"""Central's use cases: registry, operators, enrolment, revocation and publishing.
+
+Every change is written in one transaction together with its audit entry and
+the directory version it causes, so a crash never leaves a change that the
+log or the directory does not show.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gcx import audit, crypto
+from gcx.central.home import CentralKeys
+from gcx.clock import Clock
+from gcx.config import CentralConfig
+from gcx.errors import (
+    CryptoError,
+    DuplicateEnrolment,
+    InputError,
+    NotFound,
+    TokenInvalid,
+    UnknownOrganisation,
+)
+from gcx.protocol import directory as dirproto
+from gcx.protocol.enrolment import (
+    HOLDING_STATES,
+    EnrolmentEvent,
+    EnrolmentState,
+    key_binding_message,
+    next_state,
+)
+from gcx.protocol.identifiers import (
+    check_gateway_name,
+    check_organisation_code,
+    parse_organisation_type,
+)
+from gcx.store import Database, iso, parse_iso
+from gcx.store.schema import directory_publications, enrolments, operators, organisations
+
+ACTOR_SYSTEM = "central"
+
+
+class CentralService:
+    def __init__(
+        self, config: CentralConfig, database: Database, keys: CentralKeys, clock: Clock
+    ) -> None:
+        self.config = config
+        self.db = database
+        self.keys = keys
+        self.clock = clock
+
+    # -- operators ---------------------------------------------------------
+
+    def add_operator(self, name: str) -> str:
+        """Create an operator and return its token; only the token's hash is kept."""
+        token = crypto.new_token("gcxo")
+        now = self.clock.now()
+        with self.db.transaction() as conn:
+            exists = conn.execute(sa.select(operators.c.id).where(operators.c.name == name)).first()
+            if exists:
+                raise DuplicateEnrolment(f"An operator named {name!r} already exists.")
+            conn.execute(
+                operators.insert().values(
+                    name=name, token_hash=crypto.hash_token(token), created_at=iso(now)
+                )
+            )
+            audit.append(conn, actor=ACTOR_SYSTEM, action="operator.added", subject=name, now=now)
+        return token
+
+    def authenticate_operator(self, token: str | None, *, request: str) -> str:
+        """The operator's name for a valid token; raise :class:`TokenInvalid` otherwise."""
+        now = self.clock.now()
+        with self.db.transaction() as conn:
+            row = None
+            if token:
+                row = conn.execute(
+                    sa.select(operators).where(operators.c.token_hash == crypto.hash_token(token))
+                ).first()
+            if row is None or row.revoked_at is not None or not token or not crypto.token_matches(
+                token, row.token_hash
+            ):
+                audit.append(
+                    conn, actor="anonymous", action="token.refused", subject="operator",
+                    now=now, details={"request": request},
+                )
+                raise TokenInvalid(
+                    "The operator token is unknown or revoked; create one with "
+                    "'gcx central operator add'."
+                )
+            audit.append(
+                conn, actor=f"operator:{row.name}", action="token.used", subject="operator",
+                now=now, details={"request": request},
+            )
+            return str(row.name)
+
+    def revoke_operator(self, name: str) -> None:
+        now = self.clock.now()
+        with self.db.transaction() as conn:
+            updated = conn.execute(
+                operators.update()
+                .where(operators.c.name == name, operators.c.revoked_at.is_(None))
+                .values(revoked_at=iso(now))
+            ).rowcount
+            if not updated:
+                raise NotFound(f"There is no active operator named {name!r}.")
+            audit.append(conn, actor=ACTOR_SYSTEM, action="operator.revoked", subject=name, now=now)
+
+    # -- member registry ---------------------------------------------------
+
+    def add_organisation(
+        self, operator: str, code: str, name: str, type_: str, contacts: list[dict[str, str]]
+    ) -> dict[str, Any]:
+        check_organisation_code(code)
+        org_type = parse_organisation_type(type_)
+        if not name.strip() or len(name) > 200:
+            raise InputError("The organisation name must be 1 to 200 characters.")
+        now = self.clock.now()
+        with self.db.transaction() as conn:
+            if conn.execute(
+                sa.select(organisations.c.code).where(organisations.c.code == code)
+            ).first():
+                raise DuplicateEnrolment(
+                    f"Organisation {code} is already in the registry.", code=code
+                )
+            conn.execute(
+                organisations.insert().values(
+                    code=code, name=name.strip(), type=org_type.value, contacts=contacts,
+                    created_at=iso(now),
+                )
+            )
+            audit.append(
+                conn, actor=f"operator:{operator}", action="organisation.added", subject=code,
+                now=now, details={"name": name, "type": org_type.value},
+            )
+            self._publish(conn, now, reason=f"organisation {code} added")
+        return {"code": code, "name": name.strip(), "type": org_type.value, "contacts": contacts}
+
+    def list_organisations(self) -> list[dict[str, Any]]:
+        with self.db.transaction() as conn:
+            rows = conn.execute(sa.select(organisations).order_by(organisations.c.code)).all()
+        return [
+            {"code": r.code, "name": r.name, "type": r.type, "contacts": r.contacts}
+            for r in rows
+        ]
+
+    # -- enrolment ---------------------------------------------------------
+
+    def submit_enrolment(
+        self, csr_pem: bytes, peer_address: str, organisation_keys: dict[str, dict[str, str]]
+    ) -> dict[str, Any]:
+        """Record a gateway's request to join; it waits for an operator's decision."""
+        info = crypto.parse_enrolment_request(csr_pem)
+        check_gateway_name(info.gateway_name)
+        _check_peer_address(peer_address)
+        codes = [check_organisation_code(c) for c in info.organisation_codes]
+        if set(organisation_keys) != set(codes):
+            raise InputError(
+                "The enrolment must give signing and encryption keys for exactly the "
+                "organisations the request names."
+            )
+        for code in codes:
+            _check_key_binding(csr_pem, code, organisation_keys[code])
+        now = self.clock.now()
+        enrolment_id = crypto.random_id(12)
+        with self.db.transaction() as conn:
+            known = {
+                r.code
+                for r in conn.execute(
+                    sa.select(organisations.c.code).where(organisations.c.code.in_(codes))
+                )
+            }
+            missing = [c for c in codes if c not in known]
+            if missing:
+                audit.append(
+                    conn, actor=f"gateway:{info.gateway_name}", action="enrolment.refused",
+                    subject=info.gateway_name, now=now,
+                    details={"code": UnknownOrganisation.code, "organisations": missing},
+                )
+                raise UnknownOrganisation(
+                    f"The request names {', '.join(missing)}, which the member registry does not "
+                    "hold; an operator must register the organisation first.",
+                    organisations=missing,
+                )
+            self._refuse_duplicates(conn, info.gateway_name, codes, info.public_key, now)
+            conn.execute(
+                enrolments.insert().values(
+                    id=enrolment_id, gateway_name=info.gateway_name,
+                    state=EnrolmentState.PENDING.value, csr_pem=csr_pem.decode(),
+                    peer_address=peer_address, organisations=codes,
+                    organisation_keys=organisation_keys, requested_at=iso(now),
+                )
+            )
+            audit.append(
+                conn, actor=f"gateway:{info.gateway_name}", action="enrolment.requested",
+                subject=enrolment_id, now=now,
+                details={"gateway": info.gateway_name, "organisations": codes,
+                         "peer_address": peer_address},
+            )
+        return {"id": enrolment_id, "state": EnrolmentState.PENDING.value,
+                "gateway": info.gateway_name, "organisations": codes}
+
+    def _refuse_duplicates(
+        self, conn: Connection, gateway: str, codes: list[str], key: crypto.VerifyKey,
+        now: dt.datetime,
+    ) -> None:
+        holding = [s.value for s in HOLDING_STATES]
+        rows = conn.execute(
+            sa.select(enrolments.c.id, enrolments.c.gateway_name, enrolments.c.organisations,
+                      enrolments.c.csr_pem)
+            .where(enrolments.c.state.in_(holding))
+        ).all()
+        for row in rows:
+            clash = sorted(set(row.organisations) & set(codes))
+            same_key = crypto.parse_enrolment_request(row.csr_pem.encode()).public_key.raw() == key.raw()
+            if row.gateway_name == gateway or clash or same_key:
+                what = (
+                    f"gateway {gateway}" if row.gateway_name == gateway
+                    else f"organisation {', '.join(clash)}" if clash else "this key"
+                )
+                audit.append(
+                    conn, actor=f"gateway:{gateway}", action="enrolment.refused", subject=gateway,
+                    now=now, details={"code": DuplicateEnrolment.code, "existing": row.id},
+                )
+                raise DuplicateEnrolment(
+                    f"An enrolment for {what} is already pending or active ({row.id}); revoke "
+                    "or reject it before enrolling again.",
+                    existing=row.id,
+                )
+
+    def get_enrolment(self, enrolment_id: str) -> dict[str, Any]:
+        with self.db.transaction() as conn:
+            row = conn.execute(sa.select(enrolments).where(enrolments.c.id == enrolment_id)).first()
+        if row is None:
+            raise NotFound(f"There is no enrolment {enrolment_id[:40]!r}.")
+        return _enrolment_view(row)
+
+    def list_enrolments(self, state: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(enrolments).order_by(enrolments.c.requested_at)
+        if state:
+            query = query.where(enrolments.c.state == state)
+        with self.db.transaction() as conn:
+            return [_enrolment_view(r) for r in conn.execute(query)]
+
+    def approve_enrolment(self, operator: str, enrolment_id: str, reason: str) -> dict[str, Any]:
+        """Issue the gateway's certificates and put it in the directory."""
+        reason = _require_reason(reason)
+        now = self.clock.now()
+        with self.db.transaction() as conn:
+            row = self._locked_enrolment(conn, enrolment_id)
+            next_state(EnrolmentState(row.state), EnrolmentEvent.APPROVE)
+            info = crypto.parse_enrolment_request(row.csr_pem.encode())
+            validity = dt.timedelta(days=self.config.certificate_validity_days)
+            host = row.peer_address.rsplit(":", 1)[0].strip("[]")
+            certificate = crypto.issue_gateway_certificate(
+                self.keys.root_key, self.keys.root, info, [host], now, validity
+            )
+            names = {
+                r.code: r.name
+                for r in conn.execute(
+                    sa.select(organisations.c.code, organisations.c.name)
+                    .where(organisations.c.code.in_(row.organisations))
+                )
+            }
+            org_certs = {
+                code: crypto.issue_organisation_certificate(
+                    self.keys.root_key, self.keys.root, code, names[code],
+                    crypto.VerifyKey.from_b64(row.organisation_keys[code]["signing_key"]),
+                    now, validity,
+                ).pem.decode()
+                for code in row.organisations
+            }
+            conn.execute(
+                enrolments.update().where(enrolments.c.id == enrolment_id).values(
+                    state=EnrolmentState.ACTIVE.value, decided_at=iso(now), decided_by=operator,
+                    decision_reason=reason, certificate_pem=certificate.pem.decode(),
+                    certificate_fingerprint=certificate.fingerprint,
+                    certificate_serial=certificate.serial,
+                    certificate_not_after=iso(certificate.not_after),
+                    organisation_certificates=org_certs,
+                )
+            )
+            audit.append(
+                conn, actor=f"operator:{operator}", action="enrolment.approved",
+                subject=enrolment_id, now=now,
+                details={"gateway": row.gateway_name, "reason": reason,
+                         "certificate_fingerprint": certificate.fingerprint,
+                         "organisations": row.organisations},
+            )
+            self._publish(conn, now, reason=f"gateway {row.gateway_name} admitted")
+        return self.get_enrolment(enrolment_id)
+
+    def reject_enrolment(self, operator: str, enrolment_id: str, reason: str) -> dict[str, Any]:
+        reason = _require_reason(reason)
+        now = self.clock.now()
+        with self.db.transaction() as conn:
+            row = self._locked_enrolment(conn, enrolment_id)
+            next_state(EnrolmentState(row.state), EnrolmentEvent.REJECT)
+            conn.execute(
+                enrolments.update().where(enrolments.c.id == enrolment_id).values(
+                    state=EnrolmentState.REJECTED.value, decided_at=iso(now),
+                    decided_by=operator, decision_reason=reason,
+                )
+            )
+            audit.append(
+                conn, actor=f"operator:{operator}", action="enrolment.rejected",
+                subject=enrolment_id, now=now, details={"reason": reason},
+            )
+        return self.get_enrolment(enrolment_id)
+
+    def revoke_gateway(self, operator: str, gateway: str, reason: str) -> dict[str, Any]:
+        """Withdraw an active gateway: its certificate goes into the next directory's revocations."""
+        reason = _require_reason(reason)
+        now = self.clock.now()
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                sa.select(enrolments).where(
+                    enrolments.c.gateway_name == gateway,
+                    enrolments.c.state == EnrolmentState.ACTIVE.value,
+                ).with_for_update()
+            ).first()
+            if row is None:
+                raise NotFound(f"There is no active gateway named {gateway[:63]!r}.")
+            next_state(EnrolmentState(row.state), EnrolmentEvent.REVOKE)
+            conn.execute(
+                enrolments.update().where(enrolments.c.id == row.id).values(
+                    state=EnrolmentState.REVOKED.value, revoked_at=iso(now), revoked_by=operator,
+                    revocation_reason=reason,
+                )
+            )
+            audit.append(
+                conn, actor=f"operator:{operator}", action="gateway.revoked", subject=gateway,
+                now=now, details={"enrolment": row.id, "reason": reason,
+                                  "certificate_fingerprint": row.certificate_fingerprint},
+            )
+            self._publish(conn, now, reason=f"gateway {gateway} revoked")
+        return self.get_enrolment(row.id)
+
+    def _locked_enrolment(self, conn: Connection, enrolment_id: str) -> Any:
+        row = conn.execute(
+            sa.select(enrolments).where(enrolments.c.id == enrolment_id).with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(f"There is no enrolment {enrolment_id[:40]!r}.")
+        return row
+
+    # -- the directory -----------------------------------------------------
+
+    def publish_directory(self, reason: str = "scheduled") -> int:
+        """Publish a fresh directory version (the periodic refresh calls this)."""
+        now = self.clock.now()
+        with self.db.transaction() as conn:
+            return self._publish(conn, now, reason=reason)
+
+    def latest_directory(self) -> bytes:
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                sa.select(directory_publications.c.document)
+                .order_by(directory_publications.c.version.desc()).limit(1)
+            ).first()
+            if row is not None:
+                return bytes(row.document)
+        self.publish_directory("first request")
+        return self.latest_directory()
+
+    def latest_directory_expiry(self) -> dt.datetime | None:
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                sa.select(directory_publications.c.expires_at)
+                .order_by(directory_publications.c.version.desc()).limit(1)
+            ).first()
+        return parse_iso(row.expires_at) if row else None
+
+    def _publish(self, conn: Connection, now: dt.datetime, *, reason: str) -> int:
+        # Version allocation under the same transaction as the change: on
+        # PostgreSQL two publishers racing collide on the primary key and one
+        # retries via the caller's error; on SQLite writers are serialised.
+        current = conn.execute(sa.select(sa.func.max(directory_publications.c.version))).scalar()
+        version = int(current or 0) + 1
+        directory = self._build_directory(conn, version, now)
+        payload = directory.to_bytes()
+        document = crypto.sign_document(
+            dirproto.PAYLOAD_TYPE, payload, self.keys.root_key, self.keys.root_key_id
+        )
+        conn.execute(
+            directory_publications.insert().values(
+                version=version, issued_at=iso(now), expires_at=iso(directory.expires_at),
+                content_hash=crypto.sha256_hex(payload), document=document,
+            )
+        )
+        audit.append(
+            conn, actor=ACTOR_SYSTEM, action="directory.published", subject=f"v{version}",
+            now=now, details={"reason": reason, "sha256": crypto.sha256_hex(payload),
+                              "expires_at": iso(directory.expires_at)},
+        )
+        return version
+
+    def _build_directory(self, conn: Connection, version: int, now: dt.datetime) -> dirproto.Directory:
+        active = conn.execute(
+            sa.select(enrolments).where(enrolments.c.state == EnrolmentState.ACTIVE.value)
+            .order_by(enrolments.c.gateway_name)
+        ).all()
+        revoked = conn.execute(
+            sa.select(enrolments).where(enrolments.c.state == EnrolmentState.REVOKED.value)
+            .order_by(enrolments.c.revoked_at)
+        ).all()
+        hosting: dict[str, Any] = {}
+        for row in active:
+            for code in row.organisations:
+                hosting[code] = row
+        orgs = []
+        for org in conn.execute(sa.select(organisations).order_by(organisations.c.code)):
+            host = hosting.get(org.code)
+            keys = host.organisation_keys[org.code] if host else {}
+            orgs.append(
+                dirproto.OrganisationEntry(
+                    code=org.code, name=org.name, type=org.type,
+                    gateway=host.gateway_name if host else None,
+                    signing_key=keys.get("signing_key"),
+                    signing_certificate=host.organisation_certificates[org.code] if host else None,
+                    encryption_key=keys.get("encryption_key"),
+                    encryption_kem="MLKEM768-X25519" if host else None,
+                )
+            )
+        gateways = [
+            dirproto.GatewayEntry(
+                name=row.gateway_name, peer_address=row.peer_address,
+                certificate_fingerprint=row.certificate_fingerprint,
+                certificate_serial=row.certificate_serial,
+                certificate_not_after=parse_iso(row.certificate_not_after),
+                organisations=tuple(row.organisations),
+            )
+            for row in active
+        ]
+        revocations = [
+            dirproto.Revocation(
+                gateway=row.gateway_name, certificate_serial=row.certificate_serial,
+                certificate_fingerprint=row.certificate_fingerprint,
+                reason=row.revocation_reason or "", revoked_at=parse_iso(row.revoked_at),
+            )
+            for row in revoked
+            # A revoked certificate past its own expiry can no longer be used
+            # anywhere, so it can leave the list (as CRLs drop expired entries).
+            if parse_iso(row.certificate_not_after) > now
+        ]
+        return dirproto.Directory(
+            network=self.config.network, version=version, issued_at=now,
+            expires_at=now + dt.timedelta(seconds=self.config.directory_validity_seconds),
+            organisations=tuple(orgs), gateways=tuple(gateways), revocations=tuple(revocations),
+        )
+
+    # -- audit -------------------------------------------------------------
+
+    def verify_audit(self) -> audit.VerifyReport:
+        with self.db.transaction() as conn:
+            return audit.verify(conn)
+
+
+def _require_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InputError("A reason is required and is recorded in the audit log.")
+    if len(reason) > 1000:
+        raise InputError("The reason must be at most 1,000 characters.")
+    return reason
+
+
+def _check_peer_address(address: str) -> None:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"{address[:100]!r} is not a peer address of the form host:port.")
+
+
+def _check_key_binding(csr_pem: bytes, code: str, keys: dict[str, str]) -> None:
+    try:
+        signing = crypto.VerifyKey.from_b64(keys["signing_key"])
+        crypto.EncryptionPublicKey.from_b64(keys["encryption_key"])
+        proof = keys["proof"]
+        import base64
+
+        signing.verify(
+            base64.b64decode(proof, validate=True),
+            key_binding_message(csr_pem, code, keys["signing_key"], keys["encryption_key"]),
+        )
+    except (KeyError, TypeError, ValueError, CryptoError) as exc:
+        raise InputError(
+            f"The keys given for {code} are missing, malformed, or not proven by a signature "
+            "with the organisation's signing key.",
+            organisation=code,
+        ) from exc
+
+
+def _enrolment_view(row: Any) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": row.id, "gateway": row.gateway_name, "state": row.state,
+        "organisations": list(row.organisations), "peer_address": row.peer_address,
+        "requested_at": row.requested_at, "decided_at": row.decided_at,
+        "decided_by": row.decided_by, "decision_reason": row.decision_reason,
+    }
+    if row.certificate_pem:
+        view["certificate_pem"] = row.certificate_pem
+        view["certificate_fingerprint"] = row.certificate_fingerprint
+        view["organisation_certificates"] = row.organisation_certificates
+    if row.revoked_at:
+        view.update(revoked_at=row.revoked_at, revoked_by=row.revoked_by,
+                    revocation_reason=row.revocation_reason)
+    return view
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True)

@@ -1,0 +1,3 @@
+from gcx.cli.main import main
+
+main()

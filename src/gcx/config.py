@@ -1,0 +1,168 @@
+"""Typed settings for central and gateways, read from a TOML file in their home.
+
+Settings fail closed: there is no default key passphrase, and a passphrase
+file readable by others is refused. Paths in the file are relative to the
+home directory so a home can be moved as one folder.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from gcx.errors import ConfigError
+
+CENTRAL_FILE = "central.toml"
+GATEWAY_FILE = "gateway.toml"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"No configuration at {path}; run the init command first.") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def _write(path: Path, values: dict[str, Any]) -> None:
+    lines = [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _build(cls: type[Any], home: Path, raw: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)} - {"home"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"Unknown settings in {home}: {', '.join(sorted(unknown))}.")
+    try:
+        return cls(home=home, **raw)
+    except TypeError as exc:
+        raise ConfigError(f"The configuration in {home} is missing a setting: {exc}.") from exc
+
+
+def read_passphrase(home: Path, passphrase_file: str | None) -> bytes:
+    """The key passphrase: ``GCX_KEY_PASSPHRASE`` if set, else the configured file."""
+    from_env = os.environ.get("GCX_KEY_PASSPHRASE")
+    if from_env:
+        return from_env.encode()
+    if not passphrase_file:
+        raise ConfigError(
+            "No key passphrase: set GCX_KEY_PASSPHRASE or key_passphrase_file in the config."
+        )
+    path = home / passphrase_file
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise ConfigError(f"The key passphrase file {path} does not exist.") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"The key passphrase file {path} is readable by other users; chmod 600 it."
+        )
+    value = path.read_bytes().strip()
+    if len(value) < 16:
+        raise ConfigError(f"The key passphrase in {path} is shorter than 16 characters.")
+    return value
+
+
+@dataclass(frozen=True)
+class CentralConfig:
+    home: Path
+    network: str
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8443
+    database_url: str = ""
+    key_passphrase_file: str | None = "secrets/key-passphrase"
+    directory_validity_seconds: int = 600
+    republish_interval_seconds: int = 60
+    certificate_validity_days: int = 365
+    server_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost"])
+
+    @classmethod
+    def load(cls, home: Path) -> CentralConfig:
+        config: CentralConfig = _build(cls, home, _read(home / CENTRAL_FILE))
+        if config.directory_validity_seconds <= config.republish_interval_seconds:
+            raise ConfigError(
+                "directory_validity_seconds must be longer than republish_interval_seconds, "
+                "or gateways would hold expired directories between publications."
+            )
+        return config
+
+    def save(self) -> None:
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "home"}
+        _write(self.home / CENTRAL_FILE, values)
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.listen_host}:{self.listen_port}"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'central.db'}"
+
+    def passphrase(self) -> bytes:
+        return read_passphrase(self.home, self.key_passphrase_file)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    home: Path
+    name: str
+    organisations: list[str]
+    central_url: str
+    peer_host: str = "127.0.0.1"
+    peer_port: int = 9443
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    database_url: str = ""
+    key_passphrase_file: str | None = "secrets/key-passphrase"
+    directory_poll_seconds: float = 30.0
+    network: str = ""
+
+    @classmethod
+    def load(cls, home: Path) -> GatewayConfig:
+        config: GatewayConfig = _build(cls, home, _read(home / GATEWAY_FILE))
+        return config
+
+    def save(self) -> None:
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "home"}
+        _write(self.home / GATEWAY_FILE, values)
+
+    @property
+    def peer_address(self) -> str:
+        return f"{self.peer_host}:{self.peer_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'gateway.db'}"
+
+    def passphrase(self) -> bytes:
+        return read_passphrase(self.home, self.key_passphrase_file)
+
+
+def write_secret_file(path: Path, value: str) -> None:
+    """Write a secret with mode 0600 from the moment it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")

@@ -1,0 +1,1 @@
+"""The gateway: the process each organisation runs to take part in the network."""

@@ -1,0 +1,112 @@
+"""The gateway's local API for its organisations' people and systems.
+
+Authenticated with ``Authorization: Bearer gcxt_…`` tokens made by
+``gcx gateway token add``; every use and every refusal is audited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gcx.gateway.peer import GATEWAY, ping
+from gcx.gateway.runtime import Gateway
+from gcx.gateway.tokens import Caller
+from gcx.httpapi import bearer_token, error_middleware, json_body, run_sync
+from gcx.errors import Forbidden, InputError
+
+
+async def caller_of(request: web.Request) -> Caller:
+    gateway = request.app[GATEWAY]
+    return await run_sync(gateway.tokens.authenticate, bearer_token(request),
+                          request=f"{request.method} {request.path}")
+
+
+def gateway_status(gateway: Gateway) -> dict[str, Any]:
+    directory = gateway.directory.status()
+    return {
+        "gateway": gateway.config.name,
+        "organisations": list(gateway.config.organisations),
+        "network": gateway.config.network,
+        "exchanging": directory["usable"],
+        "directory": directory,
+    }
+
+
+async def health(request: web.Request) -> web.Response:
+    status = gateway_status(request.app[GATEWAY])
+    return web.json_response(
+        {"gateway": status["gateway"], "exchanging": status["exchanging"],
+         "directory_version": status["directory"]["version"]},
+        status=200 if status["exchanging"] else 503,
+    )
+
+
+async def status(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    body = gateway_status(request.app[GATEWAY])
+    body["caller"] = caller.to_dict()
+    return web.json_response(body)
+
+
+async def post_ping(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    body = await json_body(request)
+    to_org = body.get("to")
+    if not isinstance(to_org, str) or not to_org:
+        raise InputError("The field 'to' (an organisation code) is required.")
+    from_org = body.get("from", caller.organisation)
+    if from_org != caller.organisation:
+        raise Forbidden("You may only ping as your own organisation.")
+    result = await ping(request.app[GATEWAY], to_org, from_org=caller.organisation)
+    return web.json_response(result.to_dict())
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "gcx gateway local API", "version": "1"},
+    "components": {
+        "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Refusal": {
+                "type": "object", "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                               "details": {"type": "object"}},
+            },
+        },
+    },
+    "security": [{"token": []}],
+    "paths": {
+        "/api/v1/health": {"get": {"summary": "Liveness and whether the gateway can exchange",
+                                   "security": [],
+                                   "responses": {"200": {"description": "exchanging"},
+                                                 "503": {"description": "no usable directory"}}}},
+        "/api/v1/status": {"get": {"summary": "Gateway, directory and caller status",
+                                   "responses": {"200": {"description": "status"},
+                                                 "401": {"description": "token refused"}}}},
+        "/api/v1/ping": {"post": {
+            "summary": "Send a signed ping to the gateway hosting an organisation",
+            "requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "required": ["to"],
+                "properties": {"to": {"type": "string"}}}}}},
+            "responses": {"200": {"description": "the peer's signed answer, checked"},
+                          "4XX": {"description": "refused",
+                                  "content": {"application/json": {
+                                      "schema": {"$ref": "#/components/schemas/Refusal"}}}}}}},
+    },
+}
+
+
+async def openapi(_: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
+
+
+def build_local_app(gateway: Gateway) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    app[GATEWAY] = gateway
+    app.router.add_get("/api/v1/health", health)
+    app.router.add_get("/api/v1/status", status)
+    app.router.add_post("/api/v1/ping", post_ping)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    return app

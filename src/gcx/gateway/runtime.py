@@ -1,0 +1,46 @@
+"""A gateway's parts wired together in one place: configuration, storage, keys, directory.
+
+Adapters are chosen here from configuration and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gcx import audit
+from gcx.clock import Clock, SystemClock
+from gcx.config import GatewayConfig
+from gcx.gateway.directory import DirectoryKeeper
+from gcx.gateway.home import GatewayKeys, load_keys
+from gcx.gateway.tokens import TokenService
+from gcx.store import Database, open_database
+
+
+@dataclass
+class Gateway:
+    config: GatewayConfig
+    db: Database
+    keys: GatewayKeys
+    directory: DirectoryKeeper
+    tokens: TokenService
+    clock: Clock
+
+    @classmethod
+    def open(cls, config: GatewayConfig, clock: Clock | None = None) -> Gateway:
+        clock = clock or SystemClock()
+        db = open_database(config.db_url)
+        keys = load_keys(config)
+        keeper = DirectoryKeeper(db, keys.anchor, config.network, clock)
+        tokens = TokenService(db, list(config.organisations), clock)
+        return cls(config, db, keys, keeper, tokens, clock)
+
+    def record(self, *, actor: str, action: str, subject: str,
+               details: dict[str, Any] | None = None) -> None:
+        """Append one audit entry in its own transaction."""
+        with self.db.transaction() as conn:
+            audit.append(conn, actor=actor, action=action, subject=subject,
+                         now=self.clock.now(), details=details)
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,102 @@
+"""Running a gateway: wait for certificates, keep the directory fresh, serve both endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from gcx import crypto
+from gcx.config import GatewayConfig
+from gcx.errors import DirectoryError, GcxError
+from gcx.gateway.central_client import CentralClient
+from gcx.gateway.home import client_ssl_for_central, has_certificates, pick_up_certificates
+from gcx.gateway.peer import build_peer_app
+from gcx.gateway.app import build_local_app
+from gcx.gateway.runtime import Gateway
+from gcx.gateway.tls_gate import serve_tls
+from gcx.httpapi import run_sync
+
+log = logging.getLogger("gcx.gateway")
+
+
+async def wait_for_certificates(config: GatewayConfig, interval: float = 2.0) -> None:
+    while not has_certificates(config.home):
+        try:
+            status = await pick_up_certificates(config)
+            if status["state"] == "active":
+                log.info("enrolment approved; certificates stored")
+                return
+            log.info("enrolment %s is %s; waiting for an operator", status["id"], status["state"])
+        except GcxError as error:
+            if error.code == "state-transition-refused":
+                raise
+            log.warning("could not ask central about enrolment: %s", error.message)
+        await asyncio.sleep(interval)
+
+
+async def poll_directory(gateway: Gateway, central: CentralClient) -> None:
+    """Fetch and offer the directory once; refusals are logged and audited by the keeper."""
+    try:
+        document = await central.directory()
+        directory = await run_sync(gateway.directory.offer, document)
+        log.debug("directory version %s held", directory.version)
+    except DirectoryError:
+        pass  # already logged and audited; the held directory stays until it expires
+    except GcxError as error:
+        log.warning("directory fetch failed: %s", error.message)
+        with contextlib.suppress(DirectoryError):
+            gateway.directory.current()
+            return
+        log.warning("no usable directory: this gateway refuses to exchange")
+
+
+async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> None:
+    await wait_for_certificates(config)
+    gateway = await run_sync(Gateway.open, config)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    passphrase = config.passphrase()
+    home = config.home
+    peer_context = crypto.server_context(home / "anchor.pem", home / "tls.pem", home / "tls.key",
+                                         passphrase, require_client_cert=True)
+    peer_runner = web.AppRunner(build_peer_app(gateway), access_log=None)
+    await peer_runner.setup()
+
+    def on_refused(address: str, code: str, sentence: str) -> None:
+        log.warning("refused TLS connection from %s: %s", address, code)
+        loop.run_in_executor(None, lambda: gateway.record(
+            actor=f"peer:{address}", action="connection.refused", subject="peer-endpoint",
+            details={"code": code, "message": sentence}))
+
+    peer_server = await serve_tls(peer_runner.server, peer_context, config.peer_host,
+                                  config.peer_port, on_refused)
+    local_runner = web.AppRunner(build_local_app(gateway), access_log=None)
+    await local_runner.setup()
+    await web.TCPSite(local_runner, config.api_host, config.api_port).start()
+    log.info("gateway %s: peer endpoint https://%s, local API %s", config.name,
+             config.peer_address, config.api_url)
+
+    async with CentralClient(config.central_url, client_ssl_for_central(config)) as central:
+        async def poller() -> None:
+            while True:
+                await poll_directory(gateway, central)
+                await asyncio.sleep(config.directory_poll_seconds)
+
+        task = asyncio.create_task(poller())
+        await stop.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    peer_server.close()
+    await peer_server.wait_closed()
+    await peer_runner.cleanup()
+    await local_runner.cleanup()
+    gateway.close()

@@ -1,0 +1,82 @@
+"""What every gcx HTTP API shares: the refusal format and running blocking work.
+
+A refusal is JSON ``{"code", "message", "details"?}`` with the error's HTTP
+status and an ``X-Gcx-Error`` header carrying the code, so a program can tell
+a gcx refusal from anything else that answers with the same status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from gcx.errors import GcxError, InputError
+
+T = TypeVar("T")
+log = logging.getLogger("gcx.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def refusal(error: GcxError) -> web.Response:
+    return web.json_response(
+        error.to_dict(), status=error.status, headers={"X-Gcx-Error": error.code}
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GcxError as error:
+        if error.status >= 500:
+            log.warning("%s %s refused: %s (%s)", request.method, request.path, error.code,
+                        error.message)
+        return refusal(error)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return refusal(GcxError())
+
+
+async def run_sync(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking work (database, key operations) off the event loop."""
+    return await asyncio.to_thread(partial(function, *args, **kwargs))
+
+
+async def json_body(request: web.Request, max_bytes: int = 1 << 20) -> dict[str, Any]:
+    """The request's JSON object body, or a clear refusal."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise InputError(f"The request body is larger than {max_bytes} bytes.")
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise InputError(f"The request body is larger than {max_bytes} bytes.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError("The request body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise InputError("The request body must be a JSON object.")
+    return body
+
+
+def require_str(body: dict[str, Any], key: str, *, max_len: int = 10_000) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise InputError(f"The field {key!r} is required and must be a string.")
+    if len(value) > max_len:
+        raise InputError(f"The field {key!r} is longer than {max_len} characters.")
+    return value
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

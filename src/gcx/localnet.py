@@ -1,0 +1,274 @@
+"""A whole network on loopback: central and gateways as real processes.
+
+Used by ``gcx demo`` and by the integration tests, so what the demo shows is
+what the tests exercise. Every process is a real ``gcx`` process on real
+sockets with real TLS; nothing is simulated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gcx.central.client import OperatorClient
+from gcx.config import GatewayConfig
+from gcx.errors import ConfigError, PeerUnreachable
+from gcx.gateway.home import create_gateway_home, submit_enrolment
+
+MARKER = ".gcx-localnet"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class OrganisationSpec:
+    code: str
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class GatewaySpec:
+    name: str
+    organisations: tuple[OrganisationSpec, ...]
+    account: str  # the demo user whose API token network.json lists
+
+
+DEMO_GATEWAYS = (
+    GatewaySpec("tower-hamlets", (OrganisationSpec("E09000030", "London Borough of Tower Hamlets",
+                                                   "local-authority"),), "benefits.officer"),
+    GatewaySpec("dwp", (OrganisationSpec("DWP", "Department for Work and Pensions",
+                                         "central-government"),), "claims.processor"),
+    GatewaySpec("met-police", (OrganisationSpec("MPS", "Metropolitan Police Service", "police"),),
+                "safeguarding.officer"),
+)
+
+
+@dataclass
+class GatewayProcess:
+    spec: GatewaySpec
+    home: Path
+    config: GatewayConfig
+    process: subprocess.Popen[bytes] | None = None
+    token: str = ""
+
+    @property
+    def codes(self) -> list[str]:
+        return [o.code for o in self.spec.organisations]
+
+
+@dataclass
+class LocalNetwork:
+    """Central plus gateways under one directory."""
+
+    root: Path
+    network_name: str = "gcx-demo"
+    gateways: dict[str, GatewayProcess] = field(default_factory=dict)
+    central_process: subprocess.Popen[bytes] | None = None
+    central_port: int = 0
+    operator_token: str = ""
+    poll_seconds: float = 5.0
+    database_url: Callable[[str], str] = lambda _name: ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def central_home(self) -> Path:
+        return self.root / "central"
+
+    @property
+    def central_url(self) -> str:
+        return f"https://127.0.0.1:{self.central_port}"
+
+    @property
+    def anchor(self) -> Path:
+        return self.central_home / "anchor.pem"
+
+    # -- processes ---------------------------------------------------------
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log = (self.root / "logs" / f"{log_name}.log").open("ab")
+        environment = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        return subprocess.Popen(
+            [sys.executable, "-m", "gcx.cli.main", *args], stdout=log, stderr=subprocess.STDOUT,
+            env=environment, start_new_session=True,
+        )
+
+    def prepare(self) -> None:
+        if self.root.exists():
+            if (self.root / MARKER).exists():
+                shutil.rmtree(self.root)
+            elif any(self.root.iterdir()):
+                raise ConfigError(
+                    f"{self.root} exists and is not a gcx demo directory; choose another --dir."
+                )
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        (self.root / MARKER).write_text("made by gcx; deleted and remade by the next run\n")
+
+    def init_central(self) -> None:
+        self.central_port = free_port()
+        _run_cli(["central", "init", "--home", str(self.central_home), "--network",
+                  self.network_name, "--port", str(self.central_port),
+                  "--database-url", self.database_url("central")], self.env)
+        self.operator_token = _run_cli(
+            ["central", "operator", "add", "--home", str(self.central_home), "operator"],
+            self.env).strip()
+
+    def start_central(self) -> None:
+        self.central_process = self._spawn(["central", "serve", "--home",
+                                            str(self.central_home)], "central")
+
+    def operator(self) -> OperatorClient:
+        return OperatorClient(self.central_url, self.anchor, self.operator_token)
+
+    async def wait_for_central(self, timeout: float = 30.0) -> None:
+        await _wait_http(f"{self.central_url}/api/v1/health", timeout, anchor=self.anchor,
+                         process=self.central_process)
+
+    async def register(self, specs: tuple[GatewaySpec, ...]) -> None:
+        async with self.operator() as operator:
+            for spec in specs:
+                for org in spec.organisations:
+                    await operator.add_organisation(org.code, org.name, org.type)
+
+    async def enrol(self, spec: GatewaySpec, *, approve: bool = True) -> GatewayProcess:
+        home = self.root / spec.name
+        config, request = create_gateway_home(
+            home, name=spec.name, organisations=[o.code for o in spec.organisations],
+            central_url=self.central_url, anchor=self.anchor, peer_port=free_port(),
+            api_port=free_port(), database_url=self.database_url(spec.name),
+            directory_poll_seconds=self.poll_seconds,
+        )
+        result = await submit_enrolment(config, request)
+        if approve:
+            async with self.operator() as operator:
+                await operator.approve(result["id"], "demo network: Code of Connection met")
+        gateway = GatewayProcess(spec, home, config)
+        self.gateways[spec.name] = gateway
+        return gateway
+
+    def start_gateway(self, name: str) -> None:
+        gateway = self.gateways[name]
+        gateway.process = self._spawn(["gateway", "serve", "--home", str(gateway.home)], name)
+
+    def add_token(self, name: str, account: str, roles: tuple[str, ...] = ("staff",)) -> str:
+        gateway = self.gateways[name]
+        args = ["gateway", "token", "add", "--home", str(gateway.home), "--org", gateway.codes[0],
+                "--account", account, "--kind", "user"]
+        for role in roles:
+            args += ["--role", role]
+        return _run_cli(args, self.env).strip()
+
+    async def wait_for_gateway(self, name: str, timeout: float = 30.0) -> None:
+        gateway = self.gateways[name]
+        await _wait_http(f"{gateway.config.api_url}/api/v1/health", timeout,
+                         process=gateway.process)
+
+    async def start(self, specs: tuple[GatewaySpec, ...] = DEMO_GATEWAYS) -> None:
+        """Make and start a whole network: central, registry, gateways, tokens."""
+        self.prepare()
+        self.init_central()
+        self.start_central()
+        await self.wait_for_central()
+        await self.register(specs)
+        for spec in specs:
+            await self.enrol(spec)
+            self.start_gateway(spec.name)
+        for spec in specs:
+            self.gateways[spec.name].token = self.add_token(spec.name, spec.account,
+                                                            ("staff", "admin"))
+        await asyncio.gather(*(self.wait_for_gateway(s.name) for s in specs))
+
+    def describe(self) -> dict[str, Any]:
+        """What ``network.json`` holds."""
+        return {
+            "network": self.network_name,
+            "central": {"url": self.central_url, "anchor": str(self.anchor),
+                        "operator_token": self.operator_token},
+            "gateways": [
+                {
+                    "name": g.spec.name,
+                    "organisations": g.codes,
+                    "peer_address": g.config.peer_address,
+                    "api_url": g.config.api_url,
+                    "api_token": g.token,
+                    "api_account": f"{g.spec.account}@{g.codes[0]}",
+                    "tls_certificate": str(g.home / "tls.pem"),
+                    "tls_key": str(g.home / "tls.key"),
+                    "tls_key_passphrase_file": str(g.home / "secrets" / "key-passphrase"),
+                    "ca_certificate": str(self.anchor),
+                    "home": str(g.home),
+                }
+                for g in self.gateways.values()
+            ],
+        }
+
+    def write_description(self) -> Path:
+        path = self.root / "network.json"
+        path.write_text(json.dumps(self.describe(), indent=2) + "\n")
+        os.chmod(path, 0o600)  # it holds tokens
+        return path
+
+    def stop_process(self, process: subprocess.Popen[bytes] | None,
+                     sig: int = signal.SIGTERM) -> None:
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for gateway in self.gateways.values():
+            self.stop_process(gateway.process)
+        self.stop_process(self.central_process)
+
+
+def _run_cli(args: list[str], env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "gcx.cli.main", *args], capture_output=True, check=False,
+        env={**os.environ, **env}, timeout=120,
+    )
+    if result.returncode != 0:
+        raise ConfigError(f"gcx {' '.join(args[:3])} failed: {result.stderr.decode()[-500:]}")
+    return result.stdout.decode()
+
+
+async def _wait_http(url: str, timeout: float, *, anchor: Path | None = None,
+                     process: subprocess.Popen[bytes] | None = None) -> None:
+    from gcx import crypto
+
+    context = crypto.client_context(anchor) if anchor else None
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context or False)) as s:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise PeerUnreachable(f"The process serving {url} exited with "
+                                      f"{process.returncode}; see its log.")
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with s.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+    raise PeerUnreachable(f"{url} did not become ready within {timeout:.0f} seconds.")
