@@ -88,7 +88,7 @@ class CentralConfig:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8443
     database_url: str = ""
-    key_passphrase_file: str | None = "secrets/key-passphrase"
+    key_passphrase_file: str | None = "secrets/key-passphrase"  # noqa: S105 - a path
     directory_validity_seconds: int = 600
     republish_interval_seconds: int = 60
     certificate_validity_days: int = 365
@@ -131,7 +131,7 @@ class GatewayConfig:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     database_url: str = ""
-    key_passphrase_file: str | None = "secrets/key-passphrase"
+    key_passphrase_file: str | None = "secrets/key-passphrase"  # noqa: S105 - a path
     directory_poll_seconds: float = 30.0
     network: str = ""
 

@@ -41,12 +41,19 @@ class Showcase:
         return bool(self.steps) and all(s["ok"] for s in self.steps)
 
 
-async def _api(method: str, url: str, token: str, body: dict[str, Any] | None = None
-               ) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as session, session.request(
-        method, url, json=body, headers={"Authorization": f"Bearer {token}"},
-        timeout=aiohttp.ClientTimeout(total=30),
-    ) as response:
+async def _api(
+    method: str, url: str, token: str, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method,
+            url,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=aiohttp.ClientTimeout(total=30),
+        ) as response,
+    ):
         return response.status, await response.json()
 
 
@@ -58,17 +65,24 @@ async def _showcase(network: LocalNetwork, show: Showcase) -> None:
                 continue
 
             async def ping(source: Any = source, target: Any = target) -> str:
-                status, body = await _api("POST", f"{source.config.api_url}/api/v1/ping",
-                                          source.token, {"to": target.codes[0]})
+                status, body = await _api(
+                    "POST",
+                    f"{source.config.api_url}/api/v1/ping",
+                    source.token,
+                    {"to": target.codes[0]},
+                )
                 assert status == 200, f"ping refused: {body}"
-                return (f"{body['organisation']} answered from {body['peer_address']} "
-                        f"(directory v{body['directory_version']}) in {body['round_trip_ms']} ms")
+                return (
+                    f"{body['organisation']} answered from {body['peer_address']} "
+                    f"(directory v{body['directory_version']}) in {body['round_trip_ms']} ms"
+                )
 
             await show.step(f"{source.codes[0]} pings {target.codes[0]} over mutual TLS", ping)
 
     async def bad_token() -> str:
-        status, body = await _api("GET", f"{gateways[0].config.api_url}/api/v1/status",
-                                  "gcxt_not-a-real-token")
+        status, body = await _api(
+            "GET", f"{gateways[0].config.api_url}/api/v1/status", "gcxt_not-a-real-token"
+        )
         assert status == 401 and body["code"] == "token-invalid", body
         return f"refused with {status} [{body['code']}]"
 
@@ -79,7 +93,9 @@ async def _showcase(network: LocalNetwork, show: Showcase) -> None:
         from gcx.config import CentralConfig
         from gcx.store import open_database
 
-        homes: list[tuple[str, str]] = [("central", CentralConfig.load(network.central_home).db_url)]
+        homes: list[tuple[str, str]] = [
+            ("central", CentralConfig.load(network.central_home).db_url)
+        ]
         homes += [(g.spec.name, g.config.db_url) for g in gateways]
         counts = []
         for name, url in homes:
@@ -106,8 +122,9 @@ async def _run(directory: Path, *, serve: bool, as_json: bool) -> int:
         try:
             await network.start()
         except GcxError as error:
-            click.echo(f"error [{error.code}]: {error.message} (logs in {directory / 'logs'})",
-                       err=True)
+            click.echo(
+                f"error [{error.code}]: {error.message} (logs in {directory / 'logs'})", err=True
+            )
             return 2
         path = network.write_description()
         ready = round(time.perf_counter() - started, 1)
@@ -123,11 +140,14 @@ async def _run(directory: Path, *, serve: bool, as_json: bool) -> int:
             click.echo(f"network up in {ready} s; {path}\n")
         await _showcase(network, show)
         if as_json:
-            click.echo(json.dumps({"ok": show.ok, "network": str(path), "steps": show.steps},
-                                  indent=2))
+            click.echo(
+                json.dumps({"ok": show.ok, "network": str(path), "steps": show.steps}, indent=2)
+            )
         else:
-            click.echo(f"\n{'all steps passed' if show.ok else 'SOME STEPS FAILED'} "
-                       f"({round(time.perf_counter() - started, 1)} s)")
+            click.echo(
+                f"\n{'all steps passed' if show.ok else 'SOME STEPS FAILED'} "
+                f"({round(time.perf_counter() - started, 1)} s)"
+            )
         return 0 if show.ok else 1
     finally:
         with contextlib.suppress(Exception):
@@ -138,6 +158,8 @@ def _print_serving(network: LocalNetwork, path: Path, ready: float) -> None:
     click.echo(f"gcx demo network up in {ready} s (Ctrl-C stops it)")
     click.echo(f"  central   {network.central_url}  anchor {network.anchor}")
     for gateway in network.gateways.values():
-        click.echo(f"  {gateway.spec.name:<14} orgs {','.join(gateway.codes):<10} "
-                   f"peer {gateway.config.peer_address}  api {gateway.config.api_url}")
+        click.echo(
+            f"  {gateway.spec.name:<14} orgs {','.join(gateway.codes):<10} "
+            f"peer {gateway.config.peer_address}  api {gateway.config.api_url}"
+        )
     click.echo(f"  details, tokens and TLS file paths: {path}")

@@ -154,7 +154,9 @@ class DirectoryRollback(DirectoryError):
 
 class DirectoryExpired(DirectoryError):
     code = "directory-expired"
-    default_message = "The directory is past its expiry time; a fresh one is needed before exchanging."
+    default_message = (
+        "The directory is past its expiry time; a fresh one is needed before exchanging."
+    )
 
 
 class DirectoryMalformed(DirectoryError):
@@ -204,8 +206,11 @@ class RemoteRefusal(GcxError):
         self.remote_code = code
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.remote_code, "message": self.message,
-                "details": {"remote_status": self.remote_status}}
+        return {
+            "code": self.remote_code,
+            "message": self.message,
+            "details": {"remote_status": self.remote_status},
+        }
 
 
 class CryptoError(GcxError):

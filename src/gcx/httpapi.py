@@ -36,8 +36,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except GcxError as error:
         if error.status >= 500:
-            log.warning("%s %s refused: %s (%s)", request.method, request.path, error.code,
-                        error.message)
+            log.warning(
+                "%s %s refused: %s (%s)", request.method, request.path, error.code, error.message
+            )
         return refusal(error)
     except web.HTTPException:
         raise

@@ -53,12 +53,21 @@ class GatewaySpec:
 
 
 DEMO_GATEWAYS = (
-    GatewaySpec("tower-hamlets", (OrganisationSpec("E09000030", "London Borough of Tower Hamlets",
-                                                   "local-authority"),), "benefits.officer"),
-    GatewaySpec("dwp", (OrganisationSpec("DWP", "Department for Work and Pensions",
-                                         "central-government"),), "claims.processor"),
-    GatewaySpec("met-police", (OrganisationSpec("MPS", "Metropolitan Police Service", "police"),),
-                "safeguarding.officer"),
+    GatewaySpec(
+        "tower-hamlets",
+        (OrganisationSpec("E09000030", "London Borough of Tower Hamlets", "local-authority"),),
+        "benefits.officer",
+    ),
+    GatewaySpec(
+        "dwp",
+        (OrganisationSpec("DWP", "Department for Work and Pensions", "central-government"),),
+        "claims.processor",
+    ),
+    GatewaySpec(
+        "met-police",
+        (OrganisationSpec("MPS", "Metropolitan Police Service", "police"),),
+        "safeguarding.officer",
+    ),
 )
 
 
@@ -107,8 +116,11 @@ class LocalNetwork:
         log = (self.root / "logs" / f"{log_name}.log").open("ab")
         environment = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         return subprocess.Popen(
-            [sys.executable, "-m", "gcx.cli.main", *args], stdout=log, stderr=subprocess.STDOUT,
-            env=environment, start_new_session=True,
+            [sys.executable, "-m", "gcx.cli.main", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,
         )
 
     def prepare(self) -> None:
@@ -124,23 +136,40 @@ class LocalNetwork:
 
     def init_central(self) -> None:
         self.central_port = free_port()
-        _run_cli(["central", "init", "--home", str(self.central_home), "--network",
-                  self.network_name, "--port", str(self.central_port),
-                  "--database-url", self.database_url("central")], self.env)
+        _run_cli(
+            [
+                "central",
+                "init",
+                "--home",
+                str(self.central_home),
+                "--network",
+                self.network_name,
+                "--port",
+                str(self.central_port),
+                "--database-url",
+                self.database_url("central"),
+            ],
+            self.env,
+        )
         self.operator_token = _run_cli(
-            ["central", "operator", "add", "--home", str(self.central_home), "operator"],
-            self.env).strip()
+            ["central", "operator", "add", "--home", str(self.central_home), "operator"], self.env
+        ).strip()
 
     def start_central(self) -> None:
-        self.central_process = self._spawn(["central", "serve", "--home",
-                                            str(self.central_home)], "central")
+        self.central_process = self._spawn(
+            ["central", "serve", "--home", str(self.central_home)], "central"
+        )
 
     def operator(self) -> OperatorClient:
         return OperatorClient(self.central_url, self.anchor, self.operator_token)
 
     async def wait_for_central(self, timeout: float = 30.0) -> None:
-        await _wait_http(f"{self.central_url}/api/v1/health", timeout, anchor=self.anchor,
-                         process=self.central_process)
+        await _wait_http(
+            f"{self.central_url}/api/v1/health",
+            timeout,
+            anchor=self.anchor,
+            process=self.central_process,
+        )
 
     async def register(self, specs: tuple[GatewaySpec, ...]) -> None:
         async with self.operator() as operator:
@@ -151,9 +180,14 @@ class LocalNetwork:
     async def enrol(self, spec: GatewaySpec, *, approve: bool = True) -> GatewayProcess:
         home = self.root / spec.name
         config, request = create_gateway_home(
-            home, name=spec.name, organisations=[o.code for o in spec.organisations],
-            central_url=self.central_url, anchor=self.anchor, peer_port=free_port(),
-            api_port=free_port(), database_url=self.database_url(spec.name),
+            home,
+            name=spec.name,
+            organisations=[o.code for o in spec.organisations],
+            central_url=self.central_url,
+            anchor=self.anchor,
+            peer_port=free_port(),
+            api_port=free_port(),
+            database_url=self.database_url(spec.name),
             directory_poll_seconds=self.poll_seconds,
         )
         result = await submit_enrolment(config, request)
@@ -170,16 +204,28 @@ class LocalNetwork:
 
     def add_token(self, name: str, account: str, roles: tuple[str, ...] = ("staff",)) -> str:
         gateway = self.gateways[name]
-        args = ["gateway", "token", "add", "--home", str(gateway.home), "--org", gateway.codes[0],
-                "--account", account, "--kind", "user"]
+        args = [
+            "gateway",
+            "token",
+            "add",
+            "--home",
+            str(gateway.home),
+            "--org",
+            gateway.codes[0],
+            "--account",
+            account,
+            "--kind",
+            "user",
+        ]
         for role in roles:
             args += ["--role", role]
         return _run_cli(args, self.env).strip()
 
     async def wait_for_gateway(self, name: str, timeout: float = 30.0) -> None:
         gateway = self.gateways[name]
-        await _wait_http(f"{gateway.config.api_url}/api/v1/health", timeout,
-                         process=gateway.process)
+        await _wait_http(
+            f"{gateway.config.api_url}/api/v1/health", timeout, process=gateway.process
+        )
 
     async def start(self, specs: tuple[GatewaySpec, ...] = DEMO_GATEWAYS) -> None:
         """Make and start a whole network: central, registry, gateways, tokens."""
@@ -192,16 +238,20 @@ class LocalNetwork:
             await self.enrol(spec)
             self.start_gateway(spec.name)
         for spec in specs:
-            self.gateways[spec.name].token = self.add_token(spec.name, spec.account,
-                                                            ("staff", "admin"))
+            self.gateways[spec.name].token = self.add_token(
+                spec.name, spec.account, ("staff", "admin")
+            )
         await asyncio.gather(*(self.wait_for_gateway(s.name) for s in specs))
 
     def describe(self) -> dict[str, Any]:
         """What ``network.json`` holds."""
         return {
             "network": self.network_name,
-            "central": {"url": self.central_url, "anchor": str(self.anchor),
-                        "operator_token": self.operator_token},
+            "central": {
+                "url": self.central_url,
+                "anchor": str(self.anchor),
+                "operator_token": self.operator_token,
+            },
             "gateways": [
                 {
                     "name": g.spec.name,
@@ -226,8 +276,9 @@ class LocalNetwork:
         os.chmod(path, 0o600)  # it holds tokens
         return path
 
-    def stop_process(self, process: subprocess.Popen[bytes] | None,
-                     sig: int = signal.SIGTERM) -> None:
+    def stop_process(
+        self, process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM
+    ) -> None:
         if process is None or process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -247,16 +298,24 @@ class LocalNetwork:
 
 def _run_cli(args: list[str], env: dict[str, str]) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "gcx.cli.main", *args], capture_output=True, check=False,
-        env={**os.environ, **env}, timeout=120,
+        [sys.executable, "-m", "gcx.cli.main", *args],
+        capture_output=True,
+        check=False,
+        env={**os.environ, **env},
+        timeout=120,
     )
     if result.returncode != 0:
         raise ConfigError(f"gcx {' '.join(args[:3])} failed: {result.stderr.decode()[-500:]}")
     return result.stdout.decode()
 
 
-async def _wait_http(url: str, timeout: float, *, anchor: Path | None = None,
-                     process: subprocess.Popen[bytes] | None = None) -> None:
+async def _wait_http(
+    url: str,
+    timeout: float,
+    *,
+    anchor: Path | None = None,
+    process: subprocess.Popen[bytes] | None = None,
+) -> None:
     from gcx import crypto
 
     context = crypto.client_context(anchor) if anchor else None
@@ -264,8 +323,9 @@ async def _wait_http(url: str, timeout: float, *, anchor: Path | None = None,
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context or False)) as s:
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
-                raise PeerUnreachable(f"The process serving {url} exited with "
-                                      f"{process.returncode}; see its log.")
+                raise PeerUnreachable(
+                    f"The process serving {url} exited with {process.returncode}; see its log."
+                )
             with contextlib.suppress(aiohttp.ClientError, OSError):
                 async with s.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
                     if response.status == 200:

@@ -41,8 +41,14 @@ def entry_hash(
 ) -> str:
     """The hash of one entry, chained to the one before it."""
     body = canonical_json(
-        {"seq": seq, "at": at, "actor": actor, "action": action, "subject": subject,
-         "details": details}
+        {
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "details": details,
+        }
     )
     return sha256_hex(prev_hash.encode() + b"\n" + body)
 
@@ -72,8 +78,14 @@ def append(
     digest = entry_hash(prev, seq, at, actor, action, subject, details_text)
     connection.execute(
         audit_entries.insert().values(
-            seq=seq, at=at, actor=actor, action=action, subject=subject,
-            details=details_text, prev_hash=prev, entry_hash=digest,
+            seq=seq,
+            at=at,
+            actor=actor,
+            action=action,
+            subject=subject,
+            details=details_text,
+            prev_hash=prev,
+            entry_hash=digest,
         )
     )
     if head:
@@ -91,8 +103,14 @@ def entries(connection: Connection, *, action: str | None = None) -> Iterator[Au
         query = query.where(audit_entries.c.action == action)
     for row in connection.execute(query):
         yield AuditEntry(
-            row.seq, row.at, row.actor, row.action, row.subject, row.details,
-            row.prev_hash, row.entry_hash,
+            row.seq,
+            row.at,
+            row.actor,
+            row.action,
+            row.subject,
+            row.details,
+            row.prev_hash,
+            row.entry_hash,
         )
 
 
@@ -106,8 +124,11 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "entries": self.entries, "head_hash": self.head_hash,
-            "first_bad_seq": self.first_bad_seq, "problem": self.problem,
+            "ok": self.ok,
+            "entries": self.entries,
+            "head_hash": self.head_hash,
+            "first_bad_seq": self.first_bad_seq,
+            "problem": self.problem,
         }
 
 
@@ -117,13 +138,19 @@ def verify(connection: Connection) -> VerifyReport:
     for entry in entries(connection):
         if entry.seq != expected_seq:
             return VerifyReport(
-                False, count, prev, expected_seq,
+                False,
+                count,
+                prev,
+                expected_seq,
                 f"entry {expected_seq} is missing: the log jumps from {expected_seq - 1} "
                 f"to {entry.seq}",
             )
         if entry.prev_hash != prev:
             return VerifyReport(
-                False, count, prev, entry.seq,
+                False,
+                count,
+                prev,
+                entry.seq,
                 f"entry {entry.seq} ({entry.action}) does not follow entry {entry.seq - 1}: "
                 "its link to the previous hash is wrong (an entry before it was changed, "
                 "removed or reordered)",
@@ -133,7 +160,10 @@ def verify(connection: Connection) -> VerifyReport:
         )
         if recomputed != entry.entry_hash:
             return VerifyReport(
-                False, count, prev, entry.seq,
+                False,
+                count,
+                prev,
+                entry.seq,
                 f"entry {entry.seq} ({entry.action}) has been altered: its content does not "
                 "match its hash",
             )
@@ -143,7 +173,10 @@ def verify(connection: Connection) -> VerifyReport:
     ).first()
     if head is not None and (head.seq != count or head.entry_hash != prev):
         return VerifyReport(
-            False, count, prev, count + 1,
+            False,
+            count,
+            prev,
+            count + 1,
             f"the log ends at entry {count} but its head records entry {head.seq}: "
             "entries at the end were removed",
         )

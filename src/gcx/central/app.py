@@ -59,8 +59,9 @@ async def post_enrolment(request: web.Request) -> web.Response:
 
 
 async def get_enrolment(request: web.Request) -> web.Response:
-    return web.json_response(await run_sync(_service(request).get_enrolment,
-                                            request.match_info["id"]))
+    return web.json_response(
+        await run_sync(_service(request).get_enrolment, request.match_info["id"])
+    )
 
 
 async def list_enrolments(request: web.Request) -> web.Response:
@@ -167,6 +168,10 @@ def build_app(service: CentralService, *, republish: bool = True) -> web.Applica
 def run(service: CentralService, ssl_context: Any) -> None:
     config = service.config
     web.run_app(
-        build_app(service), host=config.listen_host, port=config.listen_port,
-        ssl_context=ssl_context, print=None, access_log=None,
+        build_app(service),
+        host=config.listen_host,
+        port=config.listen_port,
+        ssl_context=ssl_context,
+        print=None,
+        access_log=None,
     )

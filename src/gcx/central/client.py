@@ -48,11 +48,14 @@ class OperatorClient:
             raise RemoteRefusal(status, str(data.get("code")), str(data.get("message")))
         return data
 
-    async def add_organisation(self, code: str, name: str, type_: str,
-                               contacts: list[dict[str, str]] | None = None) -> Any:
-        return await self.call("POST", "/api/v1/organisations",
-                               {"code": code, "name": name, "type": type_,
-                                "contacts": contacts or []})
+    async def add_organisation(
+        self, code: str, name: str, type_: str, contacts: list[dict[str, str]] | None = None
+    ) -> Any:
+        return await self.call(
+            "POST",
+            "/api/v1/organisations",
+            {"code": code, "name": name, "type": type_, "contacts": contacts or []},
+        )
 
     async def list_organisations(self) -> Any:
         return await self.call("GET", "/api/v1/organisations")
@@ -62,12 +65,14 @@ class OperatorClient:
         return await self.call("GET", f"/api/v1/enrolments{suffix}")
 
     async def approve(self, enrolment_id: str, reason: str) -> Any:
-        return await self.call("POST", f"/api/v1/enrolments/{enrolment_id}/approve",
-                               {"reason": reason})
+        return await self.call(
+            "POST", f"/api/v1/enrolments/{enrolment_id}/approve", {"reason": reason}
+        )
 
     async def reject(self, enrolment_id: str, reason: str) -> Any:
-        return await self.call("POST", f"/api/v1/enrolments/{enrolment_id}/reject",
-                               {"reason": reason})
+        return await self.call(
+            "POST", f"/api/v1/enrolments/{enrolment_id}/reject", {"reason": reason}
+        )
 
     async def revoke_gateway(self, name: str, reason: str) -> Any:
         return await self.call("POST", f"/api/v1/gateways/{name}/revoke", {"reason": reason})

@@ -69,8 +69,12 @@ def init_central(
     crypto.save_signing_key(home / "tls.key", tls_key, passphrase)
     (home / "tls.pem").write_bytes(server.pem)
     config = CentralConfig(
-        home=home, network=network, listen_host=listen_host, listen_port=listen_port,
-        database_url=database_url, server_hosts=hosts,
+        home=home,
+        network=network,
+        listen_host=listen_host,
+        listen_port=listen_port,
+        database_url=database_url,
+        server_hosts=hosts,
         key_passphrase_file=None if _passphrase_from_env() else "secrets/key-passphrase",
     )
     config.save()

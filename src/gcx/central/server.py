@@ -23,7 +23,10 @@ def serve(home: Path) -> None:
     service = open_service(home)
     config = service.config
     context = crypto.server_context(
-        home / "anchor.pem", home / "tls.pem", home / "tls.key", config.passphrase(),
+        home / "anchor.pem",
+        home / "tls.pem",
+        home / "tls.key",
+        config.passphrase(),
         require_client_cert=False,
     )
     service.publish_directory("central started")

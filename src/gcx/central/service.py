@@ -81,20 +81,31 @@ class CentralService:
                 row = conn.execute(
                     sa.select(operators).where(operators.c.token_hash == crypto.hash_token(token))
                 ).first()
-            if row is None or row.revoked_at is not None or not token or not crypto.token_matches(
-                token, row.token_hash
+            if (
+                row is None
+                or row.revoked_at is not None
+                or not token
+                or not crypto.token_matches(token, row.token_hash)
             ):
                 audit.append(
-                    conn, actor="anonymous", action="token.refused", subject="operator",
-                    now=now, details={"request": request},
+                    conn,
+                    actor="anonymous",
+                    action="token.refused",
+                    subject="operator",
+                    now=now,
+                    details={"request": request},
                 )
                 raise TokenInvalid(
                     "The operator token is unknown or revoked; create one with "
                     "'gcx central operator add'."
                 )
             audit.append(
-                conn, actor=f"operator:{row.name}", action="token.used", subject="operator",
-                now=now, details={"request": request},
+                conn,
+                actor=f"operator:{row.name}",
+                action="token.used",
+                subject="operator",
+                now=now,
+                details={"request": request},
             )
             return str(row.name)
 
@@ -129,13 +140,20 @@ class CentralService:
                 )
             conn.execute(
                 organisations.insert().values(
-                    code=code, name=name.strip(), type=org_type.value, contacts=contacts,
+                    code=code,
+                    name=name.strip(),
+                    type=org_type.value,
+                    contacts=contacts,
                     created_at=iso(now),
                 )
             )
             audit.append(
-                conn, actor=f"operator:{operator}", action="organisation.added", subject=code,
-                now=now, details={"name": name, "type": org_type.value},
+                conn,
+                actor=f"operator:{operator}",
+                action="organisation.added",
+                subject=code,
+                now=now,
+                details={"name": name, "type": org_type.value},
             )
             self._publish(conn, now, reason=f"organisation {code} added")
         return {"code": code, "name": name.strip(), "type": org_type.value, "contacts": contacts}
@@ -144,8 +162,7 @@ class CentralService:
         with self.db.transaction() as conn:
             rows = conn.execute(sa.select(organisations).order_by(organisations.c.code)).all()
         return [
-            {"code": r.code, "name": r.name, "type": r.type, "contacts": r.contacts}
-            for r in rows
+            {"code": r.code, "name": r.name, "type": r.type, "contacts": r.contacts} for r in rows
         ]
 
     # -- enrolment ---------------------------------------------------------
@@ -177,8 +194,11 @@ class CentralService:
             missing = [c for c in codes if c not in known]
             if missing:
                 audit.append(
-                    conn, actor=f"gateway:{info.gateway_name}", action="enrolment.refused",
-                    subject=info.gateway_name, now=now,
+                    conn,
+                    actor=f"gateway:{info.gateway_name}",
+                    action="enrolment.refused",
+                    subject=info.gateway_name,
+                    now=now,
                     details={"code": UnknownOrganisation.code, "organisations": missing},
                 )
                 raise UnknownOrganisation(
@@ -189,42 +209,72 @@ class CentralService:
             self._refuse_duplicates(conn, info.gateway_name, codes, info.public_key, now)
             conn.execute(
                 enrolments.insert().values(
-                    id=enrolment_id, gateway_name=info.gateway_name,
-                    state=EnrolmentState.PENDING.value, csr_pem=csr_pem.decode(),
-                    peer_address=peer_address, organisations=codes,
-                    organisation_keys=organisation_keys, requested_at=iso(now),
+                    id=enrolment_id,
+                    gateway_name=info.gateway_name,
+                    state=EnrolmentState.PENDING.value,
+                    csr_pem=csr_pem.decode(),
+                    peer_address=peer_address,
+                    organisations=codes,
+                    organisation_keys=organisation_keys,
+                    requested_at=iso(now),
                 )
             )
             audit.append(
-                conn, actor=f"gateway:{info.gateway_name}", action="enrolment.requested",
-                subject=enrolment_id, now=now,
-                details={"gateway": info.gateway_name, "organisations": codes,
-                         "peer_address": peer_address},
+                conn,
+                actor=f"gateway:{info.gateway_name}",
+                action="enrolment.requested",
+                subject=enrolment_id,
+                now=now,
+                details={
+                    "gateway": info.gateway_name,
+                    "organisations": codes,
+                    "peer_address": peer_address,
+                },
             )
-        return {"id": enrolment_id, "state": EnrolmentState.PENDING.value,
-                "gateway": info.gateway_name, "organisations": codes}
+        return {
+            "id": enrolment_id,
+            "state": EnrolmentState.PENDING.value,
+            "gateway": info.gateway_name,
+            "organisations": codes,
+        }
 
     def _refuse_duplicates(
-        self, conn: Connection, gateway: str, codes: list[str], key: crypto.VerifyKey,
+        self,
+        conn: Connection,
+        gateway: str,
+        codes: list[str],
+        key: crypto.VerifyKey,
         now: dt.datetime,
     ) -> None:
         holding = [s.value for s in HOLDING_STATES]
         rows = conn.execute(
-            sa.select(enrolments.c.id, enrolments.c.gateway_name, enrolments.c.organisations,
-                      enrolments.c.csr_pem)
-            .where(enrolments.c.state.in_(holding))
+            sa.select(
+                enrolments.c.id,
+                enrolments.c.gateway_name,
+                enrolments.c.organisations,
+                enrolments.c.csr_pem,
+            ).where(enrolments.c.state.in_(holding))
         ).all()
         for row in rows:
             clash = sorted(set(row.organisations) & set(codes))
-            same_key = crypto.parse_enrolment_request(row.csr_pem.encode()).public_key.raw() == key.raw()
+            same_key = (
+                crypto.parse_enrolment_request(row.csr_pem.encode()).public_key.raw() == key.raw()
+            )
             if row.gateway_name == gateway or clash or same_key:
                 what = (
-                    f"gateway {gateway}" if row.gateway_name == gateway
-                    else f"organisation {', '.join(clash)}" if clash else "this key"
+                    f"gateway {gateway}"
+                    if row.gateway_name == gateway
+                    else f"organisation {', '.join(clash)}"
+                    if clash
+                    else "this key"
                 )
                 audit.append(
-                    conn, actor=f"gateway:{gateway}", action="enrolment.refused", subject=gateway,
-                    now=now, details={"code": DuplicateEnrolment.code, "existing": row.id},
+                    conn,
+                    actor=f"gateway:{gateway}",
+                    action="enrolment.refused",
+                    subject=gateway,
+                    now=now,
+                    details={"code": DuplicateEnrolment.code, "existing": row.id},
                 )
                 raise DuplicateEnrolment(
                     f"An enrolment for {what} is already pending or active ({row.id}); revoke "
@@ -262,22 +312,32 @@ class CentralService:
             names = {
                 r.code: r.name
                 for r in conn.execute(
-                    sa.select(organisations.c.code, organisations.c.name)
-                    .where(organisations.c.code.in_(row.organisations))
+                    sa.select(organisations.c.code, organisations.c.name).where(
+                        organisations.c.code.in_(row.organisations)
+                    )
                 )
             }
             org_certs = {
                 code: crypto.issue_organisation_certificate(
-                    self.keys.root_key, self.keys.root, code, names[code],
+                    self.keys.root_key,
+                    self.keys.root,
+                    code,
+                    names[code],
                     crypto.VerifyKey.from_b64(row.organisation_keys[code]["signing_key"]),
-                    now, validity,
+                    now,
+                    validity,
                 ).pem.decode()
                 for code in row.organisations
             }
             conn.execute(
-                enrolments.update().where(enrolments.c.id == enrolment_id).values(
-                    state=EnrolmentState.ACTIVE.value, decided_at=iso(now), decided_by=operator,
-                    decision_reason=reason, certificate_pem=certificate.pem.decode(),
+                enrolments.update()
+                .where(enrolments.c.id == enrolment_id)
+                .values(
+                    state=EnrolmentState.ACTIVE.value,
+                    decided_at=iso(now),
+                    decided_by=operator,
+                    decision_reason=reason,
+                    certificate_pem=certificate.pem.decode(),
                     certificate_fingerprint=certificate.fingerprint,
                     certificate_serial=certificate.serial,
                     certificate_not_after=iso(certificate.not_after),
@@ -285,11 +345,17 @@ class CentralService:
                 )
             )
             audit.append(
-                conn, actor=f"operator:{operator}", action="enrolment.approved",
-                subject=enrolment_id, now=now,
-                details={"gateway": row.gateway_name, "reason": reason,
-                         "certificate_fingerprint": certificate.fingerprint,
-                         "organisations": row.organisations},
+                conn,
+                actor=f"operator:{operator}",
+                action="enrolment.approved",
+                subject=enrolment_id,
+                now=now,
+                details={
+                    "gateway": row.gateway_name,
+                    "reason": reason,
+                    "certificate_fingerprint": certificate.fingerprint,
+                    "organisations": row.organisations,
+                },
             )
             self._publish(conn, now, reason=f"gateway {row.gateway_name} admitted")
         return self.get_enrolment(enrolment_id)
@@ -301,41 +367,62 @@ class CentralService:
             row = self._locked_enrolment(conn, enrolment_id)
             next_state(EnrolmentState(row.state), EnrolmentEvent.REJECT)
             conn.execute(
-                enrolments.update().where(enrolments.c.id == enrolment_id).values(
-                    state=EnrolmentState.REJECTED.value, decided_at=iso(now),
-                    decided_by=operator, decision_reason=reason,
+                enrolments.update()
+                .where(enrolments.c.id == enrolment_id)
+                .values(
+                    state=EnrolmentState.REJECTED.value,
+                    decided_at=iso(now),
+                    decided_by=operator,
+                    decision_reason=reason,
                 )
             )
             audit.append(
-                conn, actor=f"operator:{operator}", action="enrolment.rejected",
-                subject=enrolment_id, now=now, details={"reason": reason},
+                conn,
+                actor=f"operator:{operator}",
+                action="enrolment.rejected",
+                subject=enrolment_id,
+                now=now,
+                details={"reason": reason},
             )
         return self.get_enrolment(enrolment_id)
 
     def revoke_gateway(self, operator: str, gateway: str, reason: str) -> dict[str, Any]:
-        """Withdraw an active gateway: its certificate goes into the next directory's revocations."""
+        """Withdraw an active gateway; its certificate joins the next directory's revocations."""
         reason = _require_reason(reason)
         now = self.clock.now()
         with self.db.transaction() as conn:
             row = conn.execute(
-                sa.select(enrolments).where(
+                sa.select(enrolments)
+                .where(
                     enrolments.c.gateway_name == gateway,
                     enrolments.c.state == EnrolmentState.ACTIVE.value,
-                ).with_for_update()
+                )
+                .with_for_update()
             ).first()
             if row is None:
                 raise NotFound(f"There is no active gateway named {gateway[:63]!r}.")
             next_state(EnrolmentState(row.state), EnrolmentEvent.REVOKE)
             conn.execute(
-                enrolments.update().where(enrolments.c.id == row.id).values(
-                    state=EnrolmentState.REVOKED.value, revoked_at=iso(now), revoked_by=operator,
+                enrolments.update()
+                .where(enrolments.c.id == row.id)
+                .values(
+                    state=EnrolmentState.REVOKED.value,
+                    revoked_at=iso(now),
+                    revoked_by=operator,
                     revocation_reason=reason,
                 )
             )
             audit.append(
-                conn, actor=f"operator:{operator}", action="gateway.revoked", subject=gateway,
-                now=now, details={"enrolment": row.id, "reason": reason,
-                                  "certificate_fingerprint": row.certificate_fingerprint},
+                conn,
+                actor=f"operator:{operator}",
+                action="gateway.revoked",
+                subject=gateway,
+                now=now,
+                details={
+                    "enrolment": row.id,
+                    "reason": reason,
+                    "certificate_fingerprint": row.certificate_fingerprint,
+                },
             )
             self._publish(conn, now, reason=f"gateway {gateway} revoked")
         return self.get_enrolment(row.id)
@@ -360,7 +447,8 @@ class CentralService:
         with self.db.transaction() as conn:
             row = conn.execute(
                 sa.select(directory_publications.c.document)
-                .order_by(directory_publications.c.version.desc()).limit(1)
+                .order_by(directory_publications.c.version.desc())
+                .limit(1)
             ).first()
             if row is not None:
                 return bytes(row.document)
@@ -371,7 +459,8 @@ class CentralService:
         with self.db.transaction() as conn:
             row = conn.execute(
                 sa.select(directory_publications.c.expires_at)
-                .order_by(directory_publications.c.version.desc()).limit(1)
+                .order_by(directory_publications.c.version.desc())
+                .limit(1)
             ).first()
         return parse_iso(row.expires_at) if row else None
 
@@ -388,24 +477,38 @@ class CentralService:
         )
         conn.execute(
             directory_publications.insert().values(
-                version=version, issued_at=iso(now), expires_at=iso(directory.expires_at),
-                content_hash=crypto.sha256_hex(payload), document=document,
+                version=version,
+                issued_at=iso(now),
+                expires_at=iso(directory.expires_at),
+                content_hash=crypto.sha256_hex(payload),
+                document=document,
             )
         )
         audit.append(
-            conn, actor=ACTOR_SYSTEM, action="directory.published", subject=f"v{version}",
-            now=now, details={"reason": reason, "sha256": crypto.sha256_hex(payload),
-                              "expires_at": iso(directory.expires_at)},
+            conn,
+            actor=ACTOR_SYSTEM,
+            action="directory.published",
+            subject=f"v{version}",
+            now=now,
+            details={
+                "reason": reason,
+                "sha256": crypto.sha256_hex(payload),
+                "expires_at": iso(directory.expires_at),
+            },
         )
         return version
 
-    def _build_directory(self, conn: Connection, version: int, now: dt.datetime) -> dirproto.Directory:
+    def _build_directory(
+        self, conn: Connection, version: int, now: dt.datetime
+    ) -> dirproto.Directory:
         active = conn.execute(
-            sa.select(enrolments).where(enrolments.c.state == EnrolmentState.ACTIVE.value)
+            sa.select(enrolments)
+            .where(enrolments.c.state == EnrolmentState.ACTIVE.value)
             .order_by(enrolments.c.gateway_name)
         ).all()
         revoked = conn.execute(
-            sa.select(enrolments).where(enrolments.c.state == EnrolmentState.REVOKED.value)
+            sa.select(enrolments)
+            .where(enrolments.c.state == EnrolmentState.REVOKED.value)
             .order_by(enrolments.c.revoked_at)
         ).all()
         hosting: dict[str, Any] = {}
@@ -418,7 +521,9 @@ class CentralService:
             keys = host.organisation_keys[org.code] if host else {}
             orgs.append(
                 dirproto.OrganisationEntry(
-                    code=org.code, name=org.name, type=org.type,
+                    code=org.code,
+                    name=org.name,
+                    type=org.type,
                     gateway=host.gateway_name if host else None,
                     signing_key=keys.get("signing_key"),
                     signing_certificate=host.organisation_certificates[org.code] if host else None,
@@ -428,7 +533,8 @@ class CentralService:
             )
         gateways = [
             dirproto.GatewayEntry(
-                name=row.gateway_name, peer_address=row.peer_address,
+                name=row.gateway_name,
+                peer_address=row.peer_address,
                 certificate_fingerprint=row.certificate_fingerprint,
                 certificate_serial=row.certificate_serial,
                 certificate_not_after=parse_iso(row.certificate_not_after),
@@ -438,9 +544,11 @@ class CentralService:
         ]
         revocations = [
             dirproto.Revocation(
-                gateway=row.gateway_name, certificate_serial=row.certificate_serial,
+                gateway=row.gateway_name,
+                certificate_serial=row.certificate_serial,
                 certificate_fingerprint=row.certificate_fingerprint,
-                reason=row.revocation_reason or "", revoked_at=parse_iso(row.revoked_at),
+                reason=row.revocation_reason or "",
+                revoked_at=parse_iso(row.revoked_at),
             )
             for row in revoked
             # A revoked certificate past its own expiry can no longer be used
@@ -448,9 +556,13 @@ class CentralService:
             if parse_iso(row.certificate_not_after) > now
         ]
         return dirproto.Directory(
-            network=self.config.network, version=version, issued_at=now,
+            network=self.config.network,
+            version=version,
+            issued_at=now,
             expires_at=now + dt.timedelta(seconds=self.config.directory_validity_seconds),
-            organisations=tuple(orgs), gateways=tuple(gateways), revocations=tuple(revocations),
+            organisations=tuple(orgs),
+            gateways=tuple(gateways),
+            revocations=tuple(revocations),
         )
 
     # -- audit -------------------------------------------------------------
@@ -496,18 +608,26 @@ def _check_key_binding(csr_pem: bytes, code: str, keys: dict[str, str]) -> None:
 
 def _enrolment_view(row: Any) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "id": row.id, "gateway": row.gateway_name, "state": row.state,
-        "organisations": list(row.organisations), "peer_address": row.peer_address,
-        "requested_at": row.requested_at, "decided_at": row.decided_at,
-        "decided_by": row.decided_by, "decision_reason": row.decision_reason,
+        "id": row.id,
+        "gateway": row.gateway_name,
+        "state": row.state,
+        "organisations": list(row.organisations),
+        "peer_address": row.peer_address,
+        "requested_at": row.requested_at,
+        "decided_at": row.decided_at,
+        "decided_by": row.decided_by,
+        "decision_reason": row.decision_reason,
     }
     if row.certificate_pem:
         view["certificate_pem"] = row.certificate_pem
         view["certificate_fingerprint"] = row.certificate_fingerprint
         view["organisation_certificates"] = row.organisation_certificates
     if row.revoked_at:
-        view.update(revoked_at=row.revoked_at, revoked_by=row.revoked_by,
-                    revocation_reason=row.revocation_reason)
+        view.update(
+            revoked_at=row.revoked_at,
+            revoked_by=row.revoked_by,
+            revocation_reason=row.revocation_reason,
+        )
     return view
 
 

@@ -38,6 +38,7 @@ def refusals(function: Callable[..., T]) -> Callable[..., T]:
         except GcxError as error:
             _fail(error)
             raise  # unreachable; keeps the type checker content
+
     return wrapper
 
 
@@ -56,7 +57,9 @@ def _print(value: Any, as_json: bool) -> None:
 
 
 home_option = click.option(
-    "--home", type=click.Path(file_okay=False, path_type=Path), required=True,
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
     help="The directory holding this service's configuration, keys and database.",
 )
 
@@ -94,8 +97,14 @@ def central_init(home: Path, network: str, host: str, port: int, database_url: s
     from gcx.central.server import open_service
     from gcx.gateway.home import anchor_fingerprint
 
-    init_central(home, network, now=dt.datetime.now(dt.UTC), listen_host=host,
-                 listen_port=port, database_url=database_url)
+    init_central(
+        home,
+        network,
+        now=dt.datetime.now(dt.UTC),
+        listen_host=host,
+        listen_port=port,
+        database_url=database_url,
+    )
     open_service(home).db.dispose()  # creates the schema now, not at first serve
     click.echo(f"anchor: {home / 'anchor.pem'}")
     click.echo(f"anchor fingerprint (SHA-256): {anchor_fingerprint(home / 'anchor.pem')}")
@@ -160,17 +169,30 @@ def central_org() -> None:
 @json_option
 @click.argument("code")
 @click.option("--name", required=True)
-@click.option("--type", "type_", required=True,
-              help="local-authority, central-government, police, health, fire-and-rescue, "
-                   "supplier or other.")
+@click.option(
+    "--type",
+    "type_",
+    required=True,
+    help="local-authority, central-government, police, health, fire-and-rescue, supplier or other.",
+)
 @click.option("--contact", multiple=True, help="name <email>; may repeat.")
 @refusals
-def org_add(home: Path, token: str | None, as_json: bool, code: str, name: str, type_: str,
-            contact: tuple[str, ...]) -> None:
+def org_add(
+    home: Path,
+    token: str | None,
+    as_json: bool,
+    code: str,
+    name: str,
+    type_: str,
+    contact: tuple[str, ...],
+) -> None:
     """Register an organisation."""
     contacts = [{"contact": c} for c in contact]
-    result = run(_with_client(_operator_client(home, token),
-                              lambda c: c.add_organisation(code, name, type_, contacts)))
+    result = run(
+        _with_client(
+            _operator_client(home, token), lambda c: c.add_organisation(code, name, type_, contacts)
+        )
+    )
     _print(result, as_json)
 
 
@@ -196,8 +218,17 @@ def central_enrolment() -> None:
 @refusals
 def enrolment_list(home: Path, token: str | None, state: str | None) -> None:
     result = run(_with_client(_operator_client(home, token), lambda c: c.list_enrolments(state)))
-    _print([{k: v for k, v in e.items() if not k.endswith("certificates") and
-             k != "certificate_pem"} for e in result], True)
+    _print(
+        [
+            {
+                k: v
+                for k, v in e.items()
+                if not k.endswith("certificates") and k != "certificate_pem"
+            }
+            for e in result
+        ],
+        True,
+    )
 
 
 @central_enrolment.command("approve")
@@ -208,10 +239,13 @@ def enrolment_list(home: Path, token: str | None, state: str | None) -> None:
 @refusals
 def enrolment_approve(home: Path, token: str | None, enrolment_id: str, reason: str) -> None:
     """Approve a gateway: issue its certificates and add it to the directory."""
-    result = run(_with_client(_operator_client(home, token),
-                              lambda c: c.approve(enrolment_id, reason)))
-    click.echo(f"approved {result['gateway']} ({', '.join(result['organisations'])}); "
-               f"certificate {result['certificate_fingerprint']}")
+    result = run(
+        _with_client(_operator_client(home, token), lambda c: c.approve(enrolment_id, reason))
+    )
+    click.echo(
+        f"approved {result['gateway']} ({', '.join(result['organisations'])}); "
+        f"certificate {result['certificate_fingerprint']}"
+    )
 
 
 @central_enrolment.command("reject")
@@ -221,8 +255,9 @@ def enrolment_approve(home: Path, token: str | None, enrolment_id: str, reason: 
 @click.option("--reason", required=True)
 @refusals
 def enrolment_reject(home: Path, token: str | None, enrolment_id: str, reason: str) -> None:
-    result = run(_with_client(_operator_client(home, token),
-                              lambda c: c.reject(enrolment_id, reason)))
+    result = run(
+        _with_client(_operator_client(home, token), lambda c: c.reject(enrolment_id, reason))
+    )
     click.echo(f"rejected {result['gateway']}")
 
 
@@ -256,8 +291,12 @@ def gateway() -> None:
 @click.option("--name", required=True, help="The gateway's name, e.g. 'tower-hamlets'.")
 @click.option("--org", "orgs", multiple=True, required=True, help="A hosted organisation code.")
 @click.option("--central", "central_url", required=True, help="Central's URL.")
-@click.option("--anchor", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              required=True, help="The network anchor file from the operator.")
+@click.option(
+    "--anchor",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="The network anchor file from the operator.",
+)
 @click.option("--anchor-fingerprint", help="Refuse the anchor unless it has this SHA-256.")
 @click.option("--peer-host", default="127.0.0.1", show_default=True)
 @click.option("--peer-port", default=9443, show_default=True, type=int)
@@ -267,18 +306,38 @@ def gateway() -> None:
 @click.option("--poll-seconds", default=30.0, show_default=True, type=float)
 @click.option("--wait/--no-wait", default=False, help="Wait for approval and fetch certificates.")
 @refusals
-def gateway_init(home: Path, name: str, orgs: tuple[str, ...], central_url: str, anchor: Path,
-                 anchor_fingerprint: str | None, peer_host: str, peer_port: int, api_host: str,
-                 api_port: int, database_url: str, poll_seconds: float, wait: bool) -> None:
+def gateway_init(
+    home: Path,
+    name: str,
+    orgs: tuple[str, ...],
+    central_url: str,
+    anchor: Path,
+    anchor_fingerprint: str | None,
+    peer_host: str,
+    peer_port: int,
+    api_host: str,
+    api_port: int,
+    database_url: str,
+    poll_seconds: float,
+    wait: bool,
+) -> None:
     """Make keys, pin the anchor and send the enrolment request."""
     from gcx.gateway.home import create_gateway_home, submit_enrolment
     from gcx.gateway.server import wait_for_certificates
     from gcx.store import open_database
 
     config, request = create_gateway_home(
-        home, name=name, organisations=list(orgs), central_url=central_url, anchor=anchor,
-        expected_anchor_fingerprint=anchor_fingerprint, peer_host=peer_host,
-        peer_port=peer_port, api_host=api_host, api_port=api_port, database_url=database_url,
+        home,
+        name=name,
+        organisations=list(orgs),
+        central_url=central_url,
+        anchor=anchor,
+        expected_anchor_fingerprint=anchor_fingerprint,
+        peer_host=peer_host,
+        peer_port=peer_port,
+        api_host=api_host,
+        api_port=api_port,
+        database_url=database_url,
         directory_poll_seconds=poll_seconds,
     )
     open_database(config.db_url).dispose()
@@ -310,8 +369,13 @@ def gateway_token() -> None:
 @click.option("--org", required=True)
 @click.option("--account", required=True, help="A user or system account name.")
 @click.option("--kind", type=click.Choice(["user", "system"]), default="user", show_default=True)
-@click.option("--role", "roles", multiple=True, required=True,
-              help="staff, admin, system, security-officer or sign-off; may repeat.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    help="staff, admin, system, security-officer or sign-off; may repeat.",
+)
 @refusals
 def token_add(home: Path, org: str, account: str, kind: str, roles: tuple[str, ...]) -> None:
     """Create a token and show it once."""
@@ -321,8 +385,7 @@ def token_add(home: Path, org: str, account: str, kind: str, roles: tuple[str, .
     from gcx.store import open_database
 
     config = GatewayConfig.load(home)
-    service = TokenService(open_database(config.db_url), list(config.organisations),
-                           SystemClock())
+    service = TokenService(open_database(config.db_url), list(config.organisations), SystemClock())
     click.echo(service.add(org, account, kind, list(roles)))
 
 
@@ -338,8 +401,9 @@ def token_revoke(home: Path, org: str, account: str) -> None:
     from gcx.store import open_database
 
     config = GatewayConfig.load(home)
-    TokenService(open_database(config.db_url), list(config.organisations),
-                 SystemClock()).revoke(org, account)
+    TokenService(open_database(config.db_url), list(config.organisations), SystemClock()).revoke(
+        org, account
+    )
     click.echo(f"revoked the tokens of {account}@{org}")
 
 
@@ -419,8 +483,13 @@ def audit_verify(home: Path, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("demo-network"), show_default=True)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-network"),
+    show_default=True,
+)
 @click.option("--serve", is_flag=True, help="Keep the network running until interrupted.")
 @json_option
 @refusals

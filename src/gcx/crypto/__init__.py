@@ -19,10 +19,10 @@ from gcx.crypto._keys import (
     save_signing_key,
 )
 from gcx.crypto._tls import (
-    pinned_client_context,
     client_context,
     peer_certificate_der,
     peer_certificate_fingerprint,
+    pinned_client_context,
     server_context,
 )
 from gcx.crypto._tokens import hash_token, new_token, random_id, sha256_hex, token_matches
@@ -59,10 +59,10 @@ __all__ = [
     "load_signing_key",
     "new_token",
     "pae",
-    "pinned_client_context",
     "parse_enrolment_request",
     "peer_certificate_der",
     "peer_certificate_fingerprint",
+    "pinned_client_context",
     "private_key_is_encrypted",
     "random_id",
     "save_encryption_key",

@@ -40,9 +40,7 @@ def sign_document(payload_type: str, payload: bytes, key: SigningKey, key_id: st
     return json.dumps(envelope, separators=(",", ":")).encode()
 
 
-def verify_document(
-    document: bytes, payload_type: str, trusted: Mapping[str, VerifyKey]
-) -> bytes:
+def verify_document(document: bytes, payload_type: str, trusted: Mapping[str, VerifyKey]) -> bytes:
     """Return the payload if a signature by one of ``trusted`` (key id -> key) verifies.
 
     Any failure, whether malformed JSON, wrong type or a bad signature, raises

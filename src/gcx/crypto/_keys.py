@@ -89,7 +89,8 @@ class EncryptionKey:
     @property
     def public(self) -> EncryptionPublicKey:
         return EncryptionPublicKey(
-            self._mlkem.public_key().public_bytes_raw() + self._x25519.public_key().public_bytes_raw()
+            self._mlkem.public_key().public_bytes_raw()
+            + self._x25519.public_key().public_bytes_raw()
         )
 
     def hpke_key(self) -> hpke.MLKEM768X25519PrivateKey:
@@ -195,4 +196,6 @@ def load_encryption_key(path: Path, passphrase: bytes) -> EncryptionKey:
 def private_key_is_encrypted(path: Path) -> bool:
     """True if every PEM block in the file is an encrypted PKCS#8 key (a self-check)."""
     data = path.read_bytes()
-    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data and b"-----BEGIN PRIVATE KEY" not in data
+    return (
+        b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data and b"-----BEGIN PRIVATE KEY" not in data
+    )

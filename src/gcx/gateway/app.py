@@ -10,17 +10,20 @@ from typing import Any
 
 from aiohttp import web
 
+from gcx.errors import Forbidden, InputError
 from gcx.gateway.peer import GATEWAY, ping
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import bearer_token, error_middleware, json_body, run_sync
-from gcx.errors import Forbidden, InputError
 
 
 async def caller_of(request: web.Request) -> Caller:
     gateway = request.app[GATEWAY]
-    return await run_sync(gateway.tokens.authenticate, bearer_token(request),
-                          request=f"{request.method} {request.path}")
+    return await run_sync(
+        gateway.tokens.authenticate,
+        bearer_token(request),
+        request=f"{request.method} {request.path}",
+    )
 
 
 def gateway_status(gateway: Gateway) -> dict[str, Any]:
@@ -37,8 +40,11 @@ def gateway_status(gateway: Gateway) -> dict[str, Any]:
 async def health(request: web.Request) -> web.Response:
     status = gateway_status(request.app[GATEWAY])
     return web.json_response(
-        {"gateway": status["gateway"], "exchanging": status["exchanging"],
-         "directory_version": status["directory"]["version"]},
+        {
+            "gateway": status["gateway"],
+            "exchanging": status["exchanging"],
+            "directory_version": status["directory"]["version"],
+        },
         status=200 if status["exchanging"] else 503,
     )
 
@@ -70,30 +76,62 @@ OPENAPI: dict[str, Any] = {
         "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
         "schemas": {
             "Refusal": {
-                "type": "object", "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                               "details": {"type": "object"}},
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {"type": "object"},
+                },
             },
         },
     },
     "security": [{"token": []}],
     "paths": {
-        "/api/v1/health": {"get": {"summary": "Liveness and whether the gateway can exchange",
-                                   "security": [],
-                                   "responses": {"200": {"description": "exchanging"},
-                                                 "503": {"description": "no usable directory"}}}},
-        "/api/v1/status": {"get": {"summary": "Gateway, directory and caller status",
-                                   "responses": {"200": {"description": "status"},
-                                                 "401": {"description": "token refused"}}}},
-        "/api/v1/ping": {"post": {
-            "summary": "Send a signed ping to the gateway hosting an organisation",
-            "requestBody": {"content": {"application/json": {"schema": {
-                "type": "object", "required": ["to"],
-                "properties": {"to": {"type": "string"}}}}}},
-            "responses": {"200": {"description": "the peer's signed answer, checked"},
-                          "4XX": {"description": "refused",
-                                  "content": {"application/json": {
-                                      "schema": {"$ref": "#/components/schemas/Refusal"}}}}}}},
+        "/api/v1/health": {
+            "get": {
+                "summary": "Liveness and whether the gateway can exchange",
+                "security": [],
+                "responses": {
+                    "200": {"description": "exchanging"},
+                    "503": {"description": "no usable directory"},
+                },
+            }
+        },
+        "/api/v1/status": {
+            "get": {
+                "summary": "Gateway, directory and caller status",
+                "responses": {
+                    "200": {"description": "status"},
+                    "401": {"description": "token refused"},
+                },
+            }
+        },
+        "/api/v1/ping": {
+            "post": {
+                "summary": "Send a signed ping to the gateway hosting an organisation",
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["to"],
+                                "properties": {"to": {"type": "string"}},
+                            }
+                        }
+                    }
+                },
+                "responses": {
+                    "200": {"description": "the peer's signed answer, checked"},
+                    "4XX": {
+                        "description": "refused",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}
+                        },
+                    },
+                },
+            }
+        },
     },
 }
 

@@ -44,7 +44,9 @@ class CentralClient:
         try:
             data = json.loads(body)
         except ValueError as exc:
-            raise PeerUnreachable(f"Central answered {status} with a body that is not JSON.") from exc
+            raise PeerUnreachable(
+                f"Central answered {status} with a body that is not JSON."
+            ) from exc
         if status >= 400:
             raise _remote_error(status, data)
         return data

@@ -25,8 +25,9 @@ log = logging.getLogger("gcx.gateway.directory")
 
 
 class DirectoryKeeper:
-    def __init__(self, db: Database, anchor: crypto.Certificate, network: str,
-                 clock: Clock) -> None:
+    def __init__(
+        self, db: Database, anchor: crypto.Certificate, network: str, clock: Clock
+    ) -> None:
         self.db = db
         self.anchor = anchor
         self.network = network
@@ -72,27 +73,44 @@ class DirectoryKeeper:
             self.last_error = error
             log.warning("directory refused: %s: %s", error.code, error.message)
             with self.db.transaction() as conn:
-                audit.append(conn, actor="central", action="directory.refused",
-                             subject="directory", now=now,
-                             details={"code": error.code, "message": error.message})
+                audit.append(
+                    conn,
+                    actor="central",
+                    action="directory.refused",
+                    subject="directory",
+                    now=now,
+                    details={"code": error.code, "message": error.message},
+                )
             raise
         self.last_error = None
         if changed:
             with self.db.transaction() as conn:
                 current = conn.execute(
-                    sa.select(held_directory.c.version).where(held_directory.c.id == 1)
+                    sa.select(held_directory.c.version)
+                    .where(held_directory.c.id == 1)
                     .with_for_update()
                 ).first()
                 # Another replica may have stored a newer one meanwhile; never step back.
                 if current is None:
-                    conn.execute(held_directory.insert().values(
-                        id=1, version=offered.version, document=document, fetched_at=iso(now)))
+                    conn.execute(
+                        held_directory.insert().values(
+                            id=1, version=offered.version, document=document, fetched_at=iso(now)
+                        )
+                    )
                 elif current.version < offered.version:
-                    conn.execute(held_directory.update().where(held_directory.c.id == 1).values(
-                        version=offered.version, document=document, fetched_at=iso(now)))
-                audit.append(conn, actor="central", action="directory.accepted",
-                             subject=f"v{offered.version}", now=now,
-                             details={"expires_at": iso(offered.expires_at)})
+                    conn.execute(
+                        held_directory.update()
+                        .where(held_directory.c.id == 1)
+                        .values(version=offered.version, document=document, fetched_at=iso(now))
+                    )
+                audit.append(
+                    conn,
+                    actor="central",
+                    action="directory.accepted",
+                    subject=f"v{offered.version}",
+                    now=now,
+                    details={"expires_at": iso(offered.expires_at)},
+                )
             with self._lock:
                 self._held, self._held_bytes, self._fetched_at = offered, payload, now
         else:
@@ -121,7 +139,8 @@ class DirectoryKeeper:
         }
         if not usable:
             status["reason"] = (
-                "no directory has been received from central yet" if held is None
+                "no directory has been received from central yet"
+                if held is None
                 else "the directory held has expired"
             )
         if self.last_error is not None:

@@ -91,9 +91,16 @@ def create_gateway_home(
     if not from_env:
         write_secret_file(home / "secrets" / "key-passphrase", secrets.token_urlsafe(32))
     config = GatewayConfig(
-        home=home, name=name, organisations=organisations, central_url=central_url,
-        peer_host=peer_host, peer_port=peer_port, api_host=api_host, api_port=api_port,
-        database_url=database_url, directory_poll_seconds=directory_poll_seconds,
+        home=home,
+        name=name,
+        organisations=organisations,
+        central_url=central_url,
+        peer_host=peer_host,
+        peer_port=peer_port,
+        api_host=api_host,
+        api_port=api_port,
+        database_url=database_url,
+        directory_poll_seconds=directory_poll_seconds,
         key_passphrase_file=None if from_env else "secrets/key-passphrase",
         network=root.organisation_name,
     )
@@ -116,8 +123,11 @@ def create_gateway_home(
             "encryption_key": encryption_b64,
             "proof": base64.b64encode(proof).decode(),
         }
-    request = {"csr": csr.decode(), "peer_address": config.peer_address,
-               "organisation_keys": org_keys}
+    request = {
+        "csr": csr.decode(),
+        "peer_address": config.peer_address,
+        "organisation_keys": org_keys,
+    }
     return config, request
 
 
@@ -177,8 +187,10 @@ def store_certificates(config: GatewayConfig, status: dict[str, Any]) -> None:
         org_cert.verify_issued_by(anchor)
         (config.home / "orgs" / code / "signing.pem").write_text(pem)
     (config.home / "tls.pem").write_bytes(certificate.pem)
-    _write_enrolment(config.home, {"id": status["id"], "state": "active",
-                                   "certificate_fingerprint": certificate.fingerprint})
+    _write_enrolment(
+        config.home,
+        {"id": status["id"], "state": "active", "certificate_fingerprint": certificate.fingerprint},
+    )
 
 
 def load_keys(config: GatewayConfig) -> GatewayKeys:

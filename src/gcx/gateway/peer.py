@@ -47,12 +47,20 @@ def _peer_fingerprint(request: web.Request) -> str | None:
     return crypto.peer_certificate_fingerprint(ssl_object)
 
 
-def _refuse(gateway: Gateway, request: web.Request, error: GcxError,
-            fingerprint: str | None) -> web.Response:
+def _refuse(
+    gateway: Gateway, request: web.Request, error: GcxError, fingerprint: str | None
+) -> web.Response:
     peer = request.remote or "unknown"
-    gateway.record(actor=f"peer:{peer}", action="connection.refused", subject="peer-endpoint",
-                   details={"code": error.code, "message": error.message,
-                            "certificate_fingerprint": fingerprint})
+    gateway.record(
+        actor=f"peer:{peer}",
+        action="connection.refused",
+        subject="peer-endpoint",
+        details={
+            "code": error.code,
+            "message": error.message,
+            "certificate_fingerprint": fingerprint,
+        },
+    )
     return refusal(error)
 
 
@@ -60,25 +68,29 @@ def _refuse(gateway: Gateway, request: web.Request, error: GcxError,
 async def peer_check(request: web.Request, handler: Handler) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     fingerprint = _peer_fingerprint(request)
+    refusal_error: GcxError | None = None
+    entry: dirproto.GatewayEntry | None = None
     try:
         directory = gateway.directory.current()
     except DirectoryError as error:
         return await run_sync(_refuse, gateway, request, error, fingerprint)
     if fingerprint is None:
-        error: GcxError = PeerRefused("The peer presented no certificate.")
-        return await run_sync(_refuse, gateway, request, error, fingerprint)
-    if directory.is_revoked(fingerprint):
-        error = PeerRevoked(
+        refusal_error = PeerRefused("The peer presented no certificate.")
+    elif directory.is_revoked(fingerprint):
+        refusal_error = PeerRevoked(
             f"The peer's certificate has been revoked (directory version {directory.version})."
         )
-        return await run_sync(_refuse, gateway, request, error, fingerprint)
-    entry = directory.gateway_by_fingerprint(fingerprint)
-    if entry is None:
-        error = PeerUnknown(
-            f"The peer's certificate is not one the directory (version {directory.version}) "
-            "lists for an active gateway."
+    else:
+        entry = directory.gateway_by_fingerprint(fingerprint)
+        if entry is None:
+            refusal_error = PeerUnknown(
+                f"The peer's certificate is not one the directory (version {directory.version}) "
+                "lists for an active gateway."
+            )
+    if refusal_error is not None or entry is None:
+        return await run_sync(
+            _refuse, gateway, request, refusal_error or PeerUnknown(), fingerprint
         )
-        return await run_sync(_refuse, gateway, request, error, fingerprint)
     request["peer"] = entry
     request["directory"] = directory
     return await handler(request)
@@ -92,21 +104,32 @@ async def handle_ping(request: web.Request) -> web.Response:
     if len(document) > PEER_REQUEST_LIMIT:
         raise InputError("The ping is too large.")
     ping = Ping.from_bytes(_verify_signed_by_org(directory, document, PING_TYPE, claimed=None))
-    check_ping(ping, peer_organisations=peer.organisations,
-               hosted=list(gateway.config.organisations), now=gateway.clock.now())
+    check_ping(
+        ping,
+        peer_organisations=peer.organisations,
+        hosted=list(gateway.config.organisations),
+        now=gateway.clock.now(),
+    )
     # The signature must be by the organisation the ping claims to be from.
     _verify_signed_by_org(directory, document, PING_TYPE, claimed=ping.from_org)
     pong = Pong(ping.to_org, gateway.config.name, ping.nonce, directory.version)
     keys = gateway.keys.organisations[ping.to_org]
-    signed = crypto.sign_document(PONG_TYPE, pong.to_bytes(), keys.signing,
-                                  crypto.key_id(keys.signing.public))
-    await run_sync(gateway.record, actor=f"gateway:{peer.name}", action="ping.answered",
-                   subject=ping.to_org, details={"from": ping.from_org, "nonce": ping.nonce})
+    signed = crypto.sign_document(
+        PONG_TYPE, pong.to_bytes(), keys.signing, crypto.key_id(keys.signing.public)
+    )
+    await run_sync(
+        gateway.record,
+        actor=f"gateway:{peer.name}",
+        action="ping.answered",
+        subject=ping.to_org,
+        details={"from": ping.from_org, "nonce": ping.nonce},
+    )
     return web.Response(body=signed, content_type="application/json")
 
 
-def _verify_signed_by_org(directory: dirproto.Directory, document: bytes, payload_type: str,
-                          *, claimed: str | None) -> bytes:
+def _verify_signed_by_org(
+    directory: dirproto.Directory, document: bytes, payload_type: str, *, claimed: str | None
+) -> bytes:
     """Verify against the claimed organisation's key, or any listed key if not yet known."""
     trusted: dict[str, crypto.VerifyKey] = {}
     for org in directory.organisations:
@@ -124,13 +147,15 @@ def _verify_signed_by_org(directory: dirproto.Directory, document: bytes, payloa
 
 async def handle_health(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
-    return web.json_response({"gateway": gateway.config.name,
-                              "directory_version": request["directory"].version})
+    return web.json_response(
+        {"gateway": gateway.config.name, "directory_version": request["directory"].version}
+    )
 
 
 def build_peer_app(gateway: Gateway) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, peer_check],
-                          client_max_size=PEER_REQUEST_LIMIT)
+    app = web.Application(
+        middlewares=[error_middleware, peer_check], client_max_size=PEER_REQUEST_LIMIT
+    )
     app[GATEWAY] = gateway
     app.router.add_post("/peer/v1/ping", handle_ping)
     app.router.add_get("/peer/v1/health", handle_health)
@@ -151,10 +176,12 @@ class PingResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "organisation": self.organisation, "gateway": self.gateway,
+            "organisation": self.organisation,
+            "gateway": self.gateway,
             "peer_address": self.peer_address,
             "certificate_fingerprint": self.certificate_fingerprint,
-            "directory_version": self.directory_version, "round_trip_ms": self.round_trip_ms,
+            "directory_version": self.directory_version,
+            "round_trip_ms": self.round_trip_ms,
         }
 
 
@@ -162,13 +189,17 @@ def peer_client_context(gateway: Gateway, entry: dirproto.GatewayEntry) -> Any:
     """Mutual TLS to one peer, pinned to the certificate the directory lists for it."""
     home = gateway.config.home
     return crypto.pinned_client_context(
-        home / "anchor.pem", home / "tls.pem", home / "tls.key", gateway.config.passphrase(),
+        home / "anchor.pem",
+        home / "tls.pem",
+        home / "tls.key",
+        gateway.config.passphrase(),
         frozenset({entry.certificate_fingerprint}),
     )
 
 
-async def ping(gateway: Gateway, to_org: str, *, from_org: str | None = None,
-               ssl_context: Any = None) -> PingResult:
+async def ping(
+    gateway: Gateway, to_org: str, *, from_org: str | None = None, ssl_context: Any = None
+) -> PingResult:
     """Send a signed ping to the gateway hosting ``to_org`` and check its signed answer."""
     directory = gateway.directory.current()
     from_org = from_org or gateway.config.organisations[0]
@@ -182,19 +213,24 @@ async def ping(gateway: Gateway, to_org: str, *, from_org: str | None = None,
         raise PeerUnreachable(f"{to_org} has no active gateway in the directory.")
     keys = gateway.keys.organisations[from_org]
     body = Ping(from_org, to_org, secrets.token_hex(16), gateway.clock.now())
-    document = crypto.sign_document(PING_TYPE, body.to_bytes(), keys.signing,
-                                    crypto.key_id(keys.signing.public))
+    document = crypto.sign_document(
+        PING_TYPE, body.to_bytes(), keys.signing, crypto.key_id(keys.signing.public)
+    )
     context = ssl_context or await run_sync(peer_client_context, gateway, entry)
     host, _, port = entry.peer_address.rpartition(":")
     started = time.perf_counter()
     try:
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=context),
-            timeout=aiohttp.ClientTimeout(total=15, connect=5),
-        ) as session, session.post(
-            f"https://{host}:{port}/peer/v1/ping", data=document,
-            headers={"Content-Type": "application/json"},
-        ) as response:
+        async with (
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=context),
+                timeout=aiohttp.ClientTimeout(total=15, connect=5),
+            ) as session,
+            session.post(
+                f"https://{host}:{port}/peer/v1/ping",
+                data=document,
+                headers={"Content-Type": "application/json"},
+            ) as response,
+        ):
             answer = await response.read()
             status = response.status
     except aiohttp.ClientConnectorCertificateError as exc:
@@ -213,13 +249,22 @@ async def ping(gateway: Gateway, to_org: str, *, from_org: str | None = None,
     pong = Pong.from_bytes(_verify_signed_by_org(directory, answer, PONG_TYPE, claimed=to_org))
     if pong.nonce != body.nonce or pong.org != to_org:
         raise PeerRefused("The peer's answer does not match the ping sent.")
-    await run_sync(gateway.record, actor=f"organisation:{from_org}", action="ping.sent",
-                   subject=to_org, details={"gateway": entry.name,
-                                            "round_trip_ms": round(elapsed, 2)})
+    await run_sync(
+        gateway.record,
+        actor=f"organisation:{from_org}",
+        action="ping.sent",
+        subject=to_org,
+        details={"gateway": entry.name, "round_trip_ms": round(elapsed, 2)},
+    )
     # The pinned TLS context has already required exactly this certificate.
-    return PingResult(to_org, entry.name, entry.peer_address, entry.certificate_fingerprint,
-                      pong.directory_version,
-                      round(elapsed, 2))
+    return PingResult(
+        to_org,
+        entry.name,
+        entry.peer_address,
+        entry.certificate_fingerprint,
+        pong.directory_version,
+        round(elapsed, 2),
+    )
 
 
 def _peer_refusal(status: int, body: bytes) -> GcxError:

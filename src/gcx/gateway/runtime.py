@@ -35,12 +35,19 @@ class Gateway:
         tokens = TokenService(db, list(config.organisations), clock)
         return cls(config, db, keys, keeper, tokens, clock)
 
-    def record(self, *, actor: str, action: str, subject: str,
-               details: dict[str, Any] | None = None) -> None:
+    def record(
+        self, *, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
+    ) -> None:
         """Append one audit entry in its own transaction."""
         with self.db.transaction() as conn:
-            audit.append(conn, actor=actor, action=action, subject=subject,
-                         now=self.clock.now(), details=details)
+            audit.append(
+                conn,
+                actor=actor,
+                action=action,
+                subject=subject,
+                now=self.clock.now(),
+                details=details,
+            )
 
     def close(self) -> None:
         self.db.dispose()

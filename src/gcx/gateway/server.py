@@ -12,10 +12,10 @@ from aiohttp import web
 from gcx import crypto
 from gcx.config import GatewayConfig
 from gcx.errors import DirectoryError, GcxError
+from gcx.gateway.app import build_local_app
 from gcx.gateway.central_client import CentralClient
 from gcx.gateway.home import client_ssl_for_central, has_certificates, pick_up_certificates
 from gcx.gateway.peer import build_peer_app
-from gcx.gateway.app import build_local_app
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tls_gate import serve_tls
 from gcx.httpapi import run_sync
@@ -65,26 +65,45 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
 
     passphrase = config.passphrase()
     home = config.home
-    peer_context = crypto.server_context(home / "anchor.pem", home / "tls.pem", home / "tls.key",
-                                         passphrase, require_client_cert=True)
+    peer_context = crypto.server_context(
+        home / "anchor.pem",
+        home / "tls.pem",
+        home / "tls.key",
+        passphrase,
+        require_client_cert=True,
+    )
     peer_runner = web.AppRunner(build_peer_app(gateway), access_log=None)
     await peer_runner.setup()
 
     def on_refused(address: str, code: str, sentence: str) -> None:
         log.warning("refused TLS connection from %s: %s", address, code)
-        loop.run_in_executor(None, lambda: gateway.record(
-            actor=f"peer:{address}", action="connection.refused", subject="peer-endpoint",
-            details={"code": code, "message": sentence}))
+        loop.run_in_executor(
+            None,
+            lambda: gateway.record(
+                actor=f"peer:{address}",
+                action="connection.refused",
+                subject="peer-endpoint",
+                details={"code": code, "message": sentence},
+            ),
+        )
 
-    peer_server = await serve_tls(peer_runner.server, peer_context, config.peer_host,
-                                  config.peer_port, on_refused)
+    http_protocol_factory = peer_runner.server
+    assert http_protocol_factory is not None  # made by setup()
+    peer_server = await serve_tls(
+        http_protocol_factory, peer_context, config.peer_host, config.peer_port, on_refused
+    )
     local_runner = web.AppRunner(build_local_app(gateway), access_log=None)
     await local_runner.setup()
     await web.TCPSite(local_runner, config.api_host, config.api_port).start()
-    log.info("gateway %s: peer endpoint https://%s, local API %s", config.name,
-             config.peer_address, config.api_url)
+    log.info(
+        "gateway %s: peer endpoint https://%s, local API %s",
+        config.name,
+        config.peer_address,
+        config.api_url,
+    )
 
     async with CentralClient(config.central_url, client_ssl_for_central(config)) as central:
+
         async def poller() -> None:
             while True:
                 await poll_directory(gateway, central)

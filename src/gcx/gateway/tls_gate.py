@@ -29,12 +29,16 @@ def classify_handshake_error(exc: BaseException) -> tuple[str, str]:
     reason = getattr(exc, "reason", "") or ""
     text = f"{reason} {exc}".upper()
     if "PEER_DID_NOT_RETURN_A_CERTIFICATE" in text or "CERTIFICATE REQUIRED" in text:
-        return ("peer-certificate-missing",
-                "The peer presented no client certificate; gateways must use their network "
-                "certificate.")
+        return (
+            "peer-certificate-missing",
+            "The peer presented no client certificate; gateways must use their network "
+            "certificate.",
+        )
     if "CERTIFICATE_VERIFY_FAILED" in text or "UNKNOWN_CA" in text or "VERIFY" in text:
-        return ("peer-certificate-untrusted",
-                "The peer's certificate was not issued by this network's root.")
+        return (
+            "peer-certificate-untrusted",
+            "The peer's certificate was not issued by this network's root.",
+        )
     if isinstance(exc, TimeoutError):
         return ("tls-handshake-timeout", "The peer did not complete the TLS handshake in time.")
     if "VERSION" in text or "PROTOCOL" in text:
@@ -50,8 +54,12 @@ class _Gate(asyncio.Protocol):
     Finished message) are buffered and replayed, never dropped.
     """
 
-    def __init__(self, app_protocol_factory: Callable[[], Any], context: ssl.SSLContext,
-                 on_refused: RefusalHook) -> None:
+    def __init__(
+        self,
+        app_protocol_factory: Callable[[], Any],
+        context: ssl.SSLContext,
+        on_refused: RefusalHook,
+    ) -> None:
         self._factory = app_protocol_factory
         self._context = context
         self._on_refused = on_refused
@@ -73,7 +81,10 @@ class _Gate(asyncio.Protocol):
         address = f"{peer[0]}:{peer[1]}" if peer else "unknown"
         try:
             tls = await loop.start_tls(
-                transport, self, self._context, server_side=True,
+                transport,
+                self,
+                self._context,
+                server_side=True,
                 ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
             )
         except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
@@ -122,11 +133,16 @@ class _Gate(asyncio.Protocol):
 
 
 async def serve_tls(
-    app_protocol_factory: Callable[[], Any], context: ssl.SSLContext, host: str, port: int,
+    app_protocol_factory: Callable[[], Any],
+    context: ssl.SSLContext,
+    host: str,
+    port: int,
     on_refused: RefusalHook,
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: _Gate(app_protocol_factory, context, on_refused), host, port,
+        lambda: _Gate(app_protocol_factory, context, on_refused),
+        host,
+        port,
         reuse_address=True,
     )

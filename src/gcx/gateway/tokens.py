@@ -32,8 +32,12 @@ class Caller:
         return f"{self.kind}:{self.account}@{self.organisation}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"organisation": self.organisation, "account": self.account, "kind": self.kind,
-                "roles": list(self.roles)}
+        return {
+            "organisation": self.organisation,
+            "account": self.account,
+            "kind": self.kind,
+            "roles": list(self.roles),
+        }
 
 
 class TokenService:
@@ -55,26 +59,47 @@ class TokenService:
         token = crypto.new_token("gcxt")
         now = self.clock.now()
         with self.db.transaction() as conn:
-            conn.execute(api_tokens.insert().values(
-                token_hash=crypto.hash_token(token), organisation=organisation, account=account,
-                account_kind=kind, roles=sorted(set(roles)), created_at=iso(now)))
-            audit.append(conn, actor="administrator", action="token.added",
-                         subject=f"{account}@{organisation}", now=now,
-                         details={"kind": kind, "roles": sorted(set(roles))})
+            conn.execute(
+                api_tokens.insert().values(
+                    token_hash=crypto.hash_token(token),
+                    organisation=organisation,
+                    account=account,
+                    account_kind=kind,
+                    roles=sorted(set(roles)),
+                    created_at=iso(now),
+                )
+            )
+            audit.append(
+                conn,
+                actor="administrator",
+                action="token.added",
+                subject=f"{account}@{organisation}",
+                now=now,
+                details={"kind": kind, "roles": sorted(set(roles))},
+            )
         return token
 
     def revoke(self, organisation: str, account: str) -> int:
         now = self.clock.now()
         with self.db.transaction() as conn:
             count = conn.execute(
-                api_tokens.update().where(
-                    api_tokens.c.organisation == organisation, api_tokens.c.account == account,
-                    api_tokens.c.revoked_at.is_(None)).values(revoked_at=iso(now))
+                api_tokens.update()
+                .where(
+                    api_tokens.c.organisation == organisation,
+                    api_tokens.c.account == account,
+                    api_tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=iso(now))
             ).rowcount
             if not count:
                 raise NotFound(f"{account}@{organisation} has no active token.")
-            audit.append(conn, actor="administrator", action="token.revoked",
-                         subject=f"{account}@{organisation}", now=now)
+            audit.append(
+                conn,
+                actor="administrator",
+                action="token.revoked",
+                subject=f"{account}@{organisation}",
+                now=now,
+            )
         return int(count)
 
     def authenticate(self, token: str | None, *, request: str) -> Caller:
@@ -82,16 +107,34 @@ class TokenService:
         with self.db.transaction() as conn:
             row = None
             if token:
-                row = conn.execute(sa.select(api_tokens).where(
-                    api_tokens.c.token_hash == crypto.hash_token(token))).first()
-            if (row is None or row.revoked_at is not None or not token
-                    or not crypto.token_matches(token, row.token_hash)):
-                audit.append(conn, actor="anonymous", action="token.refused", subject="api",
-                             now=now, details={"request": request})
+                row = conn.execute(
+                    sa.select(api_tokens).where(api_tokens.c.token_hash == crypto.hash_token(token))
+                ).first()
+            if (
+                row is None
+                or row.revoked_at is not None
+                or not token
+                or not crypto.token_matches(token, row.token_hash)
+            ):
+                audit.append(
+                    conn,
+                    actor="anonymous",
+                    action="token.refused",
+                    subject="api",
+                    now=now,
+                    details={"request": request},
+                )
                 raise TokenInvalid()
             caller = Caller(row.organisation, row.account, row.account_kind, tuple(row.roles))
-            conn.execute(api_tokens.update().where(api_tokens.c.id == row.id)
-                         .values(last_used_at=iso(now)))
-            audit.append(conn, actor=caller.actor, action="token.used", subject="api", now=now,
-                         details={"request": request})
+            conn.execute(
+                api_tokens.update().where(api_tokens.c.id == row.id).values(last_used_at=iso(now))
+            )
+            audit.append(
+                conn,
+                actor=caller.actor,
+                action="token.used",
+                subject="api",
+                now=now,
+                details={"request": request},
+            )
             return caller

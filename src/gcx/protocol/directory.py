@@ -64,7 +64,7 @@ class Revocation(_Model):
 
 
 class Directory(_Model):
-    format: Literal["gcx.directory/1"] = FORMAT
+    format: Literal["gcx.directory/1"] = "gcx.directory/1"
     network: str
     version: int = Field(ge=1)
     issued_at: dt.datetime
@@ -105,8 +105,13 @@ class Directory(_Model):
 
 
 def accept_directory(
-    held: Directory | None, held_bytes: bytes | None, offered: Directory, offered_bytes: bytes,
-    *, network: str, now: dt.datetime,
+    held: Directory | None,
+    held_bytes: bytes | None,
+    offered: Directory,
+    offered_bytes: bytes,
+    *,
+    network: str,
+    now: dt.datetime,
 ) -> bool:
     """Decide whether to replace the held directory with the offered one.
 

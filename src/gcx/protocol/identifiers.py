@@ -57,4 +57,6 @@ def parse_organisation_type(value: str) -> OrganisationType:
         return OrganisationType(value)
     except ValueError as exc:
         choices = ", ".join(t.value for t in OrganisationType)
-        raise InputError(f"{value[:40]!r} is not an organisation type; use one of: {choices}.") from exc
+        raise InputError(
+            f"{value[:40]!r} is not an organisation type; use one of: {choices}."
+        ) from exc

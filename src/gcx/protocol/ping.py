@@ -28,8 +28,13 @@ class Ping:
 
     def to_bytes(self) -> bytes:
         return json.dumps(
-            {"type": "ping", "from": self.from_org, "to": self.to_org, "nonce": self.nonce,
-             "sent_at": self.sent_at.isoformat()},
+            {
+                "type": "ping",
+                "from": self.from_org,
+                "to": self.to_org,
+                "nonce": self.nonce,
+                "sent_at": self.sent_at.isoformat(),
+            },
             separators=(",", ":"),
         ).encode()
 
@@ -39,8 +44,12 @@ class Ping:
             body = json.loads(payload)
             if body["type"] != "ping":
                 raise ValueError("not a ping")
-            return cls(str(body["from"]), str(body["to"]), str(body["nonce"]),
-                       dt.datetime.fromisoformat(body["sent_at"]))
+            return cls(
+                str(body["from"]),
+                str(body["to"]),
+                str(body["nonce"]),
+                dt.datetime.fromisoformat(body["sent_at"]),
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError("The ping is not in the gcx ping format.") from exc
 
@@ -54,8 +63,13 @@ class Pong:
 
     def to_bytes(self) -> bytes:
         return json.dumps(
-            {"type": "pong", "org": self.org, "gateway": self.gateway, "nonce": self.nonce,
-             "directory_version": self.directory_version},
+            {
+                "type": "pong",
+                "org": self.org,
+                "gateway": self.gateway,
+                "nonce": self.nonce,
+                "directory_version": self.directory_version,
+            },
             separators=(",", ":"),
         ).encode()
 
@@ -65,14 +79,19 @@ class Pong:
             body = json.loads(payload)
             if body["type"] != "pong":
                 raise ValueError("not a pong")
-            return cls(str(body["org"]), str(body["gateway"]), str(body["nonce"]),
-                       int(body["directory_version"]))
+            return cls(
+                str(body["org"]),
+                str(body["gateway"]),
+                str(body["nonce"]),
+                int(body["directory_version"]),
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError("The pong is not in the gcx pong format.") from exc
 
 
-def check_ping(ping: Ping, *, peer_organisations: tuple[str, ...], hosted: list[str],
-               now: dt.datetime) -> None:
+def check_ping(
+    ping: Ping, *, peer_organisations: tuple[str, ...], hosted: list[str], now: dt.datetime
+) -> None:
     """Refuse a ping that the connecting gateway may not send, or that is not for us."""
     if ping.from_org not in peer_organisations:
         raise PeerRefused(
