@@ -17,6 +17,7 @@ The tree::
     │   ├── CsrInvalid
     │   ├── OrganisationCodeInvalid
     │   ├── UnknownOrganisation (422)
+    │   ├── BodyTooLarge (413)
     │   └── NotFound (404)
     ├── AuthError                   who are you? (401)
     │   └── TokenInvalid
@@ -89,6 +90,12 @@ class CsrInvalid(InputError):
 class OrganisationCodeInvalid(InputError):
     code = "organisation-code-invalid"
     default_message = "The organisation code is not a GSS code or a short code of 2-16 letters."
+
+
+class BodyTooLarge(InputError):
+    code = "body-too-large"
+    status = 413
+    default_message = "The request body is larger than this endpoint accepts."
 
 
 class NotFound(InputError):

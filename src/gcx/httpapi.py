@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from gcx.errors import GcxError, InputError
+from gcx.errors import BodyTooLarge, GcxError, InputError
 
 T = TypeVar("T")
 log = logging.getLogger("gcx.http")
@@ -52,13 +52,23 @@ async def run_sync(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(partial(function, *args, **kwargs))
 
 
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The whole request body, refused with a clear error past ``max_bytes``."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise BodyTooLarge(f"The request body is larger than the limit of {max_bytes} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge(f"The request body is larger than the limit of {max_bytes} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def json_body(request: web.Request, max_bytes: int = 1 << 20) -> dict[str, Any]:
     """The request's JSON object body, or a clear refusal."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise InputError(f"The request body is larger than {max_bytes} bytes.")
-    raw = await request.content.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise InputError(f"The request body is larger than {max_bytes} bytes.")
+    raw = await read_body(request, max_bytes)
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

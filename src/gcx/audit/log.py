@@ -70,8 +70,8 @@ def append(
         sa.select(audit_head.c.seq, audit_head.c.entry_hash)
         .where(audit_head.c.id == 1)
         .with_for_update()
-    ).first()
-    seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
+    ).one()
+    seq, prev = head.seq + 1, head.entry_hash
     at = iso(now)
     details_text = canonical_json(details or {}).decode()
     actor, subject = actor[:200], subject[:200]
@@ -88,12 +88,9 @@ def append(
             entry_hash=digest,
         )
     )
-    if head:
-        connection.execute(
-            audit_head.update().where(audit_head.c.id == 1).values(seq=seq, entry_hash=digest)
-        )
-    else:
-        connection.execute(audit_head.insert().values(id=1, seq=seq, entry_hash=digest))
+    connection.execute(
+        audit_head.update().where(audit_head.c.id == 1).values(seq=seq, entry_hash=digest)
+    )
     return AuditEntry(seq, at, actor, action, subject, details_text, prev, digest)
 
 
@@ -171,13 +168,14 @@ def verify(connection: Connection) -> VerifyReport:
     head = connection.execute(
         sa.select(audit_head.c.seq, audit_head.c.entry_hash).where(audit_head.c.id == 1)
     ).first()
-    if head is not None and (head.seq != count or head.entry_hash != prev):
+    if head is None or head.seq != count or head.entry_hash != prev:
         return VerifyReport(
             False,
             count,
             prev,
             count + 1,
-            f"the log ends at entry {count} but its head records entry {head.seq}: "
-            "entries at the end were removed",
+            f"the log ends at entry {count} but its head records entry "
+            f"{head.seq if head else 'none'}: entries at the end were removed or the head "
+            "was altered",
         )
     return VerifyReport(True, count, prev)

@@ -33,7 +33,7 @@ from gcx.errors import (
     UnknownOrganisation,
 )
 from gcx.gateway.runtime import Gateway
-from gcx.httpapi import Handler, error_middleware, refusal, run_sync
+from gcx.httpapi import Handler, error_middleware, read_body, refusal, run_sync
 from gcx.protocol import directory as dirproto
 from gcx.protocol.ping import PING_TYPE, PONG_TYPE, Ping, Pong, check_ping
 
@@ -100,9 +100,7 @@ async def handle_ping(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     directory: dirproto.Directory = request["directory"]
     peer: dirproto.GatewayEntry = request["peer"]
-    document = await request.content.read(PEER_REQUEST_LIMIT + 1)
-    if len(document) > PEER_REQUEST_LIMIT:
-        raise InputError("The ping is too large.")
+    document = await read_body(request, PEER_REQUEST_LIMIT)
     ping = Ping.from_bytes(_verify_signed_by_org(directory, document, PING_TYPE, claimed=None))
     check_ping(
         ping,

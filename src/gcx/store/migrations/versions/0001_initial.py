@@ -39,13 +39,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq"),
     )
     op.create_index(op.f("ix_audit_entries_action"), "audit_entries", ["action"], unique=False)
-    op.create_table(
+    audit_head = op.create_table(
         "audit_head",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("entry_hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    # The head row exists from the start so that every append, the first
+    # included, locks the same row; two first appends cannot both insert it.
+    op.bulk_insert(audit_head, [{"id": 1, "seq": 0, "entry_hash": "0" * 64}])
     op.create_table(
         "directory_publications",
         sa.Column("version", sa.Integer(), autoincrement=False, nullable=False),
