@@ -116,3 +116,92 @@ audit_head = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("entry_hash", sa.String(64), nullable=False),
 )
+
+# -- secure messaging and the envelope pipeline (migration 0002) ---------------
+
+envelopes = sa.Table(
+    "envelopes",
+    metadata,
+    # An envelope is stored once per direction: "out" on the sending gateway,
+    # "in" on each receiving one (both on one gateway that hosts sender and
+    # recipient). The id is the sender's; (id, direction) is the duplicate check.
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("direction", sa.String(3), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("sender_org", sa.String(16), nullable=False),
+    sa.Column("sender_user", sa.String(64), nullable=False),
+    sa.Column("sender_gateway", sa.String(63), nullable=False),
+    sa.Column("recipients", sa.JSON, nullable=False),
+    sa.Column("marking", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("expires_at", sa.String(40), nullable=False),
+    sa.Column("stored_at", sa.String(40), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("signed_header", sa.LargeBinary, nullable=False),
+    sa.Column("part_keys", sa.JSON, nullable=False),
+    sa.Column("directory_version", sa.Integer, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    # One row per (envelope, receiving gateway): the unit of delivery work.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("envelope_id", sa.String(32), nullable=False, index=True),
+    sa.Column("peer_gateway", sa.String(63), nullable=False),
+    sa.Column("organisations", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.String(40), nullable=False),
+    sa.Column("expires_at", sa.String(40), nullable=False),
+    sa.Column("claimed_until", sa.String(40)),
+    sa.Column("last_error_code", sa.String(64)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Index("ix_outbox_due", "state", "next_attempt_at"),
+)
+
+receipts = sa.Table(
+    "receipts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("envelope_id", sa.String(32), nullable=False, index=True),
+    sa.Column("organisation", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("document", sa.LargeBinary, nullable=False),
+    sa.Column("received_at", sa.String(40), nullable=False),
+    sa.Column("late", sa.Boolean, nullable=False),
+    sa.UniqueConstraint("envelope_id", "organisation", "kind", name="uq_receipts_one_per_kind"),
+)
+
+mailbox_items = sa.Table(
+    "mailbox_items",
+    metadata,
+    # What each person or shared mailbox sees: the sender's "sent" item and,
+    # on receiving gateways, one "inbox" item per local address the envelope
+    # named. Content stays encrypted in the envelope; nothing here reveals it.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("envelope_id", sa.String(32), nullable=False, index=True),
+    sa.Column("box", sa.String(8), nullable=False),
+    sa.Column("organisation", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("read_at", sa.String(40)),
+    sa.Column("read_by", sa.String(64)),
+    sa.Column("recalled_at", sa.String(40)),
+    sa.UniqueConstraint("envelope_id", "box", "organisation", "owner", name="uq_mailbox_item"),
+    sa.Index("ix_mailbox_owner", "organisation", "owner", "box"),
+)
+
+mailboxes = sa.Table(
+    "mailboxes",
+    metadata,
+    # Shared mailboxes such as benefits@E09000030, and who may read them.
+    sa.Column("organisation", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("members", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
