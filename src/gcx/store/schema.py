@@ -139,8 +139,23 @@ envelopes = sa.Table(
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("signed_header", sa.LargeBinary, nullable=False),
-    sa.Column("part_keys", sa.JSON, nullable=False),
+    sa.Column("part_count", sa.Integer, nullable=False),
     sa.Column("directory_version", sa.Integer, nullable=False),
+)
+
+envelope_parts = sa.Table(
+    "envelope_parts",
+    metadata,
+    # Ciphertext parts. Small ones live in the row (one write, no extra file
+    # to fsync, which is what makes small messages fast); large ones in the
+    # blob store, named by blob_key.
+    sa.Column("envelope_id", sa.String(32), primary_key=True),
+    sa.Column("direction", sa.String(3), primary_key=True),
+    sa.Column("part_index", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("data", sa.LargeBinary),
+    sa.Column("blob_key", sa.String(200)),
 )
 
 outbox = sa.Table(

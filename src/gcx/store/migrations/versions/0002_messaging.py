@@ -1,4 +1,4 @@
-"""secure messaging: envelopes, outbox, receipts, mailboxes
+"""secure messaging: envelopes, parts, outbox, receipts, mailboxes
 
 Revision ID: 0002
 Revises: 0001
@@ -12,6 +12,17 @@ down_revision = "0001"
 
 
 def upgrade() -> None:
+    op.create_table(
+        "envelope_parts",
+        sa.Column("envelope_id", sa.String(length=32), nullable=False),
+        sa.Column("direction", sa.String(length=3), nullable=False),
+        sa.Column("part_index", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=True),
+        sa.Column("blob_key", sa.String(length=200), nullable=True),
+        sa.PrimaryKeyConstraint("envelope_id", "direction", "part_index"),
+    )
     op.create_table(
         "envelopes",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -28,7 +39,7 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("signed_header", sa.LargeBinary(), nullable=False),
-        sa.Column("part_keys", sa.JSON(), nullable=False),
+        sa.Column("part_count", sa.Integer(), nullable=False),
         sa.Column("directory_version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", "direction"),
     )
@@ -106,3 +117,4 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_mailbox_items_envelope_id"), table_name="mailbox_items")
     op.drop_table("mailbox_items")
     op.drop_table("envelopes")
+    op.drop_table("envelope_parts")

@@ -1,0 +1,70 @@
+"""Blob storage for envelope parts: a port and its filesystem adapter.
+
+Parts are ciphertext, so a blob store never holds anything readable. Writes
+go to a temporary file that is fsynced and renamed into place, so a crash
+never leaves a half-written blob under its final name; a blob that exists is
+complete. An S3-compatible adapter comes with bulk transfer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from gcx.errors import NotFound
+
+_KEY = re.compile(r"^[a-z0-9][a-z0-9/._-]{0,200}$")
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+
+class FileBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.match(key) or ".." in key:
+            raise ValueError(f"invalid blob key {key!r}")
+        return self.root / key
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise NotFound(f"The stored part {key} is missing.") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
