@@ -18,6 +18,7 @@ The tree::
     │   ├── OrganisationCodeInvalid
     │   ├── UnknownOrganisation (422)
     │   ├── BodyTooLarge (413)
+    │   ├── AddressInvalid, AttachmentRefused, AttachmentTooLarge (413), BodyNotUtf8
     │   └── NotFound (404)
     ├── AuthError                   who are you? (401)
     │   └── TokenInvalid
@@ -38,6 +39,7 @@ The tree::
     ├── RemoteRefusal               another gcx service refused, with its own code
     ├── CryptoError                 verification failed (opaque on purpose)
     │   ├── SignatureInvalid
+    │   ├── ConsistencyProofInvalid (409)
     │   └── KeyDecryptionFailed
     └── AuditChainBroken            an audit log does not verify
 
@@ -96,6 +98,27 @@ class BodyTooLarge(InputError):
     code = "body-too-large"
     status = 413
     default_message = "The request body is larger than this endpoint accepts."
+
+
+class AddressInvalid(InputError):
+    code = "address-invalid"
+    default_message = "An address is not of the form person@ORG, mailbox@ORG or ORG."
+
+
+class AttachmentRefused(InputError):
+    code = "attachment-refused"
+    default_message = "An attachment was refused."
+
+
+class AttachmentTooLarge(InputError):
+    code = "attachment-too-large"
+    status = 413
+    default_message = "An attachment is larger than a message may carry."
+
+
+class BodyNotUtf8(InputError):
+    code = "body-not-utf8"
+    default_message = "The text is not valid UTF-8."
 
 
 class NotFound(InputError):
@@ -229,6 +252,12 @@ class CryptoError(GcxError):
 class SignatureInvalid(CryptoError):
     code = "signature-invalid"
     default_message = "The signature does not verify."
+
+
+class ConsistencyProofInvalid(CryptoError):
+    code = "consistency-proof-invalid"
+    status = 409
+    default_message = "The new audit tree head does not extend the one lodged before."
 
 
 class KeyDecryptionFailed(CryptoError):

@@ -18,6 +18,7 @@ from gcx.crypto._keys import (
     save_encryption_key,
     save_signing_key,
 )
+from gcx.crypto._merkle import consistency_proof, tree_head, verify_consistency
 from gcx.crypto._tls import (
     client_context,
     peer_certificate_der,
@@ -48,6 +49,7 @@ __all__ = [
     "VerifyKey",
     "build_enrolment_request",
     "client_context",
+    "consistency_proof",
     "create_network_root",
     "fingerprint",
     "hash_token",
@@ -72,5 +74,7 @@ __all__ = [
     "sign_document",
     "signature_key_ids",
     "token_matches",
+    "tree_head",
+    "verify_consistency",
     "verify_document",
 ]
