@@ -133,6 +133,7 @@ class GatewayConfig:
     database_url: str = ""
     key_passphrase_file: str | None = "secrets/key-passphrase"  # noqa: S105 - a path
     directory_poll_seconds: float = 30.0
+    checkpoint_interval_seconds: float = 60.0
     network: str = ""
 
     @classmethod

@@ -15,12 +15,21 @@ from typing import Any
 
 from aiohttp import web
 
+from gcx.central.checkpoints import CheckpointWitness
 from gcx.central.service import CentralService
 from gcx.errors import InputError
-from gcx.httpapi import bearer_token, error_middleware, json_body, require_str, run_sync
+from gcx.httpapi import (
+    bearer_token,
+    error_middleware,
+    json_body,
+    read_body,
+    require_str,
+    run_sync,
+)
 
 log = logging.getLogger("gcx.central")
 SERVICE = web.AppKey("service", CentralService)
+WITNESS = web.AppKey("witness", CheckpointWitness)
 
 
 def _service(request: web.Request) -> CentralService:
@@ -125,6 +134,21 @@ async def audit_verify(request: web.Request) -> web.Response:
     return web.json_response(report.to_dict())
 
 
+async def latest_checkpoint(request: web.Request) -> web.Response:
+    witness = request.app[WITNESS]
+    return web.json_response(await run_sync(witness.latest, request.match_info["gateway"]))
+
+
+async def lodge_checkpoint(request: web.Request) -> web.Response:
+    document = await read_body(request, 1 << 20)
+    return web.json_response(await run_sync(request.app[WITNESS].lodge, document), status=201)
+
+
+async def gateway_flags(request: web.Request) -> web.Response:
+    await _operator(request)
+    return web.json_response(await run_sync(request.app[WITNESS].flags))
+
+
 async def _republish_forever(app: web.Application) -> AsyncIterator[None]:
     service = app[SERVICE]
     interval = service.config.republish_interval_seconds
@@ -149,6 +173,7 @@ async def _republish_forever(app: web.Application) -> AsyncIterator[None]:
 def build_app(service: CentralService, *, republish: bool = True) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
     app[SERVICE] = service
+    app[WITNESS] = CheckpointWitness(service.db, service.clock)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/directory", get_directory)
     app.router.add_post("/api/v1/enrolments", post_enrolment)
@@ -160,6 +185,9 @@ def build_app(service: CentralService, *, republish: bool = True) -> web.Applica
     app.router.add_post("/api/v1/organisations", add_organisation)
     app.router.add_get("/api/v1/organisations", list_organisations)
     app.router.add_get("/api/v1/audit/verify", audit_verify)
+    app.router.add_get("/api/v1/checkpoints/{gateway}", latest_checkpoint)
+    app.router.add_post("/api/v1/checkpoints", lodge_checkpoint)
+    app.router.add_get("/api/v1/flags", gateway_flags)
     if republish:
         app.cleanup_ctx.append(_republish_forever)
     return app

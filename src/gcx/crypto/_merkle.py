@@ -78,13 +78,13 @@ def verify_consistency(
     """
     if old_size > new_size:
         raise ConsistencyProofInvalid("The new tree is smaller than the one lodged before.")
+    if old_size == 0:  # every tree extends the empty one
+        if proof:
+            raise ConsistencyProofInvalid()
+        return
     if old_size == new_size:
         if proof or old_root != new_root:
             raise ConsistencyProofInvalid("The tree has the same size but a different head.")
-        return
-    if old_size == 0:
-        if proof:
-            raise ConsistencyProofInvalid()
         return
     path = list(proof)
     if old_size & (old_size - 1) == 0:  # a power of two: the old root is the first node

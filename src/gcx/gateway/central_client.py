@@ -61,6 +61,19 @@ class CentralClient:
         result: dict[str, Any] = await self._json("POST", "/api/v1/enrolments", json=request)
         return result
 
+    async def latest_checkpoint(self, gateway: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json("GET", f"/api/v1/checkpoints/{gateway}")
+        return result
+
+    async def lodge_checkpoint(self, document: bytes) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json(
+            "POST",
+            "/api/v1/checkpoints",
+            data=document,
+            headers={"Content-Type": "application/json"},
+        )
+        return result
+
     async def enrolment(self, enrolment_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._json("GET", f"/api/v1/enrolments/{enrolment_id}")
         return result

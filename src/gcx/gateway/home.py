@@ -45,6 +45,9 @@ class OrganisationKeys:
 class GatewayKeys:
     anchor: crypto.Certificate
     organisations: dict[str, OrganisationKeys]
+    # The gateway's own key: its TLS certificate certifies it, and it signs
+    # what the gateway says for itself (audit checkpoints), not for an organisation.
+    identity: crypto.SigningKey
 
     def signing_key_id(self, code: str) -> str:
         return crypto.key_id(self.organisations[code].signing.public)
@@ -204,4 +207,5 @@ def load_keys(config: GatewayConfig) -> GatewayKeys:
         )
         for code in config.organisations
     }
-    return GatewayKeys(anchor, organisations)
+    identity = crypto.load_signing_key(config.home / "tls.key", passphrase)
+    return GatewayKeys(anchor, organisations, identity)

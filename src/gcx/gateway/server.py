@@ -10,6 +10,7 @@ import signal
 from aiohttp import web
 
 from gcx import crypto
+from gcx.audit.checkpoint import make_checkpoint
 from gcx.config import GatewayConfig
 from gcx.errors import DirectoryError, GcxError
 from gcx.gateway.app import build_local_app
@@ -52,6 +53,28 @@ async def poll_directory(gateway: Gateway, central: CentralClient) -> None:
             gateway.directory.current()
             return
         log.warning("no usable directory: this gateway refuses to exchange")
+
+
+async def lodge_checkpoint(gateway: Gateway, central: CentralClient) -> None:
+    """Sign the audit log's head and lodge it with central, with its consistency proof."""
+    try:
+        latest = await central.latest_checkpoint(gateway.config.name)
+
+        def make() -> bytes:
+            with gateway.db.transaction() as conn:
+                _, document = make_checkpoint(
+                    conn,
+                    gateway=gateway.config.name,
+                    previous_size=int(latest["tree_size"]),
+                    key=gateway.keys.identity,
+                    clock=gateway.clock,
+                )
+            return document
+
+        document = await run_sync(make)
+        await central.lodge_checkpoint(document)
+    except GcxError as error:
+        log.warning("audit checkpoint not lodged: %s", error.message)
 
 
 async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> None:
@@ -109,11 +132,18 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
                 await poll_directory(gateway, central)
                 await asyncio.sleep(config.directory_poll_seconds)
 
-        task = asyncio.create_task(poller())
+        async def checkpointer() -> None:
+            while True:
+                await lodge_checkpoint(gateway, central)
+                await asyncio.sleep(config.checkpoint_interval_seconds)
+
+        tasks = [asyncio.create_task(poller()), asyncio.create_task(checkpointer())]
         await stop.wait()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     peer_server.close()
     await peer_server.wait_closed()
     await peer_runner.cleanup()

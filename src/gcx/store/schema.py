@@ -220,3 +220,29 @@ mailboxes = sa.Table(
     sa.Column("members", sa.JSON, nullable=False),
     sa.Column("created_at", sa.String(40), nullable=False),
 )
+
+# -- audit checkpoints lodged with central (migration 0003) -----------------------
+
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("gateway", sa.String(63), nullable=False, index=True),
+    sa.Column("tree_size", sa.Integer, nullable=False),
+    sa.Column("root_hash", sa.String(64), nullable=False),
+    sa.Column("issued_at", sa.String(40), nullable=False),
+    sa.Column("received_at", sa.String(40), nullable=False),
+    sa.Column("document", sa.LargeBinary, nullable=False),
+)
+
+gateway_flags = sa.Table(
+    "gateway_flags",
+    metadata,
+    # Raised when a gateway lodges a checkpoint that does not extend its
+    # previous one: somebody may have rewritten its audit history.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("gateway", sa.String(63), nullable=False, index=True),
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("flagged_at", sa.String(40), nullable=False),
+)

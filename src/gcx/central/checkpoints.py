@@ -1,0 +1,163 @@
+"""Central's witness of gateways' audit logs.
+
+Each gateway lodges a signed tree head at least every minute with a proof
+that it extends the last one central accepted. Central never sees an entry;
+it keeps the heads, and a head that does not extend the previous one is
+refused and the gateway flagged for the operator, because its history may
+have been rewritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+from gcx import audit, crypto
+from gcx.clock import Clock
+from gcx.errors import ConsistencyProofInvalid, CryptoError, InputError, NotFound, SignatureInvalid
+from gcx.protocol.checkpoint import PAYLOAD_TYPE, Checkpoint
+from gcx.protocol.enrolment import EnrolmentState
+from gcx.store import Database, iso
+from gcx.store.schema import checkpoints, enrolments, gateway_flags
+
+
+class CheckpointWitness:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    def latest(self, gateway: str) -> dict[str, Any]:
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                sa.select(checkpoints.c.tree_size, checkpoints.c.root_hash)
+                .where(checkpoints.c.gateway == gateway)
+                .order_by(checkpoints.c.id.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return {"gateway": gateway, "tree_size": 0, "root_hash": None}
+        return {"gateway": gateway, "tree_size": row.tree_size, "root_hash": row.root_hash}
+
+    def lodge(self, document: bytes) -> dict[str, Any]:
+        claimed = _claimed_gateway(document)
+        now = self.clock.now()
+        with self.db.transaction() as conn:
+            enrolment = conn.execute(
+                sa.select(enrolments.c.certificate_pem).where(
+                    enrolments.c.gateway_name == claimed,
+                    enrolments.c.state == EnrolmentState.ACTIVE.value,
+                )
+            ).first()
+            if enrolment is None:
+                raise NotFound(f"There is no active gateway named {claimed[:63]!r}.")
+            key = crypto.Certificate.from_pem(enrolment.certificate_pem.encode()).public_key()
+            try:
+                payload = crypto.verify_document(document, PAYLOAD_TYPE, {crypto.key_id(key): key})
+            except SignatureInvalid as exc:
+                raise SignatureInvalid(
+                    "The checkpoint is not signed by the key certified for that gateway."
+                ) from exc
+            checkpoint = Checkpoint.from_bytes(payload)
+            if checkpoint.gateway != claimed:
+                raise InputError("The checkpoint names a different gateway from its signer.")
+            previous = conn.execute(
+                sa.select(checkpoints.c.tree_size, checkpoints.c.root_hash)
+                .where(checkpoints.c.gateway == claimed)
+                .order_by(checkpoints.c.id.desc())
+                .limit(1)
+                .with_for_update()
+            ).first()
+            old_size = previous.tree_size if previous else 0
+            old_root = bytes.fromhex(previous.root_hash) if previous else b""
+            refusal = _inconsistency(checkpoint, old_size, old_root)
+            if refusal is None:
+                conn.execute(
+                    checkpoints.insert().values(
+                        gateway=claimed,
+                        tree_size=checkpoint.tree_size,
+                        root_hash=checkpoint.root_hash,
+                        issued_at=iso(checkpoint.issued_at),
+                        received_at=iso(now),
+                        document=document,
+                    )
+                )
+                audit.append(
+                    conn,
+                    actor=f"gateway:{claimed}",
+                    action="checkpoint.accepted",
+                    subject=claimed,
+                    now=now,
+                    details={"tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash},
+                )
+        if refusal is not None:
+            # Flagged in a transaction of its own, after the one above has
+            # ended: the flag must be kept although the lodging is refused.
+            self._flag(claimed, refusal)
+            raise ConsistencyProofInvalid(
+                f"Refused: the audit log of {claimed} no longer extends what it lodged "
+                f"before ({old_size} entries); the gateway has been flagged for the operator."
+            )
+        return {"gateway": claimed, "tree_size": checkpoint.tree_size, "accepted": True}
+
+    def _flag(self, gateway: str, reason: str) -> None:
+        now = self.clock.now()
+        with self.db.transaction() as conn:
+            conn.execute(
+                gateway_flags.insert().values(
+                    gateway=gateway,
+                    code=ConsistencyProofInvalid.code,
+                    reason=reason,
+                    flagged_at=iso(now),
+                )
+            )
+            audit.append(
+                conn,
+                actor="central",
+                action="gateway.flagged",
+                subject=gateway,
+                now=now,
+                details={"code": ConsistencyProofInvalid.code, "reason": reason},
+            )
+
+    def flags(self) -> list[dict[str, Any]]:
+        with self.db.transaction() as conn:
+            rows = conn.execute(sa.select(gateway_flags).order_by(gateway_flags.c.id)).all()
+        return [
+            {"gateway": r.gateway, "code": r.code, "reason": r.reason, "flagged_at": r.flagged_at}
+            for r in rows
+        ]
+
+
+def _inconsistency(checkpoint: Checkpoint, old_size: int, old_root: bytes) -> str | None:
+    """Why the checkpoint does not extend the previous head, or None if it does."""
+    if checkpoint.previous_size != old_size:
+        return (
+            f"it proves extension of a tree of {checkpoint.previous_size} entries, but central "
+            f"holds one of {old_size}"
+        )
+    try:
+        crypto.verify_consistency(
+            old_size,
+            old_root,
+            checkpoint.tree_size,
+            bytes.fromhex(checkpoint.root_hash),
+            [bytes.fromhex(n) for n in checkpoint.consistency_proof],
+        )
+    except CryptoError as error:
+        return (
+            f"a tree of {checkpoint.tree_size} entries does not extend {old_size}: {error.message}"
+        )
+    return None
+
+
+def _claimed_gateway(document: bytes) -> str:
+    """The gateway a checkpoint claims to be from, read before verifying to pick the key."""
+    try:
+        envelope = json.loads(document)
+        payload = json.loads(base64.b64decode(envelope["payload"], validate=True))
+        return str(payload["gateway"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError("The checkpoint is not a signed gcx.checkpoint/1 document.") from exc
