@@ -42,7 +42,10 @@ def _toml_value(value: Any) -> str:
 
 
 def _write(path: Path, values: dict[str, Any]) -> None:
-    lines = [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
+    # TOML has no null: an unset optional setting is written as "" and read back as None.
+    lines = [
+        f"{key} = {_toml_value('' if value is None else value)}" for key, value in values.items()
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -51,6 +54,7 @@ def _build(cls: type[Any], home: Path, raw: dict[str, Any]) -> Any:
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"Unknown settings in {home}: {', '.join(sorted(unknown))}.")
+    raw = {k: (None if v == "" and k.endswith("_file") else v) for k, v in raw.items()}
     try:
         return cls(home=home, **raw)
     except TypeError as exc:
@@ -93,6 +97,11 @@ class CentralConfig:
     republish_interval_seconds: int = 60
     certificate_validity_days: int = 365
     server_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost"])
+    # Enrolment approval needs a current certificate of compliance (or a granted
+    # extension) for every organisation the gateway hosts, unless the operator
+    # overrides with a recorded reason. False turns the Code of Connection gate
+    # off for networks (and tests) that do not run it; it fails closed by default.
+    require_compliance: bool = True
 
     @classmethod
     def load(cls, home: Path) -> CentralConfig:

@@ -14,16 +14,26 @@ The tree::
     GcxError
     ├── ConfigError                 configuration missing or unsafe (fails closed)
     ├── InputError                  a request from a person or system is malformed (400)
+    │   ├── CatalogueInvalid (422), ControlNotInCatalogue (422)      Code of Connection
+    │   ├── EvidenceTooLarge (413), EvidenceTypeRefused (415)        Code of Connection
+    │   ├── JustificationRequired (422), ExtensionTooLong (422)      Code of Connection
     │   ├── CsrInvalid
     │   ├── OrganisationCodeInvalid
     │   ├── UnknownOrganisation (422)
     │   ├── BodyTooLarge (413)
     │   ├── AddressInvalid, AttachmentRefused, AttachmentTooLarge (413), BodyNotUtf8
+    │   ├── MarkingMissing, MarkingUnknown, MarkingNotAllowed (422)
+    │   ├── EnvelopeMalformed, EnvelopeExpired, EnvelopeFromFuture
     │   └── NotFound (404)
     ├── AuthError                   who are you? (401)
     │   └── TokenInvalid
     ├── Forbidden                   you may not (403)
+    │   ├── RoleRequired            the caller lacks the role the step needs
+    │   └── SeparationOfDuties      nobody signs off, assesses or approves their own work
     ├── Conflict                    state forbids it (409)
+    │   ├── ComplianceRequired      no current certificate of compliance or extension
+    │   ├── VerdictNotMet           the verdict does not allow approval, and no justified override
+    │   ├── AssessmentIncomplete    a control has no recorded result yet
     │   ├── DuplicateEnrolment
     │   └── StateTransitionRefused
     ├── DirectoryError              the directory cannot be trusted or is missing
@@ -39,7 +49,10 @@ The tree::
     ├── RemoteRefusal               another gcx service refused, with its own code
     ├── CryptoError                 verification failed (opaque on purpose)
     │   ├── SignatureInvalid
+    │   │   └── SelfCheckSignatureInvalid
     │   ├── ConsistencyProofInvalid (409)
+    │   ├── EnvelopeDigestMismatch, EnvelopeUnreadable
+    │   ├── ReceiptInvalid (502)
     │   └── KeyDecryptionFailed
     └── AuditChainBroken            an audit log does not verify
 
@@ -91,7 +104,9 @@ class CsrInvalid(InputError):
 
 class OrganisationCodeInvalid(InputError):
     code = "organisation-code-invalid"
-    default_message = "The organisation code is not a GSS code or a short code of 2-16 letters."
+    default_message = (
+        "The organisation code is not a GSS code or a short upper-case code of 2-16 characters."
+    )
 
 
 class BodyTooLarge(InputError):
@@ -119,6 +134,28 @@ class AttachmentTooLarge(InputError):
 class BodyNotUtf8(InputError):
     code = "body-not-utf8"
     default_message = "The text is not valid UTF-8."
+
+
+class MarkingMissing(InputError):
+    code = "marking-missing"
+    default_message = "A protective marking is required: choose OFFICIAL or OFFICIAL-SENSITIVE."
+
+
+class MarkingUnknown(InputError):
+    code = "marking-unknown"
+    default_message = (
+        "The protective marking is not one gcx knows: use OFFICIAL or OFFICIAL-SENSITIVE "
+        "(PROTECT and RESTRICTED are also accepted and mapped)."
+    )
+
+
+class MarkingNotAllowed(InputError):
+    code = "marking-not-allowed"
+    status = 422
+    default_message = (
+        "SECRET and TOP SECRET material must not be sent through gcx; it belongs on a "
+        "network accredited for that classification."
+    )
 
 
 class NotFound(InputError):
@@ -254,6 +291,42 @@ class SignatureInvalid(CryptoError):
     default_message = "The signature does not verify."
 
 
+class EnvelopeMalformed(InputError):
+    code = "envelope-malformed"
+    default_message = "The envelope is not in the gcx.envelope/1 format."
+
+
+class EnvelopeExpired(InputError):
+    code = "envelope-expired"
+    default_message = (
+        "The envelope is past its expiry time and was refused; send it again if it is still needed."
+    )
+
+
+class EnvelopeFromFuture(InputError):
+    code = "envelope-from-future"
+    default_message = (
+        "The envelope was created more than five minutes in the future; check the sending "
+        "gateway's clock."
+    )
+
+
+class EnvelopeDigestMismatch(CryptoError):
+    code = "envelope-digest-mismatch"
+    default_message = "A part of the envelope does not match the digest its signed header gives."
+
+
+class EnvelopeUnreadable(CryptoError):
+    code = "envelope-unreadable"
+    default_message = "The envelope could not be opened with this organisation's key."
+
+
+class ReceiptInvalid(CryptoError):
+    code = "receipt-invalid"
+    status = 502
+    default_message = "The receipt is malformed or does not acknowledge this envelope."
+
+
 class ConsistencyProofInvalid(CryptoError):
     code = "consistency-proof-invalid"
     status = 409
@@ -269,3 +342,88 @@ class KeyDecryptionFailed(CryptoError):
 class AuditChainBroken(GcxError):
     code = "audit-chain-broken"
     default_message = "The audit log does not verify."
+
+
+# -- Code of Connection (gcx.compliance, gcx.central.compliance) ---------------
+
+
+class CatalogueInvalid(InputError):
+    code = "catalogue-invalid"
+    status = 422
+    default_message = "The Code of Connection catalogue does not pass validation."
+
+
+class ControlNotInCatalogue(InputError):
+    code = "control-not-in-catalogue"
+    status = 422
+    default_message = (
+        "That control is not in the catalogue version this statement uses; check the control id."
+    )
+
+
+class EvidenceTooLarge(InputError):
+    code = "evidence-too-large"
+    status = 413
+    default_message = "The evidence file is larger than the network allows; split or compress it."
+
+
+class EvidenceTypeRefused(InputError):
+    code = "evidence-type-refused"
+    status = 415
+    default_message = (
+        "Evidence of that type is not accepted; use PDF, an image, plain text, CSV, JSON or an "
+        "office document."
+    )
+
+
+class JustificationRequired(InputError):
+    code = "justification-required"
+    status = 422
+    default_message = "This decision needs a written justification, which is kept in the audit log."
+
+
+class ExtensionTooLong(InputError):
+    code = "extension-too-long"
+    status = 422
+    default_message = "The extension asked for runs past the longest the network allows."
+
+
+class RoleRequired(Forbidden):
+    code = "role-required"
+    default_message = "Your account does not hold the role this step needs."
+
+
+class SeparationOfDuties(Forbidden):
+    code = "separation-of-duties"
+    default_message = (
+        "Nobody may sign off, assess or approve their own work; another person must do this step."
+    )
+
+
+class ComplianceRequired(Conflict):
+    code = "compliance-required"
+    default_message = (
+        "The organisation has no current certificate of compliance or granted extension; approve "
+        "its statement first or give an explicit override with a reason."
+    )
+
+
+class VerdictNotMet(Conflict):
+    code = "verdict-not-met"
+    default_message = (
+        "The assessment's verdict does not meet the Code of Connection, and no assessor has "
+        "justified an override."
+    )
+
+
+class AssessmentIncomplete(Conflict):
+    code = "assessment-incomplete"
+    default_message = "Every control needs a recorded result before the assessment is complete."
+
+
+class SelfCheckSignatureInvalid(SignatureInvalid):
+    code = "selfcheck-signature-invalid"
+    default_message = (
+        "The self-check report's signature does not verify against the key central holds for "
+        "that organisation."
+    )

@@ -6,6 +6,22 @@ hash after it. Appends happen inside the caller's transaction, so an action
 and its audit entry are committed together or not at all.
 """
 
-from gcx.audit.log import AuditEntry, VerifyReport, append, entries, verify
+from gcx.audit.log import (
+    AuditedRefusal,
+    AuditEntry,
+    VerifyReport,
+    append,
+    entries,
+    refusals_recorded,
+    verify,
+)
 
-__all__ = ["AuditEntry", "VerifyReport", "append", "entries", "verify"]
+__all__ = [
+    "AuditEntry",
+    "AuditedRefusal",
+    "VerifyReport",
+    "append",
+    "entries",
+    "refusals_recorded",
+    "verify",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -11,9 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gcx.clock import Clock
 from gcx.crypto import sha256_hex
+from gcx.errors import GcxError
 from gcx.protocol.directory import canonical_json
-from gcx.store.db import iso
+from gcx.store.db import Database, iso
 from gcx.store.schema import audit_entries, audit_head
 
 GENESIS = "0" * 64
@@ -179,3 +182,46 @@ def verify(connection: Connection) -> VerifyReport:
             "was altered",
         )
     return VerifyReport(True, count, prev)
+
+
+class AuditedRefusal(Exception):
+    """Raised inside a transaction to refuse a request and still audit the refusal.
+
+    The transaction that raises it rolls back (nothing of the refused request
+    is kept); :func:`refusals_recorded` then writes the audit entry in a
+    transaction of its own and raises the gcx error the caller sees.
+    """
+
+    def __init__(
+        self,
+        error: GcxError,
+        *,
+        actor: str,
+        action: str,
+        subject: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.actor = actor
+        self.action = action
+        self.subject = subject
+        self.details = {"code": error.code, **(details or {})}
+
+
+@contextlib.contextmanager
+def refusals_recorded(database: Database, clock: Clock) -> Iterator[None]:
+    """Turn :class:`AuditedRefusal` into an audit entry plus the error it carries."""
+    try:
+        yield
+    except AuditedRefusal as refusal:
+        with database.transaction() as conn:
+            append(
+                conn,
+                actor=refusal.actor,
+                action=refusal.action,
+                subject=refusal.subject,
+                now=clock.now(),
+                details=refusal.details,
+            )
+        raise refusal.error from None

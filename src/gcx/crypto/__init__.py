@@ -7,6 +7,14 @@ returns False.
 """
 
 from gcx.crypto._dsse import pae, sign_document, signature_key_ids, verify_document
+from gcx.crypto._envelope import (
+    SealedEnvelope,
+    envelope_digest,
+    open_envelope,
+    seal_envelope,
+    unverified_header,
+    verify_envelope,
+)
 from gcx.crypto._keys import (
     EncryptionKey,
     EncryptionPublicKey,
@@ -19,6 +27,7 @@ from gcx.crypto._keys import (
     save_signing_key,
 )
 from gcx.crypto._merkle import consistency_proof, tree_head, verify_consistency
+from gcx.crypto._receipt import sign_receipt, verify_receipt
 from gcx.crypto._tls import (
     client_context,
     peer_certificate_der,
@@ -45,12 +54,14 @@ __all__ = [
     "EncryptionKey",
     "EncryptionPublicKey",
     "EnrolmentRequestInfo",
+    "SealedEnvelope",
     "SigningKey",
     "VerifyKey",
     "build_enrolment_request",
     "client_context",
     "consistency_proof",
     "create_network_root",
+    "envelope_digest",
     "fingerprint",
     "hash_token",
     "issue_gateway_certificate",
@@ -60,6 +71,7 @@ __all__ = [
     "load_encryption_key",
     "load_signing_key",
     "new_token",
+    "open_envelope",
     "pae",
     "parse_enrolment_request",
     "peer_certificate_der",
@@ -69,12 +81,17 @@ __all__ = [
     "random_id",
     "save_encryption_key",
     "save_signing_key",
+    "seal_envelope",
     "server_context",
     "sha256_hex",
     "sign_document",
+    "sign_receipt",
     "signature_key_ids",
     "token_matches",
     "tree_head",
+    "unverified_header",
     "verify_consistency",
     "verify_document",
+    "verify_envelope",
+    "verify_receipt",
 ]

@@ -44,7 +44,12 @@ from pydantic import ValidationError
 from gcx.crypto._dsse import sign_document, verify_document
 from gcx.crypto._keys import EncryptionKey, EncryptionPublicKey, SigningKey, VerifyKey
 from gcx.crypto._x509 import key_id
-from gcx.errors import InputError, SignatureInvalid
+from gcx.errors import (
+    EnvelopeMalformed,
+    EnvelopeUnreadable,
+    InputError,
+    SignatureInvalid,
+)
 from gcx.protocol.envelope import (
     DEFAULT_TTL,
     FORMAT,
@@ -52,8 +57,6 @@ from gcx.protocol.envelope import (
     MAX_RECIPIENTS,
     PAYLOAD_TYPE,
     EnvelopeHeader,
-    EnvelopeMalformed,
-    EnvelopeUnreadable,
     Kind,
     Manifest,
     ManifestEntry,
@@ -207,6 +210,26 @@ def seal_envelope(
     return SealedEnvelope(header, signed, ciphertexts)
 
 
+def _require_canonical(signed_header: bytes) -> None:
+    # Base64 and JSON both let the same content be written in several ways
+    # (unused low bits in a final base64 character, white space, escapes), and
+    # DSSE signs only the decoded payload. Without this check a byte could be
+    # changed in transit and the envelope still verify; its digest, and so the
+    # receipt, would then cover bytes the sender never sent. Only the exact
+    # serialisation ``sign_document`` produces is accepted.
+    try:
+        document = json.loads(signed_header)
+        encoded = [document["payload"], *(s["sig"] for s in document["signatures"])]
+        canonical = json.dumps(document, separators=(",", ":")).encode() == signed_header and all(
+            base64.b64encode(base64.b64decode(text, validate=True)).decode() == text
+            for text in encoded
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SignatureInvalid("The signed envelope header is not a DSSE document.") from exc
+    if not canonical:
+        raise SignatureInvalid("The signed envelope header is not in its canonical form.")
+
+
 def unverified_header(signed_header: bytes) -> EnvelopeHeader:
     """The header as it claims to be, WITHOUT checking its signature.
 
@@ -241,6 +264,7 @@ def verify_envelope(
     payload = verify_document(
         signed_header, PAYLOAD_TYPE, {key_id(sender_verify_key): sender_verify_key}
     )
+    _require_canonical(signed_header)
     header = EnvelopeHeader.from_bytes(payload)
     if header.sender.organisation != sender_organisation:
         raise SignatureInvalid(
@@ -250,8 +274,7 @@ def verify_envelope(
     check_header(header, now=now)
     if len(parts) != len(header.parts):
         raise EnvelopeMalformed(
-            f"The envelope carries {len(parts)} parts; its signed header lists "
-            f"{len(header.parts)}."
+            f"The envelope carries {len(parts)} parts; its signed header lists {len(header.parts)}."
         )
     for index, part in enumerate(parts):
         check_part_digest(header, index, hashlib.sha256(part).hexdigest(), size=len(part))
@@ -281,7 +304,9 @@ def open_envelope(
             raise ValueError("not openable")
         aead = AESGCM(content_key)
         manifest = Manifest.model_validate_json(
-            _decrypt(aead, _manifest_ad(header.id), base64.b64decode(header.manifest, validate=True))
+            _decrypt(
+                aead, _manifest_ad(header.id), base64.b64decode(header.manifest, validate=True)
+            )
         )
         if [e.index for e in manifest.parts] != list(range(len(parts))):
             raise ValueError("not openable")

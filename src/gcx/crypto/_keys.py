@@ -170,7 +170,8 @@ def save_signing_key(path: Path, key: SigningKey, passphrase: bytes) -> None:
 
 
 def load_signing_key(path: Path, passphrase: bytes) -> SigningKey:
-    (key,) = _load_blocks(path, passphrase)
+    keys = _load_blocks(path, passphrase)
+    key = keys[0] if len(keys) == 1 else None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise KeyDecryptionFailed(f"{path.name} does not hold an Ed25519 key.")
     return SigningKey(key)

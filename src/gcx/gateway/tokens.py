@@ -104,7 +104,7 @@ class TokenService:
 
     def authenticate(self, token: str | None, *, request: str) -> Caller:
         now = self.clock.now()
-        with self.db.transaction() as conn:
+        with audit.refusals_recorded(self.db, self.clock), self.db.transaction() as conn:
             row = None
             if token:
                 row = conn.execute(
@@ -116,15 +116,13 @@ class TokenService:
                 or not token
                 or not crypto.token_matches(token, row.token_hash)
             ):
-                audit.append(
-                    conn,
+                raise audit.AuditedRefusal(
+                    TokenInvalid(),
                     actor="anonymous",
                     action="token.refused",
                     subject="api",
-                    now=now,
                     details={"request": request},
                 )
-                raise TokenInvalid()
             caller = Caller(row.organisation, row.account, row.account_kind, tuple(row.roles))
             conn.execute(
                 api_tokens.update().where(api_tokens.c.id == row.id).values(last_used_at=iso(now))

@@ -10,10 +10,12 @@ from gcx.errors import InputError, OrganisationCodeInvalid
 # GSS codes are a letter for the nation, two digits for the entity type and six
 # digits (E09000030 is Tower Hamlets). Other members use short upper-case codes
 # such as DWP, HMRC or MPS.
-_GSS = re.compile(r"^[EWSN]\d{8}$")
-_SHORT = re.compile(r"^[A-Z][A-Z0-9-]{1,15}$")
-_GATEWAY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# Patterns are applied with fullmatch: "$" would also accept a trailing newline.
+_GSS = re.compile(r"[EWSN]\d{8}")
+_GSS_LOOKALIKE = re.compile(r"[EWSN]\d+")
+_SHORT = re.compile(r"[A-Z][A-Z0-9-]{1,15}")
+_GATEWAY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_ACCOUNT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 class OrganisationType(StrEnum):
@@ -28,7 +30,10 @@ class OrganisationType(StrEnum):
 
 def check_organisation_code(code: str) -> str:
     """Return ``code`` if it is a GSS code or a short code; raise otherwise."""
-    if _GSS.match(code) or _SHORT.match(code):
+    if _GSS.fullmatch(code):
+        return code
+    # A letter and digits only is a GSS code with the wrong length, not a short code.
+    if _SHORT.fullmatch(code) and not _GSS_LOOKALIKE.fullmatch(code):
         return code
     raise OrganisationCodeInvalid(
         f"{code[:40]!r} is not an organisation code: use a GSS code such as E09000030 "
@@ -37,7 +42,7 @@ def check_organisation_code(code: str) -> str:
 
 
 def check_gateway_name(name: str) -> str:
-    if _GATEWAY.match(name):
+    if _GATEWAY.fullmatch(name):
         return name
     raise InputError(
         f"{name[:70]!r} is not a gateway name: use lower-case letters, digits and hyphens.",
@@ -45,7 +50,7 @@ def check_gateway_name(name: str) -> str:
 
 
 def check_account_name(name: str) -> str:
-    if _ACCOUNT.match(name):
+    if _ACCOUNT.fullmatch(name):
         return name
     raise InputError(
         f"{name[:70]!r} is not an account name: use lower-case letters, digits, '.', '_' or '-'.",

@@ -177,9 +177,7 @@ def check_composition(
     if not subject.strip():
         raise InputError("A message needs a subject.")
     if len(subject) > MAX_SUBJECT_CHARS or any(ch in subject for ch in "\r\n\x00"):
-        raise InputError(
-            f"The subject must be one line of at most {MAX_SUBJECT_CHARS} characters."
-        )
+        raise InputError(f"The subject must be one line of at most {MAX_SUBJECT_CHARS} characters.")
     if len(body) > MAX_BODY_CHARS:
         raise InputError(f"The body is longer than {MAX_BODY_CHARS} characters.")
     if len(attachment_sizes) > MAX_ATTACHMENTS:

@@ -1,0 +1,1 @@
+"""Contract tests: one suite run on every storage adapter (SQLite and PostgreSQL)."""
