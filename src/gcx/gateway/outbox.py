@@ -163,3 +163,30 @@ def depth(conn: Connection) -> int:
             sa.select(sa.func.count()).select_from(outbox).where(outbox.c.state.in_(waiting))
         ).scalar_one()
     )
+
+
+def rows_for(conn: Connection, envelope_id: str) -> list[tuple[int, str]]:
+    """(row id, state) of every delivery of one envelope, locked for update."""
+    return [
+        (r.id, r.state)
+        for r in conn.execute(
+            sa.select(outbox.c.id, outbox.c.state)
+            .where(outbox.c.envelope_id == envelope_id)
+            .order_by(outbox.c.id)
+            .with_for_update()
+        )
+    ]
+
+
+def peer_of(conn: Connection, row_id: int) -> str:
+    return str(
+        conn.execute(sa.select(outbox.c.peer_gateway).where(outbox.c.id == row_id)).scalar_one()
+    )
+
+
+def state_of(conn: Connection, row_id: int) -> str:
+    return str(
+        conn.execute(
+            sa.select(outbox.c.state).where(outbox.c.id == row_id).with_for_update()
+        ).scalar_one()
+    )

@@ -101,7 +101,7 @@ async def handle_ping(request: web.Request) -> web.Response:
     directory: dirproto.Directory = request["directory"]
     peer: dirproto.GatewayEntry = request["peer"]
     document = await read_body(request, PEER_REQUEST_LIMIT)
-    ping = Ping.from_bytes(_verify_signed_by_org(directory, document, PING_TYPE, claimed=None))
+    ping = Ping.from_bytes(verify_signed_by_org(directory, document, PING_TYPE, claimed=None))
     check_ping(
         ping,
         peer_organisations=peer.organisations,
@@ -109,7 +109,7 @@ async def handle_ping(request: web.Request) -> web.Response:
         now=gateway.clock.now(),
     )
     # The signature must be by the organisation the ping claims to be from.
-    _verify_signed_by_org(directory, document, PING_TYPE, claimed=ping.from_org)
+    verify_signed_by_org(directory, document, PING_TYPE, claimed=ping.from_org)
     pong = Pong(ping.to_org, gateway.config.name, ping.nonce, directory.version)
     keys = gateway.keys.organisations[ping.to_org]
     signed = crypto.sign_document(
@@ -125,7 +125,7 @@ async def handle_ping(request: web.Request) -> web.Response:
     return web.Response(body=signed, content_type="application/json")
 
 
-def _verify_signed_by_org(
+def verify_signed_by_org(
     directory: dirproto.Directory, document: bytes, payload_type: str, *, claimed: str | None
 ) -> bytes:
     """Verify against the claimed organisation's key, or any listed key if not yet known."""
@@ -151,9 +151,7 @@ async def handle_health(request: web.Request) -> web.Response:
 
 
 def build_peer_app(gateway: Gateway) -> web.Application:
-    app = web.Application(
-        middlewares=[error_middleware, peer_check], client_max_size=PEER_REQUEST_LIMIT
-    )
+    app = web.Application(middlewares=[error_middleware, peer_check])
     app[GATEWAY] = gateway
     app.router.add_post("/peer/v1/ping", handle_ping)
     app.router.add_get("/peer/v1/health", handle_health)
@@ -244,7 +242,7 @@ async def ping(
     elapsed = (time.perf_counter() - started) * 1000
     if status != 200:
         raise _peer_refusal(status, answer)
-    pong = Pong.from_bytes(_verify_signed_by_org(directory, answer, PONG_TYPE, claimed=to_org))
+    pong = Pong.from_bytes(verify_signed_by_org(directory, answer, PONG_TYPE, claimed=to_org))
     if pong.nonce != body.nonce or pong.org != to_org:
         raise PeerRefused("The peer's answer does not match the ping sent.")
     await run_sync(

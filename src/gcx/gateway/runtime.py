@@ -15,6 +15,7 @@ from gcx.gateway.directory import DirectoryKeeper
 from gcx.gateway.home import GatewayKeys, load_keys
 from gcx.gateway.tokens import TokenService
 from gcx.store import Database, open_database
+from gcx.store.blobs import BlobStore, FileBlobStore
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Gateway:
     directory: DirectoryKeeper
     tokens: TokenService
     clock: Clock
+    blobs: BlobStore
 
     @classmethod
     def open(cls, config: GatewayConfig, clock: Clock | None = None) -> Gateway:
@@ -33,7 +35,8 @@ class Gateway:
         keys = load_keys(config)
         keeper = DirectoryKeeper(db, keys.anchor, config.network, clock)
         tokens = TokenService(db, list(config.organisations), clock)
-        return cls(config, db, keys, keeper, tokens, clock)
+        blobs = FileBlobStore(config.home / "blobs")
+        return cls(config, db, keys, keeper, tokens, clock, blobs)
 
     def record(
         self, *, actor: str, action: str, subject: str, details: dict[str, Any] | None = None

@@ -15,8 +15,12 @@ from gcx.config import GatewayConfig
 from gcx.errors import DirectoryError, GcxError
 from gcx.gateway.app import build_local_app
 from gcx.gateway.central_client import CentralClient
+from gcx.gateway.delivery import DeliveryWorker, PeerSessions
 from gcx.gateway.home import client_ssl_for_central, has_certificates, pick_up_certificates
+from gcx.gateway.messages_api import add_message_routes
+from gcx.gateway.messaging import Messaging
 from gcx.gateway.peer import build_peer_app
+from gcx.gateway.peer_messages import add_message_routes as add_peer_message_routes
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tls_gate import serve_tls
 from gcx.httpapi import run_sync
@@ -95,7 +99,11 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
         passphrase,
         require_client_cert=True,
     )
-    peer_runner = web.AppRunner(build_peer_app(gateway), access_log=None)
+    sessions = PeerSessions(gateway)
+    worker = DeliveryWorker(gateway, sessions)
+    peer_app = build_peer_app(gateway)
+    add_peer_message_routes(peer_app)
+    peer_runner = web.AppRunner(peer_app, access_log=None)
     await peer_runner.setup()
 
     def on_refused(address: str, code: str, sentence: str) -> None:
@@ -115,7 +123,9 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     peer_server = await serve_tls(
         http_protocol_factory, peer_context, config.peer_host, config.peer_port, on_refused
     )
-    local_runner = web.AppRunner(build_local_app(gateway), access_log=None)
+    local_app = build_local_app(gateway)
+    add_message_routes(local_app, Messaging(gateway), worker)
+    local_runner = web.AppRunner(local_app, access_log=None)
     await local_runner.setup()
     await web.TCPSite(local_runner, config.api_host, config.api_port).start()
     log.info(
@@ -137,7 +147,11 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
                 await lodge_checkpoint(gateway, central)
                 await asyncio.sleep(config.checkpoint_interval_seconds)
 
-        tasks = [asyncio.create_task(poller()), asyncio.create_task(checkpointer())]
+        tasks = [
+            asyncio.create_task(poller()),
+            asyncio.create_task(checkpointer()),
+            asyncio.create_task(worker.run()),
+        ]
         await stop.wait()
         for task in tasks:
             task.cancel()
@@ -148,4 +162,5 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     await peer_server.wait_closed()
     await peer_runner.cleanup()
     await local_runner.cleanup()
+    await sessions.close()
     gateway.close()

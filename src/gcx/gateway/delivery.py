@@ -1,0 +1,392 @@
+"""The delivery worker: carries outbox rows to peer gateways and records the receipts.
+
+It claims due rows after commit (never inside the sender's transaction),
+groups them by receiving gateway, and sends up to ``BATCH_SIZE`` envelopes
+in one mutual-TLS request, so a busy queue is not limited to one round trip
+per message. Each row's outcome is recorded in its own short transaction
+with its audit entry. Everything here is idempotent: a row taken again after
+a crash is sent again, and the receiver answers a repeat with the receipts it
+issued the first time.
+
+Rows whose receiving gateway is this one (sender and recipient organisations
+hosted together) are accepted in-process through the same checks a peer's
+envelope passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import random
+import ssl
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+import sqlalchemy as sa
+
+from gcx import audit, crypto
+from gcx.errors import DirectoryError, GcxError, PeerRefused, PeerUnreachable, ReceiptInvalid
+from gcx.gateway import outbox
+from gcx.gateway.envelopes import load_envelope, stored_digest
+from gcx.gateway.peer import peer_client_context
+from gcx.gateway.receive import accept_batch
+from gcx.gateway.runtime import Gateway
+from gcx.httpapi import run_sync
+from gcx.protocol import directory as dirproto
+from gcx.protocol.batch import frame_batch
+from gcx.protocol.delivery import DeliveryEvent, DeliveryState, is_late_receipt, next_attempt_at
+from gcx.protocol.envelope import frame
+from gcx.protocol.receipt import Receipt
+from gcx.store import iso
+from gcx.store.schema import receipts
+
+log = logging.getLogger("gcx.gateway.delivery")
+
+BATCH_SIZE = 100
+CLAIM_LIMIT = 500
+IDLE_POLL_SECONDS = 1.0
+# Refusal codes that will not change on a retry.
+PERMANENT_CODES = frozenset(
+    {"envelope-malformed", "envelope-replayed", "kind-not-supported", "input-invalid"}
+)
+
+
+class PeerSessions:
+    """One keep-alive HTTPS session per peer gateway, pinned to its directory certificate."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._sessions: dict[tuple[str, str], aiohttp.ClientSession] = {}
+
+    async def session(self, entry: dirproto.GatewayEntry) -> aiohttp.ClientSession:
+        key = (entry.name, entry.certificate_fingerprint)
+        session = self._sessions.get(key)
+        if session is None or session.closed:
+            context: ssl.SSLContext = await run_sync(peer_client_context, self.gateway, entry)
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=context, limit=8),
+                timeout=aiohttp.ClientTimeout(total=300, connect=10),
+            )
+            # A gateway whose certificate changed gets a fresh session; close the old one.
+            for old_key in [k for k in self._sessions if k[0] == entry.name and k != key]:
+                await self._sessions.pop(old_key).close()
+            self._sessions[key] = session
+        return session
+
+    async def post(
+        self, entry: dirproto.GatewayEntry, path: str, body: bytes, content_type: str
+    ) -> tuple[int, bytes]:
+        host, _, port = entry.peer_address.rpartition(":")
+        session = await self.session(entry)
+        try:
+            async with session.post(
+                f"https://{host}:{port}{path}", data=body, headers={"Content-Type": content_type}
+            ) as response:
+                return response.status, await response.read()
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise PeerRefused(
+                f"The server at {entry.peer_address} is not the gateway the directory names."
+            ) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerUnreachable(
+                f"Gateway {entry.name} at {entry.peer_address} could not be reached: "
+                f"{type(exc).__name__}."
+            ) from exc
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+
+class DeliveryWorker:
+    def __init__(self, gateway: Gateway, sessions: PeerSessions) -> None:
+        self.gateway = gateway
+        self.sessions = sessions
+        self._wake = asyncio.Event()
+        self._random = random.SystemRandom().random
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                worked = await self.run_once()
+            except Exception:
+                log.exception("delivery round failed; trying again shortly")
+                worked = False
+            if not worked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+                self._wake.clear()
+
+    async def run_once(self) -> bool:
+        """Claim and deliver one round of due rows; True if there was any."""
+        claimed = await run_sync(
+            outbox.claim_due, self.gateway.db, now=self.gateway.clock.now(), limit=CLAIM_LIMIT
+        )
+        if not claimed:
+            return False
+        groups: dict[str, list[outbox.OutboxEntry]] = defaultdict(list)
+        for entry in claimed:
+            groups[entry.peer_gateway].append(entry)
+        work = [
+            self._deliver(peer, entries[i : i + BATCH_SIZE])
+            for peer, entries in groups.items()
+            for i in range(0, len(entries), BATCH_SIZE)
+        ]
+        await asyncio.gather(*work)
+        return True
+
+    async def _deliver(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
+        gateway = self.gateway
+        try:
+            directory = gateway.directory.current()
+            peer = directory.gateway_named(peer_name)
+            if peer is None:
+                raise PeerUnreachable(
+                    f"Gateway {peer_name} is not in the current directory; delivery will be "
+                    "tried again until the message expires."
+                )
+            frames = await run_sync(self._frames, entries)
+            if peer_name == gateway.config.name:
+                results = await run_sync(accept_batch, gateway, peer, directory, frames)
+            else:
+                status, body = await self.sessions.post(
+                    peer,
+                    "/peer/v1/envelopes",
+                    frame_batch(frames),
+                    "application/vnd.gcx.batch",
+                )
+                results = _parse_results(status, body, len(entries))
+        except (GcxError, DirectoryError) as error:
+            await run_sync(self._failed_all, entries, error)
+            return
+        await run_sync(self._record, entries, results, directory)
+
+    def _frames(self, entries: Sequence[outbox.OutboxEntry]) -> list[bytes]:
+        with self.gateway.db.transaction() as conn:
+            stored = [
+                load_envelope(conn, self.gateway.blobs, e.envelope_id, "out") for e in entries
+            ]
+        return [frame(s.signed_header, s.parts) for s in stored]
+
+    # -- recording outcomes ------------------------------------------------------
+
+    def _failed_all(self, entries: Sequence[outbox.OutboxEntry], error: GcxError) -> None:
+        for entry in entries:
+            self._failed(entry, error, permanent=False)
+
+    def _failed(
+        self, entry: outbox.OutboxEntry, error: GcxError | dict[str, Any], *, permanent: bool
+    ) -> None:
+        gateway = self.gateway
+        now = gateway.clock.now()
+        body = error.to_dict() if isinstance(error, GcxError) else error
+        code, message = str(body.get("code")), str(body.get("message"))
+        with gateway.db.transaction() as conn:
+            if permanent:
+                outbox.transition(
+                    conn,
+                    entry.id,
+                    DeliveryEvent.PERMANENT_REFUSAL,
+                    now=now,
+                    error_code=code,
+                    error=message,
+                )
+                audit.append(
+                    conn,
+                    actor="delivery",
+                    action="delivery.failed",
+                    subject=entry.envelope_id,
+                    now=now,
+                    details={
+                        "gateway": entry.peer_gateway,
+                        "code": code,
+                        "message": message,
+                        "alert": True,
+                    },
+                )
+                return
+            retry_at = next_attempt_at(now, max(entry.attempts, 1), entry.expires_at, self._random)
+            if retry_at is None:
+                outbox.transition(
+                    conn, entry.id, DeliveryEvent.EXPIRE, now=now, error_code=code, error=message
+                )
+                audit.append(
+                    conn,
+                    actor="delivery",
+                    action="delivery.expired",
+                    subject=entry.envelope_id,
+                    now=now,
+                    details={
+                        "gateway": entry.peer_gateway,
+                        "code": code,
+                        "message": message,
+                        "alert": True,
+                    },
+                )
+            else:
+                outbox.transition(
+                    conn,
+                    entry.id,
+                    DeliveryEvent.TRANSIENT_FAILURE,
+                    now=now,
+                    next_attempt_at=retry_at,
+                    error_code=code,
+                    error=message,
+                )
+                audit.append(
+                    conn,
+                    actor="delivery",
+                    action="delivery.retrying",
+                    subject=entry.envelope_id,
+                    now=now,
+                    details={
+                        "gateway": entry.peer_gateway,
+                        "code": code,
+                        "attempts": entry.attempts,
+                        "next": iso(retry_at),
+                    },
+                )
+
+    def _record(
+        self,
+        entries: Sequence[outbox.OutboxEntry],
+        results: list[dict[str, Any]],
+        directory: dirproto.Directory,
+    ) -> None:
+        for entry, result in zip(entries, results, strict=True):
+            if result.get("error"):
+                error = result["error"]
+                self._failed(entry, error, permanent=str(error.get("code")) in PERMANENT_CODES)
+                continue
+            try:
+                held = self._verified_receipts(entry, result.get("receipts", []), directory)
+            except GcxError as error:
+                self._failed(entry, error, permanent=False)
+                continue
+            missing = set(entry.organisations) - set(held)
+            if missing:
+                self._failed(
+                    entry,
+                    PeerUnreachable(f"No receipt came back for {', '.join(sorted(missing))}."),
+                    permanent=False,
+                )
+                continue
+            self._store_receipts(entry, held)
+
+    def _verified_receipts(
+        self, entry: outbox.OutboxEntry, documents: Sequence[Any], directory: dirproto.Directory
+    ) -> dict[str, tuple[Receipt, bytes]]:
+        with self.gateway.db.transaction() as conn:
+            digest = stored_digest(conn, entry.envelope_id, "out")
+        if digest is None:
+            raise ReceiptInvalid(f"Envelope {entry.envelope_id} is no longer held here.")
+        held: dict[str, tuple[Receipt, bytes]] = {}
+        for document in documents:
+            raw = str(document).encode()
+            claimed = _claimed_recipient(raw)
+            if claimed not in entry.organisations:
+                raise ReceiptInvalid(f"A receipt came back from {claimed[:16]}, not a recipient.")
+            org = directory.organisation(claimed)
+            if org is None or org.signing_key is None:
+                raise ReceiptInvalid(f"{claimed} has no signing key in the directory.")
+            receipt = crypto.verify_receipt(
+                raw,
+                crypto.VerifyKey.from_b64(org.signing_key),
+                envelope_id=entry.envelope_id,
+                envelope_digest=digest,
+                recipient=claimed,
+            )
+            held[claimed] = (receipt, raw)
+        return held
+
+    def _store_receipts(
+        self, entry: outbox.OutboxEntry, held: dict[str, tuple[Receipt, bytes]]
+    ) -> None:
+        gateway = self.gateway
+        now = gateway.clock.now()
+        all_refused = all(not r.accepted for r, _ in held.values())
+        with gateway.db.transaction() as conn:
+            state = outbox.state_of(conn, entry.id)
+            late = is_late_receipt(DeliveryState(state))
+            for org, (receipt, raw) in sorted(held.items()):
+                exists = conn.execute(
+                    sa.select(receipts.c.id).where(
+                        receipts.c.envelope_id == entry.envelope_id,
+                        receipts.c.organisation == org,
+                        receipts.c.kind == "delivery",
+                    )
+                ).first()
+                if exists:
+                    continue
+                conn.execute(
+                    receipts.insert().values(
+                        envelope_id=entry.envelope_id,
+                        organisation=org,
+                        kind="delivery",
+                        outcome=receipt.outcome,
+                        document=raw,
+                        received_at=iso(now),
+                        late=late,
+                    )
+                )
+                audit.append(
+                    conn,
+                    actor=f"organisation:{org}",
+                    action="receipt.received",
+                    subject=entry.envelope_id,
+                    now=now,
+                    details={
+                        "outcome": receipt.outcome,
+                        "late": late,
+                        "unknown_addresses": list(receipt.unknown_addresses),
+                        "refusal": receipt.refusal.model_dump() if receipt.refusal else None,
+                    },
+                )
+            if all_refused:
+                refusal = next(r.refusal for r, _ in held.values() if r.refusal)
+                outbox.transition(
+                    conn,
+                    entry.id,
+                    DeliveryEvent.PERMANENT_REFUSAL,
+                    now=now,
+                    error_code=refusal.code,
+                    error=refusal.message,
+                )
+            else:
+                # From recalled this keeps recalled (the recall must then travel to
+                # the peer); from failed or expired it is the late receipt case.
+                outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
+
+
+def _claimed_recipient(document: bytes) -> str:
+    """The recipient a receipt claims, read before verifying to pick the key."""
+    try:
+        payload = json.loads(base64.b64decode(json.loads(document)["payload"]))
+        return str(payload["recipient"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReceiptInvalid("A receipt is not a signed gcx.receipt/1 document.") from exc
+
+
+def _parse_results(status: int, body: bytes, count: int) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise PeerUnreachable(f"The peer answered {status} with a body that is not JSON.") from exc
+    if status != 200:
+        code = data.get("code") if isinstance(data, dict) else None
+        message = data.get("message") if isinstance(data, dict) else None
+        error = PeerUnreachable(f"The peer refused the batch ({status} {code}): {message}")
+        raise error
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, list) or len(results) != count:
+        raise PeerUnreachable("The peer's answer does not have one result per envelope.")
+    return [r if isinstance(r, dict) else {"error": {"code": "input-invalid"}} for r in results]

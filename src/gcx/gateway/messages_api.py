@@ -1,0 +1,309 @@
+"""Local REST API for secure messages (``/api/v1/messages``), documented in the OpenAPI.
+
+Sending accepts JSON (attachments as base64) or multipart/form-data (fields
+``to``, ``cc`` (repeatable or comma-separated), ``subject``, ``body``,
+``marking``, ``handling``, ``read_receipt`` and files under ``attachment``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from gcx import crypto
+from gcx.errors import (
+    BodyNotUtf8,
+    BodyTooLarge,
+    GcxError,
+    InputError,
+)
+from gcx.gateway.app import caller_of
+from gcx.gateway.delivery import DeliveryWorker
+from gcx.gateway.messaging import Compose, Messaging
+from gcx.gateway.peer import GATEWAY, verify_signed_by_org
+from gcx.gateway.peer_messages import store_read_receipt
+from gcx.gateway.tokens import Caller
+from gcx.httpapi import read_body, run_sync
+from gcx.protocol.batch import (
+    READ_RECEIPT_TYPE,
+    RECALL_RESULT_TYPE,
+    ReadReceipt,
+    RecallResult,
+)
+from gcx.protocol.message import MAX_TOTAL_ATTACHMENT_BYTES
+
+log = logging.getLogger("gcx.gateway.messages")
+WORKER = web.AppKey("worker", DeliveryWorker)
+MESSAGING = web.AppKey("messaging", Messaging)
+BACKGROUND = web.AppKey("background", set)
+
+# Base64 grows data by a third; allow for it and for the JSON around it.
+MAX_SUBMISSION_BYTES = MAX_TOTAL_ATTACHMENT_BYTES * 4 // 3 + 4 * 1024 * 1024
+
+
+def _strings(value: Any, field: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise InputError(f"The field {field!r} must be a list of addresses.")
+
+
+def _text(value: Any, field: str, *, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise InputError(f"The field {field!r} is required and must be text.")
+    return value
+
+
+async def _compose_from_json(request: web.Request) -> Compose:
+    import json
+
+    raw = await read_body(request, MAX_SUBMISSION_BYTES)
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BodyNotUtf8("The request body is not valid UTF-8.") from exc
+    except ValueError as exc:
+        raise InputError("The request body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise InputError("The request body must be a JSON object.")
+    attachments: list[tuple[str, str, bytes]] = []
+    for item in body.get("attachments") or []:
+        if not isinstance(item, dict):
+            raise InputError("Each attachment must be an object with name and content_base64.")
+        try:
+            data = base64.b64decode(str(item.get("content_base64", "")), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InputError("An attachment's content_base64 is not valid base64.") from exc
+        attachments.append(
+            (
+                _text(item.get("name"), "attachments[].name"),
+                str(item.get("media_type") or "application/octet-stream"),
+                data,
+            )
+        )
+    marking = body.get("marking")
+    return Compose(
+        to=_strings(body.get("to"), "to"),
+        cc=_strings(body.get("cc"), "cc"),
+        subject=_text(body.get("subject"), "subject"),
+        body=_text(body.get("body"), "body"),
+        marking=marking if isinstance(marking, str) else None,
+        handling=body.get("handling") if isinstance(body.get("handling"), str) else None,
+        read_receipt=bool(body.get("read_receipt")),
+        attachments=attachments,
+    )
+
+
+async def _compose_from_multipart(request: web.Request) -> Compose:
+    reader = await request.multipart()
+    fields: dict[str, list[str]] = {}
+    attachments: list[tuple[str, str, bytes]] = []
+    total = 0
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            raise InputError("Nested multipart bodies are not accepted.")
+        if part.filename is not None:
+            data = bytearray()
+            while chunk := await part.read_chunk(1 << 16):
+                data += chunk
+                total += len(chunk)
+                if total > MAX_TOTAL_ATTACHMENT_BYTES:
+                    raise BodyTooLarge("The attachments add up to more than 100 MiB.")
+            media_type = part.headers.get("Content-Type", "application/octet-stream")
+            attachments.append((part.filename, media_type, bytes(data)))
+        else:
+            raw = await part.read()
+            try:
+                fields.setdefault(part.name, []).append(bytes(raw).decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise BodyNotUtf8(f"The field {part.name!r} is not valid UTF-8.") from exc
+
+    def one(name: str) -> str | None:
+        values = fields.get(name)
+        return values[0] if values else None
+
+    return Compose(
+        to=[a for v in fields.get("to", []) for a in _strings(v, "to")],
+        cc=[a for v in fields.get("cc", []) for a in _strings(v, "cc")],
+        subject=one("subject") or "",
+        body=one("body") or "",
+        marking=one("marking"),
+        handling=one("handling"),
+        read_receipt=(one("read_receipt") or "").lower() in ("1", "true", "yes", "on"),
+        attachments=attachments,
+    )
+
+
+async def send_message(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    if request.content_type.startswith("multipart/"):
+        compose = await _compose_from_multipart(request)
+    else:
+        compose = await _compose_from_json(request)
+    result = await run_sync(request.app[MESSAGING].send, caller, compose)
+    request.app[WORKER].wake()
+    return web.json_response(result, status=202, headers={"Location": result["status_url"]})
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError as exc:
+        raise InputError("limit must be a number.") from exc
+    items = await run_sync(
+        request.app[MESSAGING].list_box, caller, request.query.get("box", "inbox"), limit
+    )
+    return web.json_response({"messages": items})
+
+
+async def read_message(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    envelope_id = request.match_info["id"]
+    body, receipt_due = await run_sync(request.app[MESSAGING].read, caller, envelope_id)
+    if receipt_due:
+        task = asyncio.create_task(_send_read_receipt(request.app, caller, envelope_id))
+        request.app[BACKGROUND].add(task)
+        task.add_done_callback(request.app[BACKGROUND].discard)
+    return web.json_response(body)
+
+
+async def _send_read_receipt(app: web.Application, caller: Caller, envelope_id: str) -> None:
+    """Tell the sender's gateway that the message was read (best effort, logged)."""
+    gateway = app[GATEWAY]
+    try:
+        directory = gateway.directory.current()
+
+        def sender_org() -> str:
+            with gateway.db.transaction() as conn:
+                from gcx.gateway.envelopes import load_envelope
+
+                stored = load_envelope(conn, gateway.blobs, envelope_id, "in")
+            return stored.header.sender.organisation
+
+        org = await run_sync(sender_org)
+        keys = gateway.keys.organisations[caller.organisation]
+        receipt = ReadReceipt(envelope_id, caller.organisation, caller.account, gateway.clock.now())
+        document = crypto.sign_document(
+            READ_RECEIPT_TYPE, receipt.to_bytes(), keys.signing, crypto.key_id(keys.signing.public)
+        )
+        host = directory.gateway_for_organisation(org)
+        if host is None:
+            return
+        if host.name == gateway.config.name:
+            await run_sync(store_read_receipt, gateway, receipt, document)
+            return
+        status, _ = await app[WORKER].sessions.post(
+            host, "/peer/v1/read-receipts", document, "application/json"
+        )
+        if status != 200:
+            log.warning("read receipt for %s refused by %s: %s", envelope_id, host.name, status)
+    except GcxError as error:
+        log.warning("read receipt for %s not sent: %s", envelope_id, error.message)
+
+
+async def message_status(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    return web.json_response(
+        await run_sync(request.app[MESSAGING].status, caller, request.match_info["id"])
+    )
+
+
+async def download_attachment(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    try:
+        index = int(request.match_info["index"])
+    except ValueError as exc:
+        raise InputError("The attachment index must be a number.") from exc
+    name, media_type, data = await run_sync(
+        request.app[MESSAGING].attachment, caller, request.match_info["id"], index
+    )
+    safe = name.replace('"', "")
+    return web.Response(
+        body=data,
+        content_type=media_type if "/" in media_type else "application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{safe}"'},
+    )
+
+
+async def recall_message(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    envelope_id = request.match_info["id"]
+    messaging = request.app[MESSAGING]
+    gateway = request.app[GATEWAY]
+    held_by = await run_sync(messaging.withdraw_unsent, caller, envelope_id)
+    outcomes: dict[str, tuple[str, str | None]] = {}
+    if held_by:
+        directory = gateway.directory.current()
+        document = await run_sync(messaging.recall_signed, caller, envelope_id)
+        for peer_name in held_by:
+            outcomes[peer_name] = await _recall_at(request.app, directory, peer_name, document)
+    result = await run_sync(messaging.finish_recall, caller, envelope_id, outcomes)
+    return web.json_response(result)
+
+
+async def _recall_at(
+    app: web.Application, directory: Any, peer_name: str, document: bytes
+) -> tuple[str, str | None]:
+    import json
+
+    from gcx.gateway.peer_messages import apply_recall
+    from gcx.protocol.batch import Recall
+
+    gateway = app[GATEWAY]
+    if peer_name == gateway.config.name:
+        recall = Recall.from_bytes(
+            verify_signed_by_org(
+                directory, document, "application/vnd.gcx.recall+json", claimed=None
+            )
+        )
+        results = await run_sync(apply_recall, gateway, peer_name, recall)
+    else:
+        entry = directory.gateway_named(peer_name)
+        if entry is None:
+            return "refused", f"gateway {peer_name} is not in the directory"
+        try:
+            status, body = await app[WORKER].sessions.post(
+                entry, "/peer/v1/recalls", document, "application/json"
+            )
+        except GcxError as error:
+            return "refused", error.message
+        data = json.loads(body)
+        if status != 200:
+            return "refused", str(data.get("message"))
+        results = data.get("results", [])
+    outcome: tuple[str, str | None] = ("recalled", None)
+    for raw in results:
+        payload = verify_signed_by_org(
+            directory, str(raw).encode(), RECALL_RESULT_TYPE, claimed=None
+        )
+        result = RecallResult.from_bytes(payload)
+        # Checked again against the key of exactly the organisation it speaks for.
+        verify_signed_by_org(
+            directory, str(raw).encode(), RECALL_RESULT_TYPE, claimed=result.organisation
+        )
+        if result.outcome != "recalled":
+            outcome = ("refused", result.message)
+    return outcome
+
+
+def add_message_routes(app: web.Application, messaging: Messaging, worker: DeliveryWorker) -> None:
+    app[MESSAGING] = messaging
+    app[WORKER] = worker
+    app[BACKGROUND] = set()
+    app.router.add_post("/api/v1/messages", send_message)
+    app.router.add_get("/api/v1/messages", list_messages)
+    app.router.add_get("/api/v1/messages/{id}", read_message)
+    app.router.add_get("/api/v1/messages/{id}/status", message_status)
+    app.router.add_get("/api/v1/messages/{id}/attachments/{index}", download_attachment)
+    app.router.add_post("/api/v1/messages/{id}/recall", recall_message)

@@ -1,0 +1,467 @@
+"""Secure messages on a gateway: send, list, read, download, status, recall.
+
+These are the use cases behind the local API and the CLI. Sending seals the
+envelope and writes it, the sender's "sent" item, the outbox rows and the
+audit entry in one transaction; the delivery worker carries it after commit.
+Content is only ever decrypted here, for a caller allowed to read it, and is
+never stored in the clear.
+
+Who may read what: a message addressed to ``person@ORG`` is readable by that
+person; to ``mailbox@ORG`` by the shared mailbox's members; to ``ORG`` (the
+whole organisation) by the organisation's administrators, who route it. The
+sender may read their own sent items: the envelope's content key is also
+sealed to the sending organisation for that purpose.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gcx import audit, crypto
+from gcx.errors import Forbidden, GcxError, InputError, NotFound, StateTransitionRefused
+from gcx.gateway import outbox
+from gcx.gateway.envelopes import StoredEnvelope, insert_envelope, load_envelope, put_large_parts
+from gcx.gateway.runtime import Gateway
+from gcx.gateway.tokens import Caller
+from gcx.protocol.delivery import DeliveryEvent, DeliveryState
+from gcx.protocol.envelope import PlainPart
+from gcx.protocol.marking import parse_marking
+from gcx.protocol.message import (
+    MESSAGE_MEDIA_TYPE,
+    AttachmentInfo,
+    MessageContent,
+    check_composition,
+    check_file_name,
+)
+from gcx.store import iso
+from gcx.store.schema import mailbox_items, mailboxes, receipts
+
+
+class RecipientUnknown(InputError):
+    code = "recipient-unknown"
+    status = 422
+
+
+class MessageNotYours(Forbidden):
+    code = "message-not-yours"
+
+
+class MessageRecalled(GcxError):
+    code = "message-recalled"
+    status = 410
+
+
+class RecallRefused(StateTransitionRefused):
+    code = "recall-refused"
+
+
+@dataclass(frozen=True)
+class Compose:
+    to: list[str]
+    subject: str
+    body: str
+    marking: str | None
+    cc: list[str] = field(default_factory=list)
+    handling: str | None = None
+    read_receipt: bool = False
+    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
+
+
+SENDING_ROLES = frozenset({"staff", "system", "admin"})
+
+
+def _require_sender(caller: Caller) -> None:
+    if not SENDING_ROLES & set(caller.roles):
+        raise Forbidden("Your account has no role that may send messages.")
+
+
+class Messaging:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    # -- sending ------------------------------------------------------------
+
+    def send(self, caller: Caller, compose: Compose) -> dict[str, Any]:
+        _require_sender(caller)
+        gateway = self.gateway
+        marking = parse_marking(compose.marking)
+        to, cc = check_composition(
+            compose.to,
+            compose.cc,
+            compose.subject,
+            compose.body,
+            [len(data) for _, _, data in compose.attachments],
+        )
+        if compose.handling is not None and len(compose.handling) > 2000:
+            raise InputError("Handling instructions must be at most 2,000 characters.")
+        directory = gateway.directory.current()
+        content_orgs = sorted({a.organisation for a in (*to, *cc)})
+        recipients: dict[str, crypto.EncryptionPublicKey] = {}
+        by_gateway: dict[str, list[str]] = defaultdict(list)
+        for org in content_orgs:
+            entry = directory.organisation(org)
+            host = directory.gateway_for_organisation(org)
+            if entry is None or host is None or entry.encryption_key is None:
+                raise RecipientUnknown(
+                    f"{org} is not an organisation the network directory (version "
+                    f"{directory.version}) lists as connected; check the address."
+                )
+            recipients[org] = crypto.EncryptionPublicKey.from_b64(entry.encryption_key)
+            by_gateway[host.name].append(org)
+        own = gateway.keys.organisations[caller.organisation]
+        recipients.setdefault(caller.organisation, own.encryption.public)
+        attachments = [
+            AttachmentInfo(
+                index + 1, check_file_name(name), media_type, len(data), crypto.sha256_hex(data)
+            )
+            for index, (name, media_type, data) in enumerate(compose.attachments)
+        ]
+        content = MessageContent(
+            sender=f"{caller.account}@{caller.organisation}",
+            to=to,
+            cc=cc,
+            subject=compose.subject,
+            body=compose.body,
+            marking=marking.marking.value,
+            handling=compose.handling,
+            read_receipt=compose.read_receipt,
+            attachments=tuple(attachments),
+        )
+        now = gateway.clock.now()
+        sealed = crypto.seal_envelope(
+            kind="message",
+            sender_org=caller.organisation,
+            sender_user=caller.account,
+            sender_key=own.signing,
+            recipients=recipients,
+            marking=marking.marking.value,
+            parts=[("message.json", MESSAGE_MEDIA_TYPE, content.to_bytes()), *compose.attachments],
+            now=now,
+        )
+        header = sealed.header
+        blob_keys = put_large_parts(gateway.blobs, header.id, "out", sealed.parts)
+        with gateway.db.transaction() as conn:
+            insert_envelope(
+                conn,
+                header=header,
+                signed_header=sealed.signed_header,
+                parts=sealed.parts,
+                blob_keys=blob_keys,
+                direction="out",
+                digest=sealed.digest,
+                sender_gateway=gateway.config.name,
+                directory_version=directory.version,
+                now=now,
+            )
+            conn.execute(
+                mailbox_items.insert().values(
+                    envelope_id=header.id,
+                    box="sent",
+                    organisation=caller.organisation,
+                    owner=caller.account,
+                    created_at=iso(now),
+                )
+            )
+            for peer, orgs in sorted(by_gateway.items()):
+                outbox.enqueue(
+                    conn,
+                    envelope_id=header.id,
+                    peer_gateway=peer,
+                    organisations=orgs,
+                    now=now,
+                    expires_at=header.expires_at,
+                )
+            audit.append(
+                conn,
+                actor=caller.actor,
+                action="message.sent",
+                subject=header.id,
+                now=now,
+                details={
+                    "recipients": content_orgs,
+                    "marking": marking.marking.value,
+                    "marking_mapped_from": marking.mapped_from,
+                    "parts": len(sealed.parts),
+                    "digest": sealed.digest,
+                    "expires_at": iso(header.expires_at),
+                },
+            )
+        return {
+            "id": header.id,
+            "status": DeliveryState.QUEUED.value,
+            "status_url": f"/api/v1/messages/{header.id}/status",
+            "marking": marking.marking.value,
+            "marking_mapped_from": marking.mapped_from,
+        }
+
+    # -- reading ------------------------------------------------------------
+
+    def _member_of(self, conn: Connection, caller: Caller) -> set[str]:
+        rows = conn.execute(
+            sa.select(mailboxes.c.name, mailboxes.c.members).where(
+                mailboxes.c.organisation == caller.organisation
+            )
+        ).all()
+        return {r.name for r in rows if caller.account in r.members}
+
+    def _owners(self, conn: Connection, caller: Caller) -> set[str]:
+        owners = {caller.account} | self._member_of(conn, caller)
+        if "admin" in caller.roles:
+            owners.add("*")
+        return owners
+
+    def list_box(self, caller: Caller, box: str, limit: int = 50) -> list[dict[str, Any]]:
+        if box not in ("inbox", "sent"):
+            raise InputError("box must be inbox or sent.")
+        if not 1 <= limit <= 500:
+            raise InputError("limit must be between 1 and 500.")
+        with self.gateway.db.transaction() as conn:
+            owners = self._owners(conn, caller) if box == "inbox" else {caller.account}
+            rows = conn.execute(
+                sa.select(mailbox_items)
+                .where(
+                    mailbox_items.c.organisation == caller.organisation,
+                    mailbox_items.c.box == box,
+                    mailbox_items.c.owner.in_(owners),
+                )
+                .order_by(mailbox_items.c.id.desc())
+                .limit(limit)
+            ).all()
+            items = []
+            for row in rows:
+                direction = "in" if box == "inbox" else "out"
+                stored = load_envelope(conn, self.gateway.blobs, row.envelope_id, direction)
+                summary: dict[str, Any] = {
+                    "id": row.envelope_id,
+                    "box": box,
+                    "mailbox": row.owner,
+                    "from": f"{stored.header.sender.user}@{stored.header.sender.organisation}",
+                    "marking": stored.header.marking,
+                    "created_at": iso(stored.header.created_at),
+                    "read_at": row.read_at,
+                    "recalled": row.recalled_at is not None,
+                }
+                if row.recalled_at is None or box == "sent":
+                    content = self._content(stored, caller.organisation)
+                    summary.update(
+                        subject=content.subject,
+                        to=[str(a) for a in content.to],
+                        attachments=len(content.attachments),
+                    )
+                items.append(summary)
+        return items
+
+    def _content(self, stored: StoredEnvelope, org: str) -> MessageContent:
+        return MessageContent.from_bytes(self._open(stored, org)[0].data)
+
+    def _open(self, stored: StoredEnvelope, org: str) -> list[PlainPart]:
+        key = self.gateway.keys.organisations[org].encryption
+        return crypto.open_envelope(stored.header, stored.parts, org, key)
+
+    def _readable(
+        self, conn: Connection, caller: Caller, envelope_id: str
+    ) -> tuple[str, list[Any]]:
+        """Which copy the caller may read ("in" or "out") and the mailbox items that allow it."""
+        items = conn.execute(
+            sa.select(mailbox_items).where(
+                mailbox_items.c.envelope_id == envelope_id,
+                mailbox_items.c.organisation == caller.organisation,
+            )
+        ).all()
+        inbox = [i for i in items if i.box == "inbox" and i.owner in self._owners(conn, caller)]
+        if inbox:
+            return "in", inbox
+        sent = [i for i in items if i.box == "sent" and i.owner == caller.account]
+        if sent:
+            return "out", sent
+        raise MessageNotYours("That message is not addressed to you or to a mailbox you belong to.")
+
+    def read(self, caller: Caller, envelope_id: str) -> tuple[dict[str, Any], bool]:
+        """The message, marked read on first reading; and whether a read receipt is due."""
+        gateway = self.gateway
+        now = gateway.clock.now()
+        with audit.refusals_recorded(gateway.db, gateway.clock), gateway.db.transaction() as conn:
+            try:
+                direction, items = self._readable(conn, caller, envelope_id)
+            except MessageNotYours as error:
+                raise audit.AuditedRefusal(
+                    error, actor=caller.actor, action="message.refused", subject=envelope_id[:40]
+                ) from None
+            if direction == "in" and all(i.recalled_at for i in items):
+                raise MessageRecalled("The sender recalled this message before it was read.")
+            stored = load_envelope(conn, gateway.blobs, envelope_id, direction)
+            content = self._content(stored, caller.organisation)
+            first_read = False
+            if direction == "in":
+                unread = [i.id for i in items if i.read_at is None and i.recalled_at is None]
+                if unread:
+                    first_read = all(i.read_at is None for i in items)
+                    conn.execute(
+                        mailbox_items.update()
+                        .where(mailbox_items.c.id.in_(unread))
+                        .values(read_at=iso(now), read_by=caller.account)
+                    )
+                audit.append(
+                    conn,
+                    actor=caller.actor,
+                    action="message.read",
+                    subject=envelope_id,
+                    now=now,
+                    details={"first_read": first_read, "marking": stored.header.marking},
+                )
+        body = {
+            "id": envelope_id,
+            "box": "inbox" if direction == "in" else "sent",
+            "from": content.sender,
+            "to": [str(a) for a in content.to],
+            "cc": [str(a) for a in content.cc],
+            "subject": content.subject,
+            "body": content.body,
+            "marking": content.marking,
+            "handling": content.handling,
+            "created_at": iso(stored.header.created_at),
+            "attachments": [
+                {
+                    "index": a.index,
+                    "name": a.name,
+                    "media_type": a.media_type,
+                    "size": a.size,
+                    "sha256": a.sha256,
+                    "url": f"/api/v1/messages/{envelope_id}/attachments/{a.index}",
+                }
+                for a in content.attachments
+            ],
+        }
+        return body, first_read and content.read_receipt and direction == "in"
+
+    def attachment(self, caller: Caller, envelope_id: str, index: int) -> tuple[str, str, bytes]:
+        with self.gateway.db.transaction() as conn:
+            direction, items = self._readable(conn, caller, envelope_id)
+            if direction == "in" and all(i.recalled_at for i in items):
+                raise MessageRecalled("The sender recalled this message before it was read.")
+            stored = load_envelope(conn, self.gateway.blobs, envelope_id, direction)
+        parts = self._open(stored, caller.organisation)
+        content = MessageContent.from_bytes(parts[0].data)
+        info = next((a for a in content.attachments if a.index == index), None)
+        if info is None or index >= len(parts):
+            raise NotFound(f"The message has no attachment {index}.")
+        data = parts[index].data
+        if crypto.sha256_hex(data) != info.sha256:
+            raise InputError("The attachment does not match its recorded digest.")
+        return info.name, info.media_type, data
+
+    # -- the sender's view ---------------------------------------------------
+
+    def status(self, caller: Caller, envelope_id: str) -> dict[str, Any]:
+        with self.gateway.db.transaction() as conn:
+            direction, _ = self._readable(conn, caller, envelope_id)
+            if direction != "out":
+                raise MessageNotYours("Only the sender sees a message's delivery status.")
+            deliveries = outbox.states_for(conn, envelope_id)
+            held = conn.execute(
+                sa.select(receipts)
+                .where(receipts.c.envelope_id == envelope_id)
+                .order_by(receipts.c.id)
+            ).all()
+        states = {d["state"] for d in deliveries}
+        if states == {DeliveryState.DELIVERED.value}:
+            overall = "delivered"
+        elif len(states) == 1:
+            overall = next(iter(states))
+        else:
+            overall = "partly " + "/".join(sorted(states))
+        return {
+            "id": envelope_id,
+            "state": overall,
+            "deliveries": deliveries,
+            "receipts": [
+                {
+                    "organisation": r.organisation,
+                    "kind": r.kind,
+                    "outcome": r.outcome,
+                    "received_at": r.received_at,
+                    "late": r.late,
+                    "document": bytes(r.document).decode(),
+                }
+                for r in held
+            ],
+        }
+
+    # -- recall ----------------------------------------------------------------
+
+    def withdraw_unsent(self, caller: Caller, envelope_id: str) -> list[str]:
+        """Recall what has not left yet; return the peer gateways already holding it."""
+        gateway = self.gateway
+        now = gateway.clock.now()
+        with gateway.db.transaction() as conn:
+            direction, _ = self._readable(conn, caller, envelope_id)
+            if direction != "out":
+                raise MessageNotYours("Only the sender may recall a message.")
+            held_by_peers: list[str] = []
+            for row in outbox.states_for(conn, envelope_id):
+                if row["state"] == DeliveryState.RECALLED.value:
+                    continue
+                if row["state"] == DeliveryState.DELIVERED.value:
+                    held_by_peers.append(row["gateway"])
+            for row_id, state in outbox.rows_for(conn, envelope_id):
+                if state not in (DeliveryState.DELIVERED.value, DeliveryState.RECALLED.value):
+                    outbox.transition(conn, row_id, DeliveryEvent.RECALL, now=now)
+            audit.append(
+                conn,
+                actor=caller.actor,
+                action="message.recall-requested",
+                subject=envelope_id,
+                now=now,
+                details={"held_by": held_by_peers},
+            )
+        return held_by_peers
+
+    def recall_signed(self, caller: Caller, envelope_id: str) -> bytes:
+        from gcx.protocol.batch import RECALL_TYPE, Recall
+
+        keys = self.gateway.keys.organisations[caller.organisation]
+        recall = Recall(envelope_id, caller.organisation, caller.account, self.gateway.clock.now())
+        return crypto.sign_document(
+            RECALL_TYPE, recall.to_bytes(), keys.signing, crypto.key_id(keys.signing.public)
+        )
+
+    def finish_recall(
+        self, caller: Caller, envelope_id: str, outcomes: dict[str, tuple[str, str | None]]
+    ) -> dict[str, Any]:
+        """Record what each peer said; mark recalled those that withdrew it."""
+        gateway = self.gateway
+        now = gateway.clock.now()
+        refused = {peer: why for peer, (outcome, why) in outcomes.items() if outcome != "recalled"}
+        with gateway.db.transaction() as conn:
+            for row_id, state in outbox.rows_for(conn, envelope_id):
+                peer = outbox.peer_of(conn, row_id)
+                if state == DeliveryState.DELIVERED.value and peer not in refused:
+                    outbox.transition(conn, row_id, DeliveryEvent.RECALL, now=now)
+            if not refused:
+                conn.execute(
+                    mailbox_items.update()
+                    .where(
+                        mailbox_items.c.envelope_id == envelope_id,
+                        mailbox_items.c.box == "sent",
+                    )
+                    .values(recalled_at=iso(now))
+                )
+            audit.append(
+                conn,
+                actor=caller.actor,
+                action="message.recalled" if not refused else "message.recall-refused",
+                subject=envelope_id,
+                now=now,
+                details={"outcomes": {p: o for p, (o, _) in outcomes.items()}},
+            )
+        if refused:
+            raise RecallRefused(
+                "The message could not be recalled everywhere: "
+                + "; ".join(f"{peer}: {why}" for peer, why in refused.items())
+            )
+        return {"id": envelope_id, "state": "recalled"}

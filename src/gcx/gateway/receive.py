@@ -1,0 +1,322 @@
+"""Accepting envelopes from a peer gateway: check, eliminate duplicates, store, receipt.
+
+For each envelope in a batch the receiving gateway:
+
+1. checks that the connecting gateway is the one the directory names for the
+   sending organisation (mutual TLS has already proved which gateway it is);
+2. verifies the sender's signature against the directory, every part's
+   digest and size, and the expiry;
+3. answers a repeat of an envelope it already holds with the receipts it
+   issued the first time, so a retry is never delivered twice, for as long
+   as it keeps the envelope;
+4. opens the content for each organisation it hosts, resolves the addresses
+   to its own people and shared mailboxes (the directory lists organisations,
+   not people), and stores the envelope, the mailbox items, the receipts and
+   the audit entry in one transaction;
+5. returns one signed receipt per recipient organisation it hosts: accepted
+   (listing any addresses it does not know, the non-delivery report), or
+   refused with the stable code of what was wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from gcx import audit, crypto
+from gcx.errors import (
+    EnvelopeMalformed,
+    GcxError,
+    InputError,
+    PeerRefused,
+)
+from gcx.gateway.envelopes import insert_envelope, put_large_parts, stored_digest
+from gcx.gateway.runtime import Gateway
+from gcx.protocol import directory as dirproto
+from gcx.protocol.envelope import EnvelopeHeader, unframe
+from gcx.protocol.message import Address, MessageContent
+from gcx.protocol.receipt import accepted_receipt, refused_receipt
+from gcx.store import iso
+from gcx.store.schema import api_tokens, mailbox_items, mailboxes, receipts
+
+log = logging.getLogger("gcx.gateway.receive")
+
+ISSUED = "issued"
+
+
+class NotSenderGateway(PeerRefused):
+    code = "peer-not-sender-gateway"
+
+
+class KindNotSupported(InputError):
+    code = "kind-not-supported"
+
+
+class AddressUnknown(InputError):
+    code = "address-unknown"
+
+
+class EnvelopeReplayed(InputError):
+    code = "envelope-replayed"
+    status = 409
+
+
+def accept_batch(
+    gateway: Gateway,
+    peer: dirproto.GatewayEntry,
+    directory: dirproto.Directory,
+    frames: Sequence[bytes],
+) -> list[dict[str, Any]]:
+    return [accept_one(gateway, peer, directory, frame) for frame in frames]
+
+
+def _issued(conn: Connection, envelope_id: str) -> list[str]:
+    return [
+        bytes(d).decode()
+        for d in conn.execute(
+            sa.select(receipts.c.document)
+            .where(receipts.c.envelope_id == envelope_id, receipts.c.kind == ISSUED)
+            .order_by(receipts.c.id)
+        ).scalars()
+    ]
+
+
+def accept_one(
+    gateway: Gateway,
+    peer: dirproto.GatewayEntry,
+    directory: dirproto.Directory,
+    frame: bytes,
+) -> dict[str, Any]:
+    now = gateway.clock.now()
+    try:
+        signed_header, parts = unframe(frame)
+        claimed = crypto.unverified_header(signed_header)
+    except GcxError as error:
+        return {"envelope_id": None, "receipts": [], "error": error.to_dict()}
+    except ValueError as error:  # pragma: no cover - unframe raises EnvelopeMalformed
+        return {
+            "envelope_id": None,
+            "receipts": [],
+            "error": EnvelopeMalformed(str(error)).to_dict(),
+        }
+    digest = crypto.envelope_digest(signed_header, parts)
+    hosted = [o for o in claimed.recipients if o in gateway.config.organisations]
+
+    with gateway.db.transaction() as conn:
+        held = stored_digest(conn, claimed.id, "in")
+        if held is not None:
+            if held != digest:
+                replay = EnvelopeReplayed(
+                    f"Envelope {claimed.id} was already received with different content; "
+                    "an envelope id is never reused."
+                )
+                return {"envelope_id": claimed.id, "receipts": [], "error": replay.to_dict()}
+            return {"envelope_id": claimed.id, "receipts": _issued(conn, claimed.id), "error": None}
+    if not hosted:
+        stray = InputError("This gateway hosts none of the envelope's recipients.")
+        return {"envelope_id": claimed.id, "receipts": [], "error": stray.to_dict()}
+
+    try:
+        header = _verify(gateway, peer, directory, signed_header, parts, claimed)
+        deliveries = _route(gateway, header, parts, hosted)
+    except GcxError as error:
+        return _refuse(gateway, peer, claimed, digest, hosted, error)
+
+    signed: list[tuple[str, str, bytes]] = []
+    for org, known, unknown in deliveries:
+        keys = gateway.keys.organisations[org]
+        if known:
+            receipt = accepted_receipt(
+                envelope_id=header.id,
+                envelope_digest=digest,
+                recipient=org,
+                gateway=gateway.config.name,
+                now=now,
+                unknown_addresses=tuple(str(a) for a in unknown),
+            )
+            outcome = "accepted"
+        else:
+            refusal = AddressUnknown(
+                f"None of the addresses for {org} is known at its gateway: "
+                + ", ".join(str(a) for a in unknown)[:500]
+            )
+            receipt = refused_receipt(
+                envelope_id=header.id,
+                envelope_digest=digest,
+                recipient=org,
+                gateway=gateway.config.name,
+                now=now,
+                code=refusal.code,
+                message=refusal.message,
+            )
+            outcome = "refused"
+        signed.append((org, outcome, crypto.sign_receipt(receipt, keys.signing)))
+
+    blob_keys = put_large_parts(gateway.blobs, header.id, "in", parts)
+    try:
+        with gateway.db.transaction() as conn:
+            insert_envelope(
+                conn,
+                header=header,
+                signed_header=signed_header,
+                parts=parts,
+                blob_keys=blob_keys,
+                direction="in",
+                digest=digest,
+                sender_gateway=peer.name,
+                directory_version=directory.version,
+                now=now,
+            )
+            for org, known, _unknown in deliveries:
+                for owner in sorted({a.local or "*" for a in known}):
+                    conn.execute(
+                        mailbox_items.insert().values(
+                            envelope_id=header.id,
+                            box="inbox",
+                            organisation=org,
+                            owner=owner,
+                            created_at=iso(now),
+                        )
+                    )
+            for org, outcome, document in signed:
+                conn.execute(
+                    receipts.insert().values(
+                        envelope_id=header.id,
+                        organisation=org,
+                        kind=ISSUED,
+                        outcome=outcome,
+                        document=document,
+                        received_at=iso(now),
+                        late=False,
+                    )
+                )
+            audit.append(
+                conn,
+                actor=f"gateway:{peer.name}",
+                action="envelope.received",
+                subject=header.id,
+                now=now,
+                details={
+                    "kind": header.kind,
+                    "sender": header.sender.organisation,
+                    "user": header.sender.user,
+                    "marking": header.marking,
+                    "digest": digest,
+                    "outcomes": {org: outcome for org, outcome, _ in signed},
+                },
+            )
+    except IntegrityError:
+        # The same envelope arrived twice at once (a retry racing the first
+        # try): the other transaction stored it; answer with its receipts.
+        with gateway.db.transaction() as conn:
+            return {"envelope_id": header.id, "receipts": _issued(conn, header.id), "error": None}
+    return {"envelope_id": header.id, "receipts": [d.decode() for _, _, d in signed], "error": None}
+
+
+def _verify(
+    gateway: Gateway,
+    peer: dirproto.GatewayEntry,
+    directory: dirproto.Directory,
+    signed_header: bytes,
+    parts: Sequence[bytes],
+    claimed: EnvelopeHeader,
+) -> EnvelopeHeader:
+    sender_org = claimed.sender.organisation
+    sender_gateway = directory.gateway_for_organisation(sender_org)
+    if sender_gateway is None or sender_gateway.name != peer.name:
+        raise NotSenderGateway(
+            f"Envelopes from {sender_org} must come from the gateway the directory names for "
+            f"it, not from {peer.name}."
+        )
+    entry = directory.organisation(sender_org)
+    if entry is None or entry.signing_key is None:
+        raise NotSenderGateway(f"{sender_org} has no signing key in the directory.")
+    return crypto.verify_envelope(
+        signed_header,
+        parts,
+        crypto.VerifyKey.from_b64(entry.signing_key),
+        sender_organisation=sender_org,
+        now=gateway.clock.now(),
+    )
+
+
+def _route(
+    gateway: Gateway, header: EnvelopeHeader, parts: Sequence[bytes], hosted: list[str]
+) -> list[tuple[str, list[Address], list[Address]]]:
+    """For each hosted organisation addressed: the addresses known here and those not."""
+    if header.kind != "message":
+        raise KindNotSupported(f"This gateway does not yet accept envelopes of kind {header.kind}.")
+    deliveries: list[tuple[str, list[Address], list[Address]]] = []
+    with gateway.db.transaction() as conn:
+        for org in hosted:
+            plain = crypto.open_envelope(
+                header, parts, org, gateway.keys.organisations[org].encryption
+            )
+            content = MessageContent.from_bytes(plain[0].data)
+            addresses = [a for a in content.recipients if a.organisation == org]
+            if not addresses:
+                continue  # the sender's own copy of what it sent; nothing to deliver
+            known_names = _local_names(conn, org)
+            known = [a for a in addresses if a.local is None or a.local in known_names]
+            unknown = [a for a in addresses if a not in known]
+            deliveries.append((org, known, unknown))
+    if not deliveries:
+        raise InputError("The envelope addresses nobody at this gateway.")
+    return deliveries
+
+
+def _local_names(conn: Connection, org: str) -> set[str]:
+    people = conn.execute(
+        sa.select(api_tokens.c.account).where(
+            api_tokens.c.organisation == org,
+            api_tokens.c.account_kind == "user",
+            api_tokens.c.revoked_at.is_(None),
+        )
+    ).scalars()
+    shared = conn.execute(
+        sa.select(mailboxes.c.name).where(mailboxes.c.organisation == org)
+    ).scalars()
+    return set(people) | set(shared)
+
+
+def _refuse(
+    gateway: Gateway,
+    peer: dirproto.GatewayEntry,
+    claimed: EnvelopeHeader,
+    digest: str,
+    hosted: list[str],
+    error: GcxError,
+) -> dict[str, Any]:
+    """Signed refusal receipts, one per hosted recipient, and an audit entry."""
+    now = gateway.clock.now()
+    documents = []
+    for org in hosted:
+        receipt = refused_receipt(
+            envelope_id=claimed.id,
+            envelope_digest=digest,
+            recipient=org,
+            gateway=gateway.config.name,
+            now=now,
+            code=error.code,
+            message=error.message,
+        )
+        documents.append(
+            crypto.sign_receipt(receipt, gateway.keys.organisations[org].signing).decode()
+        )
+    log.warning("refused envelope %s from %s: %s", claimed.id, peer.name, error.code)
+    gateway.record(
+        actor=f"gateway:{peer.name}",
+        action="envelope.refused",
+        subject=claimed.id,
+        details={
+            "code": error.code,
+            "message": error.message,
+            "sender": claimed.sender.organisation,
+        },
+    )
+    return {"envelope_id": claimed.id, "receipts": documents, "error": None}
