@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
+from gcx.cli.messages import message as message_group
 from gcx.errors import GcxError
 
 T = TypeVar("T")
@@ -446,6 +447,53 @@ def gateway_ping(home: Path, as_json: bool, org: str, from_org: str | None) -> N
         )
 
 
+@gateway.group("mailbox")
+def gateway_mailbox() -> None:
+    """Shared mailboxes (e.g. benefits@E09000030) and their members."""
+
+
+def _mailboxes(home: Path) -> Any:
+    from gcx.clock import SystemClock
+    from gcx.config import GatewayConfig
+    from gcx.gateway.mailboxes import MailboxService
+    from gcx.store import open_database
+
+    config = GatewayConfig.load(home)
+    return MailboxService(open_database(config.db_url), list(config.organisations), SystemClock())
+
+
+@gateway_mailbox.command("add")
+@home_option
+@click.option("--org", required=True)
+@click.option("--name", required=True, help="The mailbox name, e.g. 'benefits'.")
+@click.option("--member", "members", multiple=True, help="An account that may read it.")
+@refusals
+def mailbox_add(home: Path, org: str, name: str, members: tuple[str, ...]) -> None:
+    """Create a shared mailbox."""
+    result = _mailboxes(home).add(org, name, list(members))
+    click.echo(f"{result['mailbox']}: {', '.join(result['members']) or 'no members yet'}")
+
+
+@gateway_mailbox.command("members")
+@home_option
+@click.option("--org", required=True)
+@click.option("--name", required=True)
+@click.option("--member", "members", multiple=True)
+@refusals
+def mailbox_members(home: Path, org: str, name: str, members: tuple[str, ...]) -> None:
+    """Replace a shared mailbox's members."""
+    result = _mailboxes(home).set_members(org, name, list(members))
+    click.echo(f"{result['mailbox']}: {', '.join(result['members']) or 'no members'}")
+
+
+@gateway_mailbox.command("list")
+@home_option
+@refusals
+def mailbox_list(home: Path) -> None:
+    for item in _mailboxes(home).list():
+        click.echo(f"{item['mailbox']}: {', '.join(item['members']) or 'no members'}")
+
+
 # -- audit -----------------------------------------------------------------
 
 
@@ -477,6 +525,9 @@ def audit_verify(home: Path, as_json: bool) -> None:
     else:
         click.echo(f"BROKEN at entry {report.first_bad_seq}: {report.problem}")
     sys.exit(0 if report.ok else 1)
+
+
+main.add_command(message_group)
 
 
 # -- demo ------------------------------------------------------------------

@@ -74,7 +74,55 @@ OPENAPI: dict[str, Any] = {
     "info": {"title": "gcx gateway local API", "version": "1"},
     "components": {
         "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        "parameters": {
+            "MessageId": {
+                "name": "id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            },
+        },
+        "responses": {
+            "Refused": {
+                "description": "refused; X-Gcx-Error carries the code",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}
+                },
+            },
+        },
         "schemas": {
+            "Compose": {
+                "type": "object",
+                "required": ["to", "subject", "body", "marking"],
+                "properties": {
+                    "to": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "person@ORG, mailbox@ORG or ORG",
+                    },
+                    "cc": {"type": "array", "items": {"type": "string"}},
+                    "subject": {"type": "string", "maxLength": 255},
+                    "body": {"type": "string"},
+                    "marking": {
+                        "type": "string",
+                        "enum": ["OFFICIAL", "OFFICIAL-SENSITIVE", "PROTECT", "RESTRICTED"],
+                    },
+                    "handling": {"type": "string", "maxLength": 2000},
+                    "read_receipt": {"type": "boolean"},
+                    "attachments": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "content_base64"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "media_type": {"type": "string"},
+                                "content_base64": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
             "Refusal": {
                 "type": "object",
                 "required": ["code", "message"],
@@ -104,6 +152,97 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": {"description": "status"},
                     "401": {"description": "token refused"},
+                },
+            }
+        },
+        "/api/v1/messages": {
+            "post": {
+                "summary": "Send a secure message (202: sealed and queued for delivery)",
+                "requestBody": {
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Compose"}},
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "to": {"type": "string"},
+                                    "cc": {"type": "string"},
+                                    "subject": {"type": "string"},
+                                    "body": {"type": "string"},
+                                    "marking": {"type": "string"},
+                                    "handling": {"type": "string"},
+                                    "read_receipt": {"type": "string"},
+                                    "attachment": {
+                                        "type": "array",
+                                        "items": {"type": "string", "format": "binary"},
+                                    },
+                                },
+                            }
+                        },
+                    }
+                },
+                "responses": {
+                    "202": {"description": "queued; Location is the status URL"},
+                    "4XX": {"$ref": "#/components/responses/Refused"},
+                },
+            },
+            "get": {
+                "summary": "List the inbox (with shared mailboxes) or sent items",
+                "parameters": [
+                    {
+                        "name": "box",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["inbox", "sent"]},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                    },
+                ],
+                "responses": {"200": {"description": "messages, newest first"}},
+            },
+        },
+        "/api/v1/messages/{id}": {
+            "get": {
+                "summary": "Read a message (marks it read; may send a read receipt)",
+                "parameters": [{"$ref": "#/components/parameters/MessageId"}],
+                "responses": {
+                    "200": {"description": "the decrypted message"},
+                    "403": {"$ref": "#/components/responses/Refused"},
+                    "410": {"description": "recalled by the sender before it was read"},
+                },
+            }
+        },
+        "/api/v1/messages/{id}/status": {
+            "get": {
+                "summary": "Delivery state and signed receipts (sender only)",
+                "parameters": [{"$ref": "#/components/parameters/MessageId"}],
+                "responses": {"200": {"description": "state, deliveries, receipts"}},
+            }
+        },
+        "/api/v1/messages/{id}/attachments/{index}": {
+            "get": {
+                "summary": "Download an attachment",
+                "parameters": [
+                    {"$ref": "#/components/parameters/MessageId"},
+                    {
+                        "name": "index",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1},
+                    },
+                ],
+                "responses": {"200": {"description": "the attachment's bytes"}},
+            }
+        },
+        "/api/v1/messages/{id}/recall": {
+            "post": {
+                "summary": "Withdraw a message no recipient has read",
+                "parameters": [{"$ref": "#/components/parameters/MessageId"}],
+                "responses": {
+                    "200": {"description": "recalled everywhere"},
+                    "409": {"description": "recall-refused: already read somewhere"},
                 },
             }
         },
