@@ -57,6 +57,12 @@ class Database:
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as connection:
+            if not self.is_sqlite:
+                # Two processes opening a fresh database at once (a gateway
+                # starting while its CLI adds a token) must not both create the
+                # tables: the second waits here, then finds nothing to do.
+                # SQLite needs no lock: its BEGIN IMMEDIATE already serialises.
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7347289)")
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
