@@ -136,7 +136,7 @@ envelopes = sa.Table(
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("expires_at", sa.String(40), nullable=False),
     sa.Column("stored_at", sa.String(40), nullable=False),
-    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(80), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("signed_header", sa.LargeBinary, nullable=False),
     sa.Column("part_count", sa.Integer, nullable=False),
@@ -245,4 +245,19 @@ gateway_flags = sa.Table(
     sa.Column("code", sa.String(64), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("flagged_at", sa.String(40), nullable=False),
+)
+
+# -- directory versions kept for evidence (migration 0005) -------------------------
+
+directory_archive = sa.Table(
+    "directory_archive",
+    metadata,
+    # The signed directory documents that stored envelopes were checked
+    # against, kept so an evidence file can carry the version in force when
+    # an envelope was sent or received. A version is written by the first
+    # envelope that references it, not by every poll, so the table grows with
+    # the versions actually used rather than one row a minute.
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("document", sa.LargeBinary, nullable=False),
+    sa.Column("archived_at", sa.String(40), nullable=False),
 )

@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.String(length=40), nullable=False),
         sa.Column("expires_at", sa.String(length=40), nullable=False),
         sa.Column("stored_at", sa.String(length=40), nullable=False),
-        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("digest", sa.String(length=80), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("signed_header", sa.LargeBinary(), nullable=False),
         sa.Column("part_count", sa.Integer(), nullable=False),
