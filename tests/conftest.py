@@ -78,9 +78,7 @@ def database_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def database_url_factory(
-    database_backend: str, tmp_path: Path
-) -> Iterator[Callable[[str], str]]:
+def database_url_factory(database_backend: str, tmp_path: Path) -> Iterator[Callable[[str], str]]:
     """A function giving a fresh, empty database URL per name, on the chosen backend."""
     if database_backend == "sqlite":
         yield lambda name: f"sqlite:///{tmp_path / (name + '.db')}"

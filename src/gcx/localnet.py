@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from gcx.central.client import OperatorClient
+from gcx.compliance.demo_path import admit_all, write_demo_settings
 from gcx.config import GatewayConfig
 from gcx.errors import ConfigError, PeerUnreachable
 from gcx.gateway.home import create_gateway_home, submit_enrolment
@@ -97,6 +98,9 @@ class LocalNetwork:
     poll_seconds: float = 5.0
     database_url: Callable[[str], str] = lambda _name: ""
     env: dict[str, str] = field(default_factory=dict)
+    # Central accounts made while taking the organisations through the Code of
+    # Connection (officers, assessors), by role and organisation.
+    compliance_tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def central_home(self) -> Path:
@@ -113,15 +117,16 @@ class LocalNetwork:
     # -- processes ---------------------------------------------------------
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
-        log = (self.root / "logs" / f"{log_name}.log").open("ab")
         environment = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        return subprocess.Popen(
-            [sys.executable, "-m", "gcx.cli.main", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environment,
-            start_new_session=True,
-        )
+        # The child keeps its own copy of the log descriptor; ours closes here.
+        with (self.root / "logs" / f"{log_name}.log").open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "gcx.cli.main", *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,
+            )
 
     def prepare(self) -> None:
         if self.root.exists():
@@ -133,6 +138,10 @@ class LocalNetwork:
                 )
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         (self.root / MARKER).write_text("made by gcx; deleted and remade by the next run\n")
+
+    def client_for(self, token: str) -> OperatorClient:
+        """A central API client for another central account (assessor, officer)."""
+        return OperatorClient(self.central_url, self.anchor, token)
 
     def init_central(self) -> None:
         self.central_port = free_port()
@@ -151,6 +160,8 @@ class LocalNetwork:
             ],
             self.env,
         )
+        # No grace period on the demo network, so a lapsed approval takes effect at once.
+        write_demo_settings(self.central_home)
         self.operator_token = _run_cli(
             ["central", "operator", "add", "--home", str(self.central_home), "operator"], self.env
         ).strip()
@@ -172,10 +183,14 @@ class LocalNetwork:
         )
 
     async def register(self, specs: tuple[GatewaySpec, ...]) -> None:
+        """Register the organisations and take each through the Code of Connection."""
         async with self.operator() as operator:
             for spec in specs:
                 for org in spec.organisations:
                     await operator.add_organisation(org.code, org.name, org.type)
+            self.compliance_tokens = await admit_all(
+                operator, self.client_for, [o.code for s in specs for o in s.organisations]
+            )
 
     async def enrol(self, spec: GatewaySpec, *, approve: bool = True) -> GatewayProcess:
         home = self.root / spec.name
@@ -193,7 +208,7 @@ class LocalNetwork:
         result = await submit_enrolment(config, request)
         if approve:
             async with self.operator() as operator:
-                await operator.approve(result["id"], "demo network: Code of Connection met")
+                await operator.approve(result["id"], "demo network: Code of Connection approved")
         gateway = GatewayProcess(spec, home, config)
         self.gateways[spec.name] = gateway
         return gateway
@@ -240,6 +255,25 @@ class LocalNetwork:
         for spec in specs:
             self.gateways[spec.name].token = self.add_token(
                 spec.name, spec.account, ("staff", "admin")
+            )
+        if "tower-hamlets" in self.gateways:
+            # The council's shared benefits mailbox, which DWP writes to.
+            home = str(self.gateways["tower-hamlets"].home)
+            _run_cli(
+                [
+                    "gateway",
+                    "mailbox",
+                    "add",
+                    "--home",
+                    home,
+                    "--org",
+                    "E09000030",
+                    "--name",
+                    "benefits",
+                    "--member",
+                    "benefits.officer",
+                ],
+                self.env,
             )
         await asyncio.gather(*(self.wait_for_gateway(s.name) for s in specs))
 

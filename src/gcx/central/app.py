@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from gcx.central.checkpoints import CheckpointWitness
+from gcx.central.compliance_api import add_compliance_routes
 from gcx.central.service import CentralService
 from gcx.errors import InputError
 from gcx.httpapi import (
@@ -84,7 +85,23 @@ async def _decide(request: web.Request, decision: str) -> web.Response:
     body = await json_body(request)
     reason = require_str(body, "reason", max_len=1000)
     service = _service(request)
-    action = service.approve_enrolment if decision == "approve" else service.reject_enrolment
+    if decision == "approve":
+        # An explicit override of the Code of Connection gate, with its own reason.
+        override = body.get("override", False)
+        override_reason = body.get("override_reason")
+        if not isinstance(override, bool) or not isinstance(override_reason, str | None):
+            raise InputError("'override' must be true or false and 'override_reason' a string.")
+        return web.json_response(
+            await run_sync(
+                service.approve_enrolment,
+                operator,
+                request.match_info["id"],
+                reason,
+                override=override,
+                override_reason=override_reason,
+            )
+        )
+    action = service.reject_enrolment
     return web.json_response(await run_sync(action, operator, request.match_info["id"], reason))
 
 
@@ -185,6 +202,7 @@ def build_app(service: CentralService, *, republish: bool = True) -> web.Applica
     app.router.add_post("/api/v1/organisations", add_organisation)
     app.router.add_get("/api/v1/organisations", list_organisations)
     app.router.add_get("/api/v1/audit/verify", audit_verify)
+    add_compliance_routes(app, sweep_seconds=300.0 if republish else None)
     app.router.add_get("/api/v1/checkpoints/{gateway}", latest_checkpoint)
     app.router.add_post("/api/v1/checkpoints", lodge_checkpoint)
     app.router.add_get("/api/v1/flags", gateway_flags)

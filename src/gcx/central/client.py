@@ -64,10 +64,65 @@ class OperatorClient:
         suffix = f"?state={state}" if state else ""
         return await self.call("GET", f"/api/v1/enrolments{suffix}")
 
-    async def approve(self, enrolment_id: str, reason: str) -> Any:
-        return await self.call(
-            "POST", f"/api/v1/enrolments/{enrolment_id}/approve", {"reason": reason}
+    async def approve(
+        self,
+        enrolment_id: str,
+        reason: str,
+        *,
+        override: bool = False,
+        override_reason: str | None = None,
+    ) -> Any:
+        body: dict[str, Any] = {"reason": reason}
+        if override:
+            body.update(override=True, override_reason=override_reason)
+        return await self.call("POST", f"/api/v1/enrolments/{enrolment_id}/approve", body)
+
+    # -- Code of Connection (works with operator and compliance account tokens) --
+
+    async def compliance(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call ``/api/v1/compliance{path}`` with a JSON body and answer."""
+        return await self.call(method, "/api/v1/compliance" + path, body)
+
+    async def compliance_raw(
+        self, method: str, path: str, data: bytes | None = None, content_type: str | None = None
+    ) -> bytes:
+        """Send or fetch a non-JSON body (evidence, catalogues, exports)."""
+        assert self._session is not None, "use OperatorClient as an async context manager"
+        headers = {"Content-Type": content_type} if content_type else {}
+        try:
+            async with self._session.request(
+                method, self.url + "/api/v1/compliance" + path, data=data, headers=headers
+            ) as response:
+                raw = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerUnreachable(f"Central at {self.url} could not be reached: {exc}.") from exc
+        if status >= 400:
+            try:
+                refusal = json.loads(raw)
+            except ValueError:
+                refusal = {}
+            raise RemoteRefusal(status, str(refusal.get("code")), str(refusal.get("message")))
+        return raw
+
+    async def add_compliance_account(
+        self, name: str, roles: list[str], organisation: str | None = None
+    ) -> str:
+        result = await self.compliance(
+            "POST", "/accounts", {"name": name, "roles": roles, "organisation": organisation}
         )
+        return str(result["token"])
+
+    async def compliance_dashboard(self) -> Any:
+        return await self.compliance("GET", "/dashboard")
+
+    async def withdraw_approval(self, organisation: str, reason: str) -> Any:
+        return await self.compliance(
+            "POST", f"/organisations/{organisation}/withdraw", {"reason": reason}
+        )
+
+    async def compliance_sweep(self) -> Any:
+        return await self.compliance("POST", "/sweep")
 
     async def reject(self, enrolment_id: str, reason: str) -> Any:
         return await self.call(

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
+from gcx.central.compliance import excluded_organisations
+from gcx.central.compliance import require_compliance as compliance_gate
 from gcx.central.home import CentralKeys
 from gcx.clock import Clock
 from gcx.config import CentralConfig
@@ -75,7 +77,7 @@ class CentralService:
     def authenticate_operator(self, token: str | None, *, request: str) -> str:
         """The operator's name for a valid token; raise :class:`TokenInvalid` otherwise."""
         now = self.clock.now()
-        with self.db.transaction() as conn:
+        with audit.refusals_recorded(self.db, self.clock), self.db.transaction() as conn:
             row = None
             if token:
                 row = conn.execute(
@@ -87,17 +89,15 @@ class CentralService:
                 or not token
                 or not crypto.token_matches(token, row.token_hash)
             ):
-                audit.append(
-                    conn,
+                raise audit.AuditedRefusal(
+                    TokenInvalid(
+                        "The operator token is unknown or revoked; create one with "
+                        "'gcx central operator add'."
+                    ),
                     actor="anonymous",
                     action="token.refused",
                     subject="operator",
-                    now=now,
                     details={"request": request},
-                )
-                raise TokenInvalid(
-                    "The operator token is unknown or revoked; create one with "
-                    "'gcx central operator add'."
                 )
             audit.append(
                 conn,
@@ -184,7 +184,7 @@ class CentralService:
             _check_key_binding(csr_pem, code, organisation_keys[code])
         now = self.clock.now()
         enrolment_id = crypto.random_id(12)
-        with self.db.transaction() as conn:
+        with audit.refusals_recorded(self.db, self.clock), self.db.transaction() as conn:
             known = {
                 r.code
                 for r in conn.execute(
@@ -193,18 +193,16 @@ class CentralService:
             }
             missing = [c for c in codes if c not in known]
             if missing:
-                audit.append(
-                    conn,
+                raise audit.AuditedRefusal(
+                    UnknownOrganisation(
+                        f"The request names {', '.join(missing)}, which the member registry "
+                        "does not hold; an operator must register the organisation first.",
+                        organisations=missing,
+                    ),
                     actor=f"gateway:{info.gateway_name}",
                     action="enrolment.refused",
                     subject=info.gateway_name,
-                    now=now,
-                    details={"code": UnknownOrganisation.code, "organisations": missing},
-                )
-                raise UnknownOrganisation(
-                    f"The request names {', '.join(missing)}, which the member registry does not "
-                    "hold; an operator must register the organisation first.",
-                    organisations=missing,
+                    details={"organisations": missing},
                 )
             self._refuse_duplicates(conn, info.gateway_name, codes, info.public_key, now)
             conn.execute(
@@ -268,18 +266,16 @@ class CentralService:
                     if clash
                     else "this key"
                 )
-                audit.append(
-                    conn,
+                raise audit.AuditedRefusal(
+                    DuplicateEnrolment(
+                        f"An enrolment for {what} is already pending or active ({row.id}); "
+                        "revoke or reject it before enrolling again.",
+                        existing=row.id,
+                    ),
                     actor=f"gateway:{gateway}",
                     action="enrolment.refused",
                     subject=gateway,
-                    now=now,
-                    details={"code": DuplicateEnrolment.code, "existing": row.id},
-                )
-                raise DuplicateEnrolment(
-                    f"An enrolment for {what} is already pending or active ({row.id}); revoke "
-                    "or reject it before enrolling again.",
-                    existing=row.id,
+                    details={"existing": row.id},
                 )
 
     def get_enrolment(self, enrolment_id: str) -> dict[str, Any]:
@@ -296,13 +292,38 @@ class CentralService:
         with self.db.transaction() as conn:
             return [_enrolment_view(r) for r in conn.execute(query)]
 
-    def approve_enrolment(self, operator: str, enrolment_id: str, reason: str) -> dict[str, Any]:
-        """Issue the gateway's certificates and put it in the directory."""
+    def approve_enrolment(
+        self,
+        operator: str,
+        enrolment_id: str,
+        reason: str,
+        *,
+        override: bool = False,
+        override_reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Issue the gateway's certificates and put it in the directory.
+
+        With ``require_compliance`` set, every hosted organisation needs a
+        current certificate of compliance or a granted extension, unless the
+        operator overrides with a reason (recorded and shown on the dashboard).
+        """
         reason = _require_reason(reason)
         now = self.clock.now()
         with self.db.transaction() as conn:
             row = self._locked_enrolment(conn, enrolment_id)
             next_state(EnrolmentState(row.state), EnrolmentEvent.APPROVE)
+            compliance_details: dict[str, Any] = {}
+            if self.config.require_compliance:
+                compliance_details = compliance_gate(
+                    conn,
+                    enrolment_id=enrolment_id,
+                    codes=row.organisations,
+                    operator=operator,
+                    now=now,
+                    home=self.config.home,
+                    override=override,
+                    override_reason=override_reason,
+                )
             info = crypto.parse_enrolment_request(row.csr_pem.encode())
             validity = dt.timedelta(days=self.config.certificate_validity_days)
             host = row.peer_address.rsplit(":", 1)[0].strip("[]")
@@ -355,6 +376,7 @@ class CentralService:
                     "reason": reason,
                     "certificate_fingerprint": certificate.fingerprint,
                     "organisations": row.organisations,
+                    **compliance_details,
                 },
             )
             self._publish(conn, now, reason=f"gateway {row.gateway_name} admitted")
@@ -511,10 +533,15 @@ class CentralService:
             .where(enrolments.c.state == EnrolmentState.REVOKED.value)
             .order_by(enrolments.c.revoked_at)
         ).all()
+        # An organisation whose Code of Connection approval has lapsed beyond its
+        # grace period, or been withdrawn, is listed without gateway or keys, and
+        # a gateway left hosting no one is left out, so its peers refuse it.
+        excluded = excluded_organisations(conn, now, self.config.home)
         hosting: dict[str, Any] = {}
         for row in active:
             for code in row.organisations:
-                hosting[code] = row
+                if code not in excluded:
+                    hosting[code] = row
         orgs = []
         for org in conn.execute(sa.select(organisations).order_by(organisations.c.code)):
             host = hosting.get(org.code)
@@ -538,9 +565,10 @@ class CentralService:
                 certificate_fingerprint=row.certificate_fingerprint,
                 certificate_serial=row.certificate_serial,
                 certificate_not_after=parse_iso(row.certificate_not_after),
-                organisations=tuple(row.organisations),
+                organisations=tuple(c for c in row.organisations if c not in excluded),
             )
             for row in active
+            if any(c not in excluded for c in row.organisations)
         ]
         revocations = [
             dirproto.Revocation(

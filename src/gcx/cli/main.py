@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import click
 
+from gcx.cli.compliance import compliance as compliance_group
+from gcx.cli.evidence import evidence as evidence_group
 from gcx.cli.messages import message as message_group
 from gcx.errors import GcxError
 
@@ -528,6 +530,8 @@ def audit_verify(home: Path, as_json: bool) -> None:
 
 
 main.add_command(message_group)
+main.add_command(compliance_group)
+main.add_command(evidence_group)
 
 
 # -- demo ------------------------------------------------------------------

@@ -236,6 +236,21 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": {"description": "the attachment's bytes"}},
             }
         },
+        "/api/v1/messages/{id}/evidence": {
+            "get": {
+                "summary": "Evidence file proving what was sent and delivered (gcx.evidence/1)",
+                "parameters": [{"$ref": "#/components/parameters/MessageId"}],
+                "responses": {
+                    "200": {
+                        "description": "the evidence file; verify with 'gcx evidence verify'",
+                        "content": {"application/vnd.gcx.evidence+json": {}},
+                    },
+                    "403": {"$ref": "#/components/responses/Refused"},
+                    "404": {"$ref": "#/components/responses/Refused"},
+                    "409": {"$ref": "#/components/responses/Refused"},
+                },
+            }
+        },
         "/api/v1/messages/{id}/recall": {
             "post": {
                 "summary": "Withdraw a message no recipient has read",

@@ -10,18 +10,39 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
 from gcx.clock import Clock
 from gcx.errors import DirectoryError, DirectorySignatureInvalid, SignatureInvalid
 from gcx.protocol import directory as dirproto
 from gcx.store import Database, iso, parse_iso
-from gcx.store.schema import held_directory
+from gcx.store.schema import directory_archive, held_directory
 
 log = logging.getLogger("gcx.gateway.directory")
+
+# How many recent signed directory documents a keeper remembers (see
+# DirectoryKeeper.signed_document): enough that a send or a receive that took
+# the directory just before a newer version arrived still finds its own.
+RECENT_DOCUMENTS = 8
+
+
+def archive_directory(conn: Connection, version: int, document: bytes, *, now: dt.datetime) -> None:
+    """Keep the signed document of directory ``version`` for evidence, unless already kept.
+
+    Called in the transaction that stores an envelope referencing the version,
+    so a committed envelope never names a version that is not archived. The
+    insert ignores a conflict rather than failing on it: two senders (or two
+    replicas) may archive the same version at once, and neither may fail.
+    """
+    values = {"version": version, "document": document, "archived_at": iso(now)}
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(insert(directory_archive).values(**values).on_conflict_do_nothing())
 
 
 class DirectoryKeeper:
@@ -37,6 +58,8 @@ class DirectoryKeeper:
         self._held: dirproto.Directory | None = None
         self._held_bytes: bytes | None = None
         self._fetched_at: dt.datetime | None = None
+        self._documents: OrderedDict[int, bytes] = OrderedDict()
+        self._archived: set[int] = set()
         self.last_error: DirectoryError | None = None
         self.reload()
 
@@ -51,6 +74,14 @@ class DirectoryKeeper:
             self._held = dirproto.Directory.from_bytes(payload)
             self._held_bytes = payload
             self._fetched_at = parse_iso(row.fetched_at)
+            self._remember(self._held.version, bytes(row.document))
+
+    def _remember(self, version: int, document: bytes) -> None:
+        # Called with the lock held.
+        self._documents[version] = document
+        self._documents.move_to_end(version)
+        while len(self._documents) > RECENT_DOCUMENTS:
+            self._documents.popitem(last=False)
 
     def _verify(self, document: bytes) -> bytes:
         try:
@@ -113,10 +144,53 @@ class DirectoryKeeper:
                 )
             with self._lock:
                 self._held, self._held_bytes, self._fetched_at = offered, payload, now
+                self._remember(offered.version, document)
         else:
             with self._lock:
                 self._fetched_at = now
         return offered
+
+    def signed_document(self, version: int) -> bytes | None:
+        """The signed document of directory ``version`` exactly as central issued it.
+
+        The held version and the few before it that this process held are
+        kept; None if ``version`` is not among them.
+        """
+        with self._lock:
+            return self._documents.get(version)
+
+    def archive(self, conn: Connection, version: int, *, now: dt.datetime) -> None:
+        """Archive directory ``version`` for evidence in the caller's transaction.
+
+        Every envelope stored calls this, so the common case costs nothing: a
+        version seen committed in the archive is remembered and not looked up
+        again (archived rows are never deleted). Otherwise one primary-key
+        lookup decides, and only a missing version sends the document, which
+        grows with the network. Call it at most once per transaction: a row
+        this same transaction inserted would look committed.
+
+        ``version`` is that of a directory this keeper handed out, so its
+        document is known; if it is not (it would have to be several versions
+        old), the gap is logged and the caller's work goes on: evidence for
+        that envelope then reports the version as not archived.
+        """
+        with self._lock:
+            if version in self._archived:
+                return
+        present = conn.execute(
+            sa.select(directory_archive.c.version).where(directory_archive.c.version == version)
+        ).first()
+        if present is not None:
+            with self._lock:
+                if len(self._archived) >= RECENT_DOCUMENTS:
+                    self._archived.clear()
+                self._archived.add(version)
+            return
+        document = self.signed_document(version)
+        if document is None:
+            log.warning("directory version %d is no longer known; not archived", version)
+            return
+        archive_directory(conn, version, document, now=now)
 
     def current(self) -> dirproto.Directory:
         """The directory to act on now, or :class:`DirectoryUnavailable`."""

@@ -22,6 +22,8 @@ from gcx.errors import (
     GcxError,
     InputError,
 )
+from gcx.evidence import MEDIA_TYPE as EVIDENCE_MEDIA_TYPE
+from gcx.evidence import export_for_caller
 from gcx.gateway.app import caller_of
 from gcx.gateway.delivery import DeliveryWorker
 from gcx.gateway.messaging import Compose, Messaging
@@ -297,6 +299,19 @@ async def _recall_at(
     return outcome
 
 
+async def message_evidence(request: web.Request) -> web.Response:
+    """The evidence file for a message, for its sender or a person it was addressed to."""
+    caller = await caller_of(request)
+    envelope_id = request.match_info["id"]
+    data = await run_sync(export_for_caller, request.app[MESSAGING], caller, envelope_id)
+    # Only reached for an id the gateway holds (32 hex digits), so it is safe in a header.
+    return web.Response(
+        body=data,
+        content_type=EVIDENCE_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="gcx-evidence-{envelope_id}.json"'},
+    )
+
+
 def add_message_routes(app: web.Application, messaging: Messaging, worker: DeliveryWorker) -> None:
     app[MESSAGING] = messaging
     app[WORKER] = worker
@@ -307,3 +322,4 @@ def add_message_routes(app: web.Application, messaging: Messaging, worker: Deliv
     app.router.add_get("/api/v1/messages/{id}/status", message_status)
     app.router.add_get("/api/v1/messages/{id}/attachments/{index}", download_attachment)
     app.router.add_post("/api/v1/messages/{id}/recall", recall_message)
+    app.router.add_get("/api/v1/messages/{id}/evidence", message_evidence)

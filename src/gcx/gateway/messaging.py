@@ -158,6 +158,7 @@ class Messaging:
                 directory_version=directory.version,
                 now=now,
             )
+            gateway.directory.archive(conn, directory.version, now=now)
             conn.execute(
                 mailbox_items.insert().values(
                     envelope_id=header.id,
@@ -263,7 +264,7 @@ class Messaging:
         key = self.gateway.keys.organisations[org].encryption
         return crypto.open_envelope(stored.header, stored.parts, org, key)
 
-    def _readable(
+    def readable_copy(
         self, conn: Connection, caller: Caller, envelope_id: str
     ) -> tuple[str, list[Any]]:
         """Which copy the caller may read ("in" or "out") and the mailbox items that allow it."""
@@ -287,7 +288,7 @@ class Messaging:
         now = gateway.clock.now()
         with audit.refusals_recorded(gateway.db, gateway.clock), gateway.db.transaction() as conn:
             try:
-                direction, items = self._readable(conn, caller, envelope_id)
+                direction, items = self.readable_copy(conn, caller, envelope_id)
             except MessageNotYours as error:
                 raise audit.AuditedRefusal(
                     error, actor=caller.actor, action="message.refused", subject=envelope_id[:40]
@@ -341,7 +342,7 @@ class Messaging:
 
     def attachment(self, caller: Caller, envelope_id: str, index: int) -> tuple[str, str, bytes]:
         with self.gateway.db.transaction() as conn:
-            direction, items = self._readable(conn, caller, envelope_id)
+            direction, items = self.readable_copy(conn, caller, envelope_id)
             if direction == "in" and all(i.recalled_at for i in items):
                 raise MessageRecalled("The sender recalled this message before it was read.")
             stored = load_envelope(conn, self.gateway.blobs, envelope_id, direction)
@@ -359,7 +360,7 @@ class Messaging:
 
     def status(self, caller: Caller, envelope_id: str) -> dict[str, Any]:
         with self.gateway.db.transaction() as conn:
-            direction, _ = self._readable(conn, caller, envelope_id)
+            direction, _ = self.readable_copy(conn, caller, envelope_id)
             if direction != "out":
                 raise MessageNotYours("Only the sender sees a message's delivery status.")
             deliveries = outbox.states_for(conn, envelope_id)
@@ -399,7 +400,7 @@ class Messaging:
         gateway = self.gateway
         now = gateway.clock.now()
         with gateway.db.transaction() as conn:
-            direction, _ = self._readable(conn, caller, envelope_id)
+            direction, _ = self.readable_copy(conn, caller, envelope_id)
             if direction != "out":
                 raise MessageNotYours("Only the sender may recall a message.")
             held_by_peers: list[str] = []

@@ -172,6 +172,7 @@ def accept_one(
                 directory_version=directory.version,
                 now=now,
             )
+            gateway.directory.archive(conn, directory.version, now=now)
             for org, known, _unknown in deliveries:
                 for owner in sorted({a.local or "*" for a in known}):
                     conn.execute(

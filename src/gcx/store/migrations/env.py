@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import gcx.store.schema_compliance  # noqa: F401 - registers the Code of Connection tables
 from gcx.store.schema import metadata
 
 connection = context.config.attributes["connection"]
