@@ -21,6 +21,18 @@ from gcx.store.schema import audit_entries, audit_head
 
 GENESIS = "0" * 64
 
+_LOCK_HEAD = (
+    sa.select(audit_head.c.seq, audit_head.c.entry_hash)
+    .where(audit_head.c.id == 1)
+    .with_for_update()
+)
+_INSERT_ENTRY = audit_entries.insert()
+_MOVE_HEAD = (
+    audit_head.update()
+    .where(audit_head.c.id == 1)
+    .values(seq=sa.bindparam("new_seq"), entry_hash=sa.bindparam("new_hash"))
+)
+
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -69,31 +81,29 @@ def append(
     # Lock the head row first: concurrent appenders queue here, so each sees
     # the head the previous one wrote (FOR UPDATE on PostgreSQL; SQLite's
     # BEGIN IMMEDIATE already serialises writers).
-    head = connection.execute(
-        sa.select(audit_head.c.seq, audit_head.c.entry_hash)
-        .where(audit_head.c.id == 1)
-        .with_for_update()
-    ).one()
+    head = connection.execute(_LOCK_HEAD).one()
     seq, prev = head.seq + 1, head.entry_hash
     at = iso(now)
     details_text = canonical_json(details or {}).decode()
     actor, subject = actor[:200], subject[:200]
     digest = entry_hash(prev, seq, at, actor, action, subject, details_text)
+    # Statements built once at import and executed with parameters: the audit
+    # log is appended to several times per message, and building a statement
+    # costs SQLAlchemy five times more than running a cached one.
     connection.execute(
-        audit_entries.insert().values(
-            seq=seq,
-            at=at,
-            actor=actor,
-            action=action,
-            subject=subject,
-            details=details_text,
-            prev_hash=prev,
-            entry_hash=digest,
-        )
+        _INSERT_ENTRY,
+        {
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "details": details_text,
+            "prev_hash": prev,
+            "entry_hash": digest,
+        },
     )
-    connection.execute(
-        audit_head.update().where(audit_head.c.id == 1).values(seq=seq, entry_hash=digest)
-    )
+    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
     return AuditEntry(seq, at, actor, action, subject, details_text, prev, digest)
 
 

@@ -17,12 +17,13 @@ from gcx.gateway.tokens import Caller
 from gcx.httpapi import bearer_token, error_middleware, json_body, run_sync
 
 
-async def caller_of(request: web.Request) -> Caller:
+async def caller_of(request: web.Request, *, record_use: bool = True) -> Caller:
     gateway = request.app[GATEWAY]
     return await run_sync(
         gateway.tokens.authenticate,
         bearer_token(request),
         request=f"{request.method} {request.path}",
+        record_use=record_use,
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
+import datetime as dt
 import json
 import logging
 import random
@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
 from gcx.errors import DirectoryError, GcxError, PeerRefused, PeerUnreachable, ReceiptInvalid
@@ -49,6 +50,7 @@ log = logging.getLogger("gcx.gateway.delivery")
 
 BATCH_SIZE = 100
 CLAIM_LIMIT = 500
+MAX_IN_FLIGHT = 4
 IDLE_POLL_SECONDS = 1.0
 # Refusal codes that will not change on a retry.
 PERMANENT_CODES = frozenset(
@@ -115,19 +117,47 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self) -> None:
+        """Claim and deliver for ever, keeping up to ``MAX_IN_FLIGHT`` batches on the wire.
+
+        A new batch is claimed as soon as there is room, rather than after the
+        whole previous round is recorded, so a steady stream of messages does
+        not wait behind the slowest batch.
+        """
+        in_flight: set[asyncio.Task[None]] = set()
         while True:
+            self._wake.clear()
+            claimed: list[outbox.OutboxEntry] = []
+            if len(in_flight) < MAX_IN_FLIGHT:
+                try:
+                    claimed = await run_sync(
+                        outbox.claim_due,
+                        self.gateway.db,
+                        now=self.gateway.clock.now(),
+                        limit=BATCH_SIZE,
+                    )
+                except Exception:
+                    log.exception("claiming delivery work failed; trying again shortly")
+            if claimed:
+                groups: dict[str, list[outbox.OutboxEntry]] = defaultdict(list)
+                for entry in claimed:
+                    groups[entry.peer_gateway].append(entry)
+                for peer, entries in groups.items():
+                    task = asyncio.create_task(self._deliver_logged(peer, entries))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                continue
+            wake = asyncio.ensure_future(self._wake.wait())
             try:
-                worked = await self.run_once()
-            except Exception:
-                log.exception("delivery round failed; trying again shortly")
-                worked = False
-            if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
-                self._wake.clear()
+                await asyncio.wait(
+                    [wake, *in_flight],
+                    timeout=IDLE_POLL_SECONDS,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                wake.cancel()
 
     async def run_once(self) -> bool:
-        """Claim and deliver one round of due rows; True if there was any."""
+        """Claim one round of due rows and deliver it completely; True if there was any."""
         claimed = await run_sync(
             outbox.claim_due, self.gateway.db, now=self.gateway.clock.now(), limit=CLAIM_LIMIT
         )
@@ -136,13 +166,21 @@ class DeliveryWorker:
         groups: dict[str, list[outbox.OutboxEntry]] = defaultdict(list)
         for entry in claimed:
             groups[entry.peer_gateway].append(entry)
-        work = [
-            self._deliver(peer, entries[i : i + BATCH_SIZE])
-            for peer, entries in groups.items()
-            for i in range(0, len(entries), BATCH_SIZE)
-        ]
-        await asyncio.gather(*work)
+        await asyncio.gather(
+            *(
+                self._deliver(peer, entries[i : i + BATCH_SIZE])
+                for peer, entries in groups.items()
+                for i in range(0, len(entries), BATCH_SIZE)
+            )
+        )
         return True
+
+    async def _deliver_logged(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
+        try:
+            await self._deliver(peer_name, entries)
+        except Exception:
+            # The rows stay "sending" until their lease lapses, then are claimed again.
+            log.exception("delivering a batch to %s failed", peer_name)
 
     async def _deliver(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
         gateway = self.gateway
@@ -171,7 +209,7 @@ class DeliveryWorker:
         await run_sync(self._record, entries, results, directory)
 
     def _frames(self, entries: Sequence[outbox.OutboxEntry]) -> list[bytes]:
-        with self.gateway.db.transaction() as conn:
+        with self.gateway.db.read() as conn:
             stored = [
                 load_envelope(conn, self.gateway.blobs, e.envelope_id, "out") for e in entries
             ]
@@ -262,13 +300,19 @@ class DeliveryWorker:
         results: list[dict[str, Any]],
         directory: dirproto.Directory,
     ) -> None:
+        """Check every receipt outside any transaction, then record the batch in one."""
+        with self.gateway.db.read() as conn:
+            digests = {e.envelope_id: stored_digest(conn, e.envelope_id, "out") for e in entries}
+        received: list[tuple[outbox.OutboxEntry, dict[str, tuple[Receipt, bytes]]]] = []
         for entry, result in zip(entries, results, strict=True):
             if result.get("error"):
                 error = result["error"]
                 self._failed(entry, error, permanent=str(error.get("code")) in PERMANENT_CODES)
                 continue
             try:
-                held = self._verified_receipts(entry, result.get("receipts", []), directory)
+                held = self._verified_receipts(
+                    entry, result.get("receipts", []), directory, digests[entry.envelope_id]
+                )
             except GcxError as error:
                 self._failed(entry, error, permanent=False)
                 continue
@@ -280,13 +324,20 @@ class DeliveryWorker:
                     permanent=False,
                 )
                 continue
-            self._store_receipts(entry, held)
+            received.append((entry, held))
+        if received:
+            now = self.gateway.clock.now()
+            with self.gateway.db.transaction() as conn:
+                for entry, held in received:
+                    self._store_receipts(conn, entry, held, now)
 
     def _verified_receipts(
-        self, entry: outbox.OutboxEntry, documents: Sequence[Any], directory: dirproto.Directory
+        self,
+        entry: outbox.OutboxEntry,
+        documents: Sequence[Any],
+        directory: dirproto.Directory,
+        digest: str | None,
     ) -> dict[str, tuple[Receipt, bytes]]:
-        with self.gateway.db.transaction() as conn:
-            digest = stored_digest(conn, entry.envelope_id, "out")
         if digest is None:
             raise ReceiptInvalid(f"Envelope {entry.envelope_id} is no longer held here.")
         held: dict[str, tuple[Receipt, bytes]] = {}
@@ -309,62 +360,63 @@ class DeliveryWorker:
         return held
 
     def _store_receipts(
-        self, entry: outbox.OutboxEntry, held: dict[str, tuple[Receipt, bytes]]
+        self,
+        conn: Connection,
+        entry: outbox.OutboxEntry,
+        held: dict[str, tuple[Receipt, bytes]],
+        now: dt.datetime,
     ) -> None:
-        gateway = self.gateway
-        now = gateway.clock.now()
         all_refused = all(not r.accepted for r, _ in held.values())
-        with gateway.db.transaction() as conn:
-            state = outbox.state_of(conn, entry.id)
-            late = is_late_receipt(DeliveryState(state))
-            for org, (receipt, raw) in sorted(held.items()):
-                exists = conn.execute(
-                    sa.select(receipts.c.id).where(
-                        receipts.c.envelope_id == entry.envelope_id,
-                        receipts.c.organisation == org,
-                        receipts.c.kind == "delivery",
-                    )
-                ).first()
-                if exists:
-                    continue
-                conn.execute(
-                    receipts.insert().values(
-                        envelope_id=entry.envelope_id,
-                        organisation=org,
-                        kind="delivery",
-                        outcome=receipt.outcome,
-                        document=raw,
-                        received_at=iso(now),
-                        late=late,
-                    )
+        state = outbox.state_of(conn, entry.id)
+        late = is_late_receipt(DeliveryState(state))
+        for org, (receipt, raw) in sorted(held.items()):
+            exists = conn.execute(
+                sa.select(receipts.c.id).where(
+                    receipts.c.envelope_id == entry.envelope_id,
+                    receipts.c.organisation == org,
+                    receipts.c.kind == "delivery",
                 )
-                audit.append(
-                    conn,
-                    actor=f"organisation:{org}",
-                    action="receipt.received",
-                    subject=entry.envelope_id,
-                    now=now,
-                    details={
-                        "outcome": receipt.outcome,
-                        "late": late,
-                        "unknown_addresses": list(receipt.unknown_addresses),
-                        "refusal": receipt.refusal.model_dump() if receipt.refusal else None,
-                    },
+            ).first()
+            if exists:
+                continue
+            conn.execute(
+                receipts.insert().values(
+                    envelope_id=entry.envelope_id,
+                    organisation=org,
+                    kind="delivery",
+                    outcome=receipt.outcome,
+                    document=raw,
+                    received_at=iso(now),
+                    late=late,
                 )
-            if all_refused:
-                refusal = next(r.refusal for r, _ in held.values() if r.refusal)
-                outbox.transition(
-                    conn,
-                    entry.id,
-                    DeliveryEvent.PERMANENT_REFUSAL,
-                    now=now,
-                    error_code=refusal.code,
-                    error=refusal.message,
-                )
-            else:
-                # From recalled this keeps recalled (the recall must then travel to
-                # the peer); from failed or expired it is the late receipt case.
-                outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
+            )
+            audit.append(
+                conn,
+                actor=f"organisation:{org}",
+                action="receipt.received",
+                subject=entry.envelope_id,
+                now=now,
+                details={
+                    "outcome": receipt.outcome,
+                    "late": late,
+                    "unknown_addresses": list(receipt.unknown_addresses),
+                    "refusal": receipt.refusal.model_dump() if receipt.refusal else None,
+                },
+            )
+        if all_refused:
+            refusal = next(r.refusal for r, _ in held.values() if r.refusal)
+            outbox.transition(
+                conn,
+                entry.id,
+                DeliveryEvent.PERMANENT_REFUSAL,
+                now=now,
+                error_code=refusal.code,
+                error=refusal.message,
+            )
+        else:
+            # From recalled this keeps recalled (the recall must then travel to
+            # the peer); from failed or expired it is the late receipt case.
+            outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
 
 
 def _claimed_recipient(document: bytes) -> str:

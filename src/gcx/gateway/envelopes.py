@@ -62,24 +62,25 @@ def insert_envelope(
     now: dt.datetime,
 ) -> None:
     conn.execute(
-        envelopes.insert().values(
-            id=header.id,
-            direction=direction,
-            kind=header.kind,
-            sender_org=header.sender.organisation,
-            sender_user=header.sender.user,
-            sender_gateway=sender_gateway,
-            recipients=list(header.recipients),
-            marking=header.marking,
-            created_at=iso(header.created_at),
-            expires_at=iso(header.expires_at),
-            stored_at=iso(now),
-            digest=digest,
-            size=len(signed_header) + sum(len(p) for p in parts),
-            signed_header=signed_header,
-            part_count=len(parts),
-            directory_version=directory_version,
-        )
+        envelopes.insert(),
+        {
+            "id": header.id,
+            "direction": direction,
+            "kind": header.kind,
+            "sender_org": header.sender.organisation,
+            "sender_user": header.sender.user,
+            "sender_gateway": sender_gateway,
+            "recipients": list(header.recipients),
+            "marking": header.marking,
+            "created_at": iso(header.created_at),
+            "expires_at": iso(header.expires_at),
+            "stored_at": iso(now),
+            "digest": digest,
+            "size": len(signed_header) + sum(len(p) for p in parts),
+            "signed_header": signed_header,
+            "part_count": len(parts),
+            "directory_version": directory_version,
+        },
     )
     if parts:
         conn.execute(

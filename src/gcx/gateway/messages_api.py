@@ -147,7 +147,8 @@ async def _compose_from_multipart(request: web.Request) -> Compose:
 
 
 async def send_message(request: web.Request) -> web.Response:
-    caller = await caller_of(request)
+    # The token's use is recorded in the message.sent entry, in the same transaction.
+    caller = await caller_of(request, record_use=False)
     if request.content_type.startswith("multipart/"):
         compose = await _compose_from_multipart(request)
     else:

@@ -160,13 +160,14 @@ class Messaging:
             )
             gateway.directory.archive(conn, directory.version, now=now)
             conn.execute(
-                mailbox_items.insert().values(
-                    envelope_id=header.id,
-                    box="sent",
-                    organisation=caller.organisation,
-                    owner=caller.account,
-                    created_at=iso(now),
-                )
+                mailbox_items.insert(),
+                {
+                    "envelope_id": header.id,
+                    "box": "sent",
+                    "organisation": caller.organisation,
+                    "owner": caller.account,
+                    "created_at": iso(now),
+                },
             )
             for peer, orgs in sorted(by_gateway.items()):
                 outbox.enqueue(
@@ -177,6 +178,7 @@ class Messaging:
                     now=now,
                     expires_at=header.expires_at,
                 )
+            gateway.tokens.record_use(conn, caller, request="POST /api/v1/messages")
             audit.append(
                 conn,
                 actor=caller.actor,

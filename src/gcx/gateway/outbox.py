@@ -59,17 +59,18 @@ def enqueue(
     expires_at: dt.datetime,
 ) -> None:
     conn.execute(
-        outbox.insert().values(
-            envelope_id=envelope_id,
-            peer_gateway=peer_gateway,
-            organisations=sorted(organisations),
-            state=DeliveryState.QUEUED.value,
-            attempts=0,
-            next_attempt_at=iso(now),
-            expires_at=iso(expires_at),
-            created_at=iso(now),
-            updated_at=iso(now),
-        )
+        outbox.insert(),
+        {
+            "envelope_id": envelope_id,
+            "peer_gateway": peer_gateway,
+            "organisations": sorted(organisations),
+            "state": DeliveryState.QUEUED.value,
+            "attempts": 0,
+            "next_attempt_at": iso(now),
+            "expires_at": iso(expires_at),
+            "created_at": iso(now),
+            "updated_at": iso(now),
+        },
     )
 
 

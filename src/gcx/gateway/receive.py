@@ -20,8 +20,10 @@ For each envelope in a batch the receiving gateway:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +32,6 @@ from sqlalchemy.exc import IntegrityError
 
 from gcx import audit, crypto
 from gcx.errors import (
-    EnvelopeMalformed,
     GcxError,
     InputError,
     PeerRefused,
@@ -66,13 +67,70 @@ class EnvelopeReplayed(InputError):
     status = 409
 
 
+@dataclass
+class _Accepted:
+    """An envelope that passed every check, with what will be stored for it."""
+
+    header: EnvelopeHeader
+    signed_header: bytes
+    parts: Sequence[bytes]
+    digest: str
+    deliveries: list[tuple[str, list[Address], list[Address]]]
+    signed: list[tuple[str, str, bytes]]
+    blob_keys: dict[int, str]
+
+
 def accept_batch(
     gateway: Gateway,
     peer: dirproto.GatewayEntry,
     directory: dirproto.Directory,
     frames: Sequence[bytes],
 ) -> list[dict[str, Any]]:
-    return [accept_one(gateway, peer, directory, frame) for frame in frames]
+    """Check every envelope of a batch, then store all that passed in one transaction.
+
+    The checks and the cryptography run outside any transaction; the batch's
+    writes share one, so a busy peer costs one commit per batch, not one per
+    envelope. Should that transaction fail on a duplicate (the same envelope
+    arriving on two connections at once), each envelope is stored on its own.
+    """
+    names = _NameCache(gateway)
+    prepared = [_prepare(gateway, peer, directory, frame, names) for frame in frames]
+    accepted = [p for p in prepared if isinstance(p, _Accepted)]
+    if accepted:
+        now = gateway.clock.now()
+        try:
+            with gateway.db.transaction() as conn:
+                for item in accepted:
+                    _store(gateway, conn, peer, directory, item, now)
+        except IntegrityError:
+            for item in accepted:
+                try:
+                    with gateway.db.transaction() as conn:
+                        _store(gateway, conn, peer, directory, item, now)
+                except IntegrityError:
+                    pass  # stored meanwhile by the other connection; answered below
+    results: list[dict[str, Any]] = []
+    for outcome in prepared:
+        if isinstance(outcome, _Accepted):
+            results.append(
+                {
+                    "envelope_id": outcome.header.id,
+                    "receipts": [d.decode() for _, _, d in outcome.signed],
+                    "error": None,
+                }
+            )
+        else:
+            results.append(outcome)
+    return results
+
+
+def accept_one(
+    gateway: Gateway,
+    peer: dirproto.GatewayEntry,
+    directory: dirproto.Directory,
+    frame: bytes,
+) -> dict[str, Any]:
+    return accept_batch(gateway, peer, directory, [frame])[0]
 
 
 def _issued(conn: Connection, envelope_id: str) -> list[str]:
@@ -86,28 +144,37 @@ def _issued(conn: Connection, envelope_id: str) -> list[str]:
     ]
 
 
-def accept_one(
+class _NameCache:
+    """The people and shared mailboxes of each hosted organisation, read once per batch."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._names: dict[str, set[str]] = {}
+
+    def __call__(self, org: str) -> set[str]:
+        if org not in self._names:
+            with self.gateway.db.read() as conn:
+                self._names[org] = _local_names(conn, org)
+        return self._names[org]
+
+
+def _prepare(
     gateway: Gateway,
     peer: dirproto.GatewayEntry,
     directory: dirproto.Directory,
     frame: bytes,
-) -> dict[str, Any]:
+    names: _NameCache,
+) -> _Accepted | dict[str, Any]:
     now = gateway.clock.now()
     try:
         signed_header, parts = unframe(frame)
         claimed = crypto.unverified_header(signed_header)
     except GcxError as error:
         return {"envelope_id": None, "receipts": [], "error": error.to_dict()}
-    except ValueError as error:  # pragma: no cover - unframe raises EnvelopeMalformed
-        return {
-            "envelope_id": None,
-            "receipts": [],
-            "error": EnvelopeMalformed(str(error)).to_dict(),
-        }
     digest = crypto.envelope_digest(signed_header, parts)
     hosted = [o for o in claimed.recipients if o in gateway.config.organisations]
 
-    with gateway.db.transaction() as conn:
+    with gateway.db.read() as conn:
         held = stored_digest(conn, claimed.id, "in")
         if held is not None:
             if held != digest:
@@ -123,7 +190,7 @@ def accept_one(
 
     try:
         header = _verify(gateway, peer, directory, signed_header, parts, claimed)
-        deliveries = _route(gateway, header, parts, hosted)
+        deliveries = _route(gateway, header, parts, hosted, names)
     except GcxError as error:
         return _refuse(gateway, peer, claimed, digest, hosted, error)
 
@@ -156,67 +223,72 @@ def accept_one(
             )
             outcome = "refused"
         signed.append((org, outcome, crypto.sign_receipt(receipt, keys.signing)))
-
     blob_keys = put_large_parts(gateway.blobs, header.id, "in", parts)
-    try:
-        with gateway.db.transaction() as conn:
-            insert_envelope(
-                conn,
-                header=header,
-                signed_header=signed_header,
-                parts=parts,
-                blob_keys=blob_keys,
-                direction="in",
-                digest=digest,
-                sender_gateway=peer.name,
-                directory_version=directory.version,
-                now=now,
-            )
-            gateway.directory.archive(conn, directory.version, now=now)
-            for org, known, _unknown in deliveries:
-                for owner in sorted({a.local or "*" for a in known}):
-                    conn.execute(
-                        mailbox_items.insert().values(
-                            envelope_id=header.id,
-                            box="inbox",
-                            organisation=org,
-                            owner=owner,
-                            created_at=iso(now),
-                        )
-                    )
-            for org, outcome, document in signed:
-                conn.execute(
-                    receipts.insert().values(
-                        envelope_id=header.id,
-                        organisation=org,
-                        kind=ISSUED,
-                        outcome=outcome,
-                        document=document,
-                        received_at=iso(now),
-                        late=False,
-                    )
-                )
-            audit.append(
-                conn,
-                actor=f"gateway:{peer.name}",
-                action="envelope.received",
-                subject=header.id,
-                now=now,
-                details={
-                    "kind": header.kind,
-                    "sender": header.sender.organisation,
-                    "user": header.sender.user,
-                    "marking": header.marking,
-                    "digest": digest,
-                    "outcomes": {org: outcome for org, outcome, _ in signed},
+    return _Accepted(header, signed_header, parts, digest, deliveries, signed, blob_keys)
+
+
+def _store(
+    gateway: Gateway,
+    conn: Connection,
+    peer: dirproto.GatewayEntry,
+    directory: dirproto.Directory,
+    item: _Accepted,
+    now: dt.datetime,
+) -> None:
+    header = item.header
+    insert_envelope(
+        conn,
+        header=header,
+        signed_header=item.signed_header,
+        parts=item.parts,
+        blob_keys=item.blob_keys,
+        direction="in",
+        digest=item.digest,
+        sender_gateway=peer.name,
+        directory_version=directory.version,
+        now=now,
+    )
+    gateway.directory.archive(conn, directory.version, now=now)
+    for org, known, _unknown in item.deliveries:
+        for owner in sorted({a.local or "*" for a in known}):
+            conn.execute(
+                mailbox_items.insert(),
+                {
+                    "envelope_id": header.id,
+                    "box": "inbox",
+                    "organisation": org,
+                    "owner": owner,
+                    "created_at": iso(now),
                 },
             )
-    except IntegrityError:
-        # The same envelope arrived twice at once (a retry racing the first
-        # try): the other transaction stored it; answer with its receipts.
-        with gateway.db.transaction() as conn:
-            return {"envelope_id": header.id, "receipts": _issued(conn, header.id), "error": None}
-    return {"envelope_id": header.id, "receipts": [d.decode() for _, _, d in signed], "error": None}
+    for org, outcome, document in item.signed:
+        conn.execute(
+            receipts.insert(),
+            {
+                "envelope_id": header.id,
+                "organisation": org,
+                "kind": ISSUED,
+                "outcome": outcome,
+                "document": document,
+                "received_at": iso(now),
+                "late": False,
+            },
+        )
+    audit.append(
+        conn,
+        actor=f"gateway:{peer.name}",
+        action="envelope.received",
+        subject=header.id,
+        now=now,
+        details={
+            "kind": header.kind,
+            "sender": header.sender.organisation,
+            "user": header.sender.user,
+            "marking": header.marking,
+            "digest": item.digest,
+            "outcomes": {org: outcome for org, outcome, _ in item.signed},
+        },
+    )
 
 
 def _verify(
@@ -247,25 +319,26 @@ def _verify(
 
 
 def _route(
-    gateway: Gateway, header: EnvelopeHeader, parts: Sequence[bytes], hosted: list[str]
+    gateway: Gateway,
+    header: EnvelopeHeader,
+    parts: Sequence[bytes],
+    hosted: list[str],
+    names: _NameCache,
 ) -> list[tuple[str, list[Address], list[Address]]]:
     """For each hosted organisation addressed: the addresses known here and those not."""
     if header.kind != "message":
         raise KindNotSupported(f"This gateway does not yet accept envelopes of kind {header.kind}.")
     deliveries: list[tuple[str, list[Address], list[Address]]] = []
-    with gateway.db.transaction() as conn:
-        for org in hosted:
-            plain = crypto.open_envelope(
-                header, parts, org, gateway.keys.organisations[org].encryption
-            )
-            content = MessageContent.from_bytes(plain[0].data)
-            addresses = [a for a in content.recipients if a.organisation == org]
-            if not addresses:
-                continue  # the sender's own copy of what it sent; nothing to deliver
-            known_names = _local_names(conn, org)
-            known = [a for a in addresses if a.local is None or a.local in known_names]
-            unknown = [a for a in addresses if a not in known]
-            deliveries.append((org, known, unknown))
+    for org in hosted:
+        plain = crypto.open_envelope(header, parts, org, gateway.keys.organisations[org].encryption)
+        content = MessageContent.from_bytes(plain[0].data)
+        addresses = [a for a in content.recipients if a.organisation == org]
+        if not addresses:
+            continue  # the sender's own copy of what it sent; nothing to deliver
+        known_names = names(org)
+        known = [a for a in addresses if a.local is None or a.local in known_names]
+        unknown = [a for a in addresses if a not in known]
+        deliveries.append((org, known, unknown))
     if not deliveries:
         raise InputError("The envelope addresses nobody at this gateway.")
     return deliveries

@@ -2,13 +2,18 @@
 
 Write transactions on SQLite start with ``BEGIN IMMEDIATE`` so that two
 writers queue on the lock (with a busy timeout) instead of one failing with
-SQLITE_BUSY when it first writes. Migrations run at open, so a process never
-works against an old schema.
+SQLITE_BUSY when it first writes. Within one process, writers also queue on
+a Python lock first: SQLite's own busy handler waits by sleeping in steps of
+up to 100 ms, which under load leaves the lock free while everyone sleeps.
+Read-only work uses :meth:`Database.read`, a plain deferred ``BEGIN`` that
+takes no write lock (WAL lets readers run beside the writer). Migrations run
+at open, so a process never works against an old schema.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +50,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._write_lock = threading.Lock()
         if self.is_sqlite:
             self.engine = _sqlite_engine(url)
         elif url.startswith("postgresql"):
@@ -69,8 +75,20 @@ class Database:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A write transaction: committed on success, rolled back on any error."""
-        with self.engine.begin() as connection:
-            yield connection
+        if self.is_sqlite:
+            with self._write_lock, self.engine.begin() as connection:
+                yield connection
+        else:
+            with self.engine.begin() as connection:
+                yield connection
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction: a consistent snapshot, taking no write lock."""
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(gcx_read_only=True)
+            with connection.begin():
+                yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -92,7 +110,10 @@ def _sqlite_engine(url: str) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get("gcx_read_only"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
