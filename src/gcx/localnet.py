@@ -189,7 +189,10 @@ class LocalNetwork:
                 for org in spec.organisations:
                     await operator.add_organisation(org.code, org.name, org.type)
             self.compliance_tokens = await admit_all(
-                operator, self.client_for, [o.code for s in specs for o in s.organisations]
+                operator,
+                self.client_for,
+                [o.code for s in specs for o in s.organisations],
+                tokens=self.compliance_tokens,
             )
 
     async def enrol(self, spec: GatewaySpec, *, approve: bool = True) -> GatewayProcess:

@@ -109,10 +109,19 @@ async def admit_through_coco(
 
 
 async def admit_all(
-    operator: ComplianceClient, client_for: ClientFactory, organisations: list[str]
+    operator: ComplianceClient,
+    client_for: ClientFactory,
+    organisations: list[str],
+    *,
+    tokens: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Admit several organisations; returns the tokens to pass to later calls."""
-    tokens: dict[str, str] = {}
+    """Admit several organisations; returns the tokens to pass to later calls.
+
+    Pass the tokens an earlier call returned when admitting more organisations
+    on the same network: the demo assessor exists by then, and its token is
+    shown only once, when it is made.
+    """
+    tokens = dict(tokens or {})
     for organisation in organisations:
         tokens = (await admit_through_coco(operator, client_for, organisation, tokens=tokens))[
             "tokens"

@@ -1,0 +1,131 @@
+"""Fixtures for the integration suite: whole networks of real processes on loopback.
+
+A module shares one started network per database backend where its tests only
+read or add refusals; tests that change the network's state (revocation,
+tampering, stopping a process) start their own with ``fresh_network``.
+
+Databases are handed to the processes empty, so a network's start also
+exercises several processes migrating one fresh database at once
+(``test_startup.py`` pins that, and that the starter closes its log files).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+
+from gcx.localnet import DEMO_GATEWAYS, GatewaySpec, LocalNetwork
+
+from .netutil import POLL_SECONDS, POSTGRES_ADMIN_URL, DatabaseUrls, start_network
+
+T = TypeVar("T")
+NetworkFactory = Callable[..., LocalNetwork]
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on a loop of its own, in a worker thread.
+
+    Synchronous fixtures use this so they never touch the event loop that
+    pytest-asyncio keeps for the tests.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_env_passphrase() -> Iterator[None]:
+    """Homes made here keep their passphrase in a file, as the demo's do."""
+    saved = os.environ.pop("GCX_KEY_PASSPHRASE", None)
+    yield
+    if saved is not None:
+        os.environ["GCX_KEY_PASSPHRASE"] = saved
+
+
+_postgres: dict[str, str | None] = {}
+
+
+def _require_postgres() -> None:
+    if "reason" not in _postgres:
+        try:
+            with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            _postgres["reason"] = None
+        except psycopg.Error as exc:
+            _postgres["reason"] = f"PostgreSQL at {POSTGRES_ADMIN_URL} unavailable: {exc}"
+    reason = _postgres["reason"]
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true requires PostgreSQL)")
+    pytest.skip(f"NOTICE: PostgreSQL variant skipped: {reason}")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def network_backend(request: pytest.FixtureRequest) -> str:
+    """Parametrises a module's shared network over both databases."""
+    if request.param == "postgresql":
+        _require_postgres()
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def module_database_urls(
+    network_backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseUrls]:
+    urls = DatabaseUrls(network_backend, tmp_path_factory.mktemp("databases"))
+    try:
+        yield urls
+    finally:
+        urls.drop_all()
+
+
+class _Networks:
+    """Starts networks and stops every one of them at teardown, whatever happened."""
+
+    def __init__(self, root: Callable[[str], Path], urls: Callable[[str], str]) -> None:
+        self._root = root
+        self._urls = urls
+        self.started: list[LocalNetwork] = []
+
+    def __call__(
+        self, specs: tuple[GatewaySpec, ...] = DEMO_GATEWAYS[:2], name: str = "net"
+    ) -> LocalNetwork:
+        network = LocalNetwork(self._root(name), database_url=self._urls, poll_seconds=POLL_SECONDS)
+        self.started.append(network)
+        run_async(start_network(network, specs))
+        return network
+
+    def stop_all(self) -> None:
+        for network in self.started:
+            network.stop()
+
+
+@pytest.fixture(scope="module")
+def network_factory(
+    module_database_urls: DatabaseUrls, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NetworkFactory]:
+    """Starts networks that live as long as the module (on the module's backend)."""
+    networks = _Networks(tmp_path_factory.mktemp, module_database_urls)
+    try:
+        yield networks
+    finally:
+        networks.stop_all()
+
+
+@pytest.fixture
+def fresh_network(
+    database_url_factory: Callable[[str], str], tmp_path: Path
+) -> Iterator[NetworkFactory]:
+    """Starts networks that live for one test, on ``database_url_factory``'s backend."""
+    networks = _Networks(lambda name: tmp_path / name, database_url_factory)
+    try:
+        yield networks
+    finally:
+        networks.stop_all()
