@@ -13,8 +13,8 @@ at open, so a process never works against an old schema.
 from __future__ import annotations
 
 import contextlib
-import threading
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
