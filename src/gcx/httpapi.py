@@ -25,9 +25,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def refusal(error: GcxError) -> web.Response:
-    return web.json_response(
-        error.to_dict(), status=error.status, headers={"X-Gcx-Error": error.code}
-    )
+    body = error.to_dict()
+    # The header carries the same code as the body, so a refusal passed on
+    # from another gcx service keeps the code that service gave it.
+    return web.json_response(body, status=error.status, headers={"X-Gcx-Error": str(body["code"])})
 
 
 @web.middleware

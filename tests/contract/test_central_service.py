@@ -316,6 +316,19 @@ def test_resubmitting_the_same_request_is_a_duplicate(central: Central) -> None:
     assert len(central.service.list_enrolments()) == 1
 
 
+def test_a_revoked_gateways_key_cannot_enrol_again(central: Central) -> None:
+    """After revocation the gateway name and organisation are free again, but not its key."""
+    central.register("DWP")
+    request = central.gateway_request("alpha", ["DWP"])
+    enrolment = central.submit(request)
+    central.service.approve_enrolment("alice", enrolment["id"], "admitted")
+    central.service.revoke_gateway("alice", "alpha", "approval withdrawn")
+    with pytest.raises(DuplicateEnrolment, match="new keys"):
+        central.submit(request)
+    fresh = central.submit(central.gateway_request("alpha", ["DWP"]))
+    assert fresh["state"] == "pending"
+
+
 def test_duplicate_refusal_is_audited(central: Central) -> None:
     """A refused duplicate enrolment leaves an 'enrolment.refused' entry naming the code."""
     central.register("DWP")

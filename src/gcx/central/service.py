@@ -244,20 +244,39 @@ class CentralService:
         key: crypto.VerifyKey,
         now: dt.datetime,
     ) -> None:
-        holding = [s.value for s in HOLDING_STATES]
+        holding = {s.value for s in HOLDING_STATES}
+        # Every enrolment is looked at, not only pending and active ones: a key
+        # that was ever enrolled is never accepted again, so a revoked or
+        # rejected gateway must come back with new keys.
         rows = conn.execute(
             sa.select(
                 enrolments.c.id,
                 enrolments.c.gateway_name,
                 enrolments.c.organisations,
                 enrolments.c.csr_pem,
-            ).where(enrolments.c.state.in_(holding))
+                enrolments.c.state,
+            )
         ).all()
         for row in rows:
-            clash = sorted(set(row.organisations) & set(codes))
+            held = row.state in holding
+            clash = sorted(set(row.organisations) & set(codes)) if held else []
             same_key = (
                 crypto.parse_enrolment_request(row.csr_pem.encode()).public_key.raw() == key.raw()
             )
+            if same_key and not held:
+                raise audit.AuditedRefusal(
+                    DuplicateEnrolment(
+                        f"This key was already used by enrolment {row.id}, which is {row.state}; "
+                        "enrol again with new keys (gcx gateway init makes them).",
+                        existing=row.id,
+                    ),
+                    actor=f"gateway:{gateway}",
+                    action="enrolment.refused",
+                    subject=gateway,
+                    details={"existing": row.id, "reused_key": True},
+                )
+            if not held:
+                continue
             if row.gateway_name == gateway or clash or same_key:
                 what = (
                     f"gateway {gateway}"

@@ -19,7 +19,7 @@ import datetime as dt
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from gcx.errors import DirectoryExpired, DirectoryMalformed, DirectoryRollback, DirectoryUnavailable
 
@@ -51,7 +51,7 @@ class GatewayEntry(_Model):
     peer_address: str = Field(description="host:port of the mutual-TLS peer endpoint.")
     certificate_fingerprint: str
     certificate_serial: str
-    certificate_not_after: dt.datetime
+    certificate_not_after: AwareDatetime
     organisations: tuple[str, ...]
 
 
@@ -60,15 +60,15 @@ class Revocation(_Model):
     certificate_serial: str
     certificate_fingerprint: str
     reason: str
-    revoked_at: dt.datetime
+    revoked_at: AwareDatetime
 
 
 class Directory(_Model):
     format: Literal["gcx.directory/1"] = "gcx.directory/1"
     network: str
     version: int = Field(ge=1)
-    issued_at: dt.datetime
-    expires_at: dt.datetime
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime
     organisations: tuple[OrganisationEntry, ...] = ()
     gateways: tuple[GatewayEntry, ...] = ()
     revocations: tuple[Revocation, ...] = ()

@@ -44,12 +44,10 @@ class Ping:
             body = json.loads(payload)
             if body["type"] != "ping":
                 raise ValueError("not a ping")
-            return cls(
-                str(body["from"]),
-                str(body["to"]),
-                str(body["nonce"]),
-                dt.datetime.fromisoformat(body["sent_at"]),
-            )
+            sent_at = dt.datetime.fromisoformat(body["sent_at"])
+            if sent_at.tzinfo is None:
+                raise ValueError("a ping's time must carry its UTC offset")
+            return cls(str(body["from"]), str(body["to"]), str(body["nonce"]), sent_at)
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError("The ping is not in the gcx ping format.") from exc
 
