@@ -70,7 +70,9 @@ class Database:
                 # SQLite needs no lock: its BEGIN IMMEDIATE already serialises.
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7347289)")
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            # "heads": features may add migrations on parallel branches from
+            # the same parent; all of them are applied.
+            command.upgrade(config, "heads")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
