@@ -447,3 +447,106 @@ async def test_envelope_from_a_gateway_not_hosting_the_sender_is_refused(
     sealed = _seal(network, directory, council)
     results = await _post_batch(dwp, police, directory, [sealed.framed()])
     assert _refusal_code(results[0]) == "peer-not-sender-gateway"
+
+
+async def test_recall_passes_over_a_delivery_that_failed(network: LocalNetwork) -> None:
+    """A message delivered to the police but refused by DWP (unknown address) can still be
+    recalled: the failed delivery has nothing to withdraw."""
+    council, police = _gw(network, "tower-hamlets"), _gw(network, "met-police")
+    _, sent = await send(council, referral(to=["safeguarding.officer@MPS", "nobody@DWP"]))
+
+    async def settled() -> Any:
+        status, data = await get(council, f"/api/v1/messages/{sent['id']}/status")
+        assert status == 200, data
+        states = sorted(d["state"] for d in data["deliveries"])
+        assert states == ["delivered", "failed"], states
+        return data
+
+    await eventually(settled, timeout=30, what="one delivery delivered and one failed")
+    status, body, _ = await http(
+        "POST",
+        f"{council.config.api_url}/api/v1/messages/{sent['id']}/recall",
+        token=council.token,
+    )
+    assert (status, body["state"]) == (200, "recalled"), body
+    status, body = await get(police, f"/api/v1/messages/{sent['id']}")
+    assert (status, body["code"]) == (410, "message-recalled")
+
+
+async def test_sender_in_their_own_inbox_still_sees_status_and_recalls(
+    network: LocalNetwork,
+) -> None:
+    """An administrator who writes to their own whole organisation holds an inbox copy too,
+    but status and recall still treat them as the sender."""
+    council = _gw(network, "tower-hamlets")
+    _, sent = await send(council, referral(to=["E09000030"], subject="to all of us"))
+    state = await delivered(council, sent["id"])
+    assert state["receipts"][0]["organisation"] == "E09000030"
+    status, body, _ = await http(
+        "POST",
+        f"{council.config.api_url}/api/v1/messages/{sent['id']}/recall",
+        token=council.token,
+    )
+    assert (status, body["state"]) == (200, "recalled"), body
+
+
+async def test_multipart_attachment_keeps_its_media_type(network: LocalNetwork) -> None:
+    """A multipart attachment sent as 'text/plain; charset=utf-8' is accepted, and its media
+    type is kept without the parameter."""
+    council, police = _gw(network, "tower-hamlets"), _gw(network, "met-police")
+    form = aiohttp.FormData()
+    form.add_field("to", "safeguarding.officer@MPS")
+    form.add_field("subject", "multipart")
+    form.add_field("body", "see attached")
+    form.add_field("marking", "OFFICIAL")
+    form.add_field(
+        "attachment",
+        io.BytesIO(b"notes"),
+        filename="notes.txt",
+        content_type="text/plain; charset=utf-8",
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{council.config.api_url}/api/v1/messages",
+            data=form,
+            headers={"Authorization": f"Bearer {council.token}"},
+        ) as response,
+    ):
+        assert response.status == 202, await response.text()
+        sent = await response.json()
+    await delivered(council, sent["id"])
+    status, message = await get(police, f"/api/v1/messages/{sent['id']}")
+    assert status == 200, message
+    assert message["attachments"][0]["media_type"] == "text/plain"
+
+
+async def test_content_that_disagrees_with_its_signed_header_is_refused(
+    network: LocalNetwork,
+) -> None:
+    """A sealed message whose inner sender is not the one its signed header names is refused
+    with envelope-inconsistent, so a reader never sees a forged 'from'."""
+    council, police = _gw(network, "tower-hamlets"), _gw(network, "met-police")
+    _, directory = await central_directory(network)
+    keys = _keys(council)
+    content = MessageContent(
+        sender="chief.constable@MPS",
+        to=(parse_address("safeguarding.officer@MPS"),),
+        cc=(),
+        subject="forged",
+        body="x",
+        marking="OFFICIAL",
+    )
+    mps = directory.organisation("MPS")
+    sealed = crypto.seal_envelope(
+        kind="message",
+        sender_org="E09000030",
+        sender_user=council.spec.account,
+        sender_key=keys.organisations["E09000030"].signing,
+        recipients={"MPS": crypto.EncryptionPublicKey.from_b64(mps.encryption_key)},
+        marking="OFFICIAL",
+        parts=[("message.json", MESSAGE_MEDIA_TYPE, content.to_bytes())],
+        now=dt.datetime.now(dt.UTC),
+    )
+    results = await _post_batch(council, police, directory, [sealed.framed()])
+    assert _refusal_code(results[0]) == "envelope-inconsistent"

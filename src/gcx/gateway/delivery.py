@@ -39,7 +39,7 @@ from gcx.gateway.receive import accept_batch
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
-from gcx.protocol.batch import frame_batch
+from gcx.protocol.batch import RECALL_TYPE, Recall, frame_batch
 from gcx.protocol.delivery import DeliveryEvent, DeliveryState, is_late_receipt, next_attempt_at
 from gcx.protocol.envelope import frame
 from gcx.protocol.receipt import Receipt
@@ -206,7 +206,46 @@ class DeliveryWorker:
         except (GcxError, DirectoryError) as error:
             await run_sync(self._failed_all, entries, error)
             return
-        await run_sync(self._record, entries, results, directory)
+        recalled = await run_sync(self._record, entries, results, directory)
+        if recalled and peer_name != gateway.config.name:
+            await self._forward_recalls(peer, recalled)
+
+    async def _forward_recalls(
+        self, peer: dirproto.GatewayEntry, entries: list[outbox.OutboxEntry]
+    ) -> None:
+        """Carry a recall made while its envelope was on the wire to the peer that took it.
+
+        The sender recalled the message while this batch was in flight; the
+        peer has now accepted it, so the recall must follow it there. A peer
+        that has already let it be read refuses, and that is recorded.
+        """
+        for entry in entries:
+            document, sender = await run_sync(self._signed_recall, entry.envelope_id)
+            try:
+                status, _ = await self.sessions.post(
+                    peer, "/peer/v1/recalls", document, "application/json"
+                )
+                outcome = "recalled" if status == 200 else f"refused ({status})"
+            except GcxError as error:
+                outcome = f"not delivered: {error.code}"
+            await run_sync(
+                self.gateway.record,
+                actor=sender,
+                action="message.recall-forwarded",
+                subject=entry.envelope_id,
+                details={"gateway": peer.name, "outcome": outcome},
+            )
+
+    def _signed_recall(self, envelope_id: str) -> tuple[bytes, str]:
+        with self.gateway.db.read() as conn:
+            stored = load_envelope(conn, self.gateway.blobs, envelope_id, "out")
+        sender = stored.header.sender
+        keys = self.gateway.keys.organisations[sender.organisation]
+        recall = Recall(envelope_id, sender.organisation, sender.user, self.gateway.clock.now())
+        document = crypto.sign_document(
+            RECALL_TYPE, recall.to_bytes(), keys.signing, crypto.key_id(keys.signing.public)
+        )
+        return document, f"user:{sender.user}@{sender.organisation}"
 
     def _frames(self, entries: Sequence[outbox.OutboxEntry]) -> list[bytes]:
         with self.gateway.db.read() as conn:
@@ -299,8 +338,12 @@ class DeliveryWorker:
         entries: Sequence[outbox.OutboxEntry],
         results: list[dict[str, Any]],
         directory: dirproto.Directory,
-    ) -> None:
-        """Check every receipt outside any transaction, then record the batch in one."""
+    ) -> list[outbox.OutboxEntry]:
+        """Check every receipt outside any transaction, then record the batch in one.
+
+        Returns the entries that had been recalled while on the wire and that
+        the peer accepted: the recall must now be carried to it.
+        """
         with self.gateway.db.read() as conn:
             digests = {e.envelope_id: stored_digest(conn, e.envelope_id, "out") for e in entries}
         received: list[tuple[outbox.OutboxEntry, dict[str, tuple[Receipt, bytes]]]] = []
@@ -325,11 +368,14 @@ class DeliveryWorker:
                 )
                 continue
             received.append((entry, held))
+        recalled: list[outbox.OutboxEntry] = []
         if received:
             now = self.gateway.clock.now()
             with self.gateway.db.transaction() as conn:
                 for entry, held in received:
-                    self._store_receipts(conn, entry, held, now)
+                    if self._store_receipts(conn, entry, held, now):
+                        recalled.append(entry)
+        return recalled
 
     def _verified_receipts(
         self,
@@ -365,7 +411,8 @@ class DeliveryWorker:
         entry: outbox.OutboxEntry,
         held: dict[str, tuple[Receipt, bytes]],
         now: dt.datetime,
-    ) -> None:
+    ) -> bool:
+        """Record an entry's receipts; True if it was recalled meanwhile and is now held."""
         all_refused = all(not r.accepted for r, _ in held.values())
         state = outbox.state_of(conn, entry.id)
         late = is_late_receipt(DeliveryState(state))
@@ -403,7 +450,9 @@ class DeliveryWorker:
                     "refusal": receipt.refusal.model_dump() if receipt.refusal else None,
                 },
             )
-        if all_refused:
+        if all_refused and state == DeliveryState.RECALLED.value:
+            pass  # refused where it was going anyway; the sender's recall stands
+        elif all_refused:
             refusal = next(r.refusal for r, _ in held.values() if r.refusal)
             outbox.transition(
                 conn,
@@ -417,6 +466,7 @@ class DeliveryWorker:
             # From recalled this keeps recalled (the recall must then travel to
             # the peer); from failed or expired it is the late receipt case.
             outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
+        return state == DeliveryState.RECALLED.value and not all_refused
 
 
 def _claimed_recipient(document: bytes) -> str:

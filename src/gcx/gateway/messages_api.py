@@ -121,7 +121,10 @@ async def _compose_from_multipart(request: web.Request) -> Compose:
                 total += len(chunk)
                 if total > MAX_TOTAL_ATTACHMENT_BYTES:
                     raise BodyTooLarge("The attachments add up to more than 100 MiB.")
-            media_type = part.headers.get("Content-Type", "application/octet-stream")
+            # The media type without its parameters ("text/plain; charset=utf-8").
+            media_type = (
+                part.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
+            )
             attachments.append((part.filename, media_type, bytes(data)))
         else:
             raw = await part.read()
@@ -281,20 +284,35 @@ async def _recall_at(
             )
         except GcxError as error:
             return "refused", error.message
-        data = json.loads(body)
-        if status != 200:
-            return "refused", str(data.get("message"))
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return "refused", f"gateway {peer_name} answered {status} with a body that is not JSON"
+        if status != 200 or not isinstance(data, dict):
+            message = data.get("message") if isinstance(data, dict) else None
+            return "refused", str(message or f"gateway {peer_name} answered {status}")
         results = data.get("results", [])
+    entry = directory.gateway_named(peer_name)
+    hosted = set(entry.organisations) if entry is not None else set()
+    envelope_id = Recall.from_bytes(
+        verify_signed_by_org(directory, document, "application/vnd.gcx.recall+json", claimed=None)
+    ).envelope_id
     outcome: tuple[str, str | None] = ("recalled", None)
     for raw in results:
-        payload = verify_signed_by_org(
-            directory, str(raw).encode(), RECALL_RESULT_TYPE, claimed=None
-        )
-        result = RecallResult.from_bytes(payload)
-        # Checked again against the key of exactly the organisation it speaks for.
-        verify_signed_by_org(
-            directory, str(raw).encode(), RECALL_RESULT_TYPE, claimed=result.organisation
-        )
+        try:
+            payload = verify_signed_by_org(
+                directory, str(raw).encode(), RECALL_RESULT_TYPE, claimed=None
+            )
+            result = RecallResult.from_bytes(payload)
+            # Checked again against the key of exactly the organisation it speaks
+            # for, which must be one that gateway hosts, about this very message.
+            verify_signed_by_org(
+                directory, str(raw).encode(), RECALL_RESULT_TYPE, claimed=result.organisation
+            )
+        except GcxError as error:
+            return "refused", f"gateway {peer_name} sent an invalid recall result: {error.message}"
+        if result.organisation not in hosted or result.envelope_id != envelope_id:
+            return "refused", f"gateway {peer_name} answered for another message or organisation"
         if result.outcome != "recalled":
             outcome = ("refused", result.message)
     return outcome

@@ -15,6 +15,8 @@ sealed to the sending organisation for that purpose.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,11 +75,31 @@ class Compose:
 
 
 SENDING_ROLES = frozenset({"staff", "system", "admin"})
+_STILL_TRYING = frozenset(
+    {DeliveryState.QUEUED.value, DeliveryState.SENDING.value, DeliveryState.RETRYING.value}
+)
 
 
 def _require_sender(caller: Caller) -> None:
     if not SENDING_ROLES & set(caller.roles):
         raise Forbidden("Your account has no role that may send messages.")
+
+
+def _receipt_summary(document: bytes) -> dict[str, Any]:
+    """What a person wants from a stored receipt: unknown addresses, refusal, reader.
+
+    Receipts were verified when they were stored, so reading the payload here
+    without verifying again is only for display.
+    """
+    try:
+        payload = json.loads(base64.b64decode(json.loads(document)["payload"]))
+    except (ValueError, KeyError, TypeError):
+        return {}
+    summary: dict[str, Any] = {}
+    for field_name in ("unknown_addresses", "refusal", "reader"):
+        if payload.get(field_name):
+            summary[field_name] = payload[field_name]
+    return summary
 
 
 class Messaging:
@@ -267,19 +289,28 @@ class Messaging:
         return crypto.open_envelope(stored.header, stored.parts, org, key)
 
     def readable_copy(
-        self, conn: Connection, caller: Caller, envelope_id: str
+        self, conn: Connection, caller: Caller, envelope_id: str, *, sender_view: bool = False
     ) -> tuple[str, list[Any]]:
-        """Which copy the caller may read ("in" or "out") and the mailbox items that allow it."""
+        """Which copy the caller may read ("in" or "out") and the mailbox items that allow it.
+
+        With ``sender_view`` only the sender's own copy will do (status, recall):
+        a sender who also received the message, having addressed their own
+        organisation, must still see it as its sender there.
+        """
         items = conn.execute(
             sa.select(mailbox_items).where(
                 mailbox_items.c.envelope_id == envelope_id,
                 mailbox_items.c.organisation == caller.organisation,
             )
         ).all()
+        sent = [i for i in items if i.box == "sent" and i.owner == caller.account]
+        if sender_view:
+            if sent:
+                return "out", sent
+            raise MessageNotYours("Only the sender sees a message's delivery and may recall it.")
         inbox = [i for i in items if i.box == "inbox" and i.owner in self._owners(conn, caller)]
         if inbox:
             return "in", inbox
-        sent = [i for i in items if i.box == "sent" and i.owner == caller.account]
         if sent:
             return "out", sent
         raise MessageNotYours("That message is not addressed to you or to a mailbox you belong to.")
@@ -320,12 +351,14 @@ class Messaging:
         body = {
             "id": envelope_id,
             "box": "inbox" if direction == "in" else "sent",
-            "from": content.sender,
+            # Sender and marking come from the signed header, which every
+            # gateway checked; the content was checked to agree with it.
+            "from": f"{stored.header.sender.user}@{stored.header.sender.organisation}",
             "to": [str(a) for a in content.to],
             "cc": [str(a) for a in content.cc],
             "subject": content.subject,
             "body": content.body,
-            "marking": content.marking,
+            "marking": stored.header.marking,
             "handling": content.handling,
             "created_at": iso(stored.header.created_at),
             "attachments": [
@@ -362,7 +395,7 @@ class Messaging:
 
     def status(self, caller: Caller, envelope_id: str) -> dict[str, Any]:
         with self.gateway.db.transaction() as conn:
-            direction, _ = self.readable_copy(conn, caller, envelope_id)
+            direction, _ = self.readable_copy(conn, caller, envelope_id, sender_view=True)
             if direction != "out":
                 raise MessageNotYours("Only the sender sees a message's delivery status.")
             deliveries = outbox.states_for(conn, envelope_id)
@@ -389,6 +422,7 @@ class Messaging:
                     "outcome": r.outcome,
                     "received_at": r.received_at,
                     "late": r.late,
+                    **_receipt_summary(bytes(r.document)),
                     "document": bytes(r.document).decode(),
                 }
                 for r in held
@@ -402,7 +436,7 @@ class Messaging:
         gateway = self.gateway
         now = gateway.clock.now()
         with gateway.db.transaction() as conn:
-            direction, _ = self.readable_copy(conn, caller, envelope_id)
+            direction, _ = self.readable_copy(conn, caller, envelope_id, sender_view=True)
             if direction != "out":
                 raise MessageNotYours("Only the sender may recall a message.")
             held_by_peers: list[str] = []
@@ -412,7 +446,9 @@ class Messaging:
                 if row["state"] == DeliveryState.DELIVERED.value:
                     held_by_peers.append(row["gateway"])
             for row_id, state in outbox.rows_for(conn, envelope_id):
-                if state not in (DeliveryState.DELIVERED.value, DeliveryState.RECALLED.value):
+                # Deliveries that ended without arriving (failed, expired) have
+                # nothing to withdraw; delivered ones are withdrawn at the peer.
+                if state in _STILL_TRYING:
                     outbox.transition(conn, row_id, DeliveryEvent.RECALL, now=now)
             audit.append(
                 conn,

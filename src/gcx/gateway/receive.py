@@ -62,6 +62,10 @@ class AddressUnknown(InputError):
     code = "address-unknown"
 
 
+class EnvelopeInconsistent(InputError):
+    code = "envelope-inconsistent"
+
+
 class EnvelopeReplayed(InputError):
     code = "envelope-replayed"
     status = 409
@@ -172,6 +176,9 @@ def _prepare(
     except GcxError as error:
         return {"envelope_id": None, "receipts": [], "error": error.to_dict()}
     digest = crypto.envelope_digest(signed_header, parts)
+    # The sender's own organisation also holds a sealed key (for its sent
+    # items); it is a recipient only if the message addresses it, which the
+    # content says, so it is not receipted for here unless it is delivered to.
     hosted = [o for o in claimed.recipients if o in gateway.config.organisations]
 
     with gateway.db.read() as conn:
@@ -332,6 +339,7 @@ def _route(
     for org in hosted:
         plain = crypto.open_envelope(header, parts, org, gateway.keys.organisations[org].encryption)
         content = MessageContent.from_bytes(plain[0].data)
+        _check_consistent(header, content)
         addresses = [a for a in content.recipients if a.organisation == org]
         if not addresses:
             continue  # the sender's own copy of what it sent; nothing to deliver
@@ -342,6 +350,20 @@ def _route(
     if not deliveries:
         raise InputError("The envelope addresses nobody at this gateway.")
     return deliveries
+
+
+def _check_consistent(header: EnvelopeHeader, content: MessageContent) -> None:
+    """The message inside must say what the signed header says about sender and marking.
+
+    The header is what the sending organisation signed in the clear; a sender
+    or marking inside the encrypted content that disagrees with it would let a
+    message show one thing to its reader and another to everyone else.
+    """
+    expected_sender = f"{header.sender.user}@{header.sender.organisation}"
+    if content.sender != expected_sender or content.marking != header.marking:
+        raise EnvelopeInconsistent(
+            "The message's sender or marking does not match its signed envelope header."
+        )
 
 
 def _local_names(conn: Connection, org: str) -> set[str]:
@@ -369,7 +391,9 @@ def _refuse(
     """Signed refusal receipts, one per hosted recipient, and an audit entry."""
     now = gateway.clock.now()
     documents = []
-    for org in hosted:
+    # No refusal in the sender's own name: it is never a recipient of its own
+    # sent copy, and the sender would reject a receipt it did not ask for.
+    for org in [o for o in hosted if o != claimed.sender.organisation] or hosted:
         receipt = refused_receipt(
             envelope_id=claimed.id,
             envelope_digest=digest,
