@@ -224,3 +224,39 @@ async def test_local_network_admits_a_second_batch_of_organisations(
         network, "GET", "/api/v1/enrolments?state=active", token=network.operator_token
     )
     assert "second-batch" in [e["gateway"] for e in status[1]]
+
+
+def test_cli_approval_needs_the_code_of_connection_or_a_recorded_override(
+    network: LocalNetwork, tmp_path: Path
+) -> None:
+    """`gcx central enrolment approve` refuses an organisation with no Code of Connection
+    approval (compliance-required); with --override-reason it approves and records why."""
+    from .netutil import gcx
+
+    request = enrolment_request(network, tmp_path / "hackney", "hackney", ["E09000012"])
+    status, body, _ = run_async(central_call(network, "POST", "/api/v1/enrolments", body=request))
+    assert status == 202, body
+    home = ["--home", str(network.central_home), "--token", network.operator_token]
+
+    refused = gcx("central", "enrolment", "approve", *home, body["id"], "--reason", "try")
+    assert refused.returncode == 2
+    assert "[compliance-required]" in refused.stderr
+
+    approved = gcx(
+        "central",
+        "enrolment",
+        "approve",
+        *home,
+        body["id"],
+        "--reason",
+        "pilot",
+        "--override-reason",
+        "pilot connection agreed by the SIRO pending assessment",
+    )
+    assert approved.returncode == 0, approved.stderr
+    assert "approved hackney" in approved.stdout
+    with audit_log(central_db(network)) as log:
+        approval = [
+            e for e in log.entries() if e.action == "enrolment.approved" and e.subject == body["id"]
+        ]
+    assert approval and "pilot connection agreed" in json.dumps(approval[0].details_dict)

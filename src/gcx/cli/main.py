@@ -239,11 +239,30 @@ def enrolment_list(home: Path, token: str | None, state: str | None) -> None:
 @token_option
 @click.argument("enrolment_id")
 @click.option("--reason", required=True, help="Recorded in the audit log.")
+@click.option(
+    "--override-reason",
+    help="Approve without a current Code of Connection approval; the reason is recorded "
+    "and shown on the dashboard.",
+)
 @refusals
-def enrolment_approve(home: Path, token: str | None, enrolment_id: str, reason: str) -> None:
-    """Approve a gateway: issue its certificates and add it to the directory."""
+def enrolment_approve(
+    home: Path, token: str | None, enrolment_id: str, reason: str, override_reason: str | None
+) -> None:
+    """Approve a gateway: issue its certificates and add it to the directory.
+
+    Every organisation it hosts needs a current Code of Connection approval or a
+    granted extension, unless the operator overrides with a reason.
+    """
     result = run(
-        _with_client(_operator_client(home, token), lambda c: c.approve(enrolment_id, reason))
+        _with_client(
+            _operator_client(home, token),
+            lambda c: c.approve(
+                enrolment_id,
+                reason,
+                override=override_reason is not None,
+                override_reason=override_reason,
+            ),
+        )
     )
     click.echo(
         f"approved {result['gateway']} ({', '.join(result['organisations'])}); "
