@@ -108,8 +108,11 @@ def test_rewritten_history_is_refused_and_flagged(
 
     with pytest.raises(ConsistencyProofInvalid):
         _lodge(witness, gateway_log, admitted, clock)
+    with pytest.raises(ConsistencyProofInvalid):  # the gateway retries a minute later
+        _lodge(witness, gateway_log, admitted, clock)
     flags = witness.flags()
-    assert [f["gateway"] for f in flags] == [GATEWAY]
+    assert [f["gateway"] for f in flags] == [GATEWAY]  # flagged once, not once a minute
+    assert central.actions("checkpoint.refused")
     assert flags[0]["code"] == "consistency-proof-invalid"
     assert central.actions("gateway.flagged")
     assert witness.latest(GATEWAY)["tree_size"] == 6

@@ -103,8 +103,30 @@ class CheckpointWitness:
         return {"gateway": claimed, "tree_size": checkpoint.tree_size, "accepted": True}
 
     def _flag(self, gateway: str, reason: str) -> None:
+        """Flag the gateway, once: while a flag stands unanswered by an accepted head, a
+        gateway retrying every minute adds only a refusal entry, not another flag."""
         now = self.clock.now()
         with self.db.transaction() as conn:
+            last_flag = conn.execute(
+                sa.select(sa.func.max(gateway_flags.c.flagged_at)).where(
+                    gateway_flags.c.gateway == gateway
+                )
+            ).scalar()
+            last_accepted = conn.execute(
+                sa.select(sa.func.max(checkpoints.c.received_at)).where(
+                    checkpoints.c.gateway == gateway
+                )
+            ).scalar()
+            if last_flag is not None and (last_accepted is None or last_flag >= last_accepted):
+                audit.append(
+                    conn,
+                    actor=f"gateway:{gateway}",
+                    action="checkpoint.refused",
+                    subject=gateway,
+                    now=now,
+                    details={"code": ConsistencyProofInvalid.code, "reason": reason},
+                )
+                return
             conn.execute(
                 gateway_flags.insert().values(
                     gateway=gateway,
