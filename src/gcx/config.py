@@ -144,6 +144,16 @@ class GatewayConfig:
     directory_poll_seconds: float = 30.0
     checkpoint_interval_seconds: float = 60.0
     network: str = ""
+    # Bulk file transfer. Quotas are defaults per hosted organisation; the
+    # transfer_policies table overrides them per organisation (gcx.gateway.transfers).
+    transfer_max_file_bytes: int = 100 * 1024**3
+    transfer_max_batch_bytes: int = 200 * 1024**3
+    transfer_storage_bytes: int = 1024**4
+    transfer_retention_days: float = 30.0
+    transfer_min_free_bytes: int = 256 * 1024**2
+    transfer_segment_bytes: int = 1024**2
+    transfer_parallel_chunks: int = 4
+    transfer_housekeeping_seconds: float = 300.0
 
     @classmethod
     def load(cls, home: Path) -> GatewayConfig:

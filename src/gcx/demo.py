@@ -323,6 +323,10 @@ async def _showcase(network: LocalNetwork, show: Showcase) -> None:
 
     await show.step("the police force is re-approved and exchanges again", reapprove)
 
+    from gcx.reference.demo_steps import service_steps
+
+    await service_steps(network, show)
+
     await show.step("every audit log verifies", audits)
 
 
@@ -331,7 +335,7 @@ def run_demo(directory: Path, *, serve: bool, as_json: bool) -> int:
 
 
 async def _run(directory: Path, *, serve: bool, as_json: bool) -> int:
-    network = LocalNetwork(directory)
+    network = LocalNetwork(directory, reference_services=True)
     started = time.perf_counter()
     show = Showcase(quiet=as_json)
     try:

@@ -24,12 +24,17 @@ The tree::
     │   ├── AddressInvalid, AttachmentRefused, AttachmentTooLarge (413), BodyNotUtf8
     │   ├── MarkingMissing, MarkingUnknown, MarkingNotAllowed (422)
     │   ├── EnvelopeMalformed, EnvelopeExpired, EnvelopeFromFuture
-    │   └── NotFound (404)
+    │   ├── NotFound (404)
+    │   │   └── ServiceUnknown                                              service calls
+    │   ├── UserRequired, PurposeRequired, CallDigestMismatch               service calls
+    │   ├── TransferRefused (422), TransferEmpty (422), QuotaExceeded (413)   bulk transfer
+    │   └── UploadOffsetMismatch (409), ChunkDigestMismatch (422)             bulk transfer
     ├── AuthError                   who are you? (401)
     │   └── TokenInvalid
     ├── Forbidden                   you may not (403)
     │   ├── RoleRequired            the caller lacks the role the step needs
-    │   └── SeparationOfDuties      nobody signs off, assesses or approves their own work
+    │   ├── SeparationOfDuties      nobody signs off, assesses or approves their own work
+    │   └── ServiceForbidden        no access right admits this service call
     ├── Conflict                    state forbids it (409)
     │   ├── ComplianceRequired      no current certificate of compliance or extension
     │   ├── VerdictNotMet           the verdict does not allow approval, and no justified override
@@ -46,6 +51,10 @@ The tree::
     │   ├── PeerRevoked
     │   └── PeerUnknown
     ├── PeerUnreachable             a peer or central could not be reached (502)
+    ├── RateLimited                 a consumer is over its rate for a service (429, Retry-After)
+    ├── BackendError                a service's backend failed the provider gateway
+    │   ├── BackendUnreachable (502), BackendTimeout (504)
+    │   └── BackendAnswerTooLarge (502)
     ├── RemoteRefusal               another gcx service refused, with its own code
     ├── CryptoError                 verification failed (opaque on purpose)
     │   ├── SignatureInvalid
@@ -53,8 +62,11 @@ The tree::
     │   ├── ConsistencyProofInvalid (409)
     │   ├── EnvelopeDigestMismatch, EnvelopeUnreadable
     │   ├── ReceiptInvalid (502)
+    │   ├── CallResponseInvalid (502)  a service call's signed answer does not check out
+    │   ├── TransferUnreadable      a transfer's key, metadata or a segment does not open
     │   └── KeyDecryptionFailed
-    └── AuditChainBroken            an audit log does not verify
+    ├── AuditChainBroken            an audit log does not verify
+    └── StorageFull (507)           not enough free disk space to accept the data now
 
 Errors raised by libraries (SQLAlchemy, aiohttp, cryptography) are translated
 at the boundary of the module that calls them and re-raised ``from`` the
@@ -427,3 +439,130 @@ class SelfCheckSignatureInvalid(SignatureInvalid):
         "The self-check report's signature does not verify against the key central holds for "
         "that organisation."
     )
+
+
+# -- bulk file transfer (gcx.gateway.transfers) --------------------------------
+
+
+class TransferRefused(InputError):
+    code = "transfer-refused"
+    status = 422
+    default_message = "The file transfer was refused."
+
+
+class TransferEmpty(InputError):
+    code = "transfer-empty"
+    status = 422
+    default_message = "A transfer needs at least one file; the batch given is empty."
+
+
+class QuotaExceeded(InputError):
+    code = "quota-exceeded"
+    status = 413
+    default_message = (
+        "This would take your organisation over its file-transfer quota; send less or ask "
+        "your gateway administrator to raise the quota."
+    )
+
+
+class UploadOffsetMismatch(InputError):
+    code = "upload-offset-mismatch"
+    status = 409
+    default_message = (
+        "The Upload-Offset does not match what the gateway holds; ask for the offset (HEAD) "
+        "and continue from there."
+    )
+
+
+class ChunkDigestMismatch(InputError):
+    code = "chunk-digest-mismatch"
+    status = 422
+    default_message = (
+        "The chunk does not match the SHA-256 the signed manifest gives for it; send it again."
+    )
+
+
+class TransferUnreadable(CryptoError):
+    code = "transfer-unreadable"
+    default_message = "The transfer could not be opened with this organisation's key."
+
+
+class StorageFull(GcxError):
+    code = "storage-full"
+    status = 507
+    default_message = (
+        "The gateway does not have enough free disk space to accept this now; it will be "
+        "tried again when space is freed."
+    )
+
+
+# -- service calls (gcx.protocol.services, gcx.gateway.services) -------------------
+#
+# Every refusal a gateway makes on a service call carries X-Gcx-Error (see
+# gcx.httpapi.refusal), which is how a calling system tells them from the
+# backend's own answers with the same status.
+
+
+class ServiceUnknown(NotFound):
+    code = "service-unknown"
+    default_message = "The directory lists no such service."
+
+
+class ServiceForbidden(Forbidden):
+    code = "service-forbidden"
+    default_message = "No access right admits this call; the provider must grant one."
+
+
+class UserRequired(InputError):
+    code = "user-required"
+    default_message = "This service requires the end user's identity in the X-Gcx-User header."
+
+
+class PurposeRequired(InputError):
+    code = "purpose-required"
+    default_message = "This service requires the purpose of the lookup in the X-Gcx-Purpose header."
+
+
+class CallDigestMismatch(InputError):
+    code = "call-request-digest-mismatch"
+    default_message = (
+        "The request body does not match the digest its signed request document gives."
+    )
+
+
+class CallResponseInvalid(CryptoError):
+    code = "call-response-invalid"
+    status = 502
+    default_message = "The provider's signed answer does not verify or does not match the request."
+
+
+class RateLimited(GcxError):
+    code = "rate-limited"
+    status = 429
+    default_message = "Your organisation is over its rate for this service; try again shortly."
+
+    def __init__(self, message: str | None = None, *, retry_after: float = 1.0) -> None:
+        super().__init__(message, retry_after=max(1, int(retry_after + 0.999)))
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+class BackendError(GcxError):
+    code = "backend-error"
+    status = 502
+    default_message = "The service's backend failed."
+
+
+class BackendUnreachable(BackendError):
+    code = "backend-unreachable"
+    default_message = "The provider's gateway could not reach the service's backend."
+
+
+class BackendTimeout(BackendError):
+    code = "backend-timeout"
+    status = 504
+    default_message = "The service's backend did not answer within the service's timeout."
+
+
+class BackendAnswerTooLarge(BackendError):
+    code = "backend-answer-too-large"
+    default_message = "The service's backend answered with more than the service allows."

@@ -101,6 +101,10 @@ class LocalNetwork:
     # Central accounts made while taking the organisations through the Code of
     # Connection (officers, assessors), by role and organisation.
     compliance_tokens: dict[str, str] = field(default_factory=dict)
+    # Reference service backends (gcx.reference) and whether start() sets up
+    # the DWP lookup: published by DWP's gateway and granted to the council.
+    reference_services: bool = False
+    extra_processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def central_home(self) -> Path:
@@ -279,6 +283,10 @@ class LocalNetwork:
                 self.env,
             )
         await asyncio.gather(*(self.wait_for_gateway(s.name) for s in specs))
+        if self.reference_services and {"dwp", "tower-hamlets"} <= set(self.gateways):
+            from gcx.reference.network import set_up_dwp_lookup
+
+            await set_up_dwp_lookup(self, port=free_port())
 
     def describe(self) -> dict[str, Any]:
         """What ``network.json`` holds."""
@@ -328,6 +336,8 @@ class LocalNetwork:
             process.wait(timeout=10)
 
     def stop(self) -> None:
+        for process in self.extra_processes:
+            self.stop_process(process)
         for gateway in self.gateways.values():
             self.stop_process(gateway.process)
         self.stop_process(self.central_process)

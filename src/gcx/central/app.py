@@ -18,6 +18,7 @@ from aiohttp import web
 from gcx.central.checkpoints import CheckpointWitness
 from gcx.central.compliance_api import add_compliance_routes
 from gcx.central.service import CentralService
+from gcx.central.services_api import add_service_routes
 from gcx.errors import InputError
 from gcx.httpapi import (
     bearer_token,
@@ -203,6 +204,7 @@ def build_app(service: CentralService, *, republish: bool = True) -> web.Applica
     app.router.add_get("/api/v1/organisations", list_organisations)
     app.router.add_get("/api/v1/audit/verify", audit_verify)
     add_compliance_routes(app, sweep_seconds=300.0 if republish else None)
+    add_service_routes(app)
     app.router.add_get("/api/v1/checkpoints/{gateway}", latest_checkpoint)
     app.router.add_post("/api/v1/checkpoints", lodge_checkpoint)
     app.router.add_get("/api/v1/flags", gateway_flags)

@@ -18,6 +18,7 @@ from gcx import audit, crypto
 from gcx.central.compliance import excluded_organisations
 from gcx.central.compliance import require_compliance as compliance_gate
 from gcx.central.home import CentralKeys
+from gcx.central.services import directory_sections
 from gcx.clock import Clock
 from gcx.config import CentralConfig
 from gcx.errors import (
@@ -603,6 +604,7 @@ class CentralService:
             if parse_iso(row.certificate_not_after) > now
         ]
         return dirproto.Directory(
+            **directory_sections(conn, set(hosting)),
             network=self.config.network,
             version=version,
             issued_at=now,

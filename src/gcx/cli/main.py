@@ -21,7 +21,9 @@ import click
 
 from gcx.cli.compliance import compliance as compliance_group
 from gcx.cli.evidence import evidence as evidence_group
+from gcx.cli.files import file_group
 from gcx.cli.messages import message as message_group
+from gcx.cli.services import service as service_group
 from gcx.errors import GcxError
 
 T = TypeVar("T")
@@ -551,6 +553,8 @@ def audit_verify(home: Path, as_json: bool) -> None:
 main.add_command(message_group)
 main.add_command(compliance_group)
 main.add_command(evidence_group)
+main.add_command(file_group)
+main.add_command(service_group)
 
 
 # -- demo ------------------------------------------------------------------

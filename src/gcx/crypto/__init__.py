@@ -1,9 +1,9 @@
 """The only place in gcx that touches cryptographic libraries.
 
 It offers recipes, not primitives: key pairs that sign and verify, keys saved
-encrypted at rest, DSSE-signed documents, certificates issued by the network
-root, TLS 1.3 contexts and token hashing. Verification raises; it never
-returns False.
+encrypted at rest, DSSE-signed documents, streaming file encryption (STREAM
+over AES-256-GCM), certificates issued by the network root, TLS 1.3 contexts
+and token hashing. Verification raises; it never returns False.
 """
 
 from gcx.crypto._dsse import pae, sign_document, signature_key_ids, verify_document
@@ -28,6 +28,18 @@ from gcx.crypto._keys import (
 )
 from gcx.crypto._merkle import consistency_proof, tree_head, verify_consistency
 from gcx.crypto._receipt import sign_receipt, verify_receipt
+from gcx.crypto._stream import (
+    SEGMENT_SIZE,
+    SealedFile,
+    StreamCipher,
+    encrypt_file,
+    new_content_key,
+    open_content_key,
+    open_metadata,
+    seal_content_key,
+    seal_metadata,
+    segment_count,
+)
 from gcx.crypto._tls import (
     client_context,
     peer_certificate_der,
@@ -50,17 +62,21 @@ from gcx.crypto._x509 import (
 )
 
 __all__ = [
+    "SEGMENT_SIZE",
     "Certificate",
     "EncryptionKey",
     "EncryptionPublicKey",
     "EnrolmentRequestInfo",
     "SealedEnvelope",
+    "SealedFile",
     "SigningKey",
+    "StreamCipher",
     "VerifyKey",
     "build_enrolment_request",
     "client_context",
     "consistency_proof",
     "create_network_root",
+    "encrypt_file",
     "envelope_digest",
     "fingerprint",
     "hash_token",
@@ -70,8 +86,11 @@ __all__ = [
     "key_id",
     "load_encryption_key",
     "load_signing_key",
+    "new_content_key",
     "new_token",
+    "open_content_key",
     "open_envelope",
+    "open_metadata",
     "pae",
     "parse_enrolment_request",
     "peer_certificate_der",
@@ -81,7 +100,10 @@ __all__ = [
     "random_id",
     "save_encryption_key",
     "save_signing_key",
+    "seal_content_key",
     "seal_envelope",
+    "seal_metadata",
+    "segment_count",
     "server_context",
     "sha256_hex",
     "sign_document",

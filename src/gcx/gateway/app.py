@@ -13,6 +13,7 @@ from aiohttp import web
 from gcx.errors import Forbidden, InputError
 from gcx.gateway.peer import GATEWAY, ping
 from gcx.gateway.runtime import Gateway
+from gcx.gateway.services_openapi import SERVICE_PATHS
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import bearer_token, error_middleware, json_body, run_sync
 
@@ -289,6 +290,9 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+OPENAPI["paths"].update(SERVICE_PATHS)
 
 
 async def openapi(_: web.Request) -> web.Response:

@@ -21,8 +21,13 @@ from gcx.gateway.messages_api import add_message_routes
 from gcx.gateway.messaging import Messaging
 from gcx.gateway.peer import build_peer_app
 from gcx.gateway.peer_messages import add_message_routes as add_peer_message_routes
+from gcx.gateway.peer_transfers import add_transfer_routes as add_peer_transfer_routes
 from gcx.gateway.runtime import Gateway
+from gcx.gateway.services import CallSessions, ServiceProxy
+from gcx.gateway.services_api import add_peer_service_routes, add_service_routes
 from gcx.gateway.tls_gate import serve_tls
+from gcx.gateway.transfer_delivery import TransferWorker, housekeeping
+from gcx.gateway.transfers_api import add_transfer_routes
 from gcx.httpapi import run_sync
 
 log = logging.getLogger("gcx.gateway")
@@ -101,8 +106,12 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     )
     sessions = PeerSessions(gateway)
     worker = DeliveryWorker(gateway, sessions)
+    transfer_worker = TransferWorker(gateway, sessions)
     peer_app = build_peer_app(gateway)
     add_peer_message_routes(peer_app)
+    add_peer_transfer_routes(peer_app)
+    services = ServiceProxy(gateway, CallSessions(gateway))
+    add_peer_service_routes(peer_app, services)
     peer_runner = web.AppRunner(peer_app, access_log=None)
     await peer_runner.setup()
 
@@ -125,6 +134,8 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     )
     local_app = build_local_app(gateway)
     add_message_routes(local_app, Messaging(gateway), worker)
+    add_transfer_routes(local_app, transfer_worker)
+    add_service_routes(local_app, services)
     local_runner = web.AppRunner(local_app, access_log=None)
     await local_runner.setup()
     await web.TCPSite(local_runner, config.api_host, config.api_port).start()
@@ -151,6 +162,8 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
             asyncio.create_task(poller()),
             asyncio.create_task(checkpointer()),
             asyncio.create_task(worker.run()),
+            asyncio.create_task(transfer_worker.run()),
+            asyncio.create_task(housekeeping(gateway)),
         ]
         await stop.wait()
         for task in tasks:
@@ -163,4 +176,5 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     await peer_runner.cleanup()
     await local_runner.cleanup()
     await sessions.close()
+    await services.sessions.close()
     gateway.close()

@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from gcx.errors import DirectoryExpired, DirectoryMalformed, DirectoryRollback, DirectoryUnavailable
+from gcx.protocol.services import AccessRight, ServiceEntry, ServiceGroup
 
 PAYLOAD_TYPE = "application/vnd.gcx.directory+json"
 FORMAT = "gcx.directory/1"
@@ -72,6 +73,11 @@ class Directory(_Model):
     organisations: tuple[OrganisationEntry, ...] = ()
     gateways: tuple[GatewayEntry, ...] = ()
     revocations: tuple[Revocation, ...] = ()
+    # Service access (gcx.protocol.services): additive, so a directory without
+    # them reads as "no services published".
+    services: tuple[ServiceEntry, ...] = ()
+    service_rights: tuple[AccessRight, ...] = ()
+    service_groups: tuple[ServiceGroup, ...] = ()
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

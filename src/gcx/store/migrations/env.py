@@ -2,8 +2,11 @@
 
 from alembic import context
 
-import gcx.store.schema_compliance  # noqa: F401 - registers the Code of Connection tables
+# Importing these modules registers their tables on the one metadata.
+from gcx.store import schema_compliance, schema_services, schema_transfers
 from gcx.store.schema import metadata
+
+_FEATURE_SCHEMAS = (schema_compliance, schema_services, schema_transfers)
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata)

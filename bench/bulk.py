@@ -1,0 +1,265 @@
+"""Benchmark: one large file through gcx (person → own gateway → recipient gateway → receipt)
+against OpenSSH sftp to a private sshd on loopback.
+
+Run as root from the project's virtual environment (sshd must start as root)::
+
+    python bench/bulk.py --size 1G
+    python bench/bulk.py --size 256M --skip-sftp
+
+gcx: a fresh local network (central and two gateways as real ``gcx``
+processes, real mutual TLS, the default SQLite store) in a temporary
+directory. A file of random bytes is sent with the real CLI
+(``gcx file send --wait``): preflight, tus upload to the sender's gateway,
+streaming encryption into 1 MiB chunks, offer, chunks (several in flight) to
+the receiving gateway, completion and the signed receipt, verified by the
+sender. The clock runs from the CLI's start until it sees the transfer
+``complete`` (every receipt held); its --wait polls every 100 ms. Peak
+resident memory of each gateway process is its ``VmHWM`` from
+``/proc/PID/status``, polled during the run.
+
+sftp: a private ``sshd`` (own host key, own client key and authorized_keys in
+the temporary directory, a free port on 127.0.0.1), started before and
+stopped after; the same file is uploaded with ``sftp -b`` using the cipher
+``aes128-gcm@openssh.com``, timed end to end. Any system sshd is left alone.
+
+The last line on standard output is one JSON object (ratio last); progress
+goes to standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from gcx.localnet import DEMO_GATEWAYS, LocalNetwork, free_port
+
+SENDER, RECEIVER = DEMO_GATEWAYS[0], DEMO_GATEWAYS[1]
+SSHD = Path("/usr/sbin/sshd")
+MIB = 1024 * 1024
+
+
+def log(message: str) -> None:
+    print(f"[bulk] {message}", file=sys.stderr, flush=True)
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1024, "M": MIB, "G": 1024 * MIB}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def make_file(path: Path, size: int) -> None:
+    with path.open("wb") as handle:
+        left = size
+        while left:
+            block = os.urandom(min(left, 16 * MIB))
+            handle.write(block)
+            left -= len(block)
+
+
+def vm_hwm_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PeakMemory:
+    """Polls VmHWM of some processes every 50 ms on a thread."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.peak = dict.fromkeys(pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, pid in self.pids.items():
+                self.peak[name] = max(self.peak[name], vm_hwm_kib(pid))
+            time.sleep(0.05)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for name, pid in self.pids.items():
+            self.peak[name] = max(self.peak[name], vm_hwm_kib(pid))
+
+
+async def start_network(workdir: Path) -> LocalNetwork:
+    network = LocalNetwork(workdir / "gcx", network_name="gcx-bench", poll_seconds=1.0)
+    await network.start((SENDER, RECEIVER))
+    return network
+
+
+def run_gcx(source: Path, size: int, workdir: Path) -> dict[str, Any]:
+    network = asyncio.run(start_network(workdir))
+    try:
+        sender = network.gateways[SENDER.name]
+        receiver = network.gateways[RECEIVER.name]
+        assert sender.process is not None and receiver.process is not None
+        env = {
+            **os.environ,
+            "GCX_API_URL": sender.config.api_url,
+            "GCX_TOKEN": sender.token,
+            "XDG_STATE_HOME": str(workdir / "cli-state"),
+        }
+        pids = {SENDER.name: sender.process.pid, RECEIVER.name: receiver.process.pid}
+        with PeakMemory(pids) as memory:
+            started = time.perf_counter()
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "gcx.cli.files",
+                    "send",
+                    "--to",
+                    RECEIVER.organisations[0].code,
+                    "--marking",
+                    "OFFICIAL-SENSITIVE",
+                    "--wait",
+                    "--json",
+                    str(source),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
+            elapsed = time.perf_counter() - started
+        if result.returncode != 0:
+            raise RuntimeError(f"gcx file send failed: {result.stderr[-2000:]}")
+        status = json.loads(result.stdout)
+        if status["state"] != "complete" or len(status["receipts"]) != 1:
+            raise RuntimeError(f"no receipt: {status}")
+        return {
+            "seconds": round(elapsed, 3),
+            "mib_per_s": round(size / MIB / elapsed, 1),
+            "peak_rss_mib": {k: round(v / 1024, 1) for k, v in memory.peak.items()},
+            "transfer_id": status["id"],
+        }
+    finally:
+        network.stop()
+
+
+def run_sftp(source: Path, size: int, workdir: Path) -> dict[str, Any]:
+    if not SSHD.exists():
+        log("installing openssh-server")
+        subprocess.run(
+            ["apt-get", "install", "-y", "openssh-server", "openssh-client"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            capture_output=True,
+        )
+    home = workdir / "sshd"
+    home.mkdir()
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
+    for name in ("host_key", "client_key"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / name)], check=True
+        )
+    (home / "authorized_keys").write_text((home / "client_key.pub").read_text())
+    target = home / "upload"
+    target.mkdir()
+    port = free_port()
+    (home / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {home / 'host_key'}\n"
+        f"AuthorizedKeysFile {home / 'authorized_keys'}\nPidFile {home / 'sshd.pid'}\n"
+        "StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "UsePAM no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
+        "Ciphers aes128-gcm@openssh.com\n"
+    )
+    sshd = subprocess.Popen(
+        [str(SSHD), "-D", "-e", "-f", str(home / "sshd_config")],
+        stdout=subprocess.DEVNULL,
+        stderr=(home / "sshd.log").open("wb"),
+    )
+    try:
+        time.sleep(0.5)
+        (home / "batch").write_text(f"put {source} {target / 'file'}\n")
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                "sftp",
+                "-q",
+                "-b",
+                str(home / "batch"),
+                "-i",
+                str(home / "client_key"),
+                "-P",
+                str(port),
+                "-o",
+                "Ciphers=aes128-gcm@openssh.com",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                f"UserKnownHostsFile={home / 'known_hosts'}",
+                "root@127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        elapsed = time.perf_counter() - started
+        if (target / "file").stat().st_size != size:
+            raise RuntimeError("sftp did not upload the whole file")
+        return {"seconds": round(elapsed, 3), "mib_per_s": round(size / MIB / elapsed, 1)}
+    finally:
+        sshd.terminate()
+        sshd.wait(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="1G", help="file size, e.g. 256M, 1G, 10G (default 1G)")
+    parser.add_argument("--skip-sftp", action="store_true", help="measure gcx only")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    size = parse_size(args.size)
+    workdir = Path(tempfile.mkdtemp(prefix="gcx-bulk-"))
+    log(f"working in {workdir}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    try:
+        source = workdir / "random.bin"
+        make_file(source, size)
+        gcx = run_gcx(source, size, workdir)
+        log(f"gcx: {gcx}")
+        sftp = None if args.skip_sftp else run_sftp(source, size, workdir)
+        log(f"sftp: {sftp}")
+    finally:
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    result: dict[str, Any] = {
+        "size_bytes": size,
+        "gcx_mib_per_s": gcx["mib_per_s"],
+        "sftp_mib_per_s": sftp["mib_per_s"] if sftp else None,
+        "gcx_seconds": gcx["seconds"],
+        "sftp_seconds": sftp["seconds"] if sftp else None,
+        "peak_rss_mib": gcx["peak_rss_mib"],
+        "ratio": round(gcx["mib_per_s"] / sftp["mib_per_s"], 3) if sftp else None,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,642 @@
+"""The service proxy: consumer and provider sides of a signed, access-controlled call.
+
+Per-call path, kept lean on purpose (the benchmark target is a quarter of
+direct throughput):
+
+* no database read: the caller's token is cached for :data:`CALLER_CACHE_SECONDS`,
+  rights are indexed once per directory version, keys are parsed once per
+  directory version, backends are held in memory (reloaded periodically so
+  replicas converge);
+* one database write per gateway: the call log row and its audit entry go
+  in one transaction, and concurrent calls share transactions (group commit,
+  :class:`gcx.gateway.call_log.CallLog`); a call is answered only once its row
+  is committed;
+* kept-alive connections: pinned mutual-TLS sessions to peers
+  (:class:`CallSessions`, a :class:`PeerSessions` with a larger pool) and one
+  client session to backends.
+
+Rate limits are token buckets held per gateway process (see
+``docs/services.md``: with N replicas a consumer may get up to N times the
+rate; the provider sets rates with that in mind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import sqlalchemy as sa
+from aiohttp import web
+
+from gcx import crypto
+from gcx.errors import (
+    BackendAnswerTooLarge,
+    BackendTimeout,
+    BackendUnreachable,
+    CallResponseInvalid,
+    CryptoError,
+    GcxError,
+    InputError,
+    PeerUnreachable,
+    RateLimited,
+    SignatureInvalid,
+)
+from gcx.gateway.app import caller_of
+from gcx.gateway.call_log import CallLog, new_row
+from gcx.gateway.delivery import PeerSessions
+from gcx.gateway.peer import peer_client_context
+from gcx.gateway.runtime import Gateway
+from gcx.gateway.tokens import Caller
+from gcx.httpapi import bearer_token, read_body, refusal, run_sync
+from gcx.protocol import directory as dirproto
+from gcx.protocol.services import (
+    FORWARDED_REQUEST_HEADERS,
+    FORWARDED_RESPONSE_HEADERS,
+    REQUEST_TYPE,
+    RESPONSE_TYPE,
+    CallRequest,
+    CallResponse,
+    RateLimiter,
+    RightsIndex,
+    ServiceEntry,
+    check_request_received,
+    check_response_matches,
+    normalise_path,
+    require_caller_facts,
+)
+from gcx.store import iso
+from gcx.store.schema_services import service_backends
+
+log = logging.getLogger("gcx.gateway.services")
+
+REQUEST_HEADER = "X-Gcx-Call-Request"
+RESPONSE_HEADER = "X-Gcx-Call-Response"
+CALL_ID_HEADER = "X-Gcx-Call-Id"
+USER_HEADER = "X-Gcx-User"
+PURPOSE_HEADER = "X-Gcx-Purpose"
+CALLER_CACHE_SECONDS = 10.0
+CALLER_CACHE_SIZE = 10_000
+BACKEND_RELOAD_SECONDS = 15.0
+REPLAY_WINDOW = 100_000
+PEER_POOL = 64
+
+
+class CallReplayed(InputError):
+    code = "call-replayed"
+    status = 409
+    default_message = "A call with this id was already answered; the repeat was refused."
+
+
+class CallSessions(PeerSessions):
+    """:class:`PeerSessions` with a pool sized for synchronous calls.
+
+    Message delivery batches envelopes over a few connections; calls are one
+    request each, so more of them must be on the wire at once.
+    """
+
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway)
+        # Many calls arrive at once when a gateway starts taking traffic; they
+        # must share the one session made for a peer, not each make their own.
+        self._making = asyncio.Lock()
+
+    async def session(self, entry: dirproto.GatewayEntry) -> aiohttp.ClientSession:
+        key = (entry.name, entry.certificate_fingerprint)
+        session = self._sessions.get(key)
+        if session is not None and not session.closed:
+            return session
+        async with self._making:
+            session = self._sessions.get(key)
+            if session is None or session.closed:
+                context: ssl.SSLContext = await run_sync(peer_client_context, self.gateway, entry)
+                session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(ssl=context, limit=PEER_POOL),
+                    timeout=aiohttp.ClientTimeout(total=300, connect=10),
+                )
+                for old_key in [k for k in self._sessions if k[0] == entry.name and k != key]:
+                    await self._sessions.pop(old_key).close()
+                self._sessions[key] = session
+        return session
+
+
+@dataclass(frozen=True)
+class Backend:
+    provider: str
+    name: str
+    url: str
+
+
+class ServiceProxy:
+    """Both sides of service calls for one gateway process."""
+
+    def __init__(self, gateway: Gateway, sessions: PeerSessions) -> None:
+        self.gateway = gateway
+        self.sessions = sessions
+        self.log = CallLog(gateway)
+        self.limiter = RateLimiter()
+        self.backends: dict[tuple[str, str], Backend] = {}
+        self._index: RightsIndex | None = None
+        self._keys: tuple[int, dict[str, tuple[str, crypto.VerifyKey]]] = (0, {})
+        self._callers: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._client: aiohttp.ClientSession | None = None
+        self._reloader: asyncio.Task[None] | None = None
+        self._signing = {
+            code: (keys.signing, crypto.key_id(keys.signing.public))
+            for code, keys in gateway.keys.organisations.items()
+        }
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300),
+            auto_decompress=False,
+        )
+        await run_sync(self.reload_backends)
+        self.log.start()
+        self._reloader = asyncio.create_task(self._reload_forever())
+
+    async def stop(self) -> None:
+        if self._reloader is not None:
+            self._reloader.cancel()
+        await self.log.stop()
+        if self._client is not None:
+            await self._client.close()
+
+    async def _reload_forever(self) -> None:
+        while True:
+            await asyncio.sleep(BACKEND_RELOAD_SECONDS)
+            try:
+                await run_sync(self.reload_backends)
+            except Exception:
+                log.exception("reloading service backends failed")
+
+    def reload_backends(self) -> None:
+        """Read this gateway's backends (another replica may have published)."""
+        with self.gateway.db.read() as conn:
+            rows = conn.execute(
+                sa.select(
+                    service_backends.c.provider,
+                    service_backends.c.name,
+                    service_backends.c.backend_url,
+                )
+            ).all()
+        self.backends = {
+            (r.provider, r.name): Backend(r.provider, r.name, r.backend_url) for r in rows
+        }
+
+    # -- per-directory caches -------------------------------------------------------
+
+    def index(self, directory: dirproto.Directory) -> RightsIndex:
+        index = self._index
+        if index is None or index.version != directory.version:
+            index = RightsIndex.build(
+                directory.version,
+                directory.services,
+                directory.service_rights,
+                directory.service_groups,
+            )
+            self._index = index
+        return index
+
+    def org_key(self, directory: dirproto.Directory, code: str) -> tuple[str, crypto.VerifyKey]:
+        version, keys = self._keys
+        if version != directory.version:
+            keys = {}
+            self._keys = (directory.version, keys)
+        found = keys.get(code)
+        if found is None:
+            org = directory.organisation(code)
+            if org is None or not org.signing_key or not org.gateway:
+                raise SignatureInvalid(
+                    f"The directory lists no signing key for {code[:16]}; the call was refused."
+                )
+            key = crypto.VerifyKey.from_b64(org.signing_key)
+            found = keys[code] = (crypto.key_id(key), key)
+        return found
+
+    async def caller(self, request: web.Request) -> Caller:
+        """The local API caller, from a short-lived cache of checked tokens."""
+        token = bearer_token(request)
+        key = crypto.hash_token(token) if token else ""
+        now = time.monotonic()
+        cached = self._callers.get(key) if key else None
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        caller = await caller_of(request, record_use=False)
+        self._callers[key] = (caller, now + CALLER_CACHE_SECONDS)
+        if len(self._callers) > CALLER_CACHE_SIZE:
+            self._callers.popitem(last=False)
+        return caller
+
+    # -- the consumer side ------------------------------------------------------------
+
+    async def consume(
+        self, request: web.Request, caller: Caller, provider: str, name: str, raw_path: str
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        gateway = self.gateway
+        method = request.method.upper()
+        user = request.headers.get(USER_HEADER) or (
+            caller.account if caller.kind == "user" else None
+        )
+        purpose = request.headers.get(PURPOSE_HEADER) or None
+        row = new_row(
+            at=iso(gateway.clock.now()),
+            side="consumer",
+            consumer=caller.organisation,
+            user=user,
+            purpose=purpose,
+            provider=provider,
+            service=name,
+            method=method,
+            path=raw_path[:2000],
+            query=request.query_string,
+        )
+        try:
+            directory = gateway.directory.current()
+            row["directory_version"] = directory.version
+            path = normalise_path(raw_path)
+            row["path"] = path
+            _check_lengths(user, purpose, request.query_string)
+            decision = self.index(directory).decide(
+                caller.organisation, provider, name, method, path
+            )
+            service = decision.service
+            require_caller_facts(service, user, purpose)
+            body = await read_body(request, service.max_body_bytes)
+            peer = directory.gateway_for_organisation(provider)
+            if peer is None:
+                raise PeerUnreachable(f"{provider} has no active gateway in the directory.")
+            headers = {
+                h: request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in request.headers
+            }
+            call = CallRequest(
+                id=crypto.random_id(16),
+                consumer=caller.organisation,
+                consumer_gateway=gateway.config.name,
+                user=user,
+                purpose=purpose,
+                provider=provider,
+                service=name,
+                method=method,
+                path=path,
+                query=request.query_string,
+                headers=headers,
+                body_sha256=crypto.sha256_hex(body),
+                body_size=len(body),
+                created_at=gateway.clock.now(),
+                directory_version=directory.version,
+            )
+            row.update(id=call.id, request_size=len(body), request_sha256=call.body_sha256)
+            key, key_id = self._signing[caller.organisation]
+            signed = crypto.sign_document(REQUEST_TYPE, call.to_bytes(), key, key_id)
+            row["request_document"] = signed
+            status, answer_headers, answer = await self._forward(peer, signed, body, service)
+            if status != 200 or RESPONSE_HEADER not in answer_headers:
+                return await self._passed_on_refusal(row, started, status, answer_headers, answer)
+            response = self._verified_response(
+                directory, call, signed, answer_headers[RESPONSE_HEADER].encode(), answer
+            )
+            row.update(
+                status=response.status,
+                outcome="answered",
+                response_size=len(answer),
+                response_sha256=response.body_sha256,
+                response_document=answer_headers[RESPONSE_HEADER].encode(),
+            )
+            if service.logging == "full":
+                row["sealed_bodies"] = self._seal(
+                    caller.organisation, call.id, headers, body, response.headers, answer
+                )
+        except GcxError as error:
+            return await self._refused(row, started, error)
+        row["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        await self.log.write(row)
+        out_headers = {CALL_ID_HEADER: call.id, **_title_case(response.headers)}
+        return web.Response(status=response.status, body=answer, headers=out_headers)
+
+    async def _forward(
+        self, peer: dirproto.GatewayEntry, signed: bytes, body: bytes, service: ServiceEntry
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        host, _, port = peer.peer_address.rpartition(":")
+        session = await self.sessions.session(peer)
+        limit = service.max_body_bytes + 64 * 1024
+        try:
+            async with session.post(
+                f"https://{host}:{port}/peer/v1/calls",
+                data=body,
+                headers={
+                    REQUEST_HEADER: signed.decode(),
+                    "Content-Type": "application/octet-stream",
+                },
+                timeout=aiohttp.ClientTimeout(total=service.timeout_seconds + 5, connect=5),
+            ) as answer:
+                data = await _read_capped(answer, limit, BackendAnswerTooLarge)
+                return answer.status, answer.headers, data
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise PeerUnreachable(
+                f"The server at {peer.peer_address} is not the gateway the directory names."
+            ) from exc
+        except TimeoutError as exc:
+            raise BackendTimeout("The provider's gateway did not answer in time.") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise PeerUnreachable(
+                f"Gateway {peer.name} at {peer.peer_address} could not be reached: "
+                f"{type(exc).__name__}."
+            ) from exc
+
+    def _verified_response(
+        self,
+        directory: dirproto.Directory,
+        call: CallRequest,
+        signed_request: bytes,
+        document: bytes,
+        body: bytes,
+    ) -> CallResponse:
+        key_id, key = self.org_key(directory, call.provider)
+        try:
+            payload = crypto.verify_document(document, RESPONSE_TYPE, {key_id: key})
+            response = CallResponse.from_bytes(payload)
+        except (CryptoError, InputError) as exc:
+            raise CallResponseInvalid(
+                f"The answer is not signed by {call.provider}'s key in the directory."
+            ) from exc
+        check_response_matches(
+            response,
+            call,
+            request_sha256=crypto.sha256_hex(signed_request),
+            body_sha256=crypto.sha256_hex(body),
+            body_size=len(body),
+        )
+        return response
+
+    async def _passed_on_refusal(
+        self,
+        row: dict[str, Any],
+        started: float,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> web.Response:
+        """The provider gateway refused: pass its code on, marked as a gateway refusal."""
+        try:
+            data = json.loads(body)
+            code, message = str(data["code"]), str(data["message"])
+        except (ValueError, KeyError, TypeError):
+            code, message = "peer-refused", f"The provider's gateway answered {status}."
+        row.update(status=status, outcome=code)
+        row["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        await self.log.write(row)
+        out = {"X-Gcx-Error": code}
+        if "Retry-After" in headers:
+            out["Retry-After"] = headers["Retry-After"]
+        if status < 400:
+            status = 502
+        return web.json_response(
+            {"code": code, "message": message, "details": {"from": "provider-gateway"}},
+            status=status,
+            headers=out,
+        )
+
+    async def _refused(self, row: dict[str, Any], started: float, error: GcxError) -> web.Response:
+        # A call refused before its request document was made still gets an id.
+        row["id"] = row["id"] or crypto.random_id(16)
+        row.update(status=error.status, outcome=error.code)
+        row["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        try:
+            await self.log.write(row)
+        except GcxError:
+            log.warning("a refused call could not be logged")
+        response = refusal(error)
+        if isinstance(error, RateLimited):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
+
+    # -- the provider side ------------------------------------------------------------
+
+    async def provide(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        gateway = self.gateway
+        directory: dirproto.Directory = request["directory"]
+        peer: dirproto.GatewayEntry = request["peer"]
+        signed = request.headers.get(REQUEST_HEADER, "").encode()
+        call = self._verified_request(directory, signed)
+        row = new_row(
+            at=iso(gateway.clock.now()),
+            side="provider",
+            consumer=call.consumer,
+            user=call.user,
+            purpose=call.purpose,
+            provider=call.provider,
+            service=call.service,
+            method=call.method,
+            path=call.path,
+            query=call.query,
+        )
+        row.update(
+            id=call.id,
+            directory_version=directory.version,
+            request_sha256=call.body_sha256,
+            request_size=call.body_size,
+            request_document=signed,
+        )
+        try:
+            index = self.index(directory)
+            service = index.service(call.provider, call.service)
+            body = await read_body(request, service.max_body_bytes)
+            check_request_received(
+                call,
+                peer_organisations=peer.organisations,
+                hosted=gateway.config.organisations,
+                body_sha256=crypto.sha256_hex(body),
+                body_size=len(body),
+                now=gateway.clock.now(),
+            )
+            if call.id in self._seen:
+                raise CallReplayed()
+            self._seen[call.id] = None
+            if len(self._seen) > REPLAY_WINDOW:
+                self._seen.popitem(last=False)
+            decision = index.decide(
+                call.consumer, call.provider, call.service, call.method, normalise_path(call.path)
+            )
+            require_caller_facts(service, call.user, call.purpose)
+            rate, burst = decision.rate
+            wait = self.limiter.take(
+                (call.provider, call.service, call.consumer), rate, burst, time.monotonic()
+            )
+            if wait is not None:
+                raise RateLimited(
+                    f"{call.consumer} is over its rate of {rate:g} calls a second for "
+                    f"{call.provider}/{call.service}.",
+                    retry_after=wait,
+                )
+            status, headers, answer = await self._backend(call, service, body)
+            response = CallResponse(
+                call_id=call.id,
+                request_sha256=crypto.sha256_hex(signed),
+                provider=call.provider,
+                provider_gateway=gateway.config.name,
+                service=call.service,
+                status=status,
+                headers=headers,
+                body_sha256=crypto.sha256_hex(answer),
+                body_size=len(answer),
+                created_at=gateway.clock.now(),
+                directory_version=directory.version,
+            )
+            key, key_id = self._signing[call.provider]
+            document = crypto.sign_document(RESPONSE_TYPE, response.to_bytes(), key, key_id)
+            row.update(
+                status=status,
+                outcome="answered",
+                response_size=len(answer),
+                response_sha256=response.body_sha256,
+                response_document=document,
+            )
+            if service.logging == "full":
+                row["sealed_bodies"] = self._seal(
+                    call.provider, call.id, call.headers, body, headers, answer
+                )
+        except GcxError as error:
+            return await self._refused(row, started, error)
+        row["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        await self.log.write(row)
+        return web.Response(
+            status=200,
+            body=answer,
+            headers={
+                RESPONSE_HEADER: document.decode(),
+                "Content-Type": "application/octet-stream",
+            },
+        )
+
+    def _verified_request(self, directory: dirproto.Directory, signed: bytes) -> CallRequest:
+        if not signed:
+            raise InputError(f"A call needs its signed request document in {REQUEST_HEADER}.")
+        try:
+            payload = base64.b64decode(json.loads(signed)["payload"], validate=True)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SignatureInvalid("The call request is not a signed document.") from exc
+        call = CallRequest.from_bytes(payload)
+        key_id, key = self.org_key(directory, call.consumer)
+        try:
+            crypto.verify_document(signed, REQUEST_TYPE, {key_id: key})
+        except CryptoError as exc:
+            raise SignatureInvalid(
+                f"The call request does not verify against {call.consumer}'s key in the directory."
+            ) from exc
+        return call
+
+    async def _backend(
+        self, call: CallRequest, service: ServiceEntry, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        backend = self.backends.get((call.provider, call.service))
+        if backend is None or self._client is None:
+            raise BackendUnreachable(
+                f"{call.provider}/{call.service} has no backend configured on this gateway."
+            )
+        # Only the headers gcx carries reach the backend, whatever a consumer signed.
+        headers = {k: v for k, v in call.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
+        path = normalise_path(call.path)
+        url = backend.url.rstrip("/") + path + (f"?{call.query}" if call.query else "")
+        try:
+            async with self._client.request(
+                call.method,
+                url,
+                data=body if body else None,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=service.timeout_seconds),
+                allow_redirects=False,
+            ) as answer:
+                data = await _read_capped(answer, service.max_body_bytes, BackendAnswerTooLarge)
+                headers = {
+                    h: answer.headers[h] for h in FORWARDED_RESPONSE_HEADERS if h in answer.headers
+                }
+                return answer.status, headers, data
+        except TimeoutError as exc:
+            raise BackendTimeout(
+                f"The backend of {call.provider}/{call.service} did not answer within "
+                f"{service.timeout_seconds:g} s."
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise BackendUnreachable(
+                f"The backend of {call.provider}/{call.service} could not be reached: "
+                f"{type(exc).__name__}."
+            ) from exc
+
+    # -- bodies at rest -------------------------------------------------------------------
+
+    def _seal(
+        self,
+        organisation: str,
+        call_id: str,
+        request_headers: Mapping[str, str],
+        request_body: bytes,
+        response_headers: Mapping[str, str],
+        response_body: bytes,
+    ) -> bytes:
+        """Both bodies sealed to this organisation's own key (a gcx.envelope/1 frame)."""
+        keys = self.gateway.keys.organisations[organisation]
+        sealed = crypto.seal_envelope(
+            kind="document",
+            sender_org=organisation,
+            sender_user="service-proxy",
+            sender_key=keys.signing,
+            recipients={organisation: keys.encryption.public},
+            marking="OFFICIAL-SENSITIVE",
+            parts=[
+                (
+                    "request",
+                    request_headers.get("content-type", "application/octet-stream"),
+                    request_body,
+                ),
+                (
+                    "response",
+                    response_headers.get("content-type", "application/octet-stream"),
+                    response_body,
+                ),
+            ],
+            now=self.gateway.clock.now(),
+            envelope_id=call_id,
+        )
+        return sealed.framed()
+
+
+async def _read_capped(
+    response: aiohttp.ClientResponse, limit: int, error: type[GcxError]
+) -> bytes:
+    if response.content_length is not None and response.content_length > limit:
+        raise error(f"The answer is {response.content_length} bytes, over the limit of {limit}.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise error(f"The answer is over the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_lengths(user: str | None, purpose: str | None, query: str) -> None:
+    if user is not None and len(user) > 200:
+        raise InputError(f"{USER_HEADER} may be at most 200 characters.")
+    if purpose is not None and len(purpose) > 500:
+        raise InputError(f"{PURPOSE_HEADER} may be at most 500 characters.")
+    if len(query) > 4000:
+        raise InputError("The query string may be at most 4,000 characters.")
+
+
+def _title_case(headers: Mapping[str, str]) -> dict[str, str]:
+    return {"-".join(p.capitalize() for p in k.split("-")): v for k, v in headers.items()}

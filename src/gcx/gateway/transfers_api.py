@@ -1,0 +1,330 @@
+"""Local REST API for bulk file transfer: tus 1.0 uploads and transfers (OpenAPI below).
+
+Uploads follow tus 1.0.0 core with the creation and termination extensions
+(https://tus.io/protocols/resumable-upload): ``POST /api/v1/uploads`` with
+``Upload-Length`` and ``Upload-Metadata`` creates one, ``HEAD`` gives its
+offset, ``PATCH`` with ``Upload-Offset`` and ``application/offset+octet-stream``
+appends (answered 204 with the new offset), ``DELETE`` ends it. Each PATCH is
+fsynced and its offset recorded before it is answered; if the connection drops
+mid-PATCH, the bytes received so far are kept, so a client resumes from the
+offset HEAD reports, after a dropped connection or a gateway restart alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from typing import Any
+
+from aiohttp import web
+
+from gcx.errors import BodyTooLarge, InputError
+from gcx.gateway import transfers as usecases
+from gcx.gateway.app import OPENAPI, caller_of
+from gcx.gateway.peer import GATEWAY
+from gcx.gateway.transfer_delivery import TransferWorker
+from gcx.httpapi import json_body, run_sync
+
+TUS_VERSION = "1.0.0"
+TRANSFER_WORKER = web.AppKey("transfer_worker", TransferWorker)
+_TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
+
+
+class TusVersionUnsupported(InputError):
+    code = "tus-version-unsupported"
+    status = 412
+    default_message = "This gateway speaks tus 1.0.0; send Tus-Resumable: 1.0.0."
+
+
+class UploadMediaTypeRefused(InputError):
+    code = "upload-media-type-refused"
+    status = 415
+    default_message = "A PATCH must have Content-Type application/offset+octet-stream."
+
+
+def _require_tus(request: web.Request) -> None:
+    if request.headers.get("Tus-Resumable") != TUS_VERSION:
+        raise TusVersionUnsupported()
+
+
+def _int_header(request: web.Request, name: str) -> int:
+    try:
+        value = int(request.headers[name])
+    except (KeyError, ValueError) as exc:
+        raise InputError(f"The {name} header is required and must be a whole number.") from exc
+    if value < 0:
+        raise InputError(f"The {name} header cannot be negative.")
+    return value
+
+
+def parse_metadata(header: str) -> dict[str, str]:
+    """tus ``Upload-Metadata``: comma-separated ``key base64value`` pairs."""
+    result: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in header.split(","))):
+        key, _, value = item.partition(" ")
+        try:
+            result[key] = base64.b64decode(value, validate=True).decode("utf-8") if value else ""
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise InputError(
+                f"Upload-Metadata value for {key[:40]!r} is not base64 UTF-8."
+            ) from exc
+    return result
+
+
+async def tus_options(_: web.Request) -> web.Response:
+    return web.Response(
+        status=204,
+        headers={
+            **_TUS_HEADERS,
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": "creation,termination",
+        },
+    )
+
+
+async def create_upload(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    _require_tus(request)
+    length = _int_header(request, "Upload-Length")
+    metadata = parse_metadata(request.headers.get("Upload-Metadata", ""))
+    upload_id = await run_sync(
+        usecases.create_upload, request.app[GATEWAY], caller, length, metadata
+    )
+    return web.Response(
+        status=201, headers={**_TUS_HEADERS, "Location": f"/api/v1/uploads/{upload_id}"}
+    )
+
+
+async def upload_offset(request: web.Request) -> web.Response:
+    caller = await caller_of(request, record_use=False)
+    state = await run_sync(
+        usecases.upload_state, request.app[GATEWAY], caller, request.match_info["id"]
+    )
+    return web.Response(
+        status=200,
+        headers={
+            **_TUS_HEADERS,
+            "Upload-Offset": str(state.offset),
+            "Upload-Length": str(state.length),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def append_upload(request: web.Request) -> web.Response:
+    caller = await caller_of(request, record_use=False)
+    _require_tus(request)
+    if request.content_type != "application/offset+octet-stream":
+        raise UploadMediaTypeRefused()
+    gateway = request.app[GATEWAY]
+    upload_id = request.match_info["id"]
+    offset = _int_header(request, "Upload-Offset")
+    state = await run_sync(usecases.begin_append, gateway, caller, upload_id, offset)
+    path = usecases.transfer_files(gateway).upload_path(upload_id)
+    written = offset
+    handle = path.open("r+b")
+    try:
+        handle.seek(offset)
+        async for data in request.content.iter_chunked(1 << 20):
+            if written + len(data) > state.length:
+                raise BodyTooLarge(f"The upload is declared as {state.length} bytes; this is more.")
+            # A write into the page cache is short; the fsync below is the slow part.
+            handle.write(data)
+            written += len(data)
+    finally:
+        # Whatever arrived is kept, even if the connection dropped, so the
+        # client resumes from here rather than from the start of this PATCH.
+        handle.flush()
+        await run_sync(os.fsync, handle.fileno())
+        handle.close()
+        await run_sync(usecases.record_offset, gateway, upload_id, written)
+    return web.Response(status=204, headers={**_TUS_HEADERS, "Upload-Offset": str(written)})
+
+
+async def delete_upload(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    _require_tus(request)
+    await run_sync(usecases.delete_upload, request.app[GATEWAY], caller, request.match_info["id"])
+    return web.Response(status=204, headers=_TUS_HEADERS)
+
+
+def _strings(value: Any, field: str) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise InputError(f"The field {field!r} must be a list of text.")
+
+
+async def preflight(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    body = await json_body(request)
+    files = body.get("files")
+    if not isinstance(files, list):
+        raise InputError("The field 'files' must be a list of {name, size}.")
+    try:
+        pairs = [(str(f["name"]), int(f["size"])) for f in files]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError("Each file must be an object with a name and a size.") from exc
+    result = await run_sync(
+        usecases.preflight,
+        request.app[GATEWAY],
+        caller,
+        _strings(body.get("to"), "to"),
+        str(body.get("marking") or ""),
+        pairs,
+    )
+    return web.json_response(result)
+
+
+async def create_transfer(request: web.Request) -> web.Response:
+    caller = await caller_of(request, record_use=False)
+    body = await json_body(request)
+    names = body.get("names")
+    result = await run_sync(
+        lambda: usecases.create_transfer(
+            request.app[GATEWAY],
+            caller,
+            to=_strings(body.get("to"), "to"),
+            marking=str(body.get("marking") or ""),
+            upload_ids=_strings(body.get("uploads") or [], "uploads"),
+            names=_strings(names, "names") if names is not None else None,
+        )
+    )
+    request.app[TRANSFER_WORKER].wake()
+    return web.json_response(result, status=201, headers={"Location": result["status_url"]})
+
+
+async def list_transfers(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError as exc:
+        raise InputError("limit must be a number.") from exc
+    items = await run_sync(usecases.list_transfers, request.app[GATEWAY], caller, limit)
+    return web.json_response({"transfers": items})
+
+
+async def transfer_status(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    body = await run_sync(
+        usecases.transfer_status, request.app[GATEWAY], caller, request.match_info["id"]
+    )
+    return web.json_response(body)
+
+
+async def download_file(request: web.Request) -> web.StreamResponse:
+    caller = await caller_of(request)
+    gateway = request.app[GATEWAY]
+    transfer_id = request.match_info["id"]
+    try:
+        index = int(request.match_info["n"])
+    except ValueError as exc:
+        raise InputError("The file number must be a number.") from exc
+    manifest, metadata, key = await run_sync(usecases.open_incoming, gateway, caller, transfer_id)
+    if not 0 <= index < len(metadata.files):
+        raise InputError(f"The transfer has files 0 to {len(metadata.files) - 1}.")
+    described = metadata.files[index]
+    segments = usecases.decrypted_segments(gateway, manifest, metadata, key, index)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(described.size),
+            "Content-Disposition": f'attachment; filename="{described.name.replace(chr(34), "")}"',
+            "X-Gcx-Sha256": described.sha256,
+        }
+    )
+    await run_sync(usecases.record_download, gateway, caller, transfer_id, index)
+    await response.prepare(request)
+    end = object()
+    while (plain := await run_sync(next, segments, end)) is not end:
+        assert isinstance(plain, bytes)
+        await response.write(plain)
+    await response.write_eof()
+    return response
+
+
+async def set_policy(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    body = await json_body(request)
+    result = await run_sync(usecases.set_policy, request.app[GATEWAY], caller, body)
+    return web.json_response(result)
+
+
+_REFUSED = {"$ref": "#/components/responses/Refused"}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/uploads": {
+        "options": {"summary": "tus capabilities", "responses": {"204": {"description": "ok"}}},
+        "post": {
+            "summary": "Create a tus upload (Upload-Length, Upload-Metadata: filename, filetype)",
+            "security": [{"token": []}],
+            "responses": {"201": {"description": "created; Location names it"}, "4XX": _REFUSED},
+        },
+    },
+    "/api/v1/uploads/{id}": {
+        "parameters": [_ID],
+        "head": {"summary": "The upload's offset", "responses": {"200": {"description": "ok"}}},
+        "patch": {
+            "summary": "Append at Upload-Offset (application/offset+octet-stream)",
+            "responses": {"204": {"description": "appended"}, "4XX": _REFUSED},
+        },
+        "delete": {"summary": "End the upload", "responses": {"204": {"description": "ok"}}},
+    },
+    "/api/v1/transfers/preflight": {
+        "post": {
+            "summary": "Check recipients, marking, names, quotas and space before uploading",
+            "responses": {"200": {"description": "would be accepted"}, "4XX": _REFUSED},
+        }
+    },
+    "/api/v1/transfers": {
+        "get": {
+            "summary": "Transfers sent by or to you",
+            "responses": {"200": {"description": "ok"}},
+        },
+        "post": {
+            "summary": "Make a transfer of completed uploads: {to, marking, uploads, names?}",
+            "responses": {"201": {"description": "encrypted and queued"}, "4XX": _REFUSED},
+        },
+    },
+    "/api/v1/transfers/policy": {
+        "put": {
+            "summary": "Set your organisation's quotas and retention (admin)",
+            "responses": {"200": {"description": "the policy in force"}, "4XX": _REFUSED},
+        }
+    },
+    "/api/v1/transfers/{id}": {
+        "parameters": [_ID],
+        "get": {
+            "summary": "Status, files and receipts",
+            "responses": {"200": {"description": "ok"}},
+        },
+    },
+    "/api/v1/transfers/{id}/files/{n}": {
+        "parameters": [
+            _ID,
+            {"name": "n", "in": "path", "required": True, "schema": {"type": "integer"}},
+        ],
+        "get": {
+            "summary": "Download file n decrypted (recipient staff or system accounts)",
+            "responses": {"200": {"description": "the file; X-Gcx-Sha256 gives its digest"}},
+        },
+    },
+}
+
+
+def add_transfer_routes(app: web.Application, worker: TransferWorker) -> None:
+    app[TRANSFER_WORKER] = worker
+    OPENAPI.setdefault("paths", {}).update(OPENAPI_PATHS)
+    app.router.add_route("OPTIONS", "/api/v1/uploads", tus_options)
+    app.router.add_post("/api/v1/uploads", create_upload)
+    app.router.add_route("HEAD", "/api/v1/uploads/{id}", upload_offset)
+    app.router.add_patch("/api/v1/uploads/{id}", append_upload)
+    app.router.add_delete("/api/v1/uploads/{id}", delete_upload)
+    app.router.add_post("/api/v1/transfers/preflight", preflight)
+    app.router.add_put("/api/v1/transfers/policy", set_policy)
+    app.router.add_post("/api/v1/transfers", create_transfer)
+    app.router.add_get("/api/v1/transfers", list_transfers)
+    app.router.add_get("/api/v1/transfers/{id}", transfer_status)
+    app.router.add_get("/api/v1/transfers/{id}/files/{n}", download_file)

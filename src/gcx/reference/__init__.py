@@ -1,0 +1,30 @@
+"""Reference services with synthetic data, for demonstrations, tests and benchmarks.
+
+Three small backends, each deterministic (the same input always gives the
+same answer) and labelled SYNTHETIC in every response body and in an
+``X-Synthetic-Data`` header:
+
+* ``dwp-cis``: DWP customer information lookup by National Insurance number;
+* ``fsm``: free school meals eligibility check;
+* ``dvla``: vehicle keeper lookup by registration mark.
+
+Run one with ``python -m gcx.reference serve dwp-cis --port 8701`` (or
+``gcx service reference dwp-cis --port 8701``).
+"""
+
+from gcx.reference._data import (
+    REFERENCE_SERVICES,
+    generate_nino,
+    nino_is_valid,
+    sample_ninos,
+)
+from gcx.reference.app import build_app, openapi_for
+
+__all__ = [
+    "REFERENCE_SERVICES",
+    "build_app",
+    "generate_nino",
+    "nino_is_valid",
+    "openapi_for",
+    "sample_ninos",
+]

@@ -1,0 +1,162 @@
+"""The reference backends as small aiohttp applications, with their OpenAPI descriptions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from gcx.reference._data import (
+    LABEL,
+    fsm_eligible,
+    nino_is_valid,
+    normalise_nino,
+    person,
+    sample_ninos,
+    vehicle,
+)
+
+_HEADERS = {"X-Synthetic-Data": "true"}
+
+
+def _answer(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps({"data_label": LABEL, **body}, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+        headers=_HEADERS,
+    )
+
+
+async def customer(request: web.Request) -> web.Response:
+    nino = normalise_nino(request.match_info["nino"])
+    if not nino_is_valid(nino):
+        return _answer({"error": "not a valid National Insurance number format"}, 400)
+    record = person(nino)
+    if record is None:
+        return _answer({"error": "no customer record for that number", "nino": nino}, 404)
+    return _answer({"customer": record})
+
+
+async def samples(request: web.Request) -> web.Response:
+    count = max(1, min(100, int(request.query.get("count", "10") or 10)))
+    return _answer({"ninos": sample_ninos(count)})
+
+
+async def eligibility(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+        nino = normalise_nino(str(body["nino"]))
+    except (ValueError, KeyError, TypeError):
+        return _answer({"error": "send a JSON object with 'nino'"}, 400)
+    if not nino_is_valid(nino):
+        return _answer({"error": "not a valid National Insurance number format"}, 400)
+    eligible = fsm_eligible(nino)
+    if eligible is None:
+        return _answer({"nino": nino, "eligible": False, "reason": "no matching record"})
+    return _answer({"nino": nino, "eligible": eligible})
+
+
+async def keeper(request: web.Request) -> web.Response:
+    record = vehicle(request.match_info["vrm"])
+    if record is None:
+        return _answer({"error": "no vehicle with that registration mark"}, 404)
+    return _answer({"vehicle": record})
+
+
+def openapi_for(name: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 description a provider publishes for a reference service."""
+    synthetic = {"description": "SYNTHETIC data; every body has data_label SYNTHETIC"}
+    docs: dict[str, dict[str, Any]] = {
+        "dwp-cis": {
+            "info": {"title": "DWP Customer Information (reference, SYNTHETIC)", "version": "1"},
+            "paths": {
+                "/customers/{nino}": {
+                    "get": {
+                        "summary": "Look up a customer by National Insurance number",
+                        "parameters": [
+                            {
+                                "name": "nino",
+                                "in": "path",
+                                "required": True,
+                                "schema": {"type": "string", "pattern": "^[A-Z]{2}[0-9]{6}[A-D]$"},
+                            }
+                        ],
+                        "responses": {"200": synthetic, "400": synthetic, "404": synthetic},
+                    }
+                },
+                "/samples": {
+                    "get": {"summary": "Synthetic numbers to try", "responses": {"200": synthetic}}
+                },
+            },
+        },
+        "fsm": {
+            "info": {
+                "title": "Free school meals eligibility (reference, SYNTHETIC)",
+                "version": "1",
+            },
+            "paths": {
+                "/eligibility-checks": {
+                    "post": {
+                        "summary": "Check a parent's eligibility by National Insurance number",
+                        "requestBody": {
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["nino"],
+                                        "properties": {"nino": {"type": "string"}},
+                                    }
+                                }
+                            }
+                        },
+                        "responses": {"200": synthetic, "400": synthetic},
+                    }
+                }
+            },
+        },
+        "dvla": {
+            "info": {"title": "Vehicle keeper enquiry (reference, SYNTHETIC)", "version": "1"},
+            "paths": {
+                "/vehicles/{vrm}": {
+                    "get": {
+                        "summary": "Look up the registered keeper of a vehicle",
+                        "parameters": [
+                            {
+                                "name": "vrm",
+                                "in": "path",
+                                "required": True,
+                                "schema": {"type": "string"},
+                            }
+                        ],
+                        "responses": {"200": synthetic, "404": synthetic},
+                    }
+                }
+            },
+        },
+    }
+    return {"openapi": "3.1.0", **docs[name]}
+
+
+def build_app(name: str) -> web.Application:
+    app = web.Application()
+
+    async def describe(_: web.Request) -> web.Response:
+        return web.json_response(openapi_for(name), headers=_HEADERS)
+
+    app.router.add_get("/openapi.json", describe)
+    if name == "dwp-cis":
+        app.router.add_get("/customers/{nino}", customer)
+        app.router.add_get("/samples", samples)
+    elif name == "fsm":
+        app.router.add_post("/eligibility-checks", eligibility)
+    elif name == "dvla":
+        app.router.add_get("/vehicles/{vrm}", keeper)
+    else:
+        raise ValueError(f"unknown reference service {name!r}")
+    return app
+
+
+def serve(name: str, host: str, port: int) -> None:
+    web.run_app(build_app(name), host=host, port=port, print=None, access_log=None)

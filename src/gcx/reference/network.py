@@ -1,0 +1,163 @@
+"""Putting the reference services on a local network: start, publish, grant, wait.
+
+Used by ``gcx demo`` (through :class:`gcx.localnet.LocalNetwork`), the
+integration tests and the benchmark, so all three exercise the same path a
+provider's administrator takes: the local API of its own gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from gcx.errors import PeerUnreachable, RemoteRefusal
+from gcx.reference._data import REFERENCE_SERVICES
+from gcx.reference.app import openapi_for
+
+if TYPE_CHECKING:
+    from gcx.localnet import GatewayProcess, LocalNetwork
+
+
+def start_backend(network: LocalNetwork, name: str, port: int) -> subprocess.Popen[bytes]:
+    """Start a reference backend as its own process; the network stops it with the rest."""
+    with (network.root / "logs" / f"reference-{name}.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gcx.reference", "serve", name, "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **network.env, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+    network.extra_processes.append(process)
+    return process
+
+
+async def wait_for_backend(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url + "/openapi.json") as response:
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientError, OSError):
+                pass
+            await asyncio.sleep(0.1)
+    raise PeerUnreachable(f"The reference backend at {url} did not start.")
+
+
+async def local_api(
+    gateway: GatewayProcess, method: str, path: str, body: dict[str, Any] | None = None
+) -> Any:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method,
+            gateway.config.api_url + path,
+            json=body,
+            headers={"Authorization": f"Bearer {gateway.token}"},
+            timeout=aiohttp.ClientTimeout(total=30),
+        ) as response,
+    ):
+        data = await response.json(content_type=None)
+        if response.status >= 400:
+            raise RemoteRefusal(response.status, str(data.get("code")), str(data.get("message")))
+        return data
+
+
+async def publish(
+    provider: GatewayProcess,
+    name: str,
+    backend_url: str,
+    *,
+    logging: str = "metadata",
+    **settings: Any,
+) -> Any:
+    openapi: dict[str, Any] = (
+        openapi_for(name)
+        if name in REFERENCE_SERVICES
+        else {"openapi": "3.1.0", "info": {"title": name, "version": "1"}, "paths": {}}
+    )
+    description = {
+        "name": name,
+        "version": "1",
+        "title": openapi["info"]["title"],
+        "openapi": openapi,
+        "backend_url": backend_url,
+        "timeout_seconds": 5.0,
+        "max_body_bytes": 256 * 1024,
+        "logging": logging,
+        "requires_user": True,
+        "requires_purpose": True,
+        "rate_per_second": 5000.0,
+        "burst": 5000,
+        **settings,
+    }
+    return await local_api(provider, "POST", "/api/v1/services/published", description)
+
+
+async def grant(
+    provider: GatewayProcess,
+    name: str,
+    to: str,
+    *,
+    methods: list[str],
+    paths: list[str],
+    **rate: Any,
+) -> Any:
+    body = {"to": to, "methods": methods, "paths": paths, **rate}
+    return await local_api(provider, "POST", f"/api/v1/services/published/{name}/grants", body)
+
+
+async def wait_until_callable(
+    consumer: GatewayProcess, provider: str, name: str, *, present: bool = True, timeout: float = 30
+) -> None:
+    """Wait until the consumer's gateway lists (or no longer lists) the service."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = await local_api(consumer, "GET", "/api/v1/services")
+        found = any(s["provider"] == provider and s["name"] == name for s in listed["services"])
+        if found == present:
+            return
+        if time.monotonic() > deadline:
+            raise PeerUnreachable(
+                f"{provider}/{name} did not become {'callable' if present else 'uncallable'}."
+            )
+        await asyncio.sleep(0.2)
+
+
+async def wait_for_version(
+    gateways: list[GatewayProcess], version: int, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        for gateway in gateways:
+            while True:
+                async with session.get(gateway.config.api_url + "/api/v1/health") as response:
+                    held = (await response.json()).get("directory_version") or 0
+                if held >= version:
+                    break
+                if time.monotonic() > deadline:
+                    raise PeerUnreachable(f"{gateway.spec.name} did not reach directory {version}.")
+                await asyncio.sleep(0.1)
+
+
+async def set_up_dwp_lookup(
+    network: LocalNetwork, *, port: int, logging: str = "full", **settings: Any
+) -> str:
+    """Start the DWP reference backend, publish it from DWP's gateway, grant the council."""
+    url = f"http://127.0.0.1:{port}"
+    start_backend(network, "dwp-cis", port)
+    await wait_for_backend(url)
+    dwp = network.gateways["dwp"]
+    await publish(dwp, "dwp-cis", url, logging=logging, **settings)
+    result = await grant(dwp, "dwp-cis", "E09000030", methods=["GET"], paths=["/customers"])
+    council = network.gateways["tower-hamlets"]
+    await wait_for_version([council, dwp], int(result["directory"]))
+    return url

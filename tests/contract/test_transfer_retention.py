@@ -1,0 +1,70 @@
+"""Retention of received transfers, on SQLite and PostgreSQL, with a clock moved by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from gcx import audit
+from gcx.clock import FixedClock
+from gcx.gateway.transfer_delivery import apply_retention
+from gcx.store import Database, iso
+from gcx.store.schema_transfers import transfers
+from gcx.store.transfer_files import TransferFiles
+
+TID = "ef" * 16
+
+
+def _gateway(database: Database, home: Path, clock: FixedClock) -> Any:
+    # apply_retention needs only these parts of a Gateway.
+    return SimpleNamespace(
+        db=database, clock=clock, config=SimpleNamespace(name="tower-hamlets", home=home)
+    )
+
+
+def test_received_files_are_deleted_when_retention_ends_with_an_audit_entry(
+    database: Database, clock: FixedClock, tmp_path: Path
+) -> None:
+    """Before retain_until nothing happens; after it the chunks go and the deletion is audited."""
+    files = TransferFiles(tmp_path / "blobs" / "transfers")
+    files.write_chunk("incoming", TID, 0, b"ciphertext")
+    files.publish(TID)
+    now = clock.now()
+    with database.transaction() as conn:
+        conn.execute(
+            transfers.insert().values(
+                id=TID,
+                direction="in",
+                sender_org="DWP",
+                sender_user="claims.processor",
+                recipients=["E09000030"],
+                marking="OFFICIAL",
+                manifest=b"{}",
+                manifest_digest="sha256:" + "0" * 64,
+                files=[],
+                ciphertext_bytes=10,
+                plaintext_bytes=0,
+                chunk_count=1,
+                state="complete",
+                created_at=iso(now),
+                updated_at=iso(now),
+                completed_at=iso(now),
+                expires_at=iso(now + dt.timedelta(days=7)),
+                retain_until=iso(now + dt.timedelta(days=30)),
+            )
+        )
+    gateway = _gateway(database, tmp_path, clock)
+    clock.advance(dt.timedelta(days=29))
+    assert apply_retention(gateway, clock.now()) == []
+    assert files.is_published(TID)
+    clock.advance(dt.timedelta(days=2))
+    assert apply_retention(gateway, clock.now()) == [TID]
+    assert not files.is_published(TID)
+    with database.transaction() as conn:
+        (entry,) = [e for e in audit.entries(conn) if e.action == "transfer.retention-deleted"]
+        state = conn.execute(transfers.select()).first()
+    assert entry.subject == TID
+    assert state is not None and state.state == "deleted"
+    assert apply_retention(gateway, clock.now()) == []  # idempotent
