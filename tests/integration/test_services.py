@@ -265,6 +265,20 @@ async def test_call_evidence_verifies_offline(network: LocalNetwork) -> None:
         check=False,
     )
     assert result.returncode == 0 and '"ok": true' in result.stdout, result.stdout + result.stderr
+    # `gcx evidence verify` recognises a call's evidence too, and refuses a changed byte.
+    result = await asyncio.to_thread(
+        gcx, "evidence", "verify", str(out), "--anchor", str(network.anchor)
+    )
+    assert result.returncode == 0 and '"ok": true' in result.stdout, result.stdout + result.stderr
+    tampered = out.with_name("tampered.json")
+    original = out.read_bytes()
+    at = original.index(b'\\"payload\\":\\"') + 60  # inside the signed request
+    flipped = b"A" if original[at : at + 1] != b"A" else b"B"
+    tampered.write_bytes(original[:at] + flipped + original[at + 1 :])
+    result = await asyncio.to_thread(
+        gcx, "evidence", "verify", str(tampered), "--anchor", str(network.anchor)
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
 
 
 # -- refusals ----------------------------------------------------------------------------------

@@ -117,7 +117,8 @@ def verify_command(
 ) -> None:
     """Check an evidence file offline; exit 0 only if every check passes."""
     from gcx import crypto
-    from gcx.evidence import EvidenceInvalid, verify_evidence
+    from gcx.evidence import EvidenceInvalid, verify_call_evidence, verify_evidence
+    from gcx.evidence._calls import is_call_evidence
 
     fingerprint = None
     if anchor_fingerprint is not None:
@@ -128,8 +129,18 @@ def verify_command(
                 param_hint="--anchor-fingerprint",
             )
     trusted = crypto.Certificate.from_pem(anchor.read_bytes()) if anchor else None
+    data = file.read_bytes()
+    if is_call_evidence(data):
+        # A service call's evidence (gcx service calls): the same command checks it.
+        try:
+            call = verify_call_evidence(data, anchor=trusted, anchor_fingerprint=fingerprint)
+        except EvidenceInvalid as error:
+            _print_failure(error, as_json)
+            sys.exit(1)
+        click.echo(json.dumps(call.to_dict(), indent=2, sort_keys=True))
+        return
     try:
-        result = verify_evidence(file.read_bytes(), anchor=trusted, anchor_fingerprint=fingerprint)
+        result = verify_evidence(data, anchor=trusted, anchor_fingerprint=fingerprint)
     except EvidenceInvalid as error:
         _print_failure(error, as_json)
         sys.exit(1)
