@@ -59,25 +59,37 @@ PERMANENT_CODES = frozenset(
 
 
 class PeerSessions:
-    """One keep-alive HTTPS session per peer gateway, pinned to its directory certificate."""
+    """One keep-alive HTTPS session per peer gateway, pinned to its directory certificate.
 
-    def __init__(self, gateway: Gateway) -> None:
+    ``pool_size`` bounds the connections to each peer: message delivery
+    batches envelopes over a few, synchronous service calls need more.
+    """
+
+    def __init__(self, gateway: Gateway, *, pool_size: int = 8) -> None:
         self.gateway = gateway
+        self.pool_size = pool_size
         self._sessions: dict[tuple[str, str], aiohttp.ClientSession] = {}
+        # Many requests arrive at once when traffic starts; they must share the
+        # one session made for a peer, not each make their own.
+        self._making = asyncio.Lock()
 
     async def session(self, entry: dirproto.GatewayEntry) -> aiohttp.ClientSession:
         key = (entry.name, entry.certificate_fingerprint)
         session = self._sessions.get(key)
-        if session is None or session.closed:
-            context: ssl.SSLContext = await run_sync(peer_client_context, self.gateway, entry)
-            session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=context, limit=8),
-                timeout=aiohttp.ClientTimeout(total=300, connect=10),
-            )
-            # A gateway whose certificate changed gets a fresh session; close the old one.
-            for old_key in [k for k in self._sessions if k[0] == entry.name and k != key]:
-                await self._sessions.pop(old_key).close()
-            self._sessions[key] = session
+        if session is not None and not session.closed:
+            return session
+        async with self._making:
+            session = self._sessions.get(key)
+            if session is None or session.closed:
+                context: ssl.SSLContext = await run_sync(peer_client_context, self.gateway, entry)
+                session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(ssl=context, limit=self.pool_size),
+                    timeout=aiohttp.ClientTimeout(total=300, connect=10),
+                )
+                # A gateway whose certificate changed gets a fresh session; close the old one.
+                for old_key in [k for k in self._sessions if k[0] == entry.name and k != key]:
+                    await self._sessions.pop(old_key).close()
+                self._sessions[key] = session
         return session
 
     async def post(

@@ -23,7 +23,7 @@ from gcx.gateway.peer import build_peer_app
 from gcx.gateway.peer_messages import add_message_routes as add_peer_message_routes
 from gcx.gateway.peer_transfers import add_transfer_routes as add_peer_transfer_routes
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.services import CallSessions, ServiceProxy
+from gcx.gateway.services import ServiceProxy, call_sessions
 from gcx.gateway.services_api import add_peer_service_routes, add_service_routes
 from gcx.gateway.tls_gate import serve_tls
 from gcx.gateway.transfer_delivery import TransferWorker, housekeeping
@@ -110,7 +110,7 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     peer_app = build_peer_app(gateway)
     add_peer_message_routes(peer_app)
     add_peer_transfer_routes(peer_app)
-    services = ServiceProxy(gateway, CallSessions(gateway))
+    services = ServiceProxy(gateway, call_sessions(gateway))
     add_peer_service_routes(peer_app, services)
     peer_runner = web.AppRunner(peer_app, access_log=None)
     await peer_runner.setup()

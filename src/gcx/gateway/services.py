@@ -12,7 +12,7 @@ direct throughput):
   :class:`gcx.gateway.call_log.CallLog`); a call is answered only once its row
   is committed;
 * kept-alive connections: pinned mutual-TLS sessions to peers
-  (:class:`CallSessions`, a :class:`PeerSessions` with a larger pool) and one
+  (:func:`call_sessions`, :class:`PeerSessions` with a larger pool) and one
   client session to backends.
 
 Rate limits are token buckets held per gateway process (see
@@ -26,7 +26,6 @@ import asyncio
 import base64
 import json
 import logging
-import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -53,7 +52,6 @@ from gcx.errors import (
 from gcx.gateway.app import caller_of
 from gcx.gateway.call_log import CallLog, new_row
 from gcx.gateway.delivery import PeerSessions
-from gcx.gateway.peer import peer_client_context
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import bearer_token, read_body, refusal, run_sync
@@ -96,36 +94,9 @@ class CallReplayed(InputError):
     default_message = "A call with this id was already answered; the repeat was refused."
 
 
-class CallSessions(PeerSessions):
-    """:class:`PeerSessions` with a pool sized for synchronous calls.
-
-    Message delivery batches envelopes over a few connections; calls are one
-    request each, so more of them must be on the wire at once.
-    """
-
-    def __init__(self, gateway: Gateway) -> None:
-        super().__init__(gateway)
-        # Many calls arrive at once when a gateway starts taking traffic; they
-        # must share the one session made for a peer, not each make their own.
-        self._making = asyncio.Lock()
-
-    async def session(self, entry: dirproto.GatewayEntry) -> aiohttp.ClientSession:
-        key = (entry.name, entry.certificate_fingerprint)
-        session = self._sessions.get(key)
-        if session is not None and not session.closed:
-            return session
-        async with self._making:
-            session = self._sessions.get(key)
-            if session is None or session.closed:
-                context: ssl.SSLContext = await run_sync(peer_client_context, self.gateway, entry)
-                session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(ssl=context, limit=PEER_POOL),
-                    timeout=aiohttp.ClientTimeout(total=300, connect=10),
-                )
-                for old_key in [k for k in self._sessions if k[0] == entry.name and k != key]:
-                    await self._sessions.pop(old_key).close()
-                self._sessions[key] = session
-        return session
+def call_sessions(gateway: Gateway) -> PeerSessions:
+    """Peer sessions for synchronous calls: one request each, so more on the wire at once."""
+    return PeerSessions(gateway, pool_size=PEER_POOL)
 
 
 @dataclass(frozen=True)
