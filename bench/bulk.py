@@ -130,7 +130,8 @@ def run_gcx(source: Path, size: int, workdir: Path) -> dict[str, Any]:
                 [
                     sys.executable,
                     "-m",
-                    "gcx.cli.files",
+                    "gcx.cli.main",
+                    "file",
                     "send",
                     "--to",
                     RECEIVER.organisations[0].code,

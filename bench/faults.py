@@ -65,7 +65,7 @@ def sha256(path: Path) -> str:
 def cli(network: LocalNetwork, name: str, *args: str) -> Any:
     gateway = network.gateways[name]
     result = subprocess.run(
-        [sys.executable, "-m", "gcx.cli.files", *args, "--json"],
+        [sys.executable, "-m", "gcx.cli.main", "file", *args, "--json"],
         capture_output=True,
         text=True,
         check=False,

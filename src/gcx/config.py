@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,20 @@ def _build(cls: type[Any], home: Path, raw: dict[str, Any]) -> Any:
         raise ConfigError(f"The configuration in {home} is missing a setting: {exc}.") from exc
 
 
+def read_secret_file(path: Path, what: str) -> str:
+    """A secret kept in a file only its owner may read."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise ConfigError(f"The {what} file {path} does not exist.") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"The {what} file {path} is readable by other users; chmod 600 it.")
+    value = path.read_text().strip()
+    if not value:
+        raise ConfigError(f"The {what} file {path} is empty.")
+    return value
+
+
 def read_passphrase(home: Path, passphrase_file: str | None) -> bytes:
     """The key passphrase: ``GCX_KEY_PASSPHRASE`` if set, else the configured file."""
     from_env = os.environ.get("GCX_KEY_PASSPHRASE")
@@ -95,6 +110,9 @@ class CentralConfig:
     key_passphrase_file: str | None = "secrets/key-passphrase"  # noqa: S105 - a path
     directory_validity_seconds: int = 600
     republish_interval_seconds: int = 60
+    # Published directories are kept this many days after they expire, then
+    # deleted (the newest always stays); the audit log keeps each one's hash.
+    directory_keep_days: int = 30
     certificate_validity_days: int = 365
     server_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost"])
     # Enrolment approval needs a current certificate of compliance (or a granted
@@ -102,6 +120,17 @@ class CentralConfig:
     # overrides with a recorded reason. False turns the Code of Connection gate
     # off for networks (and tests) that do not run it; it fails closed by default.
     require_compliance: bool = True
+    # The browser interface (gcx.web); port 0 turns it off. It speaks plain HTTP,
+    # so it may only listen on a loopback address, behind a TLS-terminating proxy
+    # for anyone else (check_web_listener refuses anything else).
+    web_host: str = "127.0.0.1"
+    web_port: int = 0
+    # The address people's browsers use, at the proxy ("https://gcx.example.gov.uk");
+    # empty for a browser on this machine. See check_web_public_url.
+    web_public_url: str = ""
+    # Wrong passwords allowed from one client address in five minutes, across
+    # accounts, before it is refused for a while (gcx.web.throttle).
+    web_sign_in_failures_per_address: int = 20
 
     @classmethod
     def load(cls, home: Path) -> CentralConfig:
@@ -111,6 +140,9 @@ class CentralConfig:
                 "directory_validity_seconds must be longer than republish_interval_seconds, "
                 "or gateways would hold expired directories between publications."
             )
+        if config.directory_keep_days < 1:
+            raise ConfigError("directory_keep_days must be 1 or more.")
+        check_web_sign_in_limit(config.web_sign_in_failures_per_address)
         return config
 
     def save(self) -> None:
@@ -145,7 +177,7 @@ class GatewayConfig:
     checkpoint_interval_seconds: float = 60.0
     network: str = ""
     # Bulk file transfer. Quotas are defaults per hosted organisation; the
-    # transfer_policies table overrides them per organisation (gcx.gateway.transfers).
+    # transfer_policies table overrides them per organisation (gcx.gateway.transfer_policy).
     transfer_max_file_bytes: int = 100 * 1024**3
     transfer_max_batch_bytes: int = 200 * 1024**3
     transfer_storage_bytes: int = 1024**4
@@ -154,10 +186,28 @@ class GatewayConfig:
     transfer_segment_bytes: int = 1024**2
     transfer_parallel_chunks: int = 4
     transfer_housekeeping_seconds: float = 300.0
+    # The browser interface (gcx.web); port 0 turns it off. Plain HTTP, so loopback
+    # only, behind a TLS-terminating proxy for anyone else (see check_web_listener).
+    web_host: str = "127.0.0.1"
+    web_port: int = 0
+    # The address people's browsers use, at the proxy ("https://gcx.example.gov.uk");
+    # empty for a browser on this machine. See check_web_public_url.
+    web_public_url: str = ""
+    # Wrong passwords allowed from one client address in five minutes, across
+    # accounts, before it is refused for a while (gcx.web.throttle).
+    web_sign_in_failures_per_address: int = 20
+    # Signing in through the organisation's own identity provider (OpenID Connect),
+    # off while oidc_issuer is empty. The client secret lives in a 0600 file.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret_file: str | None = None
+    oidc_username_claim: str = "preferred_username"
+    oidc_provider_name: str = "your organisation"
 
     @classmethod
     def load(cls, home: Path) -> GatewayConfig:
         config: GatewayConfig = _build(cls, home, _read(home / GATEWAY_FILE))
+        check_web_sign_in_limit(config.web_sign_in_failures_per_address)
         return config
 
     def save(self) -> None:
@@ -178,6 +228,69 @@ class GatewayConfig:
 
     def passphrase(self) -> bytes:
         return read_passphrase(self.home, self.key_passphrase_file)
+
+    def oidc_client_secret(self) -> str:
+        if not self.oidc_client_secret_file:
+            raise ConfigError("oidc_issuer is set but oidc_client_secret_file is not.")
+        return read_secret_file(self.home / self.oidc_client_secret_file, "OpenID Connect secret")
+
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def check_web_listener(host: str) -> None:
+    """Refuse to serve the web pages in plain HTTP beyond this machine.
+
+    Session cookies and passwords must never cross a network in the clear;
+    the pages are meant to sit behind the organisation's own TLS proxy.
+    """
+    if host not in _LOOPBACK:
+        raise ConfigError(
+            f"web_host {host!r} is not a loopback address; the web interface speaks plain "
+            "HTTP and must sit behind a TLS-terminating proxy on this machine."
+        )
+
+
+def check_web_sign_in_limit(limit: int) -> None:
+    # Below the per-account lockout (5) one person's typos would block their office.
+    if limit < 5:
+        raise ConfigError("web_sign_in_failures_per_address must be 5 or more.")
+
+
+def check_web_public_url(url: str) -> str | None:
+    """The web pages' public origin (scheme, host, port), or None to use the request's.
+
+    Behind a TLS-terminating proxy the pages see plain HTTP on loopback, but a
+    browser checks passkeys against, and an identity provider sends people back
+    to, the address it used. Configuring that address is safer than believing
+    forwarded headers, which anyone reaching the listener could set.
+    """
+    if not url:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"web_public_url {url!r} is not an http or https address.")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise ConfigError(
+            f"web_public_url {url!r} is plain HTTP; people's browsers must reach the web "
+            "pages over HTTPS."
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ConfigError(
+            f"web_public_url {url!r} must be only a scheme, host and port; the pages are "
+            "served from the root of that address."
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"web_public_url {url!r} has a port that is not a number.") from exc
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    # As browsers send Origin: without the scheme's default port.
+    if port is None or port == {"https": 443, "http": 80}[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
 
 
 def write_secret_file(path: Path, value: str) -> None:

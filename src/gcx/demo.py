@@ -335,7 +335,7 @@ def run_demo(directory: Path, *, serve: bool, as_json: bool) -> int:
 
 
 async def _run(directory: Path, *, serve: bool, as_json: bool) -> int:
-    network = LocalNetwork(directory, reference_services=True)
+    network = LocalNetwork(directory, reference_services=True, web=True)
     started = time.perf_counter()
     show = Showcase(quiet=as_json)
     try:
@@ -382,4 +382,15 @@ def _print_serving(network: LocalNetwork, path: Path, ready: float) -> None:
             f"  {gateway.spec.name:<14} orgs {','.join(gateway.codes):<10} "
             f"peer {gateway.config.peer_address}  api {gateway.config.api_url}"
         )
-    click.echo(f"  details, tokens and TLS file paths: {path}")
+    click.echo("\nWeb pages (sign in with the user name and password, then the 6-digit code an")
+    click.echo("authenticator app shows for the secret; 'gcx web-code SECRET' prints it too):")
+    for where, people in network.web_users.items():
+        click.echo(f"  {where:<14} {network.web_url(where)}")
+        for person in people:
+            roles = ",".join(person["roles"])
+            org = f" for {person['organisation']}" if person["organisation"] else ""
+            click.echo(
+                f"    {roles:<17} {person['username']:<26} password {person['password']}  "
+                f"2FA secret {person['totp_secret']}{org}"
+            )
+    click.echo(f"\n  details, tokens and TLS file paths: {path}")

@@ -30,8 +30,13 @@ The tree::
     │   ├── TransferRefused (422), TransferEmpty (422), QuotaExceeded (413)   bulk transfer
     │   └── UploadOffsetMismatch (409), ChunkDigestMismatch (422)             bulk transfer
     ├── AuthError                   who are you? (401)
-    │   └── TokenInvalid
+    │   ├── TokenInvalid
+    │   ├── SignInRefused           a person's password or second-factor code was wrong (browser)
+    │   ├── AccountLocked (429)     too many failed sign-ins; wait, or ask an administrator
+    │   ├── SignInThrottled (429)   too many failed sign-ins from one address, across accounts
+    │   └── SessionExpired          a browser session ended or timed out; sign in again
     ├── Forbidden                   you may not (403)
+    │   ├── CsrfRefused             a browser form did not come from our own page
     │   ├── RoleRequired            the caller lacks the role the step needs
     │   ├── SeparationOfDuties      nobody signs off, assesses or approves their own work
     │   └── ServiceForbidden        no access right admits this service call
@@ -193,10 +198,47 @@ class TokenInvalid(AuthError):
     default_message = "The token is unknown, revoked or malformed; ask your administrator for one."
 
 
+class SignInRefused(AuthError):
+    code = "sign-in-refused"
+    # One sentence for every wrong detail, so the form never tells which part was wrong.
+    default_message = "The user name, password or security code is not right."
+
+
+class AccountLocked(AuthError):
+    code = "account-locked"
+    status = 429
+    default_message = (
+        "This account is locked after too many failed sign-ins; try again later or ask "
+        "your administrator to unlock it."
+    )
+
+
+class SessionExpired(AuthError):
+    code = "session-expired"
+    default_message = "You were signed out because your session ended; sign in again."
+
+
 class Forbidden(GcxError):
     code = "forbidden"
     status = 403
     default_message = "You are not allowed to do this."
+
+
+class SignInThrottled(AuthError):
+    code = "sign-in-throttled"
+    status = 429
+    default_message = (
+        "There have been too many failed sign-ins from your network address; wait a few "
+        "minutes and try again."
+    )
+
+
+class CsrfRefused(Forbidden):
+    code = "csrf-refused"
+    default_message = (
+        "The form could not be accepted because it did not come from this service's own "
+        "page; go back, reload the page and try again."
+    )
 
 
 class Conflict(GcxError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -92,3 +93,14 @@ def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def attachment_disposition(name: str) -> str:
+    """A Content-Disposition that makes the browser save ``name`` rather than show it.
+
+    A plain ASCII name for old browsers and the exact one (RFC 6266, RFC 8187) for
+    the rest; the names come from senders, so nothing in them can break the header.
+    """
+    plain = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in name)
+    exact = urllib.parse.quote(name, safe="")
+    return f"attachment; filename=\"{plain or 'file'}\"; filename*=UTF-8''{exact}"

@@ -9,24 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import http.client
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from gcx.central.client import OperatorClient
 from gcx.compliance.demo_path import admit_all, write_demo_settings
-from gcx.config import GatewayConfig
+from gcx.config import CentralConfig, GatewayConfig
 from gcx.errors import ConfigError, PeerUnreachable
 from gcx.gateway.home import create_gateway_home, submit_enrolment
 
@@ -102,8 +105,14 @@ class LocalNetwork:
     # Connection (officers, assessors), by role and organisation.
     compliance_tokens: dict[str, str] = field(default_factory=dict)
     # Reference service backends (gcx.reference) and whether start() sets up
-    # the DWP lookup: published by DWP's gateway and granted to the council.
+    # the DWP customer lookup and free school meals check: published by DWP's
+    # gateway and granted to the council.
     reference_services: bool = False
+    # Whether central and the gateways serve their web pages, and the demo people
+    # made to sign in to them (start() fills web_users).
+    web: bool = False
+    central_web_port: int = 0
+    web_users: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     extra_processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -166,6 +175,10 @@ class LocalNetwork:
         )
         # No grace period on the demo network, so a lapsed approval takes effect at once.
         write_demo_settings(self.central_home)
+        if self.web:
+            self.central_web_port = free_port()
+            config = CentralConfig.load(self.central_home)
+            dataclasses.replace(config, web_port=self.central_web_port).save()
         self.operator_token = _run_cli(
             ["central", "operator", "add", "--home", str(self.central_home), "operator"], self.env
         ).strip()
@@ -178,7 +191,7 @@ class LocalNetwork:
     def operator(self) -> OperatorClient:
         return OperatorClient(self.central_url, self.anchor, self.operator_token)
 
-    async def wait_for_central(self, timeout: float = 30.0) -> None:
+    async def wait_for_central(self, timeout: float = 60.0) -> None:
         await _wait_http(
             f"{self.central_url}/api/v1/health",
             timeout,
@@ -212,6 +225,9 @@ class LocalNetwork:
             database_url=self.database_url(spec.name),
             directory_poll_seconds=self.poll_seconds,
         )
+        if self.web:
+            config = dataclasses.replace(config, web_port=free_port())
+            config.save()
         result = await submit_enrolment(config, request)
         if approve:
             async with self.operator() as operator:
@@ -243,7 +259,7 @@ class LocalNetwork:
             args += ["--role", role]
         return _run_cli(args, self.env).strip()
 
-    async def wait_for_gateway(self, name: str, timeout: float = 30.0) -> None:
+    async def wait_for_gateway(self, name: str, timeout: float = 60.0) -> None:
         gateway = self.gateways[name]
         await _wait_http(
             f"{gateway.config.api_url}/api/v1/health", timeout, process=gateway.process
@@ -283,10 +299,78 @@ class LocalNetwork:
                 self.env,
             )
         await asyncio.gather(*(self.wait_for_gateway(s.name) for s in specs))
+        if self.web:
+            self.add_demo_web_users(specs)
         if self.reference_services and {"dwp", "tower-hamlets"} <= set(self.gateways):
-            from gcx.reference.network import set_up_dwp_lookup
+            from gcx.reference.network import set_up_dwp_lookup, set_up_fsm_check
 
             await set_up_dwp_lookup(self, port=free_port())
+            await set_up_fsm_check(self, port=free_port())
+
+    def add_web_user(
+        self,
+        where: str,
+        username: str,
+        name: str,
+        roles: tuple[str, ...],
+        organisation: str | None,
+    ) -> dict[str, Any]:
+        """Make a person who signs in to ``where`` ("central" or a gateway's name)."""
+        from gcx.cli.web import open_accounts
+
+        side, home = (
+            ("central", self.central_home)
+            if where == "central"
+            else ("gateway", self.gateways[where].home)
+        )
+        # In this process rather than through the CLI: it is the same code, and the demo
+        # makes a dozen people, each of whom would otherwise start a Python process.
+        accounts, _ = open_accounts(side, home)
+        try:
+            made = accounts.add_user(username, name, list(roles), organisation, by="demo")
+        finally:
+            accounts.db.dispose()
+        person = {
+            "name": name,
+            "roles": list(roles),
+            "organisation": organisation,
+            "username": made.username,
+            "password": made.password,
+            "totp_secret": made.totp_secret,
+        }
+        self.web_users.setdefault(where, []).append(person)
+        return person
+
+    def add_demo_web_users(self, specs: tuple[GatewaySpec, ...]) -> None:
+        """One person per role: staff and an administrator on each gateway; central's
+        operator and assessor, and the council's security and sign-off officers."""
+        for spec in specs:
+            code = spec.organisations[0].code
+            self.add_web_user(spec.name, spec.account, _person(spec.account), ("staff",), code)
+            self.add_web_user(
+                spec.name, f"{spec.name}.admin", f"{spec.name} administrator", ("admin",), code
+            )
+        self.add_web_user("central", "network.operator", "Network Operator", ("operator",), None)
+        self.add_web_user("central", "lead.assessor", "Lead Assessor", ("assessor",), None)
+        for spec in specs:
+            code = spec.organisations[0].code
+            lower = code.lower()
+            self.add_web_user(
+                "central", f"iso.{lower}", f"{code} security officer", ("security-officer",), code
+            )
+            self.add_web_user(
+                "central",
+                f"siro.{lower}",
+                f"{code} senior information risk owner",
+                ("sign-off",),
+                code,
+            )
+
+    def web_url(self, where: str) -> str:
+        # "localhost" rather than 127.0.0.1: browsers allow security keys (WebAuthn) on
+        # localhost but never on a bare IP address. It is the same loopback listener.
+        port = self.central_web_port if where == "central" else self.gateways[where].config.web_port
+        return f"http://localhost:{port}"
 
     def describe(self) -> dict[str, Any]:
         """What ``network.json`` holds."""
@@ -313,6 +397,14 @@ class LocalNetwork:
                 }
                 for g in self.gateways.values()
             ],
+            "web": (
+                {
+                    where: {"url": self.web_url(where), "people": people}
+                    for where, people in self.web_users.items()
+                }
+                if self.web
+                else {}
+            ),
         }
 
     def write_description(self) -> Path:
@@ -343,6 +435,11 @@ class LocalNetwork:
         self.stop_process(self.central_process)
 
 
+def _person(account: str) -> str:
+    """A display name from a demo account name: ``benefits.officer`` → ``Benefits Officer``."""
+    return " ".join(part.capitalize() for part in account.replace("_", ".").split("."))
+
+
 def _run_cli(args: list[str], env: dict[str, str]) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "gcx.cli.main", *args],
@@ -356,6 +453,17 @@ def _run_cli(args: list[str], env: dict[str, str]) -> str:
     return result.stdout.decode()
 
 
+def _http_status(url: str, context: ssl.SSLContext | None) -> int | None:
+    """One blocking GET: the status, or None if nothing answered in time."""
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as refused:
+        return int(refused.code)
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        return None
+
+
 async def _wait_http(
     url: str,
     timeout: float,
@@ -363,19 +471,23 @@ async def _wait_http(
     anchor: Path | None = None,
     process: subprocess.Popen[bytes] | None = None,
 ) -> None:
+    """Poll ``url`` until it answers 200.
+
+    Each probe is a blocking request in a thread with its own socket timeout,
+    not an event-loop request cancelled by a timeout: a connection cancelled
+    half-made can be left open, and the readiness probe is the one place that
+    races a server's start on purpose.
+    """
     from gcx import crypto
 
     context = crypto.client_context(anchor) if anchor else None
     deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context or False)) as s:
-        while time.monotonic() < deadline:
-            if process is not None and process.poll() is not None:
-                raise PeerUnreachable(
-                    f"The process serving {url} exited with {process.returncode}; see its log."
-                )
-            with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with s.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.2)
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise PeerUnreachable(
+                f"The process serving {url} exited with {process.returncode}; see its log."
+            )
+        if await asyncio.to_thread(_http_status, url, context) == 200:
+            return
+        await asyncio.sleep(0.2)
     raise PeerUnreachable(f"{url} did not become ready within {timeout:.0f} seconds.")

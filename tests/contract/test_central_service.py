@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import datetime as dt
 import itertools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -576,6 +577,37 @@ def test_published_directories_verify_and_versions_strictly_increase(central: Ce
         )
         assert Directory.from_bytes(payload).version == row.version
         assert row.content_hash == crypto.sha256_hex(payload)
+
+
+def test_directories_expired_beyond_the_keeping_period_are_pruned(central: Central) -> None:
+    """Old publications go, the newest always stays, versions keep rising, and it is audited."""
+    assert central.service.prune_directories() == 0, "nothing published, nothing to prune"
+    for _ in range(3):
+        central.service.publish_directory("scheduled")
+        central.clock.advance(dt.timedelta(minutes=1))
+    keep = dt.timedelta(days=central.config.directory_keep_days)
+    central.clock.advance(keep)
+    assert central.service.prune_directories() == 0, "expired, but not yet for long enough"
+    central.clock.advance(dt.timedelta(minutes=15))
+    central.service.publish_directory("scheduled")
+
+    assert central.service.prune_directories() == 3
+    assert central.versions() == [4]
+    assert central.service.prune_directories() == 0, "nothing left to prune"
+    central.clock.advance(keep + dt.timedelta(days=1))
+    assert central.service.prune_directories() == 0, "the newest stays, however old"
+    assert central.versions() == [4]
+    central.service.publish_directory("scheduled")
+    assert central.versions() == [4, 5], "versions carry on from the newest"
+    with central.database.read() as conn:
+        pruned = [e for e in audit.entries(conn) if e.action == "directory.pruned"]
+        assert audit.verify(conn).ok
+    assert len(pruned) == 1
+    assert json.loads(pruned[0].details) == {
+        "count": 3,
+        "through_version": 3,
+        "keep_days": central.config.directory_keep_days,
+    }
 
 
 def test_directory_does_not_verify_under_another_root(central: Central) -> None:

@@ -8,12 +8,12 @@ import pytest
 import sqlalchemy as sa
 
 from gcx import audit, crypto
-from gcx.audit.checkpoint import make_checkpoint
+from gcx.audit.checkpoint import AuditTree
 from gcx.central.checkpoints import CheckpointWitness
 from gcx.clock import FixedClock
-from gcx.errors import ConsistencyProofInvalid, NotFound, SignatureInvalid
+from gcx.errors import AuditChainBroken, ConsistencyProofInvalid, NotFound, SignatureInvalid
 from gcx.gateway.home import create_gateway_home
-from gcx.store import Database, open_database
+from gcx.store import Database, iso, open_database
 from gcx.store.schema import audit_entries
 
 from .test_central_service import PASSPHRASE, Central, central  # noqa: F401 - fixture
@@ -54,10 +54,10 @@ def _lodge(
     witness: CheckpointWitness, log: Database, key: crypto.SigningKey, clock: FixedClock
 ) -> dict[str, object]:
     previous = int(witness.latest(GATEWAY)["tree_size"])
-    with log.transaction() as conn:
-        _, document = make_checkpoint(
-            conn, gateway=GATEWAY, previous_size=previous, key=key, clock=clock
-        )
+    # A fresh tree each time, as after a restart: tests rewrite the log between lodgings.
+    _, document = AuditTree(log).checkpoint(
+        gateway=GATEWAY, previous_size=previous, key=key, clock=clock
+    )
     return witness.lodge(document)
 
 
@@ -73,6 +73,9 @@ def test_growing_log_is_accepted_each_time(
     assert _lodge(witness, gateway_log, admitted, clock)["tree_size"] == 3
     _append(gateway_log, clock, 5)
     assert _lodge(witness, gateway_log, admitted, clock)["tree_size"] == 8
+    assert witness.standing() == {
+        GATEWAY: {"tree_size": 8, "checked_at": iso(clock.now()), "flag": None}
+    }
     assert witness.latest(GATEWAY)["tree_size"] == 8
     assert witness.flags() == []
     assert len(central.actions("checkpoint.accepted")) == 2
@@ -116,6 +119,9 @@ def test_rewritten_history_is_refused_and_flagged(
     assert flags[0]["code"] == "consistency-proof-invalid"
     assert central.actions("gateway.flagged")
     assert witness.latest(GATEWAY)["tree_size"] == 6
+    standing = witness.standing()[GATEWAY]
+    assert standing["tree_size"] == 6, "the last good head"
+    assert standing["flag"] is not None and "does not extend 6" in standing["flag"]["reason"]
 
 
 def test_truncated_log_is_refused(
@@ -158,3 +164,58 @@ def test_checkpoint_from_unknown_gateway_is_not_found(
     _append(gateway_log, clock, 1)
     with pytest.raises(NotFound):
         _lodge(witness, gateway_log, crypto.SigningKey.generate(), clock)
+
+
+def test_one_tree_kept_by_a_process_follows_the_log_as_it_grows(
+    central: Central,  # noqa: F811
+    admitted: crypto.SigningKey,
+    gateway_log: Database,
+    clock: FixedClock,
+) -> None:
+    """The remembered tree gives the heads hashing the whole log would, lodging after lodging."""
+    witness = CheckpointWitness(central.database, clock)
+    tree = AuditTree(gateway_log, block_level=2)
+    for grow in (1, 6, 0, 17, 40):
+        _append(gateway_log, clock, grow)
+        previous = int(witness.latest(GATEWAY)["tree_size"])
+        checkpoint, document = tree.checkpoint(
+            gateway=GATEWAY, previous_size=previous, key=admitted, clock=clock
+        )
+        assert witness.lodge(document)["accepted"] is True
+        with gateway_log.read() as conn:
+            hashes = [bytes.fromhex(e.entry_hash) for e in audit.entries(conn)]
+        assert checkpoint.tree_size == len(hashes)
+        assert checkpoint.root_hash == crypto.tree_head(hashes).hex()
+
+
+def test_a_gap_in_the_log_stops_the_checkpoint(gateway_log: Database, clock: FixedClock) -> None:
+    _append(gateway_log, clock, 5)
+    with gateway_log.transaction() as conn:
+        conn.execute(audit_entries.delete().where(audit_entries.c.seq == 3))
+    with pytest.raises(AuditChainBroken, match="missing entries"):
+        AuditTree(gateway_log).checkpoint(
+            gateway=GATEWAY, previous_size=0, key=crypto.SigningKey.generate(), clock=clock
+        )
+
+
+def test_a_kept_tree_refuses_a_log_changed_under_it(
+    gateway_log: Database, clock: FixedClock
+) -> None:
+    """A head is never signed from memory over entries the database no longer holds."""
+    key = crypto.SigningKey.generate()
+    tree = AuditTree(gateway_log)
+    _append(gateway_log, clock, 4)
+    tree.checkpoint(gateway=GATEWAY, previous_size=0, key=key, clock=clock)
+    with gateway_log.transaction() as conn:
+        kept = conn.execute(
+            sa.select(audit_entries.c.entry_hash).where(audit_entries.c.seq == 3)
+        ).scalar_one()
+        conn.execute(audit_entries.delete().where(audit_entries.c.seq == 4))
+        conn.execute(sa.text("UPDATE audit_head SET seq = 3, entry_hash = :h"), {"h": kept})
+        audit.append(conn, actor="someone", action="test.rewritten", subject="4", now=clock.now())
+    with pytest.raises(AuditChainBroken, match="no longer holds the 4 entries"):
+        tree.checkpoint(gateway=GATEWAY, previous_size=4, key=key, clock=clock)
+    with gateway_log.transaction() as conn:
+        conn.execute(audit_entries.delete().where(audit_entries.c.seq >= 3))
+    with pytest.raises(AuditChainBroken, match="no longer holds"):
+        tree.checkpoint(gateway=GATEWAY, previous_size=4, key=key, clock=clock)

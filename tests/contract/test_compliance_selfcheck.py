@@ -8,6 +8,8 @@ import socket
 from gcx import crypto
 from gcx.gateway.home import create_gateway_home, store_certificates
 from gcx.gateway.selfcheck import probe_version, run_self_checks, sign_report
+from gcx.store import open_database
+from gcx.web.accounts import WebAccounts
 
 from .compliance_support import ORG, Network, network
 
@@ -53,6 +55,12 @@ async def test_selfcheck_probes_tls_and_attaches_signed_report(network: Network)
             v: (await asyncio.to_thread(probe_version, config, "127.0.0.1", port, v))[0]
             for v in ("TLSv1.2", "TLSv1.3")
         }
+        # One web administrator and one member of staff: only the administrator is counted.
+        database = open_database(config.db_url)
+        accounts = WebAccounts(database, network.clock, b"k" * 32, "gcx", ("staff", "admin"))
+        accounts.add_user("ada.admin", "Ada Admin", ["admin"], ORG, by="test")
+        accounts.add_user("sam.staff", "Sam Staff", ["staff"], ORG, by="test")
+        database.dispose()
         checks = await run_self_checks(config, clock=network.clock)
     finally:
         server.close()
@@ -62,7 +70,9 @@ async def test_selfcheck_probes_tls_and_attaches_signed_report(network: Network)
     assert status["tls-versions"] == "pass"
     assert status["tls-cipher-suites"] == "pass"
     assert status["keys-encrypted"] == "pass"
-    assert status["admin-second-factor"] == "unknown"
+    assert status["admin-second-factor"] == "pass"
+    second_factor = next(c for c in checks if c.id == "admin-second-factor")
+    assert second_factor.data == {"administrators": 1, "without_second_factor": 0}
     assert status["clock-skew"] == "unknown"  # no central listening in this test
     statement = network.coco.create_statement(network.officer, ORG)
     document = sign_report(config, ORG, checks, network.clock.now())

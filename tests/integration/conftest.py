@@ -20,10 +20,12 @@ from typing import Any, TypeVar
 
 import psycopg
 import pytest
+from playwright.sync_api import Browser, Page
 
 from gcx.localnet import DEMO_GATEWAYS, GatewaySpec, LocalNetwork
 
 from .netutil import POLL_SECONDS, POSTGRES_ADMIN_URL, DatabaseUrls, start_network
+from .webutil import People, launch
 
 T = TypeVar("T")
 NetworkFactory = Callable[..., LocalNetwork]
@@ -95,9 +97,14 @@ class _Networks:
         self.started: list[LocalNetwork] = []
 
     def __call__(
-        self, specs: tuple[GatewaySpec, ...] = DEMO_GATEWAYS[:2], name: str = "net"
+        self,
+        specs: tuple[GatewaySpec, ...] = DEMO_GATEWAYS[:2],
+        name: str = "net",
+        **options: Any,
     ) -> LocalNetwork:
-        network = LocalNetwork(self._root(name), database_url=self._urls, poll_seconds=POLL_SECONDS)
+        network = LocalNetwork(
+            self._root(name), database_url=self._urls, poll_seconds=POLL_SECONDS, **options
+        )
         self.started.append(network)
         run_async(start_network(network, specs))
         return network
@@ -129,3 +136,41 @@ def fresh_network(
         yield networks
     finally:
         networks.stop_all()
+
+
+# -- the web pages in a real browser ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, driven by Playwright, for one module.
+
+    Playwright's synchronous API keeps an event loop of its own running on the
+    thread while it is open, so it is closed with the module, and browser
+    modules hold only synchronous tests.
+    """
+    yield from launch()
+
+
+@pytest.fixture(scope="module")
+def web_network(network_factory: NetworkFactory) -> LocalNetwork:
+    """The demo network with its web pages and demo people: three gateways and central."""
+    return network_factory(DEMO_GATEWAYS, name="web", web=True, reference_services=True)
+
+
+@pytest.fixture(scope="module")
+def people(web_network: LocalNetwork, network_backend: str) -> People:
+    return People(web_network, network_backend)
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (no cookies) and page for one test."""
+    context = browser.new_context()
+    # A deadline for a page that never comes, not a speed check: CI runs the browser
+    # beside three gateways and another worker's tests on two cores.
+    context.set_default_timeout(90_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

@@ -155,7 +155,7 @@ async def wait_for_audit(
     *,
     after: int,
     actor: str | None = None,
-    timeout: float = 20.0,
+    timeout: float = 60.0,
 ) -> audit.AuditEntry:
     """The first ``action`` entry after seq ``after`` whose details carry ``code``."""
     with audit_log(url) as log:
@@ -250,7 +250,7 @@ async def api_ping(source: GatewayProcess, to_org: str) -> tuple[int, Any, dict[
 
 
 async def wait_for_directory(
-    network: LocalNetwork, version: int, names: list[str] | None = None, timeout: float = 30.0
+    network: LocalNetwork, version: int, names: list[str] | None = None, timeout: float = 90.0
 ) -> None:
     """Wait until the named gateways (default: all) hold directory ``version`` or later."""
     for name in names or list(network.gateways):

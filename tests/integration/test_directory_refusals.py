@@ -148,7 +148,7 @@ async def _wait_for_local_api(gateway: GatewayProcess) -> None:
             raise AssertionError(f"not answering: {exc}") from exc
         assert status in (200, 503), status
 
-    await eventually(probe, timeout=30, what=f"{gateway.spec.name}'s local API")
+    await eventually(probe, timeout=90, what=f"{gateway.spec.name}'s local API")
 
 
 async def _build_rig(network: LocalNetwork, fake: FakeCentral) -> Rig:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,22 +33,8 @@ COUNCIL, POLICE = "tower-hamlets", "met-police"
 
 
 def evidence_cli(*args: str) -> Any:
-    """Run ``gcx evidence …`` as its own process.
-
-    Until the group is registered in ``gcx.cli.main`` it is run as
-    ``python -m gcx.cli.evidence``; the commands and their behaviour are the same.
-    """
-    from gcx.cli.main import main
-
-    if "evidence" in getattr(main, "commands", {}):
-        return gcx("evidence", *args)
-    return subprocess.run(
-        [sys.executable, "-m", "gcx.cli.evidence", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """Run ``gcx evidence …`` as its own process."""
+    return gcx("evidence", *args)
 
 
 async def get_bytes(
@@ -100,7 +84,7 @@ async def receipts_held(council: GatewayProcess, message_id: str, kinds: set[str
         assert data["state"] == "delivered" and kinds <= held, (data["state"], held)
         return data
 
-    return await eventually(probe, timeout=30, what=f"receipts {kinds} for {message_id}")
+    return await eventually(probe, timeout=90, what=f"receipts {kinds} for {message_id}")
 
 
 async def _deliver_and_read(network: LocalNetwork) -> str:

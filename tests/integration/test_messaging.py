@@ -61,7 +61,7 @@ async def delivered(gateway: GatewayProcess, message_id: str, state: str = "deli
         assert data["state"] == state, data["state"]
         return data
 
-    return await eventually(probe, timeout=30, what=f"message {message_id} {state}")
+    return await eventually(probe, timeout=90, what=f"message {message_id} {state}")
 
 
 def referral(**overrides: Any) -> dict[str, Any]:
@@ -462,7 +462,7 @@ async def test_recall_passes_over_a_delivery_that_failed(network: LocalNetwork) 
         assert states == ["delivered", "failed"], states
         return data
 
-    await eventually(settled, timeout=30, what="one delivery delivered and one failed")
+    await eventually(settled, timeout=90, what="one delivery delivered and one failed")
     status, body, _ = await http(
         "POST",
         f"{council.config.api_url}/api/v1/messages/{sent['id']}/recall",
@@ -550,3 +550,36 @@ async def test_content_that_disagrees_with_its_signed_header_is_refused(
     )
     results = await _post_batch(council, police, directory, [sealed.framed()])
     assert _refusal_code(results[0]) == "envelope-inconsistent"
+
+
+async def test_a_long_mailbox_is_read_page_by_page(network: LocalNetwork) -> None:
+    """Listing with a limit gives an 'older' cursor; following it reaches every message once."""
+    council = _gw(network, "tower-hamlets")
+    clerk = network.add_token("tower-hamlets", "pager.clerk", ("staff",))
+    sent_ids = []
+    for n in range(5):
+        status, queued = await send(council, referral(subject=f"Page test {n}"), token=clerk)
+        assert status == 202, queued
+        sent_ids.append(queued["id"])
+
+    seen: list[str] = []
+    pages = 0
+    path = "/api/v1/messages?box=sent&limit=2"
+    while True:
+        status, page = await get(council, path, token=clerk)
+        assert status == 200, page
+        assert len(page["messages"]) <= 2
+        seen += [m["id"] for m in page["messages"]]
+        pages += 1
+        if page["older"] is None:
+            break
+        path = f"/api/v1/messages?box=sent&limit=2&before={page['older']}"
+    assert pages == 3
+    assert seen == list(reversed(sent_ids)), "newest first, each message once"
+
+    status, all_at_once = await get(council, "/api/v1/messages?box=sent&limit=5", token=clerk)
+    assert status == 200 and all_at_once["older"] is None, "an exact last page says so"
+    for bad in ("abc", "0", "-3"):
+        status, refused = await get(council, f"/api/v1/messages?before={bad}", token=clerk)
+        assert status == 400, refused
+        assert refused["code"] == "input-invalid", refused

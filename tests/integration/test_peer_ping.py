@@ -67,7 +67,7 @@ async def test_ping_is_audited_on_both_sides(
             assert [e.details_dict["from"] for e in answered] == [source.codes[0]], answered
             assert answered[0].actor == f"gateway:{source_name}"
 
-        await eventually(probe, timeout=10, what="ping.sent and ping.answered entries")
+        await eventually(probe, timeout=60, what="ping.sent and ping.answered entries")
 
 
 @pytest.mark.parametrize(("source_name", "target_name"), DIRECTIONS)

@@ -184,9 +184,8 @@ async def test_discovery_lists_what_the_organisation_may_call(network: LocalNetw
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    # Run as its own module: the lead registers the ``service`` group in gcx.cli.main.
     return subprocess.run(
-        [sys.executable, "-m", "gcx.cli.services", *args],
+        [sys.executable, "-m", "gcx.cli.main", "service", *args],
         capture_output=True,
         text=True,
         check=False,
@@ -248,13 +247,13 @@ async def test_call_evidence_verifies_offline(network: LocalNetwork) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert verify_call_evidence(out.read_bytes(), anchor=anchor).request.id == call_id
-    # Run as its own module: the lead registers the ``service`` group in gcx.cli.main.
     result = await asyncio.to_thread(
         subprocess.run,
         [
             sys.executable,
             "-m",
-            "gcx.cli.services",
+            "gcx.cli.main",
+            "service",
             "verify-evidence",
             str(out),
             "--anchor",

@@ -42,7 +42,7 @@ def network(network_factory: NetworkFactory) -> LocalNetwork:
 def _cli(network: LocalNetwork, gateway: str, *args: str, timeout: float = 120) -> Any:
     process = network.gateways[gateway]
     return subprocess.run(
-        [sys.executable, "-m", "gcx.cli.files", *args],
+        [sys.executable, "-m", "gcx.cli.main", "file", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -353,7 +353,7 @@ async def test_full_disk_stops_with_a_clear_status_and_resumes_when_freed(
             assert "storage-full" in (delivery["last_error"] or ""), delivery
             return str(delivery["last_error"])
 
-        await eventually(waiting_for_space, timeout=30, what="sender reporting storage-full")
+        await eventually(waiting_for_space, timeout=90, what="sender reporting storage-full")
         assert not (area / "received" / transfer_id).exists()
         filler.unlink()
         await _wait_complete(network, transfer_id)

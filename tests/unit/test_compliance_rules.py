@@ -378,3 +378,12 @@ def test_compliance_rule_modules_do_no_io(name: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module)
     assert not [m for m in imported if m.split(".")[0] in _BANNED or m in _BANNED], imported
+
+
+def test_the_second_factor_check_fails_for_any_administrator_without_one() -> None:
+    from gcx.compliance.selfcheck_format import FAIL, PASS, admin_second_factor_check
+
+    assert admin_second_factor_check(3, 0).status == PASS
+    failing = admin_second_factor_check(3, 1)
+    assert failing.status == FAIL
+    assert "1 of 3" in failing.detail

@@ -110,6 +110,18 @@ def test_directory_validity_must_exceed_republish_interval(tmp_path: Path) -> No
         CentralConfig.load(tmp_path)
 
 
+def test_directories_must_be_kept_at_least_a_day(tmp_path: Path) -> None:
+    CentralConfig(home=tmp_path, network="n", directory_keep_days=0).save()
+    with pytest.raises(ConfigError, match="directory_keep_days"):
+        CentralConfig.load(tmp_path)
+
+
+def test_the_sign_in_limit_per_address_is_not_below_the_account_lockout(tmp_path: Path) -> None:
+    CentralConfig(home=tmp_path, network="n", web_sign_in_failures_per_address=4).save()
+    with pytest.raises(ConfigError, match="web_sign_in_failures_per_address"):
+        CentralConfig.load(tmp_path)
+
+
 def test_passphrase_read_from_private_file(tmp_path: Path) -> None:
     """A 0600 passphrase file is read, without its trailing newline."""
     write_secret_file(tmp_path / "secrets" / "key-passphrase", PASSPHRASE)

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from gcx.crypto import consistency_proof, tree_head, verify_consistency
+from gcx.crypto import MerkleLog, consistency_proof, tree_head, verify_consistency
 from gcx.errors import ConsistencyProofInvalid
 
 
@@ -24,7 +24,11 @@ def reference_head(leaves: list[bytes]) -> bytes:
     ).digest()
 
 
-LEAVES = [hashlib.sha256(str(i).encode()).digest() for i in range(40)]
+def _leaves(count: int) -> list[bytes]:
+    return [hashlib.sha256(str(i).encode()).digest() for i in range(count)]
+
+
+LEAVES = _leaves(40)
 
 
 @pytest.mark.parametrize("size", range(41))
@@ -71,3 +75,51 @@ def test_every_tree_extends_the_empty_one() -> None:
     """A first checkpoint (nothing lodged before) needs no proof, even for an empty log."""
     verify_consistency(0, b"", 0, tree_head([]), [])
     verify_consistency(0, b"", 5, tree_head(LEAVES[:5]), [])
+
+
+def _log(leaves: list[bytes], block_level: int, reads: list[tuple[int, int]]) -> MerkleLog:
+    def read(start: int, end: int) -> list[bytes]:
+        reads.append((start, end))
+        return leaves[start:end]
+
+    return MerkleLog(read, block_level=block_level)
+
+
+@pytest.mark.parametrize("block_level", [0, 1, 2, 3])
+def test_the_remembering_log_gives_the_same_heads_and_proofs(block_level: int) -> None:
+    """Grown in uneven steps, it answers every head and proof as hashing everything would."""
+    leaves = _leaves(70)
+    reads: list[tuple[int, int]] = []
+    log = _log(leaves, block_level, reads)
+    grown = 0
+    for step in (1, 2, 3, 7, 16, 1, 40):
+        log.extend(leaves[grown : grown + step])
+        grown = min(grown + step, len(leaves))
+        assert log.size == grown
+        assert log.head() == tree_head(leaves[:grown])
+        for n in range(grown + 1):
+            assert log.head(n) == tree_head(leaves[:n]), (grown, n)
+            for m in range(n + 1):
+                assert log.consistency_proof(m, n) == consistency_proof(m, leaves[:n]), (m, n)
+
+
+def test_the_remembering_log_reads_only_short_runs_of_leaves() -> None:
+    """A head and a proof on a big log read a few blocks' worth of leaves, not the log."""
+    leaves = _leaves(5000)
+    reads: list[tuple[int, int]] = []
+    log = _log(leaves, 4, reads)
+    log.extend(leaves)
+    assert log.head() == tree_head(leaves)
+    proof = log.consistency_proof(3001)
+    verify_consistency(3001, tree_head(leaves[:3001]), 5000, log.head(), proof)
+    assert sum(end - start for start, end in reads) < 5 * 16, reads
+
+
+def test_the_remembering_log_refuses_sizes_it_does_not_hold() -> None:
+    log = _log(_leaves(3), 1, [])
+    log.extend(_leaves(3))
+    with pytest.raises(ValueError):
+        log.head(4)
+    with pytest.raises(ValueError):
+        log.consistency_proof(2, 4)
+    assert log.head(0) == tree_head([])

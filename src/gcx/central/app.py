@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import signal
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
-from gcx.central.checkpoints import CheckpointWitness
+from gcx.audit.checkpoint import AuditTree
+from gcx.central.checkpoints import CheckpointWitness, sign_central_head
 from gcx.central.compliance_api import add_compliance_routes
 from gcx.central.service import CentralService
 from gcx.central.services_api import add_service_routes
@@ -32,6 +36,7 @@ from gcx.httpapi import (
 log = logging.getLogger("gcx.central")
 SERVICE = web.AppKey("service", CentralService)
 WITNESS = web.AppKey("witness", CheckpointWitness)
+AUDIT_TREE = web.AppKey("audit_tree", AuditTree)
 
 
 def _service(request: web.Request) -> CentralService:
@@ -162,9 +167,28 @@ async def lodge_checkpoint(request: web.Request) -> web.Response:
     return web.json_response(await run_sync(request.app[WITNESS].lodge, document), status=201)
 
 
+async def central_checkpoint(request: web.Request) -> web.Response:
+    """Central's own signed audit head, with a proof from the size the caller holds."""
+    since_text = request.query.get("since", "0")
+    if not since_text.isdigit() or len(since_text) > 12:
+        raise InputError("since must be a whole number of entries, 0 or more.")
+    service = _service(request)
+    document = await run_sync(
+        sign_central_head,
+        request.app[AUDIT_TREE],
+        service.keys.root_key,
+        service.clock,
+        int(since_text),
+    )
+    return web.Response(body=document, content_type="application/json")
+
+
 async def gateway_flags(request: web.Request) -> web.Response:
     await _operator(request)
     return web.json_response(await run_sync(request.app[WITNESS].flags))
+
+
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 async def _republish_forever(app: web.Application) -> AsyncIterator[None]:
@@ -172,6 +196,7 @@ async def _republish_forever(app: web.Application) -> AsyncIterator[None]:
     interval = service.config.republish_interval_seconds
 
     async def loop() -> None:
+        pruned_at = -math.inf
         while True:
             try:
                 await run_sync(service.publish_directory, "scheduled refresh")
@@ -179,6 +204,13 @@ async def _republish_forever(app: web.Application) -> AsyncIterator[None]:
                 # A failed refresh is retried on the next tick; the current
                 # directory stays valid for several intervals.
                 log.exception("directory refresh failed")
+            if time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+                # Hourly, so the audit log gets one entry an hour, not one a minute.
+                pruned_at = time.monotonic()
+                try:
+                    await run_sync(service.prune_directories)
+                except Exception:
+                    log.exception("pruning old directories failed")
             await asyncio.sleep(interval)
 
     task = asyncio.create_task(loop())
@@ -192,6 +224,7 @@ def build_app(service: CentralService, *, republish: bool = True) -> web.Applica
     app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
     app[SERVICE] = service
     app[WITNESS] = CheckpointWitness(service.db, service.clock)
+    app[AUDIT_TREE] = AuditTree(service.db)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/directory", get_directory)
     app.router.add_post("/api/v1/enrolments", post_enrolment)
@@ -203,6 +236,7 @@ def build_app(service: CentralService, *, republish: bool = True) -> web.Applica
     app.router.add_post("/api/v1/organisations", add_organisation)
     app.router.add_get("/api/v1/organisations", list_organisations)
     app.router.add_get("/api/v1/audit/verify", audit_verify)
+    app.router.add_get("/api/v1/audit/checkpoint", central_checkpoint)
     add_compliance_routes(app, sweep_seconds=300.0 if republish else None)
     add_service_routes(app)
     app.router.add_get("/api/v1/checkpoints/{gateway}", latest_checkpoint)
@@ -214,12 +248,33 @@ def build_app(service: CentralService, *, republish: bool = True) -> web.Applica
 
 
 def run(service: CentralService, ssl_context: Any) -> None:
+    asyncio.run(_serve(service, ssl_context))
+
+
+async def _serve(service: CentralService, ssl_context: Any) -> None:
+    """Central's API over HTTPS and, when configured, its web pages, until a signal."""
     config = service.config
-    web.run_app(
-        build_app(service),
-        host=config.listen_host,
-        port=config.listen_port,
-        ssl_context=ssl_context,
-        print=None,
-        access_log=None,
-    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    runners = [web.AppRunner(build_app(service), access_log=None)]
+    await runners[0].setup()
+    sites = [
+        web.TCPSite(runners[0], config.listen_host, config.listen_port, ssl_context=ssl_context)
+    ]
+    if config.web_port:
+        from gcx.config import check_web_listener
+        from gcx.web.central import build_central_web
+
+        check_web_listener(config.web_host)
+        runners.append(web.AppRunner(build_central_web(service), access_log=None))
+        await runners[1].setup()
+        sites.append(web.TCPSite(runners[1], config.web_host, config.web_port))
+        log.info("central: web pages http://%s:%d", config.web_host, config.web_port)
+    for site in sites:
+        await site.start()
+    await stop.wait()
+    for runner in reversed(runners):
+        await runner.cleanup()

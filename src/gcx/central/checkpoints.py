@@ -16,9 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from gcx import audit, crypto
+from gcx.audit.checkpoint import AuditTree, extension_problem
 from gcx.clock import Clock
-from gcx.errors import ConsistencyProofInvalid, CryptoError, InputError, NotFound, SignatureInvalid
-from gcx.protocol.checkpoint import PAYLOAD_TYPE, Checkpoint
+from gcx.errors import ConsistencyProofInvalid, InputError, NotFound, SignatureInvalid
+from gcx.protocol.checkpoint import CENTRAL_LOG, CENTRAL_PAYLOAD_TYPE, PAYLOAD_TYPE, Checkpoint
 from gcx.protocol.enrolment import EnrolmentState
 from gcx.store import Database, iso
 from gcx.store.schema import checkpoints, enrolments, gateway_flags
@@ -40,6 +41,40 @@ class CheckpointWitness:
         if row is None:
             return {"gateway": gateway, "tree_size": 0, "root_hash": None}
         return {"gateway": gateway, "tree_size": row.tree_size, "root_hash": row.root_hash}
+
+    def standing(self) -> dict[str, dict[str, Any]]:
+        """Per gateway: its last accepted head, and the flag raised since, if one stands.
+
+        A flag stands until the gateway lodges a head central accepts again (as
+        ``_flag`` decides); the operator's dashboard shows both.
+        """
+        with self.db.read() as conn:
+            newest = (
+                sa.select(checkpoints.c.gateway, sa.func.max(checkpoints.c.id).label("id"))
+                .group_by(checkpoints.c.gateway)
+                .subquery()
+            )
+            accepted = conn.execute(
+                sa.select(
+                    checkpoints.c.gateway, checkpoints.c.tree_size, checkpoints.c.received_at
+                ).join(newest, checkpoints.c.id == newest.c.id)
+            ).all()
+            flags = conn.execute(sa.select(gateway_flags).order_by(gateway_flags.c.id)).all()
+        found: dict[str, dict[str, Any]] = {
+            row.gateway: {
+                "tree_size": row.tree_size,
+                "checked_at": row.received_at,
+                "flag": None,
+            }
+            for row in accepted
+        }
+        for flag in flags:
+            entry = found.setdefault(
+                flag.gateway, {"tree_size": 0, "checked_at": None, "flag": None}
+            )
+            if entry["checked_at"] is None or flag.flagged_at >= entry["checked_at"]:
+                entry["flag"] = {"reason": flag.reason, "flagged_at": flag.flagged_at}
+        return found
 
     def lodge(self, document: bytes) -> dict[str, Any]:
         claimed = _claimed_gateway(document)
@@ -72,7 +107,7 @@ class CheckpointWitness:
             ).first()
             old_size = previous.tree_size if previous else 0
             old_root = bytes.fromhex(previous.root_hash) if previous else b""
-            refusal = _inconsistency(checkpoint, old_size, old_root)
+            refusal = extension_problem(checkpoint, old_size, old_root)
             if refusal is None:
                 conn.execute(
                     checkpoints.insert().values(
@@ -153,26 +188,24 @@ class CheckpointWitness:
         ]
 
 
-def _inconsistency(checkpoint: Checkpoint, old_size: int, old_root: bytes) -> str | None:
-    """Why the checkpoint does not extend the previous head, or None if it does."""
-    if checkpoint.previous_size != old_size:
-        return (
-            f"it proves extension of a tree of {checkpoint.previous_size} entries, but central "
-            f"holds one of {old_size}"
-        )
-    try:
-        crypto.verify_consistency(
-            old_size,
-            old_root,
-            checkpoint.tree_size,
-            bytes.fromhex(checkpoint.root_hash),
-            [bytes.fromhex(n) for n in checkpoint.consistency_proof],
-        )
-    except CryptoError as error:
-        return (
-            f"a tree of {checkpoint.tree_size} entries does not extend {old_size}: {error.message}"
-        )
-    return None
+def sign_central_head(tree: AuditTree, key: crypto.SigningKey, clock: Clock, since: int) -> bytes:
+    """Central's own audit log head, signed with the root key, proving it extends ``since``.
+
+    Gateways hold the last head they saw and ask for a proof from its size, so
+    central cannot quietly rewrite its history either: every gateway is its
+    witness. A ``since`` beyond the log's end gets a head with no proof, which
+    the asking gateway refuses, as it should: central's log has shrunk.
+    """
+    if since < 0:
+        raise InputError("since must be a number of entries, 0 or more.")
+    _, document = tree.checkpoint(
+        gateway=CENTRAL_LOG,
+        previous_size=since,
+        key=key,
+        clock=clock,
+        payload_type=CENTRAL_PAYLOAD_TYPE,
+    )
+    return document
 
 
 def _claimed_gateway(document: bytes) -> str:

@@ -11,22 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from gcx.cli.common import fail
 from gcx.errors import GcxError
 
 T = TypeVar("T")
-
-
-def _fail(error: GcxError) -> None:
-    body = error.to_dict()
-    click.echo(f"error [{body['code']}]: {body['message']}", err=True)
-    sys.exit(2)
 
 
 def _run(home: Path, token: str | None, call: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
@@ -47,7 +41,7 @@ def _run(home: Path, token: str | None, call: Callable[[Any], Coroutine[Any, Any
     try:
         return asyncio.run(go())
     except GcxError as error:
-        _fail(error)
+        fail(error)
         raise  # unreachable
 
 
@@ -460,5 +454,5 @@ def selfcheck(home: Path, organisation: str | None, submit: bool, no_probe: bool
             )
         )
     except GcxError as error:
-        _fail(error)
+        fail(error)
     _show(result)

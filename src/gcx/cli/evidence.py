@@ -233,7 +233,3 @@ def _print_report(result: VerifiedEvidence) -> None:
         click.echo(f"  ok      {check.name:<19} {check.subject}: {check.detail}")
     click.echo("")
     click.echo("VERIFIED: every check passed.")
-
-
-if __name__ == "__main__":  # until registered in gcx.cli.main: python -m gcx.cli.evidence
-    evidence()

@@ -28,18 +28,13 @@ from typing import Any
 
 import click
 
+from gcx.cli.common import fail
 from gcx.errors import GcxError, InputError, RemoteRefusal
 from gcx.protocol.message import check_file_name
 
 PATCH_BYTES = 64 * 1024 * 1024
 BLOCK = 1024 * 1024
 RETRIES = 20
-
-
-def _fail(error: GcxError) -> None:
-    body = error.to_dict()
-    click.echo(f"error [{body['code']}]: {body['message']}", err=True)
-    sys.exit(2)
 
 
 class Api:
@@ -359,7 +354,7 @@ def send(
             result = _wait(api, result["id"], timeout)
         result["elapsed_seconds"] = round(time.monotonic() - started, 3)
     except GcxError as error:
-        _fail(error)
+        fail(error)
         return
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True))
@@ -410,7 +405,7 @@ def get(api_url: str, token: str, transfer_id: str, out_dir: str, as_json: bool)
             written.append(_download(api, transfer_id, entry, target / name, progress))
         progress.finish()
     except GcxError as error:
-        _fail(error)
+        fail(error)
         return
     result = {"id": transfer_id, "files": written}
     if as_json:
@@ -447,7 +442,3 @@ def _download(
         )
     os.replace(partial, path)
     return {"path": str(path), "size": entry["size"], "sha256": entry["sha256"]}
-
-
-if __name__ == "__main__":  # until the command is registered in gcx.cli.main
-    file_group()

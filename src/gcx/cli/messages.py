@@ -10,7 +10,6 @@ import base64
 import json
 import mimetypes
 import os
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import click
 
+from gcx.cli.common import fail
 from gcx.errors import RemoteRefusal
 
 api_option = click.option(
@@ -62,11 +62,6 @@ def _call(
             "api-unreachable",
             f"The gateway API at {api_url} could not be reached: {error.reason}.",
         ) from None
-
-
-def _fail(error: RemoteRefusal) -> None:
-    click.echo(f"error [{error.remote_code}]: {error.message}", err=True)
-    sys.exit(2)
 
 
 @click.group("message")
@@ -148,7 +143,7 @@ def send(
             },
         )
     except RemoteRefusal as error:
-        _fail(error)
+        fail(error)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -166,12 +161,18 @@ def send(
 @json_option
 @click.option("--box", type=click.Choice(["inbox", "sent"]), default="inbox", show_default=True)
 @click.option("--limit", default=50, show_default=True)
-def list_messages(api_url: str, token: str, as_json: bool, box: str, limit: int) -> None:
+@click.option("--before", type=int, default=None, help="The 'older' position a page ended with.")
+def list_messages(
+    api_url: str, token: str, as_json: bool, box: str, limit: int, before: int | None
+) -> None:
     """List your inbox (and shared mailboxes you belong to) or your sent items."""
+    path = f"/api/v1/messages?box={box}&limit={limit}"
+    if before is not None:
+        path += f"&before={before}"
     try:
-        result = _call(api_url, token, "GET", f"/api/v1/messages?box={box}&limit={limit}")
+        result = _call(api_url, token, "GET", path)
     except RemoteRefusal as error:
-        _fail(error)
+        fail(error)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -179,6 +180,8 @@ def list_messages(api_url: str, token: str, as_json: bool, box: str, limit: int)
         state = "recalled" if item["recalled"] else ("read" if item["read_at"] else "new")
         subject = item.get("subject", "(recalled)")
         click.echo(f"{item['id']}  [{item['marking']}]  {item['from']:<32} {state:<8} {subject}")
+    if result.get("older") is not None:
+        click.echo(f"older messages: --before {result['older']}")
 
 
 @message.command("read")
@@ -205,7 +208,7 @@ def read(
                 target.write_bytes(data if isinstance(data, bytes) else json.dumps(data).encode())
                 os.chmod(target, 0o600)
     except RemoteRefusal as error:
-        _fail(error)
+        fail(error)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -235,7 +238,7 @@ def status(api_url: str, token: str, message_id: str) -> None:
     try:
         result = _call(api_url, token, "GET", f"/api/v1/messages/{message_id}/status")
     except RemoteRefusal as error:
-        _fail(error)
+        fail(error)
     for receipt in result["receipts"]:
         receipt.pop("document", None)
     click.echo(json.dumps(result, indent=2))
@@ -250,5 +253,5 @@ def recall(api_url: str, token: str, message_id: str) -> None:
     try:
         _call(api_url, token, "POST", f"/api/v1/messages/{message_id}/recall")
     except RemoteRefusal as error:
-        _fail(error)
+        fail(error)
     click.echo(f"recalled {message_id}")

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from gcx.cli.common import fail
 from gcx.errors import RemoteRefusal
 
 api_option = click.option(
@@ -62,13 +63,8 @@ def _json(api_url: str, token: str, method: str, path: str, body: Any = None) ->
     except ValueError:
         parsed = {"code": "http-error", "message": f"HTTP {status}"}
     if status >= 400:
-        _fail(RemoteRefusal(status, str(parsed.get("code")), str(parsed.get("message"))))
+        fail(RemoteRefusal(status, str(parsed.get("code")), str(parsed.get("message"))))
     return parsed
-
-
-def _fail(error: RemoteRefusal) -> None:
-    click.echo(f"error [{error.remote_code}]: {error.message}", err=True)
-    sys.exit(2)
 
 
 @click.group("service")
@@ -193,7 +189,7 @@ def call_command(
     code = answer_headers.get("X-Gcx-Error")
     if code:
         message = json.loads(raw).get("message", "") if raw else ""
-        _fail(RemoteRefusal(status, code, str(message)))
+        fail(RemoteRefusal(status, code, str(message)))
     click.echo(f"status {status}; call {answer_headers.get('X-Gcx-Call-Id')}", err=True)
     sys.stdout.buffer.write(raw + b"\n")
 
@@ -224,7 +220,3 @@ def verify_evidence_command(file: Path, anchor: Path | None) -> None:
         click.echo(f"NOT VERIFIED: {error.check} ({error.subject}): {error.message}")
         sys.exit(1)
     click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
-
-
-if __name__ == "__main__":  # until registered in gcx.cli.main: python -m gcx.cli.services
-    service()

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from gcx.errors import Forbidden, InputError
+from gcx.gateway.central_witness import central_log_state
 from gcx.gateway.peer import GATEWAY, ping
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.services_openapi import SERVICE_PATHS
@@ -36,6 +37,7 @@ def gateway_status(gateway: Gateway) -> dict[str, Any]:
         "network": gateway.config.network,
         "exchanging": directory["usable"],
         "directory": directory,
+        "central_log": central_log_state(gateway.db),
     }
 
 
@@ -201,8 +203,16 @@ OPENAPI: dict[str, Any] = {
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 500},
                     },
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "description": "the 'older' value of the previous page",
+                        "schema": {"type": "integer", "minimum": 1},
+                    },
                 ],
-                "responses": {"200": {"description": "messages, newest first"}},
+                "responses": {
+                    "200": {"description": "messages, newest first, and 'older' for the next page"}
+                },
             },
         },
         "/api/v1/messages/{id}": {

@@ -65,6 +65,13 @@ class CentralClient:
         result: dict[str, Any] = await self._json("GET", f"/api/v1/checkpoints/{gateway}")
         return result
 
+    async def central_checkpoint(self, since: int) -> bytes:
+        """Central's own signed audit head, proven to extend a head of ``since`` entries."""
+        status, body = await self._request("GET", f"/api/v1/audit/checkpoint?since={since}")
+        if status != 200:
+            raise PeerUnreachable(f"Central answered {status} when asked for its audit head.")
+        return body
+
     async def lodge_checkpoint(self, document: bytes) -> dict[str, Any]:
         result: dict[str, Any] = await self._json(
             "POST",

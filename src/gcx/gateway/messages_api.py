@@ -163,14 +163,25 @@ async def send_message(request: web.Request) -> web.Response:
 
 async def list_messages(request: web.Request) -> web.Response:
     caller = await caller_of(request)
-    try:
-        limit = int(request.query.get("limit", "50"))
-    except ValueError as exc:
-        raise InputError("limit must be a number.") from exc
-    items = await run_sync(
-        request.app[MESSAGING].list_box, caller, request.query.get("box", "inbox"), limit
+    limit = _whole_number(request, "limit", 50)
+    before = _whole_number(request, "before", None)
+    page = await run_sync(
+        request.app[MESSAGING].list_box,
+        caller,
+        request.query.get("box", "inbox"),
+        limit,
+        before,
     )
-    return web.json_response({"messages": items})
+    return web.json_response({"messages": page.items, "older": page.older})
+
+
+def _whole_number(request: web.Request, name: str, default: int | None) -> int | None:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or len(text) > 18:
+        raise InputError(f"{name} must be a whole number.")
+    return int(text)
 
 
 async def read_message(request: web.Request) -> web.Response:
@@ -178,13 +189,13 @@ async def read_message(request: web.Request) -> web.Response:
     envelope_id = request.match_info["id"]
     body, receipt_due = await run_sync(request.app[MESSAGING].read, caller, envelope_id)
     if receipt_due:
-        task = asyncio.create_task(_send_read_receipt(request.app, caller, envelope_id))
+        task = asyncio.create_task(send_read_receipt(request.app, caller, envelope_id))
         request.app[BACKGROUND].add(task)
         task.add_done_callback(request.app[BACKGROUND].discard)
     return web.json_response(body)
 
 
-async def _send_read_receipt(app: web.Application, caller: Caller, envelope_id: str) -> None:
+async def send_read_receipt(app: web.Application, caller: Caller, envelope_id: str) -> None:
     """Tell the sender's gateway that the message was read (best effort, logged)."""
     gateway = app[GATEWAY]
     try:
@@ -253,12 +264,12 @@ async def recall_message(request: web.Request) -> web.Response:
         directory = gateway.directory.current()
         document = await run_sync(messaging.recall_signed, caller, envelope_id)
         for peer_name in held_by:
-            outcomes[peer_name] = await _recall_at(request.app, directory, peer_name, document)
+            outcomes[peer_name] = await recall_at(request.app, directory, peer_name, document)
     result = await run_sync(messaging.finish_recall, caller, envelope_id, outcomes)
     return web.json_response(result)
 
 
-async def _recall_at(
+async def recall_at(
     app: web.Application, directory: Any, peer_name: str, document: bytes
 ) -> tuple[str, str | None]:
     import json

@@ -39,6 +39,7 @@ from gcx.protocol.message import (
     MessageContent,
     check_composition,
     check_file_name,
+    check_handling,
 )
 from gcx.store import iso
 from gcx.store.schema import mailbox_items, mailboxes, receipts
@@ -102,6 +103,13 @@ def _receipt_summary(document: bytes) -> dict[str, Any]:
     return summary
 
 
+@dataclass(frozen=True)
+class MailboxPage:
+    items: list[dict[str, Any]]
+    # Pass as ``before`` for the next, older page; None on the last page.
+    older: int | None
+
+
 class Messaging:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -119,8 +127,7 @@ class Messaging:
             compose.body,
             [len(data) for _, _, data in compose.attachments],
         )
-        if compose.handling is not None and len(compose.handling) > 2000:
-            raise InputError("Handling instructions must be at most 2,000 characters.")
+        check_handling(compose.handling)
         directory = gateway.directory.current()
         content_orgs = sorted({a.organisation for a in (*to, *cc)})
         recipients: dict[str, crypto.EncryptionPublicKey] = {}
@@ -240,14 +247,23 @@ class Messaging:
             owners.add("*")
         return owners
 
-    def list_box(self, caller: Caller, box: str, limit: int = 50) -> list[dict[str, Any]]:
+    def list_box(
+        self, caller: Caller, box: str, limit: int = 50, before: int | None = None
+    ) -> MailboxPage:
+        """The newest ``limit`` copies in ``box``, or those older than the cursor ``before``.
+
+        The cursor is a copy's position (its row id), not an offset, so a page
+        stays the same when new messages arrive while someone reads on.
+        """
         if box not in ("inbox", "sent"):
             raise InputError("box must be inbox or sent.")
         if not 1 <= limit <= 500:
             raise InputError("limit must be between 1 and 500.")
+        if before is not None and before < 1:
+            raise InputError("before must be a position from an earlier page.")
         with self.gateway.db.transaction() as conn:
             owners = self._owners(conn, caller) if box == "inbox" else {caller.account}
-            rows = conn.execute(
+            query = (
                 sa.select(mailbox_items)
                 .where(
                     mailbox_items.c.organisation == caller.organisation,
@@ -255,10 +271,14 @@ class Messaging:
                     mailbox_items.c.owner.in_(owners),
                 )
                 .order_by(mailbox_items.c.id.desc())
-                .limit(limit)
-            ).all()
+                .limit(limit + 1)  # one more, to know whether there is an older page
+            )
+            if before is not None:
+                query = query.where(mailbox_items.c.id < before)
+            rows = conn.execute(query).all()
+            older = rows[limit - 1].id if len(rows) > limit else None
             items = []
-            for row in rows:
+            for row in rows[:limit]:
                 direction = "in" if box == "inbox" else "out"
                 stored = load_envelope(conn, self.gateway.blobs, row.envelope_id, direction)
                 summary: dict[str, Any] = {
@@ -279,7 +299,7 @@ class Messaging:
                         attachments=len(content.attachments),
                     )
                 items.append(summary)
-        return items
+        return MailboxPage(items, older)
 
     def _content(self, stored: StoredEnvelope, org: str) -> MessageContent:
         return MessageContent.from_bytes(self._open(stored, org)[0].data)

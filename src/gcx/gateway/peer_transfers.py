@@ -46,7 +46,7 @@ from gcx.errors import (
 )
 from gcx.gateway.peer import GATEWAY, verify_signed_by_org
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.transfers import (
+from gcx.gateway.transfer_policy import (
     check_space,
     manifest_digest,
     policy_for,

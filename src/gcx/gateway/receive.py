@@ -44,6 +44,7 @@ from gcx.protocol.message import Address, MessageContent
 from gcx.protocol.receipt import accepted_receipt, refused_receipt
 from gcx.store import iso
 from gcx.store.schema import api_tokens, mailbox_items, mailboxes, receipts
+from gcx.store.schema_web import web_users
 
 log = logging.getLogger("gcx.gateway.receive")
 
@@ -377,7 +378,13 @@ def _local_names(conn: Connection, org: str) -> set[str]:
     shared = conn.execute(
         sa.select(mailboxes.c.name).where(mailboxes.c.organisation == org)
     ).scalars()
-    return set(people) | set(shared)
+    # People who only use the web pages have no token, but are addressable all the same.
+    web = conn.execute(
+        sa.select(web_users.c.username).where(
+            web_users.c.organisation == org, web_users.c.disabled_at.is_(None)
+        )
+    ).scalars()
+    return set(people) | set(shared) | set(web)
 
 
 def _refuse(

@@ -17,8 +17,9 @@ What is measured, and how:
   corrected by half the round trip (one-second resolution).
 * **Software version** of gcx.
 * **Private keys encrypted at rest**: every key file in the home.
-* **Administrators' second factor**: reported as unknown/not applicable,
-  honestly, until the web interface with administrator sign-in exists.
+* **Administrators' second factor**: the people holding the admin role in the
+  gateway's web sign-in (gcx.web), counted from its database, and how many of
+  them have no second-factor secret (none can: sign-in always asks for a code).
 
 The report is a DSSE document signed with one hosted organisation's signing
 key; central verifies it against the key it registered for that organisation
@@ -211,8 +212,29 @@ async def run_self_checks(
             }
         )
     )
-    checks.append(admin_second_factor_check())
+    checks.append(admin_second_factor_check(*await asyncio.to_thread(web_administrators, config)))
     return checks
+
+
+def web_administrators(config: GatewayConfig) -> tuple[int, int]:
+    """How many active web users hold the admin role, and how many lack a second factor."""
+    import sqlalchemy as sa
+
+    from gcx.store import open_database
+    from gcx.store.schema_web import web_users
+
+    database = open_database(config.db_url)
+    try:
+        with database.read() as conn:
+            rows = conn.execute(
+                sa.select(web_users.c.roles, web_users.c.totp_sealed).where(
+                    web_users.c.disabled_at.is_(None)
+                )
+            ).all()
+    finally:
+        database.dispose()
+    admins = [row for row in rows if "admin" in row.roles]
+    return len(admins), sum(1 for row in admins if not row.totp_sealed)
 
 
 def sign_report(

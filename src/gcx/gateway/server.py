@@ -10,11 +10,12 @@ import signal
 from aiohttp import web
 
 from gcx import crypto
-from gcx.audit.checkpoint import make_checkpoint
+from gcx.audit.checkpoint import AuditTree
 from gcx.config import GatewayConfig
 from gcx.errors import DirectoryError, GcxError
 from gcx.gateway.app import build_local_app
 from gcx.gateway.central_client import CentralClient
+from gcx.gateway.central_witness import CentralLogWitness
 from gcx.gateway.delivery import DeliveryWorker, PeerSessions
 from gcx.gateway.home import client_ssl_for_central, has_certificates, pick_up_certificates
 from gcx.gateway.messages_api import add_message_routes
@@ -22,6 +23,7 @@ from gcx.gateway.messaging import Messaging
 from gcx.gateway.peer import build_peer_app
 from gcx.gateway.peer_messages import add_message_routes as add_peer_message_routes
 from gcx.gateway.peer_transfers import add_transfer_routes as add_peer_transfer_routes
+from gcx.gateway.refusal_log import RefusalLog
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.services import ServiceProxy, call_sessions
 from gcx.gateway.services_api import add_peer_service_routes, add_service_routes
@@ -64,26 +66,31 @@ async def poll_directory(gateway: Gateway, central: CentralClient) -> None:
         log.warning("no usable directory: this gateway refuses to exchange")
 
 
-async def lodge_checkpoint(gateway: Gateway, central: CentralClient) -> None:
+async def lodge_checkpoint(gateway: Gateway, tree: AuditTree, central: CentralClient) -> None:
     """Sign the audit log's head and lodge it with central, with its consistency proof."""
     try:
         latest = await central.latest_checkpoint(gateway.config.name)
-
-        def make() -> bytes:
-            with gateway.db.transaction() as conn:
-                _, document = make_checkpoint(
-                    conn,
-                    gateway=gateway.config.name,
-                    previous_size=int(latest["tree_size"]),
-                    key=gateway.keys.identity,
-                    clock=gateway.clock,
-                )
-            return document
-
-        document = await run_sync(make)
+        _, document = await run_sync(
+            lambda: tree.checkpoint(
+                gateway=gateway.config.name,
+                previous_size=int(latest["tree_size"]),
+                key=gateway.keys.identity,
+                clock=gateway.clock,
+            )
+        )
         await central.lodge_checkpoint(document)
     except GcxError as error:
         log.warning("audit checkpoint not lodged: %s", error.message)
+
+
+async def witness_central(witness: CentralLogWitness, central: CentralClient) -> None:
+    """Check central's audit head extends the one held (see gcx.gateway.central_witness)."""
+    try:
+        since = await run_sync(witness.held_size)
+        await run_sync(witness.check, await central.central_checkpoint(since))
+    except GcxError as error:
+        # An inconsistent head is recorded (alarm, audit, health page) inside check().
+        log.warning("central's audit head not accepted: %s", error.message)
 
 
 async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> None:
@@ -115,17 +122,11 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     peer_runner = web.AppRunner(peer_app, access_log=None)
     await peer_runner.setup()
 
+    refusals = RefusalLog(gateway.db, gateway.clock)
+
     def on_refused(address: str, code: str, sentence: str) -> None:
         log.warning("refused TLS connection from %s: %s", address, code)
-        loop.run_in_executor(
-            None,
-            lambda: gateway.record(
-                actor=f"peer:{address}",
-                action="connection.refused",
-                subject="peer-endpoint",
-                details={"code": code, "message": sentence},
-            ),
-        )
+        refusals.add(address, code, sentence)
 
     http_protocol_factory = peer_runner.server
     assert http_protocol_factory is not None  # made by setup()
@@ -133,12 +134,26 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
         http_protocol_factory, peer_context, config.peer_host, config.peer_port, on_refused
     )
     local_app = build_local_app(gateway)
-    add_message_routes(local_app, Messaging(gateway), worker)
+    messaging = Messaging(gateway)
+    add_message_routes(local_app, messaging, worker)
     add_transfer_routes(local_app, transfer_worker)
     add_service_routes(local_app, services)
     local_runner = web.AppRunner(local_app, access_log=None)
     await local_runner.setup()
     await web.TCPSite(local_runner, config.api_host, config.api_port).start()
+    web_runner = None
+    if config.web_port:
+        from gcx.config import check_web_listener
+        from gcx.web.gateway import GatewayParts, build_gateway_web
+
+        check_web_listener(config.web_host)
+        parts = GatewayParts(gateway, messaging, worker, transfer_worker, services)
+        web_runner = web.AppRunner(build_gateway_web(parts), access_log=None)
+        await web_runner.setup()
+        await web.TCPSite(web_runner, config.web_host, config.web_port).start()
+        log.info(
+            "gateway %s: web pages http://%s:%d", config.name, config.web_host, config.web_port
+        )
     log.info(
         "gateway %s: peer endpoint https://%s, local API %s",
         config.name,
@@ -153,9 +168,18 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
                 await poll_directory(gateway, central)
                 await asyncio.sleep(config.directory_poll_seconds)
 
+        central_log = CentralLogWitness(gateway.db, gateway.keys.anchor.public_key(), gateway.clock)
+        audit_tree = AuditTree(gateway.db)
+
         async def checkpointer() -> None:
             while True:
-                await lodge_checkpoint(gateway, central)
+                try:
+                    await lodge_checkpoint(gateway, audit_tree, central)
+                    await witness_central(central_log, central)
+                except Exception:
+                    # Refusals are logged inside; anything else (the database
+                    # away for a moment) must not end checkpointing for good.
+                    log.exception("audit checkpointing failed; trying again next interval")
                 await asyncio.sleep(config.checkpoint_interval_seconds)
 
         tasks = [
@@ -164,6 +188,7 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
             asyncio.create_task(worker.run()),
             asyncio.create_task(transfer_worker.run()),
             asyncio.create_task(housekeeping(gateway)),
+            asyncio.create_task(refusals.run()),
         ]
         await stop.wait()
         for task in tasks:
@@ -175,6 +200,8 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     await peer_server.wait_closed()
     await peer_runner.cleanup()
     await local_runner.cleanup()
+    if web_runner is not None:
+        await web_runner.cleanup()
     await sessions.close()
     await services.sessions.close()
     gateway.close()

@@ -1,5 +1,9 @@
 """The service proxy: consumer and provider sides of a signed, access-controlled call.
 
+This module holds the proxy's lifecycle and the consumer side; the provider
+side and what both share are in :mod:`gcx.gateway.services_provider` and
+:mod:`gcx.gateway.services_common`.
+
 Per-call path, kept lean on purpose (the benchmark target is a quarter of
 direct throughput):
 
@@ -23,13 +27,11 @@ rate; the provider sets rates with that in mind).
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -40,25 +42,31 @@ from gcx import crypto
 from gcx.errors import (
     BackendAnswerTooLarge,
     BackendTimeout,
-    BackendUnreachable,
     CallResponseInvalid,
     CryptoError,
     GcxError,
     InputError,
     PeerUnreachable,
-    RateLimited,
-    SignatureInvalid,
 )
 from gcx.gateway.app import caller_of
 from gcx.gateway.call_log import CallLog, new_row
 from gcx.gateway.delivery import PeerSessions
 from gcx.gateway.runtime import Gateway
+from gcx.gateway.services_common import (
+    CALL_ID_HEADER,
+    PURPOSE_HEADER,
+    REQUEST_HEADER,
+    RESPONSE_HEADER,
+    USER_HEADER,
+    Backend,
+    read_capped,
+)
+from gcx.gateway.services_provider import ServiceProviding
 from gcx.gateway.tokens import Caller
-from gcx.httpapi import bearer_token, read_body, refusal, run_sync
+from gcx.httpapi import bearer_token, read_body, run_sync
 from gcx.protocol import directory as dirproto
 from gcx.protocol.services import (
     FORWARDED_REQUEST_HEADERS,
-    FORWARDED_RESPONSE_HEADERS,
     REQUEST_TYPE,
     RESPONSE_TYPE,
     CallRequest,
@@ -66,7 +74,6 @@ from gcx.protocol.services import (
     RateLimiter,
     RightsIndex,
     ServiceEntry,
-    check_request_received,
     check_response_matches,
     normalise_path,
     require_caller_facts,
@@ -76,22 +83,10 @@ from gcx.store.schema_services import service_backends
 
 log = logging.getLogger("gcx.gateway.services")
 
-REQUEST_HEADER = "X-Gcx-Call-Request"
-RESPONSE_HEADER = "X-Gcx-Call-Response"
-CALL_ID_HEADER = "X-Gcx-Call-Id"
-USER_HEADER = "X-Gcx-User"
-PURPOSE_HEADER = "X-Gcx-Purpose"
 CALLER_CACHE_SECONDS = 10.0
 CALLER_CACHE_SIZE = 10_000
 BACKEND_RELOAD_SECONDS = 15.0
-REPLAY_WINDOW = 100_000
 PEER_POOL = 64
-
-
-class CallReplayed(InputError):
-    code = "call-replayed"
-    status = 409
-    default_message = "A call with this id was already answered; the repeat was refused."
 
 
 def call_sessions(gateway: Gateway) -> PeerSessions:
@@ -99,14 +94,7 @@ def call_sessions(gateway: Gateway) -> PeerSessions:
     return PeerSessions(gateway, pool_size=PEER_POOL)
 
 
-@dataclass(frozen=True)
-class Backend:
-    provider: str
-    name: str
-    url: str
-
-
-class ServiceProxy:
+class ServiceProxy(ServiceProviding):
     """Both sides of service calls for one gateway process."""
 
     def __init__(self, gateway: Gateway, sessions: PeerSessions) -> None:
@@ -166,36 +154,6 @@ class ServiceProxy:
             (r.provider, r.name): Backend(r.provider, r.name, r.backend_url) for r in rows
         }
 
-    # -- per-directory caches -------------------------------------------------------
-
-    def index(self, directory: dirproto.Directory) -> RightsIndex:
-        index = self._index
-        if index is None or index.version != directory.version:
-            index = RightsIndex.build(
-                directory.version,
-                directory.services,
-                directory.service_rights,
-                directory.service_groups,
-            )
-            self._index = index
-        return index
-
-    def org_key(self, directory: dirproto.Directory, code: str) -> tuple[str, crypto.VerifyKey]:
-        version, keys = self._keys
-        if version != directory.version:
-            keys = {}
-            self._keys = (directory.version, keys)
-        found = keys.get(code)
-        if found is None:
-            org = directory.organisation(code)
-            if org is None or not org.signing_key or not org.gateway:
-                raise SignatureInvalid(
-                    f"The directory lists no signing key for {code[:16]}; the call was refused."
-                )
-            key = crypto.VerifyKey.from_b64(org.signing_key)
-            found = keys[code] = (crypto.key_id(key), key)
-        return found
-
     async def caller(self, request: web.Request) -> Caller:
         """The local API caller, from a short-lived cache of checked tokens."""
         token = bearer_token(request)
@@ -215,13 +173,39 @@ class ServiceProxy:
     async def consume(
         self, request: web.Request, caller: Caller, provider: str, name: str, raw_path: str
     ) -> web.StreamResponse:
+        return await self.call(
+            caller,
+            provider,
+            name,
+            raw_path,
+            method=request.method,
+            headers=request.headers,
+            query=request.query_string,
+            body_reader=lambda limit: read_body(request, limit),
+        )
+
+    async def call(
+        self,
+        caller: Caller,
+        provider: str,
+        name: str,
+        raw_path: str,
+        *,
+        method: str,
+        headers: Mapping[str, str],
+        query: str,
+        body_reader: Callable[[int], Awaitable[bytes]],
+    ) -> web.Response:
+        """One call on the consumer side, from a local API request or a web page.
+
+        ``headers`` is a case-insensitive mapping (a request's, or a CIMultiDict);
+        the body is read, within the service's limit, only once the call is admitted.
+        """
         started = time.perf_counter()
         gateway = self.gateway
-        method = request.method.upper()
-        user = request.headers.get(USER_HEADER) or (
-            caller.account if caller.kind == "user" else None
-        )
-        purpose = request.headers.get(PURPOSE_HEADER) or None
+        method = method.upper()
+        user = headers.get(USER_HEADER) or (caller.account if caller.kind == "user" else None)
+        purpose = headers.get(PURPOSE_HEADER) or None
         row = new_row(
             at=iso(gateway.clock.now()),
             side="consumer",
@@ -232,26 +216,24 @@ class ServiceProxy:
             service=name,
             method=method,
             path=raw_path[:2000],
-            query=request.query_string,
+            query=query,
         )
         try:
             directory = gateway.directory.current()
             row["directory_version"] = directory.version
             path = normalise_path(raw_path)
             row["path"] = path
-            _check_lengths(user, purpose, request.query_string)
+            _check_lengths(user, purpose, query)
             decision = self.index(directory).decide(
                 caller.organisation, provider, name, method, path
             )
             service = decision.service
             require_caller_facts(service, user, purpose)
-            body = await read_body(request, service.max_body_bytes)
+            body = await body_reader(service.max_body_bytes)
             peer = directory.gateway_for_organisation(provider)
             if peer is None:
                 raise PeerUnreachable(f"{provider} has no active gateway in the directory.")
-            headers = {
-                h: request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in request.headers
-            }
+            forwarded = {h: headers[h] for h in FORWARDED_REQUEST_HEADERS if h in headers}
             call = CallRequest(
                 id=crypto.random_id(16),
                 consumer=caller.organisation,
@@ -262,8 +244,8 @@ class ServiceProxy:
                 service=name,
                 method=method,
                 path=path,
-                query=request.query_string,
-                headers=headers,
+                query=query,
+                headers=forwarded,
                 body_sha256=crypto.sha256_hex(body),
                 body_size=len(body),
                 created_at=gateway.clock.now(),
@@ -288,7 +270,7 @@ class ServiceProxy:
             )
             if service.logging == "full":
                 row["sealed_bodies"] = self._seal(
-                    caller.organisation, call.id, headers, body, response.headers, answer
+                    caller.organisation, call.id, forwarded, body, response.headers, answer
                 )
         except GcxError as error:
             return await self._refused(row, started, error)
@@ -313,7 +295,7 @@ class ServiceProxy:
                 },
                 timeout=aiohttp.ClientTimeout(total=service.timeout_seconds + 5, connect=5),
             ) as answer:
-                data = await _read_capped(answer, limit, BackendAnswerTooLarge)
+                data = await read_capped(answer, limit, BackendAnswerTooLarge)
                 return answer.status, answer.headers, data
         except aiohttp.ClientConnectorCertificateError as exc:
             raise PeerUnreachable(
@@ -379,225 +361,6 @@ class ServiceProxy:
             status=status,
             headers=out,
         )
-
-    async def _refused(self, row: dict[str, Any], started: float, error: GcxError) -> web.Response:
-        # A call refused before its request document was made still gets an id.
-        row["id"] = row["id"] or crypto.random_id(16)
-        row.update(status=error.status, outcome=error.code)
-        row["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        try:
-            await self.log.write(row)
-        except GcxError:
-            log.warning("a refused call could not be logged")
-        response = refusal(error)
-        if isinstance(error, RateLimited):
-            response.headers["Retry-After"] = str(error.retry_after)
-        return response
-
-    # -- the provider side ------------------------------------------------------------
-
-    async def provide(self, request: web.Request) -> web.StreamResponse:
-        started = time.perf_counter()
-        gateway = self.gateway
-        directory: dirproto.Directory = request["directory"]
-        peer: dirproto.GatewayEntry = request["peer"]
-        signed = request.headers.get(REQUEST_HEADER, "").encode()
-        call = self._verified_request(directory, signed)
-        row = new_row(
-            at=iso(gateway.clock.now()),
-            side="provider",
-            consumer=call.consumer,
-            user=call.user,
-            purpose=call.purpose,
-            provider=call.provider,
-            service=call.service,
-            method=call.method,
-            path=call.path,
-            query=call.query,
-        )
-        row.update(
-            id=call.id,
-            directory_version=directory.version,
-            request_sha256=call.body_sha256,
-            request_size=call.body_size,
-            request_document=signed,
-        )
-        try:
-            index = self.index(directory)
-            service = index.service(call.provider, call.service)
-            body = await read_body(request, service.max_body_bytes)
-            check_request_received(
-                call,
-                peer_organisations=peer.organisations,
-                hosted=gateway.config.organisations,
-                body_sha256=crypto.sha256_hex(body),
-                body_size=len(body),
-                now=gateway.clock.now(),
-            )
-            if call.id in self._seen:
-                raise CallReplayed()
-            self._seen[call.id] = None
-            if len(self._seen) > REPLAY_WINDOW:
-                self._seen.popitem(last=False)
-            decision = index.decide(
-                call.consumer, call.provider, call.service, call.method, normalise_path(call.path)
-            )
-            require_caller_facts(service, call.user, call.purpose)
-            rate, burst = decision.rate
-            wait = self.limiter.take(
-                (call.provider, call.service, call.consumer), rate, burst, time.monotonic()
-            )
-            if wait is not None:
-                raise RateLimited(
-                    f"{call.consumer} is over its rate of {rate:g} calls a second for "
-                    f"{call.provider}/{call.service}.",
-                    retry_after=wait,
-                )
-            status, headers, answer = await self._backend(call, service, body)
-            response = CallResponse(
-                call_id=call.id,
-                request_sha256=crypto.sha256_hex(signed),
-                provider=call.provider,
-                provider_gateway=gateway.config.name,
-                service=call.service,
-                status=status,
-                headers=headers,
-                body_sha256=crypto.sha256_hex(answer),
-                body_size=len(answer),
-                created_at=gateway.clock.now(),
-                directory_version=directory.version,
-            )
-            key, key_id = self._signing[call.provider]
-            document = crypto.sign_document(RESPONSE_TYPE, response.to_bytes(), key, key_id)
-            row.update(
-                status=status,
-                outcome="answered",
-                response_size=len(answer),
-                response_sha256=response.body_sha256,
-                response_document=document,
-            )
-            if service.logging == "full":
-                row["sealed_bodies"] = self._seal(
-                    call.provider, call.id, call.headers, body, headers, answer
-                )
-        except GcxError as error:
-            return await self._refused(row, started, error)
-        row["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        await self.log.write(row)
-        return web.Response(
-            status=200,
-            body=answer,
-            headers={
-                RESPONSE_HEADER: document.decode(),
-                "Content-Type": "application/octet-stream",
-            },
-        )
-
-    def _verified_request(self, directory: dirproto.Directory, signed: bytes) -> CallRequest:
-        if not signed:
-            raise InputError(f"A call needs its signed request document in {REQUEST_HEADER}.")
-        try:
-            payload = base64.b64decode(json.loads(signed)["payload"], validate=True)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SignatureInvalid("The call request is not a signed document.") from exc
-        call = CallRequest.from_bytes(payload)
-        key_id, key = self.org_key(directory, call.consumer)
-        try:
-            crypto.verify_document(signed, REQUEST_TYPE, {key_id: key})
-        except CryptoError as exc:
-            raise SignatureInvalid(
-                f"The call request does not verify against {call.consumer}'s key in the directory."
-            ) from exc
-        return call
-
-    async def _backend(
-        self, call: CallRequest, service: ServiceEntry, body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        backend = self.backends.get((call.provider, call.service))
-        if backend is None or self._client is None:
-            raise BackendUnreachable(
-                f"{call.provider}/{call.service} has no backend configured on this gateway."
-            )
-        # Only the headers gcx carries reach the backend, whatever a consumer signed.
-        headers = {k: v for k, v in call.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
-        path = normalise_path(call.path)
-        url = backend.url.rstrip("/") + path + (f"?{call.query}" if call.query else "")
-        try:
-            async with self._client.request(
-                call.method,
-                url,
-                data=body if body else None,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=service.timeout_seconds),
-                allow_redirects=False,
-            ) as answer:
-                data = await _read_capped(answer, service.max_body_bytes, BackendAnswerTooLarge)
-                headers = {
-                    h: answer.headers[h] for h in FORWARDED_RESPONSE_HEADERS if h in answer.headers
-                }
-                return answer.status, headers, data
-        except TimeoutError as exc:
-            raise BackendTimeout(
-                f"The backend of {call.provider}/{call.service} did not answer within "
-                f"{service.timeout_seconds:g} s."
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise BackendUnreachable(
-                f"The backend of {call.provider}/{call.service} could not be reached: "
-                f"{type(exc).__name__}."
-            ) from exc
-
-    # -- bodies at rest -------------------------------------------------------------------
-
-    def _seal(
-        self,
-        organisation: str,
-        call_id: str,
-        request_headers: Mapping[str, str],
-        request_body: bytes,
-        response_headers: Mapping[str, str],
-        response_body: bytes,
-    ) -> bytes:
-        """Both bodies sealed to this organisation's own key (a gcx.envelope/1 frame)."""
-        keys = self.gateway.keys.organisations[organisation]
-        sealed = crypto.seal_envelope(
-            kind="document",
-            sender_org=organisation,
-            sender_user="service-proxy",
-            sender_key=keys.signing,
-            recipients={organisation: keys.encryption.public},
-            marking="OFFICIAL-SENSITIVE",
-            parts=[
-                (
-                    "request",
-                    request_headers.get("content-type", "application/octet-stream"),
-                    request_body,
-                ),
-                (
-                    "response",
-                    response_headers.get("content-type", "application/octet-stream"),
-                    response_body,
-                ),
-            ],
-            now=self.gateway.clock.now(),
-            envelope_id=call_id,
-        )
-        return sealed.framed()
-
-
-async def _read_capped(
-    response: aiohttp.ClientResponse, limit: int, error: type[GcxError]
-) -> bytes:
-    if response.content_length is not None and response.content_length > limit:
-        raise error(f"The answer is {response.content_length} bytes, over the limit of {limit}.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise error(f"The answer is over the limit of {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _check_lengths(user: str | None, purpose: str | None, query: str) -> None:

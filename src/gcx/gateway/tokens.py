@@ -48,7 +48,15 @@ class TokenService:
         self.hosted = hosted
         self.clock = clock
 
-    def add(self, organisation: str, account: str, kind: str, roles: list[str]) -> str:
+    def add(
+        self,
+        organisation: str,
+        account: str,
+        kind: str,
+        roles: list[str],
+        *,
+        by: str = "administrator",
+    ) -> str:
         """Create a token and return it; it is shown once and only its hash is kept."""
         if organisation not in self.hosted:
             raise InputError(f"This gateway does not host {organisation[:16]!r}.")
@@ -73,7 +81,7 @@ class TokenService:
             )
             audit.append(
                 conn,
-                actor="administrator",
+                actor=by,
                 action="token.added",
                 subject=f"{account}@{organisation}",
                 now=now,
@@ -81,7 +89,7 @@ class TokenService:
             )
         return token
 
-    def revoke(self, organisation: str, account: str) -> int:
+    def revoke(self, organisation: str, account: str, *, by: str = "administrator") -> int:
         now = self.clock.now()
         with self.db.transaction() as conn:
             count = conn.execute(
@@ -97,12 +105,33 @@ class TokenService:
                 raise NotFound(f"{account}@{organisation} has no active token.")
             audit.append(
                 conn,
-                actor="administrator",
+                actor=by,
                 action="token.revoked",
                 subject=f"{account}@{organisation}",
                 now=now,
             )
         return int(count)
+
+    def list_for(self, organisation: str) -> list[dict[str, Any]]:
+        """The organisation's tokens, newest first: who holds them, never the tokens."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(api_tokens)
+                .where(api_tokens.c.organisation == organisation)
+                .order_by(api_tokens.c.id.desc())
+            ).all()
+        return [
+            {
+                "id": r.id,
+                "account": r.account,
+                "kind": r.account_kind,
+                "roles": list(r.roles),
+                "created_at": r.created_at,
+                "last_used_at": r.last_used_at,
+                "revoked_at": r.revoked_at,
+            }
+            for r in rows
+        ]
 
     def authenticate(self, token: str | None, *, request: str, record_use: bool = True) -> Caller:
         """The caller a token belongs to; every use and every refusal is audited.

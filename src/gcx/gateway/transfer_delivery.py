@@ -36,7 +36,7 @@ from gcx import audit, crypto
 from gcx.errors import GcxError, ReceiptInvalid
 from gcx.gateway.delivery import PeerSessions
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.transfers import stored_manifest, transfer_files
+from gcx.gateway.transfer_policy import stored_manifest, transfer_files
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
 from gcx.protocol.transfer import (

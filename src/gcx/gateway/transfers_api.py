@@ -20,11 +20,14 @@ from typing import Any
 from aiohttp import web
 
 from gcx.errors import BodyTooLarge, InputError
-from gcx.gateway import transfers as usecases
+from gcx.gateway import transfer_policy, transfer_reading, transfer_uploads, transfers
 from gcx.gateway.app import OPENAPI, caller_of
 from gcx.gateway.peer import GATEWAY
+from gcx.gateway.runtime import Gateway
+from gcx.gateway.tokens import Caller
 from gcx.gateway.transfer_delivery import TransferWorker
-from gcx.httpapi import json_body, run_sync
+from gcx.gateway.transfer_listing import list_transfers as list_visible
+from gcx.httpapi import attachment_disposition, json_body, run_sync
 
 TUS_VERSION = "1.0.0"
 TRANSFER_WORKER = web.AppKey("transfer_worker", TransferWorker)
@@ -89,7 +92,7 @@ async def create_upload(request: web.Request) -> web.Response:
     length = _int_header(request, "Upload-Length")
     metadata = parse_metadata(request.headers.get("Upload-Metadata", ""))
     upload_id = await run_sync(
-        usecases.create_upload, request.app[GATEWAY], caller, length, metadata
+        transfer_uploads.create_upload, request.app[GATEWAY], caller, length, metadata
     )
     return web.Response(
         status=201, headers={**_TUS_HEADERS, "Location": f"/api/v1/uploads/{upload_id}"}
@@ -99,7 +102,7 @@ async def create_upload(request: web.Request) -> web.Response:
 async def upload_offset(request: web.Request) -> web.Response:
     caller = await caller_of(request, record_use=False)
     state = await run_sync(
-        usecases.upload_state, request.app[GATEWAY], caller, request.match_info["id"]
+        transfer_uploads.upload_state, request.app[GATEWAY], caller, request.match_info["id"]
     )
     return web.Response(
         status=200,
@@ -120,8 +123,8 @@ async def append_upload(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     upload_id = request.match_info["id"]
     offset = _int_header(request, "Upload-Offset")
-    state = await run_sync(usecases.begin_append, gateway, caller, upload_id, offset)
-    path = usecases.transfer_files(gateway).upload_path(upload_id)
+    state = await run_sync(transfer_uploads.begin_append, gateway, caller, upload_id, offset)
+    path = transfer_policy.transfer_files(gateway).upload_path(upload_id)
     written = offset
     handle = path.open("r+b")
     try:
@@ -138,14 +141,16 @@ async def append_upload(request: web.Request) -> web.Response:
         handle.flush()
         await run_sync(os.fsync, handle.fileno())
         handle.close()
-        await run_sync(usecases.record_offset, gateway, upload_id, written)
+        await run_sync(transfer_uploads.record_offset, gateway, upload_id, written)
     return web.Response(status=204, headers={**_TUS_HEADERS, "Upload-Offset": str(written)})
 
 
 async def delete_upload(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     _require_tus(request)
-    await run_sync(usecases.delete_upload, request.app[GATEWAY], caller, request.match_info["id"])
+    await run_sync(
+        transfer_uploads.delete_upload, request.app[GATEWAY], caller, request.match_info["id"]
+    )
     return web.Response(status=204, headers=_TUS_HEADERS)
 
 
@@ -168,7 +173,7 @@ async def preflight(request: web.Request) -> web.Response:
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError("Each file must be an object with a name and a size.") from exc
     result = await run_sync(
-        usecases.preflight,
+        transfers.preflight,
         request.app[GATEWAY],
         caller,
         _strings(body.get("to"), "to"),
@@ -183,7 +188,7 @@ async def create_transfer(request: web.Request) -> web.Response:
     body = await json_body(request)
     names = body.get("names")
     result = await run_sync(
-        lambda: usecases.create_transfer(
+        lambda: transfers.create_transfer(
             request.app[GATEWAY],
             caller,
             to=_strings(body.get("to"), "to"),
@@ -198,18 +203,23 @@ async def create_transfer(request: web.Request) -> web.Response:
 
 async def list_transfers(request: web.Request) -> web.Response:
     caller = await caller_of(request)
-    try:
-        limit = int(request.query.get("limit", "100"))
-    except ValueError as exc:
-        raise InputError("limit must be a number.") from exc
-    items = await run_sync(usecases.list_transfers, request.app[GATEWAY], caller, limit)
-    return web.json_response({"transfers": items})
+    limit_text = request.query.get("limit", "100")
+    if not limit_text.isdigit() or len(limit_text) > 9:
+        raise InputError("limit must be a whole number.")
+    page = await run_sync(
+        list_visible,
+        request.app[GATEWAY],
+        caller,
+        int(limit_text),
+        request.query.get("before"),
+    )
+    return web.json_response({"transfers": page.items, "older": page.older})
 
 
 async def transfer_status(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     body = await run_sync(
-        usecases.transfer_status, request.app[GATEWAY], caller, request.match_info["id"]
+        transfer_reading.transfer_status, request.app[GATEWAY], caller, request.match_info["id"]
     )
     return web.json_response(body)
 
@@ -222,22 +232,33 @@ async def download_file(request: web.Request) -> web.StreamResponse:
         index = int(request.match_info["n"])
     except ValueError as exc:
         raise InputError("The file number must be a number.") from exc
-    manifest, metadata, key = await run_sync(usecases.open_incoming, gateway, caller, transfer_id)
+    return await stream_incoming_file(request, gateway, caller, transfer_id, index)
+
+
+async def stream_incoming_file(
+    request: web.Request, gateway: Gateway, caller: Caller, transfer_id: str, index: int
+) -> web.StreamResponse:
+    """Decrypt one received file as it is sent; the API and the web page both use this."""
+    manifest, metadata, key = await run_sync(
+        transfer_reading.open_incoming, gateway, caller, transfer_id
+    )
     if not 0 <= index < len(metadata.files):
         raise InputError(f"The transfer has files 0 to {len(metadata.files) - 1}.")
     described = metadata.files[index]
-    segments = usecases.decrypted_segments(gateway, manifest, metadata, key, index)
+    segments = transfer_reading.decrypted_segments(gateway, manifest, metadata, key, index)
     response = web.StreamResponse(
         headers={
             "Content-Type": "application/octet-stream",
             "Content-Length": str(described.size),
-            "Content-Disposition": f'attachment; filename="{described.name.replace(chr(34), "")}"',
+            "Content-Disposition": attachment_disposition(described.name),
             "X-Gcx-Sha256": described.sha256,
         }
     )
-    await run_sync(usecases.record_download, gateway, caller, transfer_id, index)
+    await run_sync(transfer_reading.record_download, gateway, caller, transfer_id, index)
     await response.prepare(request)
     end = object()
+    # A segment that fails its check raises here, after the headers went: the
+    # connection is dropped, so the client sees a failed download, never a short file.
     while (plain := await run_sync(next, segments, end)) is not end:
         assert isinstance(plain, bytes)
         await response.write(plain)
@@ -248,7 +269,7 @@ async def download_file(request: web.Request) -> web.StreamResponse:
 async def set_policy(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     body = await json_body(request)
-    result = await run_sync(usecases.set_policy, request.app[GATEWAY], caller, body)
+    result = await run_sync(transfer_policy.set_policy, request.app[GATEWAY], caller, body)
     return web.json_response(result)
 
 
@@ -280,8 +301,24 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     "/api/v1/transfers": {
         "get": {
-            "summary": "Transfers sent by or to you",
-            "responses": {"200": {"description": "ok"}},
+            "summary": "Transfers sent by or to you, newest first",
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+                {
+                    "name": "before",
+                    "in": "query",
+                    "description": "the 'older' value of the previous page",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {
+                "200": {"description": "transfers, and 'older' for the next page"},
+                "4XX": _REFUSED,
+            },
         },
         "post": {
             "summary": "Make a transfer of completed uploads: {to, marking, uploads, names?}",

@@ -1,10 +1,13 @@
-"""Signed audit checkpoints: a gateway's tree head, lodged with central.
+"""Signed audit checkpoints: a gateway's tree head, lodged with central, and central's own.
 
 Payload type ``application/vnd.gcx.checkpoint+json``, signed (DSSE) with the
-gateway's own key, the one its TLS certificate certifies. Fields:
+gateway's own key, the one its TLS certificate certifies. Central's head has
+the payload type ``application/vnd.gcx.central-checkpoint+json`` (so neither
+can be passed off as the other), is signed with the network's root key, and
+names ``central``. Fields:
 
 * ``format``: ``gcx.checkpoint/1``
-* ``gateway``: the gateway's name
+* ``gateway``: the gateway's name, or ``central``
 * ``tree_size``: how many audit entries the tree covers
 * ``root_hash``: hex RFC 9162 tree head over the entries' hashes, in order
 * ``issued_at``: when the gateway made it
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 from gcx.errors import InputError
 
 PAYLOAD_TYPE = "application/vnd.gcx.checkpoint+json"
+CENTRAL_PAYLOAD_TYPE = "application/vnd.gcx.central-checkpoint+json"
+CENTRAL_LOG = "central"
 FORMAT = "gcx.checkpoint/1"
 
 

@@ -162,24 +162,54 @@ class MessageContent:
             raise InputError("The message part is not in the gcx.message/1 format.") from exc
 
 
+MAX_HANDLING_CHARS = 2000
+
+
 def check_composition(
     to: list[str], cc: list[str], subject: str, body: str, attachment_sizes: list[int]
 ) -> tuple[tuple[Address, ...], tuple[Address, ...]]:
-    """Check what a person composed; return the parsed addresses or raise saying what is wrong."""
+    """Check what a person composed; return the parsed addresses or raise saying what is wrong.
+
+    The checks run in this order and stop at the first refusal; a form that
+    wants every problem at once calls the single-field checks below itself.
+    """
+    parsed = check_recipients(to, cc)
+    check_subject(subject)
+    check_body(body)
+    check_attachment_sizes(attachment_sizes)
+    return parsed
+
+
+def check_recipients(
+    to: list[str], cc: list[str]
+) -> tuple[tuple[Address, ...], tuple[Address, ...]]:
     if not to:
         raise AddressInvalid("A message needs at least one address in To.")
     if len(to) + len(cc) > MAX_RECIPIENTS:
         raise AddressInvalid(f"A message may have at most {MAX_RECIPIENTS} addresses.")
-    parsed_to = tuple(parse_address(a) for a in to)
-    parsed_cc = tuple(parse_address(a) for a in cc)
+    return tuple(parse_address(a) for a in to), tuple(parse_address(a) for a in cc)
+
+
+def check_subject(subject: str) -> None:
     check_text(subject, what="subject")
-    check_text(body, what="body")
     if not subject.strip():
         raise InputError("A message needs a subject.")
     if len(subject) > MAX_SUBJECT_CHARS or any(ch in subject for ch in "\r\n\x00"):
         raise InputError(f"The subject must be one line of at most {MAX_SUBJECT_CHARS} characters.")
+
+
+def check_body(body: str) -> None:
+    check_text(body, what="body")
     if len(body) > MAX_BODY_CHARS:
         raise InputError(f"The body is longer than {MAX_BODY_CHARS} characters.")
+
+
+def check_handling(handling: str | None) -> None:
+    if handling is not None and len(handling) > MAX_HANDLING_CHARS:
+        raise InputError("Handling instructions must be at most 2,000 characters.")
+
+
+def check_attachment_sizes(attachment_sizes: list[int]) -> None:
     if len(attachment_sizes) > MAX_ATTACHMENTS:
         raise AttachmentRefused(f"A message may carry at most {MAX_ATTACHMENTS} attachments.")
     for size in attachment_sizes:
@@ -191,4 +221,3 @@ def check_composition(
         raise AttachmentTooLarge(
             "The attachments add up to more than 100 MiB; send them as a bulk file transfer."
         )
-    return parsed_to, parsed_cc

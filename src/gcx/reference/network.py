@@ -161,3 +161,20 @@ async def set_up_dwp_lookup(
     council = network.gateways["tower-hamlets"]
     await wait_for_version([council, dwp], int(result["directory"]))
     return url
+
+
+async def set_up_fsm_check(network: LocalNetwork, *, port: int) -> str:
+    """Start the free school meals reference backend, publish it from DWP, grant the council.
+
+    DWP answers eligibility from the benefit records it holds, as the checking
+    service councils use does; the council may only post eligibility checks.
+    """
+    url = f"http://127.0.0.1:{port}"
+    start_backend(network, "fsm", port)
+    await wait_for_backend(url)
+    dwp = network.gateways["dwp"]
+    await publish(dwp, "fsm", url, logging="metadata")
+    result = await grant(dwp, "fsm", "E09000030", methods=["POST"], paths=["/eligibility-checks"])
+    council = network.gateways["tower-hamlets"]
+    await wait_for_version([council, dwp], int(result["directory"]))
+    return url

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,11 +106,13 @@ def _sqlite_engine(url: str) -> Engine:
         # Let SQLAlchemy, not the driver, issue BEGIN so we can make it IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
+        try:
+            cursor.execute("PRAGMA busy_timeout=30000")
+            _first_read(cursor, "PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -118,6 +122,29 @@ def _sqlite_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _first_read(cursor: Any, sql: str) -> None:
+    """Run a connection's first statement, waiting out a WAL hand-over.
+
+    A new connection's first read of a WAL database can fail with "database is
+    locked" *without* the busy handler being called, while another process is
+    the last to close the database (it briefly holds an exclusive lock to
+    checkpoint and remove the WAL) or is recovering it after a crash; SQLite's
+    documentation lists both cases. They last milliseconds, so retry for up to
+    the busy timeout rather than fail a CLI command run beside a gateway.
+    """
+    deadline = time.monotonic() + 30
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute(sql)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def open_database(url: str) -> Database:

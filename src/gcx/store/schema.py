@@ -99,7 +99,8 @@ audit_entries = sa.Table(
     metadata,
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("at", sa.String(40), nullable=False),
-    sa.Column("actor", sa.String(200), nullable=False),
+    # Indexed for "What I did", which pages through one person's entries.
+    sa.Column("actor", sa.String(200), nullable=False, index=True),
     sa.Column("action", sa.String(64), nullable=False, index=True),
     sa.Column("subject", sa.String(200), nullable=False),
     sa.Column("details", sa.Text, nullable=False),
@@ -260,4 +261,25 @@ directory_archive = sa.Table(
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("document", sa.LargeBinary, nullable=False),
     sa.Column("archived_at", sa.String(40), nullable=False),
+)
+
+# -- central's audit head, witnessed by a gateway (migration 0011) ------------------
+
+central_log_head = sa.Table(
+    "central_log_head",
+    metadata,
+    # A single row (id = 1): the last head of central's audit log this gateway
+    # checked and accepted. Every head central signs later must extend it.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("tree_size", sa.Integer, nullable=False),
+    sa.Column("root_hash", sa.String(64), nullable=False),
+    sa.Column("issued_at", sa.String(40), nullable=False),
+    sa.Column("checked_at", sa.String(40), nullable=False),
+    sa.Column("document", sa.LargeBinary, nullable=False),
+    # Set when central signed a head that does not extend the one held: the
+    # reason and that signed head, kept as evidence until someone accepts
+    # central's log again (gcx gateway central-log accept).
+    sa.Column("alarm_at", sa.String(40)),
+    sa.Column("alarm_reason", sa.Text),
+    sa.Column("alarm_document", sa.LargeBinary),
 )

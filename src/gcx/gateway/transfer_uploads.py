@@ -1,0 +1,128 @@
+"""Resumable uploads (the tus protocol's use cases): the files a transfer is later made from.
+
+An upload belongs to the account that created it; only that account may
+append to it, use it in a transfer or delete it. Its length is checked
+against the organisation's quotas and the free disk space when it is made,
+so a large file is refused before any byte of it is sent.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from gcx import audit
+from gcx.errors import InputError, NotFound, UploadOffsetMismatch
+from gcx.gateway.runtime import Gateway
+from gcx.gateway.tokens import Caller
+from gcx.gateway.transfer_policy import (
+    check_quota,
+    check_space,
+    policy_for,
+    require_sender,
+    storage_used,
+    transfer_files,
+)
+from gcx.protocol.message import check_file_name
+from gcx.store import iso
+from gcx.store.schema_transfers import uploads
+
+MAX_METADATA_VALUE = 1024
+
+
+def create_upload(gateway: Gateway, caller: Caller, length: int, metadata: dict[str, str]) -> str:
+    require_sender(caller)
+    if length < 0:
+        raise InputError("Upload-Length must be a non-negative number.")
+    if "filename" in metadata:
+        check_file_name(metadata["filename"])
+    if any(len(v) > MAX_METADATA_VALUE for v in metadata.values()) or len(metadata) > 16:
+        raise InputError("Upload-Metadata is limited to 16 keys of at most 1,024 characters.")
+    files = transfer_files(gateway)
+    now = gateway.clock.now()
+    upload_id = secrets.token_hex(16)
+    with gateway.db.transaction() as conn:
+        policy = policy_for(conn, gateway, caller.organisation)
+        check_quota(policy, storage_used(conn, caller.organisation), [length], caller.organisation)
+        check_space(gateway, files, 2 * length)
+        conn.execute(
+            uploads.insert().values(
+                id=upload_id,
+                organisation=caller.organisation,
+                account=caller.account,
+                length=length,
+                offset=0,
+                metadata=metadata,
+                state="open",
+                created_at=iso(now),
+                updated_at=iso(now),
+            )
+        )
+        audit.append(
+            conn,
+            actor=caller.actor,
+            action="upload.created",
+            subject=upload_id,
+            now=now,
+            details={"length": length},
+        )
+    files.create_upload(upload_id)
+    return upload_id
+
+
+@dataclass(frozen=True)
+class UploadState:
+    id: str
+    length: int
+    offset: int
+    metadata: dict[str, str]
+
+
+def upload_state(gateway: Gateway, caller: Caller, upload_id: str) -> UploadState:
+    with gateway.db.read() as conn:
+        row = conn.execute(sa.select(uploads).where(uploads.c.id == upload_id)).first()
+    if (
+        row is None
+        or row.state != "open"
+        or row.organisation != caller.organisation
+        or row.account != caller.account
+    ):
+        raise NotFound("You have no open upload with that identifier.")
+    return UploadState(row.id, int(row.length), int(row.offset), dict(row.metadata))
+
+
+def begin_append(gateway: Gateway, caller: Caller, upload_id: str, offset: int) -> UploadState:
+    """Check a PATCH may start at ``offset``, and cut any bytes a crash left past it."""
+    state = upload_state(gateway, caller, upload_id)
+    if offset != state.offset:
+        raise UploadOffsetMismatch(
+            f"The upload is at offset {state.offset}, not {offset}; continue from {state.offset}.",
+            offset=state.offset,
+        )
+    transfer_files(gateway).truncate_upload(upload_id, state.offset)
+    return state
+
+
+def record_offset(gateway: Gateway, upload_id: str, offset: int) -> None:
+    """Persist an upload's offset once the bytes up to it are fsynced."""
+    with gateway.db.transaction() as conn:
+        conn.execute(
+            uploads.update()
+            .where(uploads.c.id == upload_id, uploads.c.offset < offset)
+            .values(offset=offset, updated_at=iso(gateway.clock.now()))
+        )
+
+
+def delete_upload(gateway: Gateway, caller: Caller, upload_id: str) -> None:
+    upload_state(gateway, caller, upload_id)
+    now = gateway.clock.now()
+    with gateway.db.transaction() as conn:
+        conn.execute(
+            uploads.update()
+            .where(uploads.c.id == upload_id)
+            .values(state="deleted", updated_at=iso(now))
+        )
+        audit.append(conn, actor=caller.actor, action="upload.deleted", subject=upload_id, now=now)
+    transfer_files(gateway).delete_upload(upload_id)

@@ -1,0 +1,254 @@
+"""Pages: the Code of Connection statements list and each statement's overview.
+
+Who sees what follows the roles of :mod:`gcx.compliance.statement`: an
+organisation's security officer drafts (:mod:`.statements_drafting`), its
+sign-off officer signs off, an assessor assesses (:mod:`.statements_review`)
+and an operator approves or rejects. The overview page of a statement offers
+each person only the steps their roles allow in its present state; the use
+cases still decide, so a step offered by mistake is refused with the API's
+own error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gcx.errors import GcxError
+from gcx.httpapi import run_sync
+from gcx.web.central import principal_of
+from gcx.web.central.statements_common import (
+    MARKING,
+    RESULT_LABELS,
+    Loaded,
+    load_statement,
+    service,
+    state_tag,
+)
+from gcx.web.site import FormErrors, Site, field_text, form_of, needs, redirect, render, user_of
+
+ROLES = ("security-officer", "sign-off", "assessor", "operator")
+# States an assessor is asked to act on, or has acted on.
+ASSESSOR_STATES = ("submitted", "under-assessment", "assessed")
+ORGANISATION_ONLY = ("draft", "awaiting-sign-off", "abandoned")
+
+
+def navigation(site: Site) -> None:
+    # Operators approve assessed statements, so they see the list too.
+    site.nav(text="Statements", href="/statements", roles=ROLES)
+
+
+# -- the list -------------------------------------------------------------------------
+
+
+async def _list_page(
+    request: web.Request, *, errors: FormErrors | None = None, status: int = 200
+) -> web.Response:
+    by = principal_of(request)
+    statements = await run_sync(service(request).list_statements, by)
+    statements.sort(key=lambda s: str(s["updated_at"]), reverse=True)
+    central = by.organisation is None
+    if central:
+        # A statement is the organisation's own until its sign-off officer submits it.
+        statements = [s for s in statements if s["state"] not in ORGANISATION_ONLY]
+    waiting = [s for s in statements if s["state"] in ASSESSOR_STATES] if central else []
+    others = [s for s in statements if s not in waiting]
+    return render(
+        request,
+        "central/statements_list.html",
+        title="Statements of compliance",
+        marking=MARKING,
+        errors=errors,
+        status=status,
+        central=central,
+        waiting=[_row(s) for s in waiting],
+        others=[_row(s) for s in others],
+        can_start="security-officer" in by.roles and by.organisation is not None,
+        organisation=by.organisation,
+    )
+
+
+def _row(summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": summary["id"],
+        "organisation": summary["organisation"],
+        "state": state_tag(summary["state"]),
+        "updated": str(summary["updated_at"])[:16].replace("T", " "),
+    }
+
+
+@needs(*ROLES)
+async def statements_list(request: web.Request) -> web.StreamResponse:
+    return await _list_page(request)
+
+
+@needs("security-officer")
+async def start_statement(request: web.Request) -> web.StreamResponse:
+    by = principal_of(request)
+    try:
+        view = await run_sync(service(request).create_statement, by, by.organisation or "")
+    except GcxError as exc:
+        return await _list_page(request, errors=FormErrors.of(exc, "start"), status=exc.status)
+    note = " Last year's answers were copied in: re-confirm each." if view["renewal_of"] else ""
+    raise redirect(request, f"/statements/{view['id']}", flash=f"Statement started.{note}")
+
+
+# -- one statement ----------------------------------------------------------------------
+
+
+async def overview_page(
+    request: web.Request,
+    loaded: Loaded,
+    *,
+    errors: FormErrors | None = None,
+    status: int = 200,
+    values: dict[str, str] | None = None,
+) -> web.Response:
+    by = principal_of(request)
+    user = user_of(request)
+    member = by.organisation == loaded.view["organisation"]
+    primary = loaded.primary_assessment()
+    certificate = None
+    if loaded.state == "approved":
+        standing = await run_sync(service(request).standing_of, by, loaded.view["organisation"])
+        if standing["certificate"] and standing["certificate"]["statement"] == loaded.id:
+            certificate = standing["certificate"]
+    return render(
+        request,
+        "central/statements_statement.html",
+        title=f"Statement {loaded.id}",
+        marking=MARKING,
+        errors=errors,
+        status=status,
+        s=loaded.view,
+        state=state_tag(loaded.state),
+        task_areas=_task_areas(loaded) if member else [],
+        change_requests=loaded.change_requests(),
+        is_officer=member and "security-officer" in by.roles and loaded.editable,
+        is_signer=member and "sign-off" in by.roles,
+        is_member=member,
+        is_assessor="assessor" in by.roles,
+        is_operator="operator" in by.roles,
+        my_assessment=primary is not None and primary["assessor"] == user.username,
+        primary=primary,
+        results_recorded=len(primary["results"]) if primary else 0,
+        control_ids=list(loaded.catalogue.control_ids),
+        first_area=loaded.catalogue.areas[0].id,
+        change_items=[
+            {"value": "", "text": "The statement as a whole"},
+            *({"value": c, "text": c} for c in loaded.catalogue.control_ids),
+        ],
+        result_labels=RESULT_LABELS,
+        certificate=certificate,
+        values=values or {},
+    )
+
+
+def _task_areas(loaded: Loaded) -> list[dict[str, Any]]:
+    """The task list: one list per area, one task per control."""
+    changes = {c["control"] for c in loaded.change_requests() if c["control"]}
+    areas = []
+    for area, controls in loaded.areas():
+        items = []
+        for control in controls:
+            answer = loaded.answers.get(control.id)
+            if control.id in changes and loaded.state == "changes-requested":
+                status: dict[str, Any] = {
+                    "tag": {"text": "Change requested", "classes": "govuk-tag--red"}
+                }
+            elif answer is None:
+                status = {"tag": {"text": "Not yet started", "classes": "govuk-tag--blue"}}
+            elif answer["needs_reconfirmation"]:
+                status = {"tag": {"text": "Re-confirm", "classes": "govuk-tag--yellow"}}
+            else:
+                status = {"text": "Completed"}
+            item: dict[str, Any] = {
+                "title": {"text": f"{control.id} {control.title}"},
+                "hint": {"text": f"{control.level.value} control"},
+                "status": status,
+            }
+            if loaded.editable:
+                item["href"] = f"/statements/{loaded.id}/controls/{control.id}"
+            items.append(item)
+        done = sum(1 for c in controls if loaded.control_done(c.id))
+        areas.append(
+            {"id": area.id, "title": area.title, "items": items, "done": done, "of": len(controls)}
+        )
+    return areas
+
+
+@needs(*ROLES)
+async def statement_page(request: web.Request) -> web.StreamResponse:
+    return await overview_page(request, await load_statement(request, request.match_info["id"]))
+
+
+async def _step(
+    request: web.Request,
+    call: Any,
+    *args: Any,
+    field: str,
+    done: str,
+    then: str | None = None,
+    values: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    """Take one step of the statement's life; a refusal re-renders the overview."""
+    statement_id = request.match_info["id"]
+    try:
+        await run_sync(call, principal_of(request), statement_id, *args)
+    except GcxError as exc:
+        loaded = await load_statement(request, statement_id)
+        return await overview_page(
+            request, loaded, errors=FormErrors.of(exc, field), status=exc.status, values=values
+        )
+    raise redirect(request, then or f"/statements/{statement_id}", flash=done)
+
+
+@needs("security-officer")
+async def request_sign_off(request: web.Request) -> web.StreamResponse:
+    return await _step(
+        request,
+        service(request).request_sign_off,
+        field="submit-for-sign-off",
+        done="Sent for sign-off. A sign-off officer of your organisation (not you) must now "
+        "review and sign it.",
+    )
+
+
+@needs("operator")
+async def approve(request: web.Request) -> web.StreamResponse:
+    reason = field_text(await form_of(request), "approve-reason", 20_000)
+    return await _step(
+        request,
+        service(request).approve,
+        reason,
+        field="approve-reason",
+        done="Approved: the certificate of compliance is issued.",
+        values={"approve-reason": reason},
+    )
+
+
+@needs("operator")
+async def reject(request: web.Request) -> web.StreamResponse:
+    reason = field_text(await form_of(request), "reject-reason", 20_000)
+    return await _step(
+        request,
+        service(request).reject,
+        reason,
+        field="reject-reason",
+        done="Rejected. The organisation has been told why.",
+        values={"reject-reason": reason},
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    from gcx.web.central import statements_drafting, statements_review
+
+    app.router.add_get("/statements", statements_list)
+    app.router.add_post("/statements", start_statement)
+    app.router.add_get("/statements/{id}", statement_page)
+    app.router.add_post("/statements/{id}/request-sign-off", request_sign_off)
+    app.router.add_post("/statements/{id}/approve", approve)
+    app.router.add_post("/statements/{id}/reject", reject)
+    statements_drafting.add_routes(app)
+    statements_review.add_routes(app)

@@ -1,0 +1,131 @@
+"""What the Code of Connection pages share: loading a statement, grouping, labels.
+
+A statement page shows one statement together with the catalogue version it
+was written against (not the current one: a statement keeps its catalogue
+for life), so every page loads both through :func:`load_statement`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gcx.central.compliance import ComplianceService
+from gcx.compliance.catalogue import Area, Catalogue, Control
+from gcx.compliance.statement import EDITABLE, StatementState
+from gcx.httpapi import run_sync
+from gcx.web.central import COMPLIANCE, principal_of
+
+# Statements of compliance describe an organisation's controls, not the data it
+# exchanges; nothing in the catalogue or a statement carries a higher marking,
+# so every Code of Connection page is OFFICIAL.
+MARKING = "OFFICIAL"
+
+# Words for the states of :data:`gcx.compliance.statement.TRANSITIONS`, and the
+# Design System tag colour for each.
+STATE_LABELS: dict[str, tuple[str, str]] = {
+    "draft": ("Draft", "govuk-tag--grey"),
+    "awaiting-sign-off": ("Awaiting sign-off", "govuk-tag--yellow"),
+    "submitted": ("Submitted for assessment", "govuk-tag--blue"),
+    "under-assessment": ("Under assessment", "govuk-tag--light-blue"),
+    "changes-requested": ("Changes requested", "govuk-tag--orange"),
+    "assessed": ("Assessed", "govuk-tag--purple"),
+    "approved": ("Approved", "govuk-tag--green"),
+    "rejected": ("Rejected", "govuk-tag--red"),
+    "withdrawn": ("Withdrawn", "govuk-tag--red"),
+    "superseded": ("Superseded", "govuk-tag--grey"),
+    "abandoned": ("Abandoned", "govuk-tag--grey"),
+}
+
+RESULT_LABELS: dict[str, str] = {
+    "compliant": "Met (compliant)",
+    "partially-compliant": "Partly met (partially compliant)",
+    "non-compliant": "Not met (non-compliant)",
+    "not-applicable": "Not applicable",
+}
+
+
+def service(request: web.Request) -> ComplianceService:
+    return request.app[COMPLIANCE]
+
+
+def state_tag(state: str) -> dict[str, str]:
+    text, colour = STATE_LABELS.get(state, (state, "govuk-tag--grey"))
+    return {"text": text, "classes": colour}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A statement as the API shows it, with its catalogue."""
+
+    view: dict[str, Any]
+    catalogue: Catalogue
+
+    @property
+    def id(self) -> str:
+        return str(self.view["id"])
+
+    @property
+    def state(self) -> str:
+        return str(self.view["state"])
+
+    @property
+    def editable(self) -> bool:
+        return StatementState(self.state) in EDITABLE
+
+    @property
+    def answers(self) -> dict[str, dict[str, Any]]:
+        return dict(self.view["answers"])
+
+    def areas(self) -> list[tuple[Area, list[Control]]]:
+        return [
+            (area, [c for c in self.catalogue.controls if c.area == area.id])
+            for area in self.catalogue.areas
+        ]
+
+    def control_done(self, control_id: str) -> bool:
+        answer = self.answers.get(control_id)
+        return answer is not None and not answer["needs_reconfirmation"]
+
+    def next_to_answer(self, after: str) -> str | None:
+        """The next control (in catalogue order, wrapping round) that still needs an answer."""
+        ids = list(self.catalogue.control_ids)
+        start = ids.index(after) + 1 if after in ids else 0
+        for control_id in ids[start:] + ids[:start]:
+            if control_id != after and not self.control_done(control_id):
+                return control_id
+        return None
+
+    def evidence_for(self, control_id: str) -> list[dict[str, Any]]:
+        return [e for e in self.view["evidence"] if control_id in e["controls"]]
+
+    def change_requests(self) -> list[dict[str, str]]:
+        """What the assessor asked to change, from the latest assessment sent back."""
+        returned = [a for a in self.view["assessments"] if a["state"] == "returned"]
+        return list(returned[-1]["change_requests"]) if returned else []
+
+    def primary_assessment(self) -> dict[str, Any] | None:
+        """The assessment of record (ordinal 1) that has not been sent back."""
+        return next(
+            (
+                a
+                for a in reversed(self.view["assessments"])
+                if a["ordinal"] == 1 and a["state"] != "returned"
+            ),
+            None,
+        )
+
+
+async def load_statement(request: web.Request, statement_id: str) -> Loaded:
+    svc = service(request)
+    view = await run_sync(svc.statement, principal_of(request), statement_id)
+    catalogue = await run_sync(svc.catalogue, view["catalogue_version"])
+    return Loaded(view, catalogue)
+
+
+def choice_label(control: Control, value: str | None) -> str | None:
+    if value is None or control.choices is None:
+        return None
+    return next((o.label for o in control.choices.options if o.value == value), value)

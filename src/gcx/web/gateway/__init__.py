@@ -1,0 +1,89 @@
+"""A gateway's web pages, for its organisations' staff and administrators.
+
+Each page module adds its routes and navigation; this module wires them to
+the gateway's running parts (the same objects the local API uses, so a page
+and an API call follow the same rules and write the same audit entries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gcx import crypto
+from gcx.config import check_web_public_url
+from gcx.gateway.runtime import Gateway
+from gcx.gateway.tokens import Caller
+from gcx.web.accounts import WebAccounts, WebUser
+from gcx.web.oidc import OidcClient, OidcSettings
+from gcx.web.oidc import add_routes as add_oidc_routes
+from gcx.web.site import Site, build_site_app, user_of
+
+GATEWAY_WEB_ROLES = ("staff", "admin", "security-officer", "sign-off")
+
+
+@dataclass
+class GatewayParts:
+    """The running parts pages use: the same ones the local API is given."""
+
+    gateway: Gateway
+    messaging: Any  # gcx.gateway.messaging.Messaging
+    delivery: Any  # gcx.gateway.delivery.DeliveryWorker
+    transfers: Any  # gcx.gateway.transfer_delivery.TransferWorker
+    services: Any  # gcx.gateway.services.ServiceProxy
+
+
+PARTS = web.AppKey("gcx_gateway_parts", GatewayParts)
+
+
+def parts_of(request: web.Request) -> GatewayParts:
+    return request.app[PARTS]
+
+
+def caller_of(request: web.Request) -> Caller:
+    """The signed-in person as the gateway's use cases know callers."""
+    return caller_for(user_of(request))
+
+
+def caller_for(user: WebUser) -> Caller:
+    return Caller(
+        organisation=user.organisation or "",
+        account=user.username,
+        kind="user",
+        roles=tuple(sorted(user.roles)),
+    )
+
+
+def gateway_accounts(gateway: Gateway) -> WebAccounts:
+    key = crypto.secret_sealing_key(gateway.config.passphrase(), "web second factor")
+    return WebAccounts(
+        gateway.db, gateway.clock, key, f"gcx {gateway.config.name}", GATEWAY_WEB_ROLES
+    )
+
+
+def build_gateway_web(parts: GatewayParts) -> web.Application:
+    from gcx.web.gateway import activity, admin, files, lookups, mail
+
+    config = parts.gateway.config
+    site = Site(
+        kind="gateway",
+        service_name=f"gcx {config.name} gateway",
+        accounts=gateway_accounts(parts.gateway),
+        homes=[("staff", "/inbox"), ("admin", "/admin"), ("security-officer", "/account")],
+        public_origin=check_web_public_url(config.web_public_url),
+        sign_in_failures_per_address=config.web_sign_in_failures_per_address,
+    )
+    modules = (mail, files, lookups, activity, admin)
+    for module in modules:
+        module.navigation(site)
+    oidc = OidcSettings.from_config(config)
+    if oidc is not None:
+        site.federated_sign_in = oidc.provider_name
+    app = build_site_app(site, [module.add_routes for module in modules])
+    if oidc is not None:
+        key = crypto.secret_sealing_key(config.passphrase(), "web oidc state")
+        add_oidc_routes(app, OidcClient(oidc, parts.gateway.clock, key))
+    app[PARTS] = parts
+    return app

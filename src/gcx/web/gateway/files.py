@@ -1,0 +1,452 @@
+"""Pages: bulk files for staff: transfers sent and received, sending, status, download.
+
+Sending is one ordinary multipart form, so it works without JavaScript (with
+it, gcx.js shows the upload's progress). The form is read as a stream, never
+whole: each file part is written to a spool file beside the gateway's uploads
+as it arrives, checked against the organisation's per-file and per-batch
+limits on the way, and then becomes a tus upload through the same use cases
+the upload API calls (``create_upload``, ``begin_append``, ``record_offset``)
+before ``create_transfer`` encrypts and queues it. A browser does not say how
+large a file part is before sending it, and an upload is created with its
+length, hence the spool; it is renamed into place, not copied, so a file is
+written once. The frame's 30 MiB form limit applies only to forms read whole
+(``request.post()``), so it does not cap what this page accepts; the
+organisation's transfer quotas do.
+
+Downloads decrypt segment by segment as the download API does, and record
+the download in the audit log before the first byte is sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from gcx.errors import GcxError, InputError, MarkingMissing, QuotaExceeded, TransferEmpty
+from gcx.gateway import transfer_policy, transfer_reading, transfer_uploads, transfers
+from gcx.gateway.runtime import Gateway
+from gcx.gateway.tokens import Caller
+from gcx.gateway.transfer_listing import list_transfers
+from gcx.gateway.transfers_api import stream_incoming_file
+from gcx.httpapi import run_sync
+from gcx.protocol.marking import Marking, highest, parse_marking
+from gcx.protocol.message import check_file_name
+from gcx.web.gateway import caller_of, parts_of
+from gcx.web.site import (
+    FormErrors,
+    Site,
+    csrf_in_query,
+    needs,
+    redirect,
+    render,
+)
+from gcx.web.words import moment
+
+MAX_FILES = 100
+# Transfers listed a page at a time (sent and received together, newest first).
+PAGE_SIZE = 50
+MAX_FIELD_BYTES = 10_000
+CHUNK = 1 << 20
+
+DELIVERY_WORDS = {
+    "queued": "Waiting to send",
+    "sending": "Sending",
+    "retrying": "Trying again",
+    "receipted": "Delivered",
+    "failed": "Failed",
+    "expired": "Expired",
+}
+TRANSFER_WORDS = {
+    "sending": "Sending",
+    "receiving": "Arriving",
+    "complete": "Complete",
+    "failed": "Failed",
+}
+
+
+# -- presentation -----------------------------------------------------------------------
+
+
+def size_text(size: int | None) -> str:
+    if size is None:
+        return ""
+    for unit, scale in (("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return "1 byte" if size == 1 else f"{size} bytes"
+
+
+def _organisation_names(gateway: Gateway) -> dict[str, str]:
+    directory = gateway.directory.current()
+    return {org.code: org.name for org in directory.organisations}
+
+
+def _recipient_choices(gateway: Gateway, own: str) -> list[dict[str, str]]:
+    """Organisations a transfer can go to: listed in the directory with a gateway and a key."""
+    directory = gateway.directory.current()
+    choices = []
+    for org in sorted(directory.organisations, key=lambda o: o.name):
+        if org.code == own or not org.encryption_key:
+            continue
+        if directory.gateway_for_organisation(org.code) is None:
+            continue
+        choices.append({"code": org.code, "name": org.name})
+    return choices
+
+
+def _page_marking(markings: list[str]) -> str:
+    if not markings:
+        return Marking.OFFICIAL.value
+    return highest(Marking(m) for m in markings).value
+
+
+# -- the list ---------------------------------------------------------------------------
+
+
+@needs("staff")
+async def files_page(request: web.Request) -> web.StreamResponse:
+    gateway = parts_of(request).gateway
+    before = request.query.get("before")
+    page = await run_sync(list_transfers, gateway, caller_of(request), PAGE_SIZE, before)
+    items = page.items
+    names = await run_sync(_organisation_names, gateway)
+    for item in items:
+        item["when"] = moment(item["created_at"])
+        item["size"] = size_text(item["bytes"])
+        item["state_words"] = TRANSFER_WORDS.get(item["state"], item["state"])
+        item["to_names"] = ", ".join(names.get(o, o) for o in item["recipients"])
+    return render(
+        request,
+        "gateway/files_list.html",
+        title="Files",
+        sent=[i for i in items if i["direction"] == "out"],
+        received=[i for i in items if i["direction"] == "in"],
+        marking=_page_marking([i["marking"] for i in items]),
+        before=before,
+        older=page.older and urllib.parse.quote(page.older, safe=""),
+    )
+
+
+# -- sending ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Spooled:
+    name: str
+    media_type: str
+    path: Path
+    size: int = 0
+
+
+@dataclass
+class _SendForm:
+    to: list[str] = field(default_factory=list)
+    marking: str = ""
+    files: list[_Spooled] = field(default_factory=list)
+
+    def discard(self) -> None:
+        for spooled in self.files:
+            with contextlib.suppress(FileNotFoundError):
+                spooled.path.unlink()
+
+
+def _send_page(
+    request: web.Request,
+    form: _SendForm,
+    *,
+    errors: FormErrors | None = None,
+    status: int = 200,
+) -> web.Response:
+    gateway = parts_of(request).gateway
+    caller = caller_of(request)
+    return render(
+        request,
+        "gateway/files_send.html",
+        status=status,
+        errors=errors,
+        title="Send files",
+        choices=_recipient_choices(gateway, caller.organisation),
+        chosen=form.to,
+        chosen_marking=form.marking,
+    )
+
+
+@needs("staff")
+async def send_form(request: web.Request) -> web.StreamResponse:
+    return _send_page(request, _SendForm())
+
+
+async def _field(part: BodyPartReader) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(4096):
+        data.extend(chunk)
+        if len(data) > MAX_FIELD_BYTES:
+            raise InputError(f"The form field {str(part.name)[:40]!r} is too long.")
+    return data.decode("utf-8", errors="replace").strip()
+
+
+async def _spool(
+    part: BodyPartReader, target: _Spooled, limits: transfer_policy.Policy, sent: int
+) -> None:
+    """Write one file part to its spool file, refusing it once it passes a limit."""
+    with target.path.open("wb") as handle:
+        try:
+            while chunk := await part.read_chunk(CHUNK):
+                target.size += len(chunk)
+                if target.size > limits.max_file_bytes:
+                    raise QuotaExceeded(
+                        f"{target.name[:80]} is larger than your organisation's limit of "
+                        f"{size_text(limits.max_file_bytes)} per file; nothing was sent."
+                    )
+                if sent + target.size > limits.max_batch_bytes:
+                    raise QuotaExceeded(
+                        f"These files come to more than your organisation's limit of "
+                        f"{size_text(limits.max_batch_bytes)} per transfer; nothing was sent."
+                    )
+                # A write into the page cache is short; the fsync below is the slow part.
+                handle.write(chunk)
+        finally:
+            handle.flush()
+            await run_sync(os.fsync, handle.fileno())
+
+
+def _limits(gateway: Gateway, caller: Caller, declared: int | None) -> transfer_policy.Policy:
+    with gateway.db.read() as conn:
+        policy = transfer_policy.policy_for(conn, gateway, caller.organisation)
+    if declared is not None:
+        # The whole form is at most this size; refuse at once if it cannot fit on disk.
+        transfer_policy.check_space(gateway, transfer_policy.transfer_files(gateway), 2 * declared)
+    return policy
+
+
+async def _read_send_form(
+    request: web.Request, gateway: Gateway, caller: Caller, form: _SendForm
+) -> None:
+    if request.content_type != "multipart/form-data":
+        raise InputError("Send the form as multipart/form-data, as the page does.")
+    limits = await run_sync(_limits, gateway, caller, request.content_length)
+    spool_dir = transfer_policy.transfer_files(gateway).root / "uploads"
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise InputError("The form holds a nested multipart part; send files one by one.")
+        if part.name == "files" and part.filename is not None:
+            if not part.filename:
+                await part.release()  # the file input was left empty
+                continue
+            if len(form.files) >= MAX_FILES:
+                raise InputError(f"Send at most {MAX_FILES} files at once.")
+            spooled = _Spooled(
+                name=part.filename,
+                media_type=(part.headers.get("Content-Type") or "application/octet-stream")[:255],
+                # A dot name never matches an upload identifier, so nothing mistakes it for one.
+                path=spool_dir / f".web-{secrets.token_hex(16)}",
+            )
+            form.files.append(spooled)
+            await _spool(part, spooled, limits, sum(f.size for f in form.files[:-1]))
+        elif part.name == "to":
+            form.to.append(await _field(part))
+        elif part.name == "marking":
+            form.marking = await _field(part)
+        else:
+            await part.release()
+
+
+def _check_send_form(form: _SendForm) -> FormErrors | None:
+    """What the person can put right on the form, all at once, before any upload is made."""
+    problems: list[tuple[str, str, str]] = []
+    if not [code for code in form.to if code]:
+        problems.append(
+            ("to", "Choose at least one organisation to send the files to.", "transfer-refused")
+        )
+    try:
+        parse_marking(form.marking)
+    except MarkingMissing as exc:
+        problems.append(("marking", "Choose the protective marking of the files.", exc.code))
+    except GcxError as exc:
+        problems.append(("marking", exc.message, exc.code))
+    if not form.files:
+        problems.append(("files", "Choose one or more files to send.", TransferEmpty.code))
+    names = [spooled.name for spooled in form.files]
+    if len(set(names)) != len(names):
+        problems.append(
+            ("files", "Two of the files have the same name; rename one.", "transfer-refused")
+        )
+    for spooled in form.files:
+        try:
+            check_file_name(spooled.name)
+        except GcxError as exc:
+            problems.append(("files", exc.message, exc.code))
+    return FormErrors(problems) if problems else None
+
+
+def _into_upload(gateway: Gateway, caller: Caller, spooled: _Spooled) -> str:
+    """A spooled file becomes a complete tus upload, as the upload API would leave it."""
+    metadata = {"filename": spooled.name, "filetype": spooled.media_type}
+    upload_id = transfer_uploads.create_upload(gateway, caller, spooled.size, metadata)
+    transfer_uploads.begin_append(gateway, caller, upload_id, 0)
+    target = transfer_policy.transfer_files(gateway).upload_path(upload_id)
+    os.replace(spooled.path, target)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)
+    transfer_uploads.record_offset(gateway, upload_id, spooled.size)
+    return upload_id
+
+
+def _send(gateway: Gateway, caller: Caller, form: _SendForm) -> dict[str, Any]:
+    to = [code for code in form.to if code]
+    transfers.preflight(gateway, caller, to, form.marking, [(f.name, f.size) for f in form.files])
+    upload_ids: list[str] = []
+    try:
+        for spooled in form.files:
+            upload_ids.append(_into_upload(gateway, caller, spooled))
+        return transfers.create_transfer(
+            gateway, caller, to=to, marking=form.marking, upload_ids=upload_ids
+        )
+    except BaseException:
+        for upload_id in upload_ids:
+            with contextlib.suppress(GcxError):
+                transfer_uploads.delete_upload(gateway, caller, upload_id)
+        raise
+
+
+_FIELD_OF = {
+    "marking-missing": "marking",
+    "marking-unknown": "marking",
+    "marking-not-allowed": "marking",
+    "transfer-refused": "to",
+}
+
+
+# The form's action carries the CSRF token: finding it in the body would mean reading
+# every file before the token is checked.
+@needs("staff")
+@csrf_in_query
+async def send(request: web.Request) -> web.StreamResponse:
+    parts = parts_of(request)
+    caller = caller_of(request)
+    form = _SendForm()
+    try:
+        try:
+            await _read_send_form(request, parts.gateway, caller, form)
+            errors = _check_send_form(form)
+            if errors is not None:
+                return _send_page(request, form, errors=errors, status=400)
+            result = await run_sync(_send, parts.gateway, caller, form)
+        except GcxError as exc:
+            field_id = _FIELD_OF.get(exc.code, "files")
+            return _send_page(request, form, errors=FormErrors.of(exc, field_id), status=exc.status)
+    finally:
+        form.discard()
+    parts.transfers.wake()
+    count = len(result["files"])
+    raise redirect(
+        request,
+        f"/files/{result['id']}",
+        flash=f"{count} {'file is' if count == 1 else 'files are'} encrypted and on the way.",
+    )
+
+
+# -- status -------------------------------------------------------------------------------
+
+
+def _status(gateway: Gateway, caller: Caller, transfer_id: str) -> dict[str, Any]:
+    """The API's status of a transfer, with what the page shows worked out."""
+    status = transfer_reading.transfer_status(gateway, caller, transfer_id)
+    names = _organisation_names(gateway)
+    receipts = {r["organisation"]: r for r in status["receipts"]}
+    recipients = []
+    for org in status["recipients"]:
+        delivery = next(
+            (d for d in status.get("deliveries", []) if org in d["organisations"]), None
+        )
+        receipt = receipts.get(org)
+        recipients.append(
+            {
+                "code": org,
+                "name": names.get(org, org),
+                "state": delivery["state"] if delivery else "",
+                "state_words": DELIVERY_WORDS.get(delivery["state"], delivery["state"])
+                if delivery
+                else "",
+                "attempts": delivery["attempts"] if delivery else 0,
+                "last_error": delivery["last_error"] if delivery else None,
+                "receipt_at": moment(receipt["received_at"]) if receipt else "",
+            }
+        )
+    status["recipient_rows"] = recipients
+    # Nothing changes once a transfer is complete or failed, so the page stops asking.
+    status["final"] = status["state"] in ("complete", "failed")
+    status["state_words"] = TRANSFER_WORDS.get(status["state"], status["state"])
+    status["when"] = moment(status["created_at"])
+    status["completed"] = moment(status.get("completed_at"))
+    status["kept_until"] = moment(status.get("retain_until"))
+    status["size"] = size_text(status["bytes"])
+    for described in status.get("files") or []:
+        described["size_text"] = size_text(described["size"])
+    return status
+
+
+def _transfer_id(request: web.Request) -> str:
+    return request.match_info["id"]
+
+
+@needs("staff")
+async def status_page(request: web.Request) -> web.StreamResponse:
+    status = await run_sync(
+        _status, parts_of(request).gateway, caller_of(request), _transfer_id(request)
+    )
+    return render(
+        request,
+        "gateway/files_status.html",
+        title="Files sent" if status["direction"] == "out" else "Files received",
+        transfer=status,
+        marking=status["marking"],
+    )
+
+
+@needs("staff")
+async def status_fragment(request: web.Request) -> web.StreamResponse:
+    """The changing part of the status page, for gcx.js to refresh in place."""
+    status = await run_sync(
+        _status, parts_of(request).gateway, caller_of(request), _transfer_id(request)
+    )
+    return render(request, "gateway/files_status_live.html", transfer=status, marking=None)
+
+
+# -- download -----------------------------------------------------------------------------
+
+
+@needs("staff")
+async def download(request: web.Request) -> web.StreamResponse:
+    gateway = parts_of(request).gateway
+    caller = caller_of(request)
+    transfer_id = _transfer_id(request)
+    text = request.match_info["n"]
+    if not text.isdigit():
+        raise InputError("The file number must be a whole number.")
+    index = int(text)
+    return await stream_incoming_file(request, gateway, caller, transfer_id, index)
+
+
+def navigation(site: Site) -> None:
+    site.nav(text="Files", href="/files", roles=("staff",))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/files", files_page)
+    app.router.add_get("/files/send", send_form)
+    app.router.add_post("/files/send", send)
+    app.router.add_get("/files/{id:[0-9a-f]{32}}", status_page)
+    app.router.add_get("/files/{id:[0-9a-f]{32}}/live", status_fragment)
+    app.router.add_get("/files/{id:[0-9a-f]{32}}/files/{n:[0-9]{1,6}}", download)

@@ -1,0 +1,455 @@
+"""Pages: secure mail for staff (inbox, sent items, compose, read, download, status, recall).
+
+Every page calls the same :class:`gcx.gateway.messaging.Messaging` use cases as
+the local API (``gcx.gateway.messages_api``), with the signed-in person as the
+caller, so who may send or read what, the refusals and the audit entries are
+the API's own. Recall and read receipts also reuse the API's steps that talk
+to peer gateways, so the checks on what a peer answers live in one place.
+
+Addresses are ``person@ORG``, ``mailbox@ORG`` or ``ORG``. The network
+directory lists organisations but never people, so the compose page offers
+the organisations to choose from and asks for the person or shared mailbox
+there in words; the receiving gateway, which alone knows its people, says
+in its receipt which addresses it did not know.
+
+Composing and sending is in :mod:`gcx.web.gateway.mail_compose`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from aiohttp import web
+
+from gcx.errors import (
+    Forbidden,
+    GcxError,
+    InputError,
+    NotFound,
+)
+from gcx.gateway.mailboxes import MailboxService
+from gcx.gateway.messages_api import WORKER, recall_at, send_read_receipt
+from gcx.gateway.peer import GATEWAY
+from gcx.gateway.tokens import Caller
+from gcx.httpapi import attachment_disposition, run_sync
+from gcx.protocol.marking import Marking, highest
+from gcx.protocol.message import MAX_ATTACHMENT_BYTES, MAX_TOTAL_ATTACHMENT_BYTES
+from gcx.web.gateway import PARTS, caller_of, parts_of
+from gcx.web.site import (
+    FormErrors,
+    Site,
+    needs,
+    redirect,
+    render,
+    user_of,
+)
+from gcx.web.words import moment, size_text
+
+MAIL_ROLES = ("staff", "admin")
+LIST_LIMIT = 50
+# Text fields are small; a body of a million characters is at most 4 MiB of UTF-8.
+MAX_FIELD_BYTES = 4 * 1024 * 1024
+# Past this the upload is not read any further: the form cannot be kept for a
+# body this large, and reading it would only let one person tie up the gateway.
+MAX_UPLOAD_BYTES = MAX_TOTAL_ATTACHMENT_BYTES + MAX_ATTACHMENT_BYTES + 8 * 1024 * 1024
+_ENVELOPE_ID = re.compile(r"[0-9a-f]{32}")
+# The media type comes from the sender; only a plain type/subtype goes into a header.
+_MEDIA_TYPE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}"
+)
+_RECEIPT_TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("gcx_mail_receipt_tasks")
+
+MARKING_HINTS = {
+    Marking.OFFICIAL.value: (
+        "Routine public-sector business, such as most letters, reports and case "
+        "updates. Handle with ordinary care."
+    ),
+    Marking.OFFICIAL_SENSITIVE.value: (
+        "Personal or sensitive information whose loss or misuse could harm someone, "
+        "such as a person's benefits, health or safeguarding details. It needs extra "
+        "care, and only people who need to know should see it."
+    ),
+}
+
+DELIVERY_STATES = {
+    "queued": ("Waiting to be sent", "govuk-tag--grey"),
+    "sending": ("Being sent", "govuk-tag--blue"),
+    "retrying": ("Retrying", "govuk-tag--yellow"),
+    "delivered": ("Delivered", "govuk-tag--green"),
+    "failed": ("Not delivered", "govuk-tag--red"),
+    "expired": ("Expired before delivery", "govuk-tag--red"),
+    "recalled": ("Recalled", "govuk-tag--purple"),
+}
+
+
+def navigation(site: Site) -> None:
+    site.nav(text="Inbox", href="/inbox", roles={"staff"})
+    site.nav(text="Sent", href="/sent", roles={"staff"})
+    site.nav(text="New message", href="/compose", roles={"staff"})
+
+
+def add_routes(app: web.Application) -> None:
+    from gcx.web.gateway import mail_compose  # it builds on this module's helpers
+
+    app[_RECEIPT_TASKS] = set()
+    app.on_startup.append(_share_parts)
+    app.on_cleanup.append(_stop_receipts)
+    app.router.add_get("/inbox", inbox)
+    app.router.add_get("/sent", sent)
+    mail_compose.add_routes(app)
+    app.router.add_get("/messages/{id}", read)
+    app.router.add_get("/messages/{id}/status", status_fragment)
+    app.router.add_get("/messages/{id}/attachments/{index}", download)
+    app.router.add_post("/messages/{id}/recall", recall)
+
+
+async def _share_parts(app: web.Application) -> None:
+    # The API's recall and read-receipt steps find the gateway and the delivery
+    # worker under these keys; the application is not frozen until after startup.
+    parts = app[PARTS]
+    app[GATEWAY] = parts.gateway
+    app[WORKER] = parts.delivery
+
+
+async def _stop_receipts(app: web.Application) -> None:
+    pending = app[_RECEIPT_TASKS]
+    for task in list(pending):
+        task.cancel()
+
+
+# -- small helpers -------------------------------------------------------------------
+
+
+def mail_caller(request: web.Request) -> Caller:
+    # A gateway's people act for an organisation; without one, there is no key to
+    # read or seal with, so the pages refuse rather than fail later.
+    if not user_of(request).organisation:
+        raise Forbidden("Your account is not an organisation's; mail needs one.")
+    return caller_of(request)
+
+
+def _envelope_id(request: web.Request) -> str:
+    envelope_id = request.match_info["id"]
+    if not _ENVELOPE_ID.fullmatch(envelope_id):
+        raise NotFound("There is no such message.")
+    return envelope_id
+
+
+def _marking_of(markings: list[str]) -> str:
+    carried = {m.value for m in Marking}
+    known = [Marking(m) for m in markings if m in carried]
+    return highest(known).value if known else Marking.OFFICIAL.value
+
+
+def organisation_names(request: web.Request) -> dict[str, str]:
+    try:
+        directory = parts_of(request).gateway.directory.current()
+    except GcxError:
+        return {}
+    return {o.code: o.name for o in directory.organisations}
+
+
+def organisation_name(code: str, names: dict[str, str]) -> str:
+    return f"{names[code]} ({code})" if code in names else code
+
+
+def _named(address: str, names: dict[str, str]) -> str:
+    org = address.rpartition("@")[2]
+    return f"{address} ({names[org]})" if org in names else address
+
+
+# -- inbox and sent items ----------------------------------------------------------------
+
+
+def _my_mailboxes(request: web.Request, caller: Caller) -> list[str]:
+    gateway = parts_of(request).gateway
+    service = MailboxService(gateway.db, list(gateway.config.organisations), gateway.clock)
+    return [
+        m["mailbox"]
+        for m in service.list()
+        if m["mailbox"].endswith(f"@{caller.organisation}") and caller.account in m["members"]
+    ]
+
+
+@needs(*MAIL_ROLES)
+async def inbox(request: web.Request) -> web.StreamResponse:
+    caller = mail_caller(request)
+    messaging = parts_of(request).messaging
+    before = _before(request)
+    page = await run_sync(messaging.list_box, caller, "inbox", LIST_LIMIT, before)
+    items = page.items
+    mailboxes = await run_sync(_my_mailboxes, request, caller)
+    names = organisation_names(request)
+    rows = []
+    for item in items:
+        owner = item["mailbox"]
+        rows.append(
+            {
+                **item,
+                "from_text": _named(item["from"], names),
+                "for_text": (
+                    "You"
+                    if owner == caller.account
+                    else "The whole organisation"
+                    if owner == "*"
+                    else f"{owner}@{caller.organisation}"
+                ),
+                "when": moment(item["created_at"]),
+                "read_when": moment(item["read_at"]),
+            }
+        )
+    return render(
+        request,
+        "gateway/mail_inbox.html",
+        title="Inbox",
+        marking=_marking_of([i["marking"] for i in items]),
+        messages=rows,
+        mailboxes=mailboxes,
+        before=before,
+        older=page.older,
+    )
+
+
+def _before(request: web.Request) -> int | None:
+    """The ``before`` cursor of an older page of a mailbox list, if one was asked for."""
+    text = request.query.get("before")
+    if text is None:
+        return None
+    if not text.isdigit() or len(text) > 18:
+        raise InputError("That is not a page of this list; go back to the newest messages.")
+    return int(text)
+
+
+def _sent_rows(
+    request: web.Request, caller: Caller, before: int | None
+) -> tuple[list[dict[str, Any]], int | None]:
+    messaging = parts_of(request).messaging
+    page = messaging.list_box(caller, "sent", LIST_LIMIT, before)
+    rows = []
+    for item in page.items:
+        status = messaging.status(caller, item["id"])
+        reads = [r for r in status["receipts"] if r["kind"] == "read"]
+        rows.append(
+            {
+                **item,
+                "to_text": ", ".join(item.get("to", [])),
+                "when": moment(item["created_at"]),
+                "state": _state(status["state"]),
+                "read_text": ", ".join(
+                    f"{r.get('reader', 'someone')}@{r['organisation']}, {moment(r['received_at'])}"
+                    for r in reads
+                ),
+            }
+        )
+    return rows, page.older
+
+
+def _state(state: str) -> dict[str, str]:
+    if state in DELIVERY_STATES:
+        text, colour = DELIVERY_STATES[state]
+    else:
+        # "partly delivered/retrying" when the organisations are on several gateways.
+        text, colour = state.capitalize(), "govuk-tag--yellow"
+    return {"value": state, "text": text, "classes": colour}
+
+
+@needs(*MAIL_ROLES)
+async def sent(request: web.Request) -> web.StreamResponse:
+    caller = mail_caller(request)
+    before = _before(request)
+    rows, older = await run_sync(_sent_rows, request, caller, before)
+    return render(
+        request,
+        "gateway/mail_sent.html",
+        title="Sent messages",
+        marking=_marking_of([r["marking"] for r in rows]),
+        messages=rows,
+        before=before,
+        older=older,
+    )
+
+
+# -- compose and send --------------------------------------------------------------
+
+
+# -- reading a message ---------------------------------------------------------------
+
+
+def _status_view(status: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The sender's view of delivery: overall state, each gateway, and every receipt."""
+    receipts = []
+    for receipt in status["receipts"]:
+        org = receipt["organisation"]
+        if receipt["kind"] == "read":
+            what = "Read"
+            detail = f"Read by {receipt.get('reader', 'someone')}@{org}"
+        elif receipt["outcome"] == "accepted":
+            what = "Delivered"
+            unknown = receipt.get("unknown_addresses") or []
+            detail = (
+                "Not known there, so not delivered to: " + ", ".join(unknown) if unknown else ""
+            )
+        else:
+            what = "Refused"
+            refusal = receipt.get("refusal") or {}
+            detail = str(refusal.get("message", "")) if isinstance(refusal, dict) else ""
+        receipts.append(
+            {
+                "organisation": f"{names.get(org, org)} ({org})",
+                "what": what,
+                "detail": detail,
+                "when": moment(receipt["received_at"]),
+                "late": receipt["late"],
+            }
+        )
+    deliveries = [
+        {
+            "organisations": ", ".join(d["organisations"]),
+            "gateway": d["gateway"],
+            "state": _state(d["state"]),
+            "error": (d["last_error"] or {}).get("message", ""),
+        }
+        for d in status["deliveries"]
+    ]
+    read = any(r["kind"] == "read" for r in status["receipts"])
+    return {
+        "state": _state(status["state"]),
+        "deliveries": deliveries,
+        "receipts": receipts,
+        "read": read,
+        # A message can be recalled until someone has read it; the receiving
+        # gateway has the last word, since a read receipt may still be on its way.
+        "recallable": not read and status["state"] not in ("recalled", "failed", "expired"),
+    }
+
+
+def _remember(app: web.Application, coroutine: Any) -> None:
+    tasks = app[_RECEIPT_TASKS]
+    task = asyncio.create_task(coroutine)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def _message_page(
+    request: web.Request,
+    caller: Caller,
+    envelope_id: str,
+    *,
+    errors: FormErrors | None = None,
+    status: int = 200,
+) -> web.Response:
+    messaging = parts_of(request).messaging
+    message, receipt_due = await run_sync(messaging.read, caller, envelope_id)
+    if receipt_due:
+        # As the API does: the read receipt goes to the sender's gateway after
+        # the page is answered, and a failure there is logged, not shown.
+        _remember(request.app, send_read_receipt(request.app, caller, envelope_id))
+    names = organisation_names(request)
+    delivery = None
+    if message["box"] == "sent":
+        delivery = _status_view(await run_sync(messaging.status, caller, envelope_id), names)
+    attachments = [
+        {
+            **a,
+            "size_text": size_text(a["size"]),
+            "href": f"/messages/{envelope_id}/attachments/{a['index']}",
+        }
+        for a in message["attachments"]
+    ]
+    return render(
+        request,
+        "gateway/mail_message.html",
+        status=status,
+        errors=errors,
+        marking=message["marking"],
+        title=message["subject"],
+        message=message,
+        sender=_named(message["from"], names),
+        to=[_named(a, names) for a in message["to"]],
+        cc=[_named(a, names) for a in message["cc"]],
+        when=moment(message["created_at"]),
+        attachments=attachments,
+        delivery=delivery,
+        marking_hint=MARKING_HINTS.get(message["marking"], ""),
+    )
+
+
+@needs(*MAIL_ROLES)
+async def read(request: web.Request) -> web.StreamResponse:
+    return await _message_page(request, mail_caller(request), _envelope_id(request))
+
+
+@needs(*MAIL_ROLES)
+async def status_fragment(request: web.Request) -> web.StreamResponse:
+    """The delivery status alone, which the message page's script fetches every few seconds."""
+    caller = mail_caller(request)
+    envelope_id = _envelope_id(request)
+    status = await run_sync(parts_of(request).messaging.status, caller, envelope_id)
+    return render(
+        request,
+        "gateway/mail_status.html",
+        delivery=_status_view(status, organisation_names(request)),
+    )
+
+
+@needs(*MAIL_ROLES)
+async def download(request: web.Request) -> web.StreamResponse:
+    caller = mail_caller(request)
+    envelope_id = _envelope_id(request)
+    try:
+        index = int(request.match_info["index"])
+    except ValueError as exc:
+        raise NotFound("There is no such attachment.") from exc
+    name, media_type, data = await run_sync(
+        parts_of(request).messaging.attachment, caller, envelope_id, index
+    )
+    # The use case has the attachment in memory already (at most 25 MiB), so it is
+    # sent as one response, which also keeps the frame's no-store and nosniff headers.
+    return web.Response(
+        body=data,
+        content_type=media_type
+        if _MEDIA_TYPE.fullmatch(media_type)
+        else "application/octet-stream",
+        headers={"Content-Disposition": attachment_disposition(name)},
+    )
+
+
+# -- recall ----------------------------------------------------------------------------
+
+
+async def _recall(request: web.Request, caller: Caller, envelope_id: str) -> dict[str, Any]:
+    """Recall as the API does: withdraw what has not left, then ask each gateway holding it."""
+    parts = parts_of(request)
+    messaging = parts.messaging
+    held_by = await run_sync(messaging.withdraw_unsent, caller, envelope_id)
+    outcomes: dict[str, tuple[str, str | None]] = {}
+    if held_by:
+        directory = parts.gateway.directory.current()
+        document = await run_sync(messaging.recall_signed, caller, envelope_id)
+        for peer_name in held_by:
+            outcomes[peer_name] = await recall_at(request.app, directory, peer_name, document)
+    result: dict[str, Any] = await run_sync(messaging.finish_recall, caller, envelope_id, outcomes)
+    return result
+
+
+@needs(*MAIL_ROLES)
+async def recall(request: web.Request) -> web.StreamResponse:
+    caller = mail_caller(request)
+    envelope_id = _envelope_id(request)
+    try:
+        await _recall(request, caller, envelope_id)
+    except GcxError as error:
+        return await _message_page(
+            request,
+            caller,
+            envelope_id,
+            errors=FormErrors.of(error, "recall"),
+            status=error.status,
+        )
+    raise redirect(
+        request,
+        f"/messages/{envelope_id}",
+        flash="The message was recalled: nobody it was sent to can open it now.",
+    )

@@ -1,0 +1,263 @@
+"""The frame's own pages: sign in (password, then code), sign out, your account."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from aiohttp import web
+
+from gcx.errors import (
+    AccountLocked,
+    GcxError,
+    InputError,
+    SessionExpired,
+    SignInRefused,
+    SignInThrottled,
+)
+from gcx.httpapi import run_sync
+from gcx.web.site import (
+    COOKIE,
+    PENDING_COOKIE,
+    PENDING_CSRF_KEY,
+    FormErrors,
+    clear_session_cookie,
+    field_text,
+    form_of,
+    pending_csrf,
+    public,
+    redirect,
+    render,
+    set_session_cookie,
+    site_of,
+    user_of,
+)
+from gcx.web.throttle import client_address
+
+SECOND_FACTOR_COOKIE = "__Host-gcx-second-factor"
+
+
+def safe_next(value: str) -> str:
+    """Only a path on this site: a sign-in link must not send people elsewhere.
+
+    Browsers read a backslash as a slash, so ``/\\evil.example`` would leave the site
+    as surely as ``//evil.example``; neither, nor any control character, is let through.
+    """
+    parsed = urllib.parse.urlsplit(value)
+    if (
+        parsed.scheme
+        or parsed.netloc
+        or not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+    ):
+        return ""
+    return value
+
+
+def _sign_in_page(
+    request: web.Request, *, username: str = "", next_page: str = "", errors: FormErrors | None
+) -> web.Response:
+    response = web.Response()
+    request[PENDING_CSRF_KEY] = pending_csrf(request, response)
+    page = render(
+        request,
+        "sign_in.html",
+        title="Sign in",
+        username=username,
+        next_page=next_page,
+        errors=errors,
+        status=errors_status(errors),
+    )
+    page.cookies.update(response.cookies)
+    return page
+
+
+def sign_in_refused_page(request: web.Request, exc: GcxError) -> web.Response:
+    """The sign-in page again, with why the last attempt was refused."""
+    return _sign_in_page(request, errors=FormErrors.of(exc, "username"))
+
+
+def errors_status(errors: FormErrors | None) -> int:
+    return 200 if errors is None else 400
+
+
+@public
+async def sign_in_form(request: web.Request) -> web.StreamResponse:
+    return _sign_in_page(request, next_page=safe_next(request.query.get("next", "")), errors=None)
+
+
+@public
+async def sign_in(request: web.Request) -> web.StreamResponse:
+    form = await form_of(request)
+    username = field_text(form, "username", 64).lower()
+    password = form.get("password", "")
+    next_page = safe_next(field_text(form, "next", 2000))
+    if not username:
+        return _sign_in_page(
+            request,
+            next_page=next_page,
+            errors=FormErrors([("username", "Enter your user name.", "input-invalid")]),
+        )
+    site = site_of(request)
+    address = client_address(request, behind_proxy=site.public_origin is not None)
+    try:
+        site.throttle.check(address)
+        cookie = await run_sync(site.accounts.check_password, username, str(password))
+    except (SignInRefused, AccountLocked, SignInThrottled) as exc:
+        if not isinstance(exc, SignInThrottled) and site.throttle.failed(address):
+            await run_sync(site.accounts.record_throttled, address, site.throttle.limit)
+        return _sign_in_page(
+            request, username=username, next_page=next_page, errors=FormErrors.of(exc, "username")
+        )
+    response = web.HTTPFound(
+        "/sign-in/code" + (f"?next={urllib.parse.quote(next_page)}" if next_page else "")
+    )
+    response.set_cookie(
+        SECOND_FACTOR_COOKIE,
+        cookie,
+        secure=True,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        max_age=300,
+    )
+    raise response
+
+
+def _code_page(
+    request: web.Request,
+    csrf: str,
+    next_page: str,
+    errors: FormErrors | None,
+    *,
+    has_keys: bool = False,
+) -> web.Response:
+    request[PENDING_CSRF_KEY] = csrf
+    return render(
+        request,
+        "sign_in_code.html",
+        title="Enter your security code",
+        next_page=next_page,
+        errors=errors,
+        status=errors_status(errors),
+        has_keys=has_keys,
+    )
+
+
+@public
+async def code_form(request: web.Request) -> web.StreamResponse:
+    pending = request.cookies.get(SECOND_FACTOR_COOKIE, "")
+    csrf = (
+        await run_sync(site_of(request).accounts.second_factor_csrf, pending) if pending else None
+    )
+    if csrf is None:
+        raise web.HTTPFound("/sign-in")
+    # The code form's token is the waiting session's own, so it is checked like the sign-in one.
+    from gcx.web.security_keys import KEYS_KEY
+
+    has_keys = await run_sync(request.app[KEYS_KEY].waiting_has_keys, pending)
+    response = _code_page(
+        request, csrf, safe_next(request.query.get("next", "")), None, has_keys=has_keys
+    )
+    response.set_cookie(
+        PENDING_COOKIE, csrf, secure=True, httponly=True, samesite="Strict", path="/", max_age=300
+    )
+    return response
+
+
+@public
+async def check_code(request: web.Request) -> web.StreamResponse:
+    form = await form_of(request)
+    pending = request.cookies.get(SECOND_FACTOR_COOKIE, "")
+    next_page = safe_next(field_text(form, "next", 2000))
+    accounts = site_of(request).accounts
+    try:
+        cookie = await run_sync(accounts.check_code, pending, field_text(form, "code", 20))
+    except SessionExpired as exc:
+        return _sign_in_page(request, next_page=next_page, errors=FormErrors.of(exc, "username"))
+    except AccountLocked as exc:
+        return _sign_in_page(request, next_page=next_page, errors=FormErrors.of(exc, "username"))
+    except GcxError as exc:
+        csrf = request.cookies.get(PENDING_COOKIE, "")
+        return _code_page(request, csrf, next_page, FormErrors.of(exc, "code"))
+    session = await run_sync(accounts.session, cookie)
+    response = web.HTTPFound(next_page or site_of(request).home_for(session.user))
+    set_session_cookie(response, cookie)
+    response.del_cookie(
+        SECOND_FACTOR_COOKIE, path="/", secure=True, httponly=True, samesite="Strict"
+    )
+    response.del_cookie(PENDING_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+    raise response
+
+
+async def sign_out(request: web.Request) -> web.StreamResponse:
+    await run_sync(site_of(request).accounts.sign_out, request.cookies[COOKIE])
+    response = web.HTTPFound("/signed-out")
+    clear_session_cookie(response)
+    raise response
+
+
+@public
+async def signed_out(request: web.Request) -> web.StreamResponse:
+    return render(request, "signed_out.html", title="You have signed out")
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    raise redirect(request, site_of(request).home_for(user_of(request)))
+
+
+async def account(request: web.Request) -> web.StreamResponse:
+    return render(request, "account.html", title="Your account", marking=None)
+
+
+async def password_form(request: web.Request) -> web.StreamResponse:
+    return render(request, "password.html", title="Change your password", marking=None)
+
+
+async def change_password(request: web.Request) -> web.StreamResponse:
+    form = await form_of(request)
+    current = str(form.get("current", ""))
+    new = str(form.get("new", ""))
+    try:
+        if new != str(form.get("again", "")):
+            raise InputError("The two new passwords are not the same.", field="again")
+        await run_sync(site_of(request).accounts.change_password, user_of(request), current, new)
+    except SignInRefused as exc:
+        errors = FormErrors([("current", "Your current password is not right.", exc.code)])
+    except GcxError as exc:
+        errors = FormErrors.of(exc, exc.details.get("field", "new"))
+    else:
+        raise redirect(request, "/account", flash="Your password has been changed.")
+    return render(
+        request,
+        "password.html",
+        title="Change your password",
+        marking=None,
+        errors=errors,
+        status=400,
+    )
+
+
+async def keep_alive(_request: web.Request) -> web.StreamResponse:
+    """Someone is typing into a form: the frame's session lookup has refreshed the idle timer.
+
+    gcx.js calls this at most every few minutes while a person types, so a long
+    message written without a request in between is not lost to the idle
+    timeout at the moment it is sent. The absolute limit still applies.
+    """
+    return web.Response(status=204)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/session/keep-alive", keep_alive)
+    app.router.add_get("/account/password", password_form)
+    app.router.add_post("/account/password", change_password)
+    app.router.add_get("/sign-in", sign_in_form)
+    app.router.add_post("/sign-in", sign_in)
+    app.router.add_get("/sign-in/code", code_form)
+    app.router.add_post("/sign-in/code", check_code)
+    app.router.add_post("/sign-out", sign_out)
+    app.router.add_get("/signed-out", signed_out)
+    app.router.add_get("/", home)
+    app.router.add_get("/account", account)

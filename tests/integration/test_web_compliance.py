@@ -1,0 +1,260 @@
+"""The Code of Connection in the browser: draft, sign off, assess, approve.
+
+The demo organisations are admitted when the network starts, so the journey
+uses a new member, added by the operator: its security officer drafts every
+control and uploads evidence, a different person signs it off, the lead
+assessor records a result for every control and completes the assessment,
+and the operator approves it, which issues the certificate of compliance.
+The refusals a person meets on the way (an empty answer, evidence of a
+refused type, signing off one's own statement, submitting too early,
+completing too early) are shown in the error summary.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page
+
+from gcx.compliance.catalogue import builtin_catalogue
+from gcx.localnet import LocalNetwork
+
+from .conftest import run_async
+from .webutil import People, error_summary, marking_banner
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+ORG = "NWFIRE"
+OFFICER = "iso.nwfire"  # security officer who also holds sign-off: separation must stop them
+SIGNER = "siro.nwfire"
+
+
+@pytest.fixture(scope="module")
+def new_member(web_network: LocalNetwork) -> str:
+    """A member organisation not yet through the Code of Connection, with its officers."""
+
+    async def add() -> None:
+        async with web_network.operator() as operator:
+            await operator.add_organisation(ORG, "North West Fire and Rescue", "fire-and-rescue")
+
+    run_async(add())
+    web_network.add_web_user(
+        "central", OFFICER, "Isla Officer", ("security-officer", "sign-off"), ORG
+    )
+    web_network.add_web_user("central", SIGNER, "Sam Senior", ("sign-off",), ORG)
+    return ORG
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[Callable[[], Page]]:
+    """Pages in contexts of their own, one per person, so each keeps their session."""
+    contexts: list[BrowserContext] = []
+
+    def make() -> Page:
+        contexts.append(browser.new_context())
+        return contexts[-1].new_page()
+
+    try:
+        yield make
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def _statement_id(page: Page) -> str:
+    match = re.search(r"/statements/([^/?#]+)$", page.url)
+    assert match, f"not on a statement's page: {page.url}"
+    return match.group(1)
+
+
+def _resave(page: Page, sid: str, control_id: str, answer: str) -> None:
+    """Open one control from the task list and save a new answer to it."""
+    page.click(f"a.govuk-task-list__link[href$='/controls/{control_id}']")
+    page.fill("#answer", answer)
+    page.click("button:has-text('Save and continue')")
+    assert page.url.endswith(f"/statements/{sid}"), "with nothing left to answer, back to the list"
+
+
+def test_a_new_member_is_taken_through_the_code_of_connection(
+    page: Page, new_page: Callable[[], Page], people: People, new_member: str
+) -> None:
+    catalogue = builtin_catalogue()
+    signer, assessor, operator = new_page(), new_page(), new_page()
+
+    # The security officer starts a statement.
+    people.sign_in(page, "central", OFFICER, "/statements")
+    assert "has no statements yet" in page.inner_text("main")
+    assert marking_banner(page) == "OFFICIAL"
+    people.check(page, "compliance-list-officer")
+    page.click("button:has-text('Start a new statement')")
+    sid = _statement_id(page)
+    assert "Statement started." in page.inner_text("main")
+    assert page.locator(".govuk-task-list__item").count() == len(catalogue.controls)
+    people.check(page, "compliance-task-list")
+
+    # Too early: nothing is answered yet.
+    page.click("button:has-text('Submit for sign-off')")
+    assert "not ready for sign-off: 70 control(s) unanswered" in error_summary(page)
+
+    # The first control's page: guidance beside the form; an empty answer is refused.
+    first = catalogue.controls[0]
+    page.click(f"a:has-text('{first.id} {first.title}')")
+    assert page.url.endswith(f"/statements/{sid}/controls/{first.id}")
+    page.click("summary:has-text('See a model answer')")
+    assert first.model_answer in page.inner_text("main")
+    people.check(page, "compliance-control")
+    page.click("button:has-text('Save and continue')")
+    assert "An answer must be 1 to 20,000 characters." in error_summary(page)
+    assert page.locator("#answer-error").count() == 1
+    people.check(page, "compliance-control-refused")
+
+    # Evidence: a program is refused by its type; a text file is accepted.
+    page.set_input_files(
+        "#evidence",
+        {"name": "tool.exe", "mimeType": "application/x-msdownload", "buffer": b"MZ\x90\x00"},
+    )
+    page.click("button:has-text('Upload evidence')")
+    assert "is not accepted" in error_summary(page)
+    assert page.locator("#evidence-error").count() == 1
+    too_large = b"x" * (10 * 1024 * 1024 + 1)  # one byte past the network's default limit
+    page.set_input_files(
+        "#evidence", {"name": "big.txt", "mimeType": "text/plain", "buffer": too_large}
+    )
+    page.click("button:has-text('Upload evidence')")
+    assert "the limit is 10,485,760 bytes" in error_summary(page)
+    page.set_input_files(
+        "#evidence",
+        {
+            "name": "siro-appointment.txt",
+            "mimeType": "text/plain",
+            "buffer": b"The Chief Fire Officer is appointed Senior Information Risk Owner.\n",
+        },
+    )
+    page.click("button:has-text('Upload evidence')")
+    assert "siro-appointment.txt uploaded as evidence for GOV-01" in page.inner_text("main")
+    link = page.locator("a:has-text('siro-appointment.txt')")
+    download = page.request.get(people.url("central", str(link.get_attribute("href"))))
+    assert download.ok and download.body().startswith(b"The Chief Fire Officer")
+    assert "attachment" in download.headers["content-disposition"]
+
+    # Every control in turn: saving moves on to the next one still to answer.
+    for control in catalogue.controls:
+        assert page.url.endswith(f"/controls/{control.id}"), page.url
+        if control.choices is not None:
+            page.check("#choice")  # the first choice, which each catalogue entry makes "met"
+        page.fill("#answer", f"North West Fire meets {control.id}: see our policy pack.")
+        page.click("button:has-text('Save and continue')")
+    assert page.url.endswith(f"/statements/{sid}")
+    assert "Every control is answered" in page.inner_text("main")
+    page.click("button:has-text('Submit for sign-off')")
+    assert "Sent for sign-off" in page.inner_text("main")
+    assert "Awaiting sign-off" in page.inner_text("main")
+
+    # The officer also holds the sign-off role, but may not sign off their own work.
+    page.goto(people.url("central", f"/statements/{sid}/answers"))
+    page.click("button:has-text('Sign off and submit')")
+    summary = error_summary(page)
+    assert "iso.nwfire took part in an earlier step of this statement" in summary
+    assert "may not sign off" in summary
+
+    # The senior officer, a different person, reads it; declining needs a reason.
+    people.sign_in(signer, "central", SIGNER, f"/statements/{sid}")
+    signer.click("a:has-text('Review the answers and sign off')")
+    assert "siro-appointment.txt" in signer.inner_text("main")
+    people.check(signer, "compliance-sign-off")
+    signer.click("button:has-text('Decline and send back')")
+    assert "A written reason is required" in error_summary(signer)
+    signer.fill("#decline-reason", "Name the Chief Fire Officer in GOV-01.")
+    signer.click("button:has-text('Decline and send back')")
+    assert "Sign-off declined" in signer.inner_text("main")
+
+    # Back with the officer as a draft, with the reason; they send it again.
+    page.goto(people.url("central", f"/statements/{sid}"))
+    assert "Name the Chief Fire Officer in GOV-01." in page.inner_text("main")
+    _resave(page, sid, first.id, "Our SIRO is the Chief Fire Officer, named in the letter.")
+    page.click("button:has-text('Submit for sign-off')")
+    assert "Sent for sign-off" in page.inner_text("main")
+
+    # This time the senior officer signs it off.
+    signer.goto(people.url("central", f"/statements/{sid}/answers"))
+    signer.click("button:has-text('Sign off and submit')")
+    assert "Signed off" in signer.inner_text("main")
+    assert "Submitted for assessment" in signer.inner_text("main")
+
+    # The lead assessor takes it and sends it back once with a change to make.
+    people.sign_in(assessor, "central", "lead.assessor", f"/statements/{sid}")
+    assessor.click("button:has-text('Start the assessment')")
+    assessor.click("a:has-text('Back to the statement')")
+    assessor.select_option("#change-control", "GOV-02")
+    assessor.fill("#change-request", "Give the date the policy was last approved.")
+    assessor.click("button:has-text('Send back for changes')")
+    assert "Sent back to the organisation" in assessor.inner_text("main")
+    page.goto(people.url("central", f"/statements/{sid}"))
+    assert "Give the date the policy was last approved." in page.inner_text("main")
+    assert (
+        "Change requested" in page.locator(".govuk-task-list__item", has_text="GOV-02").inner_text()
+    )
+    _resave(page, sid, "GOV-02", "Policy v4.2, approved by the Fire Authority on 3 March.")
+    page.click("button:has-text('Submit for sign-off')")
+    signer.goto(people.url("central", f"/statements/{sid}/answers"))
+    signer.click("button:has-text('Sign off and submit')")
+    assert "Submitted for assessment" in signer.inner_text("main")
+
+    # The lead assessor sees it waiting again, starts, and records a result per control.
+    assessor.goto(people.url("central", "/statements"))
+    waiting = assessor.locator("table", has_text="Submitted, under assessment or assessed")
+    assert waiting.locator(f"a:has-text('{sid}')").count() == 1
+    people.check(assessor, "compliance-list-assessor")
+    assessor.click(f"a:has-text('{sid}')")
+    assessor.click("button:has-text('Start the assessment')")
+    assert assessor.url.endswith(f"/assessment/{catalogue.areas[0].id}")
+    assert first.model_answer in assessor.inner_text("main")
+    people.check(assessor, "compliance-assessment")
+    for number, area in enumerate(catalogue.areas):
+        assert assessor.url.endswith(f"/assessment/{area.id}"), assessor.url
+        for control in (c for c in catalogue.controls if c.area == area.id):
+            assessor.check(f"#result-{control.id}")  # the first result: compliant
+            assessor.fill(f"#reason-{control.id}", "Matches the model answer.")
+        if number == 0:
+            # A result without a note is refused, beside the control it is about.
+            assessor.fill(f"#reason-{first.id}", "")
+            assessor.click("button:has-text('Save and go to the next area')")
+            assert "A written reason is required" in error_summary(assessor)
+            assert assessor.locator(f"#reason-{first.id}-error").count() == 1
+            assessor.fill(f"#reason-{first.id}", "Appointment letter seen.")
+        if number + 1 < len(catalogue.areas):
+            assessor.click("button:has-text('Save and go to the next area')")
+        else:
+            assessor.click("button:has-text('Save and return to the statement')")
+    assert assessor.url.endswith(f"/statements/{sid}")
+    assert f"results for {len(catalogue.controls)} of {len(catalogue.controls)}" in (
+        assessor.inner_text("main")
+    )
+    assessor.click("button:has-text('Complete the assessment')")
+    assert "Assessment complete" in assessor.inner_text("main")
+    assert "meets the Code of Connection" in assessor.inner_text("main")
+
+    # The operator approves it, which issues the certificate of compliance.
+    people.sign_in(operator, "central", "network.operator", f"/statements/{sid}")
+    operator.click("button:has-text('Approve and issue the certificate')")
+    assert "A written reason is required" in error_summary(operator)
+    operator.fill("#approve-reason", "Assessed as meeting the Code of Connection.")
+    operator.click("button:has-text('Approve and issue the certificate')")
+    assert "Certificate of compliance issued" in operator.inner_text("main")
+    people.check(operator, "compliance-approved")
+
+    # The officer sees the statement approved.
+    page.goto(people.url("central", "/statements"))
+    row = page.locator("tr", has_text=sid)
+    assert "Approved" in row.inner_text()
+
+    # Each sees their own part in "What I did", in words.
+    page.goto(people.url("central", "/activity"))
+    mine = page.inner_text("main")
+    assert "Answered a control" in mine and "Asked for sign-off" in mine
+    assert "Approved a statement" not in mine, "the operator's decision is not the officer's"
+    people.check(page, "central-activity")
+    operator.goto(people.url("central", "/activity"))
+    assert "Approved a statement" in operator.inner_text("main")
