@@ -1,6 +1,7 @@
-"""Central's use cases: registry, operators, enrolment and revocation.
+"""Central's use cases: registry, enrolment and revocation.
 
-Publishing the directory is :class:`gcx.central.publishing.DirectoryPublishing`'s part.
+Operators' tokens are :class:`gcx.central.operators.OperatorTokens`'s part, publishing
+the directory is :class:`gcx.central.publishing.DirectoryPublishing`'s.
 
 Every change is written in one transaction together with its audit entry and
 the directory version it causes, so a crash never leaves a change that the
@@ -9,8 +10,8 @@ log or the directory does not show.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
-import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +20,8 @@ from sqlalchemy.engine import Connection
 from gcx import audit, crypto
 from gcx.central.compliance import require_compliance as compliance_gate
 from gcx.central.home import CentralKeys
-from gcx.central.publishing import ACTOR_SYSTEM, DirectoryPublishing
+from gcx.central.operators import OperatorTokens
+from gcx.central.publishing import DirectoryPublishing
 from gcx.clock import Clock
 from gcx.config import CentralConfig
 from gcx.errors import (
@@ -27,7 +29,6 @@ from gcx.errors import (
     DuplicateEnrolment,
     InputError,
     NotFound,
-    TokenInvalid,
     UnknownOrganisation,
 )
 from gcx.protocol.enrolment import (
@@ -43,10 +44,10 @@ from gcx.protocol.identifiers import (
     parse_organisation_type,
 )
 from gcx.store import Database, iso
-from gcx.store.schema import enrolments, operators, organisations
+from gcx.store.schema import enrolments, organisations
 
 
-class CentralService(DirectoryPublishing):
+class CentralService(OperatorTokens, DirectoryPublishing):
     def __init__(
         self, config: CentralConfig, database: Database, keys: CentralKeys, clock: Clock
     ) -> None:
@@ -54,71 +55,6 @@ class CentralService(DirectoryPublishing):
         self.db = database
         self.keys = keys
         self.clock = clock
-
-    # -- operators ---------------------------------------------------------
-
-    def add_operator(self, name: str) -> str:
-        """Create an operator and return its token; only the token's hash is kept."""
-        token = crypto.new_token("gcxo")
-        now = self.clock.now()
-        with self.db.transaction() as conn:
-            exists = conn.execute(sa.select(operators.c.id).where(operators.c.name == name)).first()
-            if exists:
-                raise DuplicateEnrolment(f"An operator named {name!r} already exists.")
-            conn.execute(
-                operators.insert().values(
-                    name=name, token_hash=crypto.hash_token(token), created_at=iso(now)
-                )
-            )
-            audit.append(conn, actor=ACTOR_SYSTEM, action="operator.added", subject=name, now=now)
-        return token
-
-    def authenticate_operator(self, token: str | None, *, request: str) -> str:
-        """The operator's name for a valid token; raise :class:`TokenInvalid` otherwise."""
-        now = self.clock.now()
-        with audit.refusals_recorded(self.db, self.clock), self.db.transaction() as conn:
-            row = None
-            if token:
-                row = conn.execute(
-                    sa.select(operators).where(operators.c.token_hash == crypto.hash_token(token))
-                ).first()
-            if (
-                row is None
-                or row.revoked_at is not None
-                or not token
-                or not crypto.token_matches(token, row.token_hash)
-            ):
-                raise audit.AuditedRefusal(
-                    TokenInvalid(
-                        "The operator token is unknown or revoked; create one with "
-                        "'gcx central operator add'."
-                    ),
-                    actor="anonymous",
-                    action="token.refused",
-                    subject="operator",
-                    details={"request": request},
-                )
-            audit.append(
-                conn,
-                actor=f"operator:{row.name}",
-                action="token.used",
-                subject="operator",
-                now=now,
-                details={"request": request},
-            )
-            return str(row.name)
-
-    def revoke_operator(self, name: str) -> None:
-        now = self.clock.now()
-        with self.db.transaction() as conn:
-            updated = conn.execute(
-                operators.update()
-                .where(operators.c.name == name, operators.c.revoked_at.is_(None))
-                .values(revoked_at=iso(now))
-            ).rowcount
-            if not updated:
-                raise NotFound(f"There is no active operator named {name!r}.")
-            audit.append(conn, actor=ACTOR_SYSTEM, action="operator.revoked", subject=name, now=now)
 
     # -- member registry ---------------------------------------------------
 
@@ -502,8 +438,6 @@ def _check_key_binding(csr_pem: bytes, code: str, keys: dict[str, str]) -> None:
         signing = crypto.VerifyKey.from_b64(keys["signing_key"])
         crypto.EncryptionPublicKey.from_b64(keys["encryption_key"])
         proof = keys["proof"]
-        import base64
-
         signing.verify(
             base64.b64decode(proof, validate=True),
             key_binding_message(csr_pem, code, keys["signing_key"], keys["encryption_key"]),
@@ -539,7 +473,3 @@ def _enrolment_view(row: Any) -> dict[str, Any]:
             revocation_reason=row.revocation_reason,
         )
     return view
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True)

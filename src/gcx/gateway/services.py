@@ -50,7 +50,7 @@ from gcx.errors import (
 )
 from gcx.gateway.app import caller_of
 from gcx.gateway.call_log import CallLog, new_row
-from gcx.gateway.delivery import PeerSessions
+from gcx.gateway.peer_sessions import PeerSessions
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.services_common import (
     CALL_ID_HEADER,

@@ -1,4 +1,4 @@
-"""The transfer worker: carries transfers to receiving gateways, chunk by chunk, and housekeeps.
+"""The transfer worker: carries transfers to receiving gateways, chunk by chunk.
 
 One ``transfer_deliveries`` row is one transfer for one receiving gateway. The
 worker claims a due row with a short lease (``FOR UPDATE SKIP LOCKED`` on
@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from gcx import audit, crypto
 from gcx.errors import GcxError, ReceiptInvalid
-from gcx.gateway.delivery import PeerSessions
+from gcx.gateway.peer_sessions import PeerSessions
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.transfer_policy import stored_manifest, transfer_files
 from gcx.httpapi import run_sync
@@ -49,7 +49,7 @@ from gcx.protocol.transfer import (
     retry_delay,
 )
 from gcx.store import iso, parse_iso
-from gcx.store.schema_transfers import deliveries, transfer_receipts, transfers, uploads
+from gcx.store.schema_transfers import deliveries, transfer_receipts, transfers
 
 log = logging.getLogger("gcx.gateway.transfers")
 
@@ -58,7 +58,6 @@ LEASE_RENEW_SECONDS = 3.0
 MAX_TRANSFERS_IN_FLIGHT = 2
 CHUNK_RESENDS = 3
 IDLE_POLL_SECONDS = 1.0
-STALE_UPLOAD = dt.timedelta(days=7)
 # Refusals that will not change if the same manifest is offered again.
 PERMANENT_CODES = frozenset(
     {
@@ -466,63 +465,3 @@ class TransferWorker:
                 "The receiving gateway did not return a valid receipt for every recipient."
             )
         return found
-
-
-# -- housekeeping ------------------------------------------------------------------------
-
-
-def apply_retention(gateway: Gateway, now: dt.datetime) -> list[str]:
-    """Delete received transfers whose retention has ended, and stale uploads; audit each."""
-    files = transfer_files(gateway)
-    with gateway.db.read() as conn:
-        due = conn.execute(
-            sa.select(transfers.c.id, transfers.c.recipients, transfers.c.retain_until).where(
-                transfers.c.direction == "in",
-                transfers.c.state == "complete",
-                transfers.c.retain_until <= iso(now),
-            )
-        ).all()
-        stale = conn.execute(
-            sa.select(uploads.c.id).where(
-                uploads.c.state == "open", uploads.c.updated_at <= iso(now - STALE_UPLOAD)
-            )
-        ).all()
-    deleted = []
-    for row in due:
-        files.delete("received", row.id)
-        with gateway.db.transaction() as conn:
-            conn.execute(
-                transfers.update()
-                .where(transfers.c.id == row.id, transfers.c.direction == "in")
-                .values(state="deleted", updated_at=iso(now))
-            )
-            audit.append(
-                conn,
-                actor=f"gateway:{gateway.config.name}",
-                action="transfer.retention-deleted",
-                subject=row.id,
-                now=now,
-                details={"recipients": row.recipients, "retain_until": row.retain_until},
-            )
-        deleted.append(row.id)
-    for row in stale:
-        files.delete_upload(row.id)
-        with gateway.db.transaction() as conn:
-            conn.execute(uploads.update().where(uploads.c.id == row.id).values(state="expired"))
-            audit.append(
-                conn,
-                actor=f"gateway:{gateway.config.name}",
-                action="upload.expired",
-                subject=row.id,
-                now=now,
-            )
-    return deleted
-
-
-async def housekeeping(gateway: Gateway) -> None:
-    while True:
-        try:
-            await run_sync(apply_retention, gateway, gateway.clock.now())
-        except Exception:
-            log.exception("transfer housekeeping failed; trying again later")
-        await asyncio.sleep(gateway.config.transfer_housekeeping_seconds)

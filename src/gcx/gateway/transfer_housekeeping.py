@@ -1,0 +1,83 @@
+"""Transfer housekeeping: received files whose retention has ended, and abandoned uploads.
+
+Runs beside the transfer worker on every gateway. Each deletion is its own
+transaction with its audit entry, so a crash part way leaves nothing
+half-deleted that the next run would not finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+import sqlalchemy as sa
+
+from gcx import audit
+from gcx.gateway.runtime import Gateway
+from gcx.gateway.transfer_policy import transfer_files
+from gcx.httpapi import run_sync
+from gcx.store import iso
+from gcx.store.schema_transfers import transfers, uploads
+
+log = logging.getLogger("gcx.gateway.transfers")
+
+# An upload nobody has added to for a week is abandoned.
+STALE_UPLOAD = dt.timedelta(days=7)
+
+
+def apply_retention(gateway: Gateway, now: dt.datetime) -> list[str]:
+    """Delete received transfers whose retention has ended, and stale uploads; audit each."""
+    files = transfer_files(gateway)
+    with gateway.db.read() as conn:
+        due = conn.execute(
+            sa.select(transfers.c.id, transfers.c.recipients, transfers.c.retain_until).where(
+                transfers.c.direction == "in",
+                transfers.c.state == "complete",
+                transfers.c.retain_until <= iso(now),
+            )
+        ).all()
+        stale = conn.execute(
+            sa.select(uploads.c.id).where(
+                uploads.c.state == "open", uploads.c.updated_at <= iso(now - STALE_UPLOAD)
+            )
+        ).all()
+    deleted = []
+    for row in due:
+        files.delete("received", row.id)
+        with gateway.db.transaction() as conn:
+            conn.execute(
+                transfers.update()
+                .where(transfers.c.id == row.id, transfers.c.direction == "in")
+                .values(state="deleted", updated_at=iso(now))
+            )
+            audit.append(
+                conn,
+                actor=f"gateway:{gateway.config.name}",
+                action="transfer.retention-deleted",
+                subject=row.id,
+                now=now,
+                details={"recipients": row.recipients, "retain_until": row.retain_until},
+            )
+        deleted.append(row.id)
+    for row in stale:
+        files.delete_upload(row.id)
+        with gateway.db.transaction() as conn:
+            conn.execute(uploads.update().where(uploads.c.id == row.id).values(state="expired"))
+            audit.append(
+                conn,
+                actor=f"gateway:{gateway.config.name}",
+                action="upload.expired",
+                subject=row.id,
+                now=now,
+            )
+    return deleted
+
+
+async def housekeeping(gateway: Gateway) -> None:
+    while True:
+        try:
+            await run_sync(apply_retention, gateway, gateway.clock.now())
+        except Exception:
+            log.exception("transfer housekeeping failed; trying again later")
+        await asyncio.sleep(gateway.config.transfer_housekeeping_seconds)
