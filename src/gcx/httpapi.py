@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from gcx.errors import BodyTooLarge, GcxError, InputError
 
@@ -54,18 +54,35 @@ async def run_sync(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(partial(function, *args, **kwargs))
 
 
-async def read_body(request: web.Request, max_bytes: int) -> bytes:
-    """The whole request body, refused with a clear error past ``max_bytes``."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise BodyTooLarge(f"The request body is larger than the limit of {max_bytes} bytes.")
+async def read_limited(
+    content: StreamReader, declared: int | None, limit: int, refuse: Callable[[], GcxError]
+) -> bytes:
+    """A whole body from ``content``, refused with ``refuse()`` once it passes ``limit`` bytes.
+
+    A declared length over the limit is refused before reading; an undeclared or
+    understated one is refused as soon as the bytes pass it, so an oversized body
+    is never held in memory whole. Serves requests to us and answers to our calls.
+    """
+    if declared is not None and declared > limit:
+        raise refuse()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
+    async for chunk in content.iter_chunked(64 * 1024):
         size += len(chunk)
-        if size > max_bytes:
-            raise BodyTooLarge(f"The request body is larger than the limit of {max_bytes} bytes.")
+        if size > limit:
+            raise refuse()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The whole request body, refused with a clear error past ``max_bytes``."""
+    return await read_limited(
+        request.content,
+        request.content_length,
+        max_bytes,
+        lambda: BodyTooLarge(f"The request body is larger than the limit of {max_bytes} bytes."),
+    )
 
 
 async def json_body(request: web.Request, max_bytes: int = 1 << 20) -> dict[str, Any]:

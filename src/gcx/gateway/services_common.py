@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from gcx.errors import GcxError, InputError
+from gcx.httpapi import read_limited
 
 REQUEST_HEADER = "X-Gcx-Call-Request"
 RESPONSE_HEADER = "X-Gcx-Call-Response"
@@ -30,13 +31,10 @@ class Backend:
 
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int, error: type[GcxError]) -> bytes:
-    if response.content_length is not None and response.content_length > limit:
-        raise error(f"The answer is {response.content_length} bytes, over the limit of {limit}.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise error(f"The answer is over the limit of {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """A backend's or peer's whole answer, refused with ``error`` past ``limit`` bytes."""
+    return await read_limited(
+        response.content,
+        response.content_length,
+        limit,
+        lambda: error(f"The answer is over the limit of {limit} bytes."),
+    )
