@@ -27,15 +27,14 @@ from gcx.evidence import export_for_caller
 from gcx.gateway.app import caller_of
 from gcx.gateway.delivery import DeliveryWorker
 from gcx.gateway.messaging import Compose, Messaging
-from gcx.gateway.peer import GATEWAY, verify_signed_by_org
+from gcx.gateway.peer import GATEWAY
 from gcx.gateway.peer_messages import store_read_receipt
+from gcx.gateway.recall import recall_everywhere
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import read_body, run_sync
 from gcx.protocol.batch import (
     READ_RECEIPT_TYPE,
-    RECALL_RESULT_TYPE,
     ReadReceipt,
-    RecallResult,
 )
 from gcx.protocol.message import MAX_TOTAL_ATTACHMENT_BYTES
 
@@ -255,78 +254,10 @@ async def download_attachment(request: web.Request) -> web.Response:
 
 async def recall_message(request: web.Request) -> web.Response:
     caller = await caller_of(request)
-    envelope_id = request.match_info["id"]
-    messaging = request.app[MESSAGING]
-    gateway = request.app[GATEWAY]
-    held_by = await run_sync(messaging.withdraw_unsent, caller, envelope_id)
-    outcomes: dict[str, tuple[str, str | None]] = {}
-    if held_by:
-        directory = gateway.directory.current()
-        document = await run_sync(messaging.recall_signed, caller, envelope_id)
-        for peer_name in held_by:
-            outcomes[peer_name] = await recall_at(request.app, directory, peer_name, document)
-    result = await run_sync(messaging.finish_recall, caller, envelope_id, outcomes)
+    result = await recall_everywhere(
+        request.app[MESSAGING], request.app[WORKER].sessions, caller, request.match_info["id"]
+    )
     return web.json_response(result)
-
-
-async def recall_at(
-    app: web.Application, directory: Any, peer_name: str, document: bytes
-) -> tuple[str, str | None]:
-    import json
-
-    from gcx.gateway.peer_messages import apply_recall
-    from gcx.protocol.batch import Recall
-
-    gateway = app[GATEWAY]
-    if peer_name == gateway.config.name:
-        recall = Recall.from_bytes(
-            verify_signed_by_org(
-                directory, document, "application/vnd.gcx.recall+json", claimed=None
-            )
-        )
-        results = await run_sync(apply_recall, gateway, peer_name, recall)
-    else:
-        entry = directory.gateway_named(peer_name)
-        if entry is None:
-            return "refused", f"gateway {peer_name} is not in the directory"
-        try:
-            status, body = await app[WORKER].sessions.post(
-                entry, "/peer/v1/recalls", document, "application/json"
-            )
-        except GcxError as error:
-            return "refused", error.message
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return "refused", f"gateway {peer_name} answered {status} with a body that is not JSON"
-        if status != 200 or not isinstance(data, dict):
-            message = data.get("message") if isinstance(data, dict) else None
-            return "refused", str(message or f"gateway {peer_name} answered {status}")
-        results = data.get("results", [])
-    entry = directory.gateway_named(peer_name)
-    hosted = set(entry.organisations) if entry is not None else set()
-    envelope_id = Recall.from_bytes(
-        verify_signed_by_org(directory, document, "application/vnd.gcx.recall+json", claimed=None)
-    ).envelope_id
-    outcome: tuple[str, str | None] = ("recalled", None)
-    for raw in results:
-        try:
-            payload = verify_signed_by_org(
-                directory, str(raw).encode(), RECALL_RESULT_TYPE, claimed=None
-            )
-            result = RecallResult.from_bytes(payload)
-            # Checked again against the key of exactly the organisation it speaks
-            # for, which must be one that gateway hosts, about this very message.
-            verify_signed_by_org(
-                directory, str(raw).encode(), RECALL_RESULT_TYPE, claimed=result.organisation
-            )
-        except GcxError as error:
-            return "refused", f"gateway {peer_name} sent an invalid recall result: {error.message}"
-        if result.organisation not in hosted or result.envelope_id != envelope_id:
-            return "refused", f"gateway {peer_name} answered for another message or organisation"
-        if result.outcome != "recalled":
-            outcome = ("refused", result.message)
-    return outcome
 
 
 async def message_evidence(request: web.Request) -> web.Response:

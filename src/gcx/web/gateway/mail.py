@@ -30,8 +30,9 @@ from gcx.errors import (
     NotFound,
 )
 from gcx.gateway.mailboxes import MailboxService
-from gcx.gateway.messages_api import WORKER, recall_at, send_read_receipt
+from gcx.gateway.messages_api import WORKER, send_read_receipt
 from gcx.gateway.peer import GATEWAY
+from gcx.gateway.recall import recall_everywhere
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import attachment_disposition, run_sync
 from gcx.protocol.marking import Marking, highest
@@ -106,8 +107,8 @@ def add_routes(app: web.Application) -> None:
 
 
 async def _share_parts(app: web.Application) -> None:
-    # The API's recall and read-receipt steps find the gateway and the delivery
-    # worker under these keys; the application is not frozen until after startup.
+    # The API's read-receipt step finds the gateway and the delivery worker
+    # under these keys; the application is not frozen until after startup.
     parts = app[PARTS]
     app[GATEWAY] = parts.gateway
     app[WORKER] = parts.delivery
@@ -422,16 +423,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 async def _recall(request: web.Request, caller: Caller, envelope_id: str) -> dict[str, Any]:
     """Recall as the API does: withdraw what has not left, then ask each gateway holding it."""
     parts = parts_of(request)
-    messaging = parts.messaging
-    held_by = await run_sync(messaging.withdraw_unsent, caller, envelope_id)
-    outcomes: dict[str, tuple[str, str | None]] = {}
-    if held_by:
-        directory = parts.gateway.directory.current()
-        document = await run_sync(messaging.recall_signed, caller, envelope_id)
-        for peer_name in held_by:
-            outcomes[peer_name] = await recall_at(request.app, directory, peer_name, document)
-    result: dict[str, Any] = await run_sync(messaging.finish_recall, caller, envelope_id, outcomes)
-    return result
+    return await recall_everywhere(parts.messaging, parts.delivery.sessions, caller, envelope_id)
 
 
 @needs(*MAIL_ROLES)

@@ -1,0 +1,112 @@
+"""Recalling a sent message everywhere it went, for the API and the web pages alike.
+
+Recall has two halves. What has not left this gateway is withdrawn from the
+outbox at once. What has arrived at a peer gateway is withdrawn there by a
+signed recall, which the peer refuses if anyone has read the message; its
+answer is one signed result per organisation it hosts, each checked against
+the key of exactly that organisation before it is believed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gcx.errors import GcxError
+from gcx.gateway.messaging import Messaging
+from gcx.gateway.peer import verify_signed_by_org
+from gcx.gateway.peer_messages import apply_recall
+from gcx.gateway.peer_sessions import PeerSessions
+from gcx.gateway.runtime import Gateway
+from gcx.gateway.tokens import Caller
+from gcx.httpapi import run_sync
+from gcx.protocol import directory as dirproto
+from gcx.protocol.batch import RECALL_RESULT_TYPE, RECALL_TYPE, Recall, RecallResult
+
+Outcome = tuple[str, str | None]
+
+
+async def recall_everywhere(
+    messaging: Messaging, sessions: PeerSessions, caller: Caller, envelope_id: str
+) -> dict[str, Any]:
+    """Withdraw what has not left, ask each gateway holding the message, record the answers.
+
+    Raises :class:`gcx.gateway.messaging.RecallRefused` naming each gateway that
+    would not withdraw it.
+    """
+    gateway = messaging.gateway
+    held_by = await run_sync(messaging.withdraw_unsent, caller, envelope_id)
+    outcomes: dict[str, Outcome] = {}
+    if held_by:
+        directory = gateway.directory.current()
+        document = await run_sync(messaging.recall_signed, caller, envelope_id)
+        for peer_name in held_by:
+            outcomes[peer_name] = await recall_at(gateway, sessions, directory, peer_name, document)
+    result: dict[str, Any] = await run_sync(messaging.finish_recall, caller, envelope_id, outcomes)
+    return result
+
+
+async def recall_at(
+    gateway: Gateway,
+    sessions: PeerSessions,
+    directory: dirproto.Directory,
+    peer_name: str,
+    document: bytes,
+) -> Outcome:
+    """``("recalled", None)`` if every organisation at ``peer_name`` withdrew it, else why not."""
+    if peer_name == gateway.config.name:
+        # Sender and recipient share this gateway: apply it here, as a peer would.
+        signed = verify_signed_by_org(directory, document, RECALL_TYPE, claimed=None)
+        results: Any = await run_sync(apply_recall, gateway, peer_name, Recall.from_bytes(signed))
+    else:
+        entry = directory.gateway_named(peer_name)
+        if entry is None:
+            return "refused", f"gateway {peer_name} is not in the directory"
+        try:
+            status, body = await sessions.post(
+                entry, "/peer/v1/recalls", document, "application/json"
+            )
+        except GcxError as error:
+            return "refused", error.message
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return "refused", f"gateway {peer_name} answered {status} with a body that is not JSON"
+        if status != 200 or not isinstance(data, dict):
+            message = data.get("message") if isinstance(data, dict) else None
+            return "refused", str(message or f"gateway {peer_name} answered {status}")
+        results = data.get("results", [])
+    return judge_recall_results(directory, peer_name, document, results)
+
+
+def judge_recall_results(
+    directory: dirproto.Directory, peer_name: str, document: bytes, results: Any
+) -> Outcome:
+    """What ``peer_name``'s answer to our signed recall ``document`` says, believing only
+    results signed by an organisation that gateway hosts, about this very message."""
+    entry = directory.gateway_named(peer_name)
+    hosted = set(entry.organisations) if entry is not None else set()
+    envelope_id = Recall.from_bytes(
+        verify_signed_by_org(directory, document, RECALL_TYPE, claimed=None)
+    ).envelope_id
+    if not isinstance(results, list):
+        return "refused", f"gateway {peer_name} answered without a list of results"
+    outcome: Outcome = ("recalled", None)
+    for raw in results:
+        try:
+            payload = verify_signed_by_org(
+                directory, str(raw).encode(), RECALL_RESULT_TYPE, claimed=None
+            )
+            result = RecallResult.from_bytes(payload)
+            # Checked again against the key of exactly the organisation it speaks
+            # for, which must be one that gateway hosts, about this very message.
+            verify_signed_by_org(
+                directory, str(raw).encode(), RECALL_RESULT_TYPE, claimed=result.organisation
+            )
+        except GcxError as error:
+            return "refused", f"gateway {peer_name} sent an invalid recall result: {error.message}"
+        if result.organisation not in hosted or result.envelope_id != envelope_id:
+            return "refused", f"gateway {peer_name} answered for another message or organisation"
+        if result.outcome != "recalled":
+            outcome = ("refused", result.message)
+    return outcome
