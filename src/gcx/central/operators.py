@@ -15,6 +15,7 @@ from gcx.clock import Clock
 from gcx.errors import DuplicateEnrolment, NotFound, TokenInvalid
 from gcx.store import Database, iso
 from gcx.store.schema import operators
+from gcx.store.tokens import live_token_row
 
 
 class OperatorTokens:
@@ -43,17 +44,8 @@ class OperatorTokens:
         """The operator's name for a valid token; raise :class:`TokenInvalid` otherwise."""
         now = self.clock.now()
         with audit.refusals_recorded(self.db, self.clock), self.db.transaction() as conn:
-            row = None
-            if token:
-                row = conn.execute(
-                    sa.select(operators).where(operators.c.token_hash == crypto.hash_token(token))
-                ).first()
-            if (
-                row is None
-                or row.revoked_at is not None
-                or not token
-                or not crypto.token_matches(token, row.token_hash)
-            ):
+            row = live_token_row(conn, operators, token)
+            if row is None:
                 raise audit.AuditedRefusal(
                     TokenInvalid(
                         "The operator token is unknown or revoked; create one with "

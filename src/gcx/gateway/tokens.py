@@ -14,6 +14,7 @@ from gcx.errors import InputError, NotFound, TokenInvalid
 from gcx.protocol.identifiers import check_account_name
 from gcx.store import Database, iso
 from gcx.store.schema import api_tokens
+from gcx.store.tokens import live_token_row
 
 ACCOUNT_KINDS = ("user", "system")
 ROLES = ("staff", "admin", "system", "security-officer", "sign-off")
@@ -142,20 +143,9 @@ class TokenService:
         one write per request, not two.
         """
         with audit.refusals_recorded(self.db, self.clock):
-            row = None
-            if token:
-                with self.db.read() as conn:
-                    row = conn.execute(
-                        sa.select(api_tokens).where(
-                            api_tokens.c.token_hash == crypto.hash_token(token)
-                        )
-                    ).first()
-            if (
-                row is None
-                or row.revoked_at is not None
-                or not token
-                or not crypto.token_matches(token, row.token_hash)
-            ):
+            with self.db.read() as conn:
+                row = live_token_row(conn, api_tokens, token)
+            if row is None:
                 raise audit.AuditedRefusal(
                     TokenInvalid(),
                     actor="anonymous",

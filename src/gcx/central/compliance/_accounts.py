@@ -15,6 +15,7 @@ from gcx.errors import DuplicateEnrolment, InputError, NotFound, TokenInvalid
 from gcx.protocol.identifiers import check_account_name
 from gcx.store import iso
 from gcx.store.schema_compliance import compliance_accounts
+from gcx.store.tokens import live_token_row
 
 
 class AccountUseCases(ComplianceCore):
@@ -26,19 +27,8 @@ class AccountUseCases(ComplianceCore):
             return Principal(name, "operator", frozenset({Role.OPERATOR.value}))
         now = self.clock.now()
         with audit.refusals_recorded(self.db, self.clock), self.db.transaction() as conn:
-            row = None
-            if token:
-                row = conn.execute(
-                    sa.select(compliance_accounts).where(
-                        compliance_accounts.c.token_hash == crypto.hash_token(token)
-                    )
-                ).first()
-            if (
-                row is None
-                or row.revoked_at is not None
-                or not token
-                or not crypto.token_matches(token, row.token_hash)
-            ):
+            row = live_token_row(conn, compliance_accounts, token)
+            if row is None:
                 raise audit.AuditedRefusal(
                     TokenInvalid(
                         "The token is unknown or revoked; ask the network operator for a "
