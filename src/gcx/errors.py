@@ -22,6 +22,7 @@ The tree::
     │   ├── UnknownOrganisation (422)
     │   ├── BodyTooLarge (413)
     │   ├── AddressInvalid, AttachmentRefused, AttachmentTooLarge (413), BodyNotUtf8
+│   ├── JsonInvalid                 malformed, duplicate keys, NaN, too deep (strict_json)
     │   ├── MarkingMissing, MarkingUnknown, MarkingNotAllowed (422)
     │   ├── EnvelopeMalformed, EnvelopeExpired, EnvelopeFromFuture
     │   ├── NotFound (404)
@@ -148,9 +149,21 @@ class AttachmentTooLarge(InputError):
     default_message = "An attachment is larger than a message may carry."
 
 
-class BodyNotUtf8(InputError):
+class BodyNotUtf8(InputError, ValueError):
+    # Also a ValueError, as UnicodeDecodeError is, so code that reads JSON with
+    # gcx.protocol.strict_json catches it where it caught json's own errors.
     code = "body-not-utf8"
     default_message = "The text is not valid UTF-8."
+
+
+class JsonInvalid(InputError, ValueError):
+    # A ValueError too, as json.JSONDecodeError is: strict_json.loads is a
+    # drop-in for json.loads and callers keep catching ValueError.
+    code = "json-invalid"
+    default_message = (
+        "The JSON is not valid: it is malformed, repeats a key, holds NaN or Infinity,"
+        " or is nested too deeply."
+    )
 
 
 class MarkingMissing(InputError):

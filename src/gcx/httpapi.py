@@ -8,7 +8,6 @@ a gcx refusal from anything else that answers with the same status.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from typing import Any, TypeVar
 from aiohttp import StreamReader, web
 
 from gcx.errors import BodyTooLarge, GcxError, InputError
+from gcx.protocol import strict_json
 
 T = TypeVar("T")
 log = logging.getLogger("gcx.http")
@@ -88,13 +88,9 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
 async def json_body(request: web.Request, max_bytes: int = 1 << 20) -> dict[str, Any]:
     """The request's JSON object body, or a clear refusal."""
     raw = await read_body(request, max_bytes)
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError("The request body is not valid JSON.") from exc
-    if not isinstance(body, dict):
-        raise InputError("The request body must be a JSON object.")
-    return body
+    # The one strict reader: a refusal names what was wrong (malformed, a repeated
+    # key, NaN, nesting too deep, not UTF-8) with its own stable code.
+    return strict_json.loads_object(raw)
 
 
 def require_str(body: dict[str, Any], key: str, *, max_len: int = 10_000) -> str:
