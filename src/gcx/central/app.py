@@ -21,6 +21,7 @@ from aiohttp import web
 from gcx.audit.checkpoint import AuditTree
 from gcx.central.checkpoints import CheckpointWitness, sign_central_head
 from gcx.central.compliance_api import add_compliance_routes
+from gcx.central.openapi import OPENAPI
 from gcx.central.service import CentralService
 from gcx.central.services_api import add_service_routes
 from gcx.errors import InputError
@@ -53,6 +54,10 @@ async def _operator(request: web.Request) -> str:
 
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "network": _service(request).config.network})
+
+
+async def openapi(_: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
 
 
 async def get_directory(request: web.Request) -> web.Response:
@@ -225,6 +230,7 @@ def build_app(service: CentralService, *, republish: bool = True) -> web.Applica
     app[SERVICE] = service
     app[WITNESS] = CheckpointWitness(service.db, service.clock)
     app[AUDIT_TREE] = AuditTree(service.db)
+    app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/directory", get_directory)
     app.router.add_post("/api/v1/enrolments", post_enrolment)

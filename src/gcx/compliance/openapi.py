@@ -2,12 +2,17 @@
 
 Built from the route table in :mod:`gcx.central.compliance_api` plus the
 facts below, so a route cannot exist without being described: a route with
-no entry here fails the unit test that compares the two.
+no entry here fails the unit test that compares the two. Every ``{name}`` in
+a path becomes a declared path parameter, and every operation names its
+success body and the shared refusal (:mod:`gcx.openapi`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from gcx.openapi import REFUSALS, with_shared_components
 
 _STR = {"type": "string"}
 _REASON = {"type": "object", "required": ["reason"], "properties": {"reason": _STR}}
@@ -237,23 +242,75 @@ DESCRIPTIONS: dict[tuple[str, str], tuple[str, str, dict[str, Any] | None]] = {
 }
 
 
+# Operations that answer 201 Created rather than 200.
+CREATED = {
+    ("POST", "/catalogues"),
+    ("POST", "/accounts"),
+    ("POST", "/statements"),
+    ("POST", "/statements/{id}/evidence"),
+    ("POST", "/extensions"),
+    ("POST", "/selfchecks"),
+}
+
+_FORMAT_CHOICES = {"type": "string", "enum": ["csv", "json", "oscal"]}
+
+# Query parameters an operation reads, by (method, path).
+QUERY: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("GET", "/catalogues/{version}"): {"format": {"type": "string", "enum": ["oscal"]}},
+    ("GET", "/statements"): {"organisation": _STR, "state": _STR},
+    ("GET", "/notifications"): {"organisation": _STR},
+    ("POST", "/statements/{id}/evidence"): {
+        "filename": _STR,
+        "controls": {**_STR, "description": "comma-separated control ids"},
+        "expires_at": _STR,
+    },
+    ("GET", "/statements/{id}/export"): {"format": _FORMAT_CHOICES},
+    ("GET", "/report"): {"format": {"type": "string", "enum": ["csv", "json"]}},
+}
+
+_BINARY = {"type": "string", "format": "binary"}
+_CSV_OR_JSON = {"text/csv": {"schema": _STR}, "application/json": {"schema": {"type": "object"}}}
+
+# Success bodies that are not a JSON object: exports, reports and evidence files.
+CONTENT: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/statements/{id}/export"): _CSV_OR_JSON,
+    ("GET", "/report"): _CSV_OR_JSON,
+    ("GET", "/evidence/{id}"): {"*/*": {"schema": _BINARY}},
+    ("GET", "/accounts"): {"application/json": {"schema": {"type": "array"}}},
+    ("GET", "/catalogues"): {"application/json": {"schema": {"type": "array"}}},
+    ("GET", "/statements"): {"application/json": {"schema": {"type": "array"}}},
+    ("GET", "/notifications"): {"application/json": {"schema": {"type": "array"}}},
+}
+
+_PATH_PARAMETER = re.compile(r"{([a-z_]+)}")
+
+
+def _parameters(method: str, path: str) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": _STR}
+        for name in _PATH_PARAMETER.findall(path)
+    ]
+    parameters += [
+        {"name": name, "in": "query", "schema": schema}
+        for name, schema in QUERY.get((method, path), {}).items()
+    ]
+    return parameters
+
+
 def openapi_document(prefix: str, routes: list[tuple[str, str]]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, path in routes:
         summary, who, body = DESCRIPTIONS[(method, path)]
+        status = "201" if (method, path) in CREATED else "200"
+        content = CONTENT.get((method, path), {"application/json": {"schema": {"type": "object"}}})
         operation: dict[str, Any] = {
             "summary": summary,
             "description": f"Who may call: {who}.",
-            "responses": {
-                "200": {"description": "done"},
-                "4XX": {
-                    "description": "refused, with a stable code",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}
-                    },
-                },
-            },
+            "responses": {status: {"description": "done", "content": content}, **REFUSALS},
         }
+        parameters = _parameters(method, path)
+        if parameters:
+            operation["parameters"] = parameters
         if who in ("anyone",) or path == "/selfchecks":
             operation["security"] = []
         if body is not None:
@@ -266,23 +323,12 @@ def openapi_document(prefix: str, routes: list[tuple[str, str]]) -> dict[str, An
             )
             operation["requestBody"] = {"content": {media: {"schema": body}}}
         paths.setdefault(prefix + path, {})[method.lower()] = operation
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "gcx central: Code of Connection API", "version": "1"},
-        "components": {
-            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Refusal": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": _STR,
-                        "message": _STR,
-                        "details": {"type": "object"},
-                    },
-                }
-            },
-        },
-        "security": [{"token": []}],
-        "paths": paths,
-    }
+    return with_shared_components(
+        {
+            "openapi": "3.1.0",
+            "info": {"title": "gcx central: Code of Connection API", "version": "1"},
+            "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"token": []}],
+            "paths": paths,
+        }
+    )

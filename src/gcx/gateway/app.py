@@ -17,6 +17,7 @@ from gcx.gateway.runtime import Gateway
 from gcx.gateway.services_openapi import SERVICE_PATHS
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import bearer_token, error_middleware, json_body, run_sync
+from gcx.openapi import OBJECT, REFUSALS, json_ok, with_shared_components
 
 
 async def caller_of(request: web.Request, *, record_use: bool = True) -> Caller:
@@ -73,6 +74,27 @@ async def post_ping(request: web.Request) -> web.Response:
     return web.json_response(result.to_dict())
 
 
+_MESSAGES_PAGE = {
+    "type": "object",
+    "required": ["messages", "older"],
+    "properties": {
+        "messages": {"type": "array", "items": OBJECT},
+        "older": {"type": ["integer", "null"]},
+    },
+}
+_HEALTH = {
+    "schema": {
+        "type": "object",
+        "required": ["gateway", "exchanging", "directory_version"],
+        "properties": {
+            "gateway": {"type": "string"},
+            "exchanging": {"type": "boolean"},
+            "directory_version": {"type": ["integer", "null"]},
+        },
+    }
+}
+_BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "gcx gateway local API", "version": "1"},
@@ -84,14 +106,6 @@ OPENAPI: dict[str, Any] = {
                 "in": "path",
                 "required": True,
                 "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-            },
-        },
-        "responses": {
-            "Refused": {
-                "description": "refused; X-Gcx-Error carries the code",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}
-                },
             },
         },
         "schemas": {
@@ -127,36 +141,35 @@ OPENAPI: dict[str, Any] = {
                     },
                 },
             },
-            "Refusal": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "details": {"type": "object"},
-                },
-            },
         },
     },
     "security": [{"token": []}],
     "paths": {
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This description",
+                "security": [],
+                "responses": json_ok("the OpenAPI 3.1 document"),
+            }
+        },
         "/api/v1/health": {
             "get": {
                 "summary": "Liveness and whether the gateway can exchange",
                 "security": [],
                 "responses": {
-                    "200": {"description": "exchanging"},
-                    "503": {"description": "no usable directory"},
+                    "200": {"description": "exchanging", "content": {"application/json": _HEALTH}},
+                    "503": {
+                        "description": "no usable directory",
+                        "content": {"application/json": _HEALTH},
+                    },
+                    **REFUSALS,
                 },
             }
         },
         "/api/v1/status": {
             "get": {
                 "summary": "Gateway, directory and caller status",
-                "responses": {
-                    "200": {"description": "status"},
-                    "401": {"description": "token refused"},
-                },
+                "responses": json_ok("status"),
             }
         },
         "/api/v1/messages": {
@@ -185,10 +198,7 @@ OPENAPI: dict[str, Any] = {
                         },
                     }
                 },
-                "responses": {
-                    "202": {"description": "queued; Location is the status URL"},
-                    "4XX": {"$ref": "#/components/responses/Refused"},
-                },
+                "responses": json_ok("queued; Location is the status URL", status="202"),
             },
             "get": {
                 "summary": "List the inbox (with shared mailboxes) or sent items",
@@ -210,27 +220,25 @@ OPENAPI: dict[str, Any] = {
                         "schema": {"type": "integer", "minimum": 1},
                     },
                 ],
-                "responses": {
-                    "200": {"description": "messages, newest first, and 'older' for the next page"}
-                },
+                "responses": json_ok(
+                    "messages, newest first, and 'older' for the next page", _MESSAGES_PAGE
+                ),
             },
         },
         "/api/v1/messages/{id}": {
             "get": {
                 "summary": "Read a message (marks it read; may send a read receipt)",
                 "parameters": [{"$ref": "#/components/parameters/MessageId"}],
-                "responses": {
-                    "200": {"description": "the decrypted message"},
-                    "403": {"$ref": "#/components/responses/Refused"},
-                    "410": {"description": "recalled by the sender before it was read"},
-                },
+                "responses": json_ok(
+                    "the decrypted message; 410 if recalled by the sender before it was read"
+                ),
             }
         },
         "/api/v1/messages/{id}/status": {
             "get": {
                 "summary": "Delivery state and signed receipts (sender only)",
                 "parameters": [{"$ref": "#/components/parameters/MessageId"}],
-                "responses": {"200": {"description": "state, deliveries, receipts"}},
+                "responses": json_ok("state, deliveries, receipts"),
             }
         },
         "/api/v1/messages/{id}/attachments/{index}": {
@@ -245,7 +253,10 @@ OPENAPI: dict[str, Any] = {
                         "schema": {"type": "integer", "minimum": 1},
                     },
                 ],
-                "responses": {"200": {"description": "the attachment's bytes"}},
+                "responses": {
+                    "200": {"description": "the attachment's bytes", "content": _BYTES},
+                    **REFUSALS,
+                },
             }
         },
         "/api/v1/messages/{id}/evidence": {
@@ -255,11 +266,9 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": {
                         "description": "the evidence file; verify with 'gcx evidence verify'",
-                        "content": {"application/vnd.gcx.evidence+json": {}},
+                        "content": {"application/vnd.gcx.evidence+json": {"schema": OBJECT}},
                     },
-                    "403": {"$ref": "#/components/responses/Refused"},
-                    "404": {"$ref": "#/components/responses/Refused"},
-                    "409": {"$ref": "#/components/responses/Refused"},
+                    **REFUSALS,
                 },
             }
         },
@@ -267,10 +276,9 @@ OPENAPI: dict[str, Any] = {
             "post": {
                 "summary": "Withdraw a message no recipient has read",
                 "parameters": [{"$ref": "#/components/parameters/MessageId"}],
-                "responses": {
-                    "200": {"description": "recalled everywhere"},
-                    "409": {"description": "recall-refused: already read somewhere"},
-                },
+                "responses": json_ok(
+                    "recalled everywhere; 409 recall-refused if already read somewhere"
+                ),
             }
         },
         "/api/v1/ping": {
@@ -287,15 +295,7 @@ OPENAPI: dict[str, Any] = {
                         }
                     }
                 },
-                "responses": {
-                    "200": {"description": "the peer's signed answer, checked"},
-                    "4XX": {
-                        "description": "refused",
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}
-                        },
-                    },
-                },
+                "responses": json_ok("the peer's signed answer, checked"),
             }
         },
     },
@@ -303,6 +303,7 @@ OPENAPI: dict[str, Any] = {
 
 
 OPENAPI["paths"].update(SERVICE_PATHS)
+with_shared_components(OPENAPI)
 
 
 async def openapi(_: web.Request) -> web.Response:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_REFUSED = {"$ref": "#/components/responses/Refused"}
+from gcx.openapi import OBJECT, REFUSALS, json_ok
+
 _NAME = {"type": "string", "pattern": "^[a-z][a-z0-9-]{1,62}$"}
 
 
@@ -12,6 +13,7 @@ def _param(name: str, schema: dict[str, Any], where: str = "path") -> dict[str, 
     return {"name": name, "in": where, "required": where == "path", "schema": schema}
 
 
+_JSON_BODY = {"content": {"application/json": {"schema": OBJECT}}}
 _PROVIDER = _param("provider", {"type": "string"})
 _SERVICE = _param("service", _NAME)
 _CALL_RESPONSES = {
@@ -22,7 +24,8 @@ _CALL_RESPONSES = {
             "service-forbidden 403, service-unknown 404, rate-limited 429 (Retry-After), "
             "backend-unreachable 502, backend-timeout 504, body-too-large 413, "
             "user-required / purpose-required 400, call-response-invalid 502"
-        )
+        ),
+        "content": {"*/*": {}},
     }
 }
 _CALL_PARAMETERS = [
@@ -48,21 +51,21 @@ SERVICE_PATHS: dict[str, Any] = {
     "/api/v1/services": {
         "get": {
             "summary": "The services this organisation may call, with its access rights",
-            "responses": {"200": {"description": "services"}, "4XX": _REFUSED},
+            "responses": json_ok("services"),
         }
     },
     "/api/v1/services/{provider}/{service}/openapi.json": {
         "get": {
             "summary": "A callable service's OpenAPI description",
             "parameters": [_PROVIDER, _SERVICE],
-            "responses": {"200": {"description": "the OpenAPI document"}, "4XX": _REFUSED},
+            "responses": json_ok("the OpenAPI document"),
         }
     },
     "/api/v1/services/calls": {
         "get": {
             "summary": "This organisation's call log (admin or security officer)",
             "parameters": [_param("limit", {"type": "integer", "minimum": 1}, "query")],
-            "responses": {"200": {"description": "calls, newest first"}, "4XX": _REFUSED},
+            "responses": json_ok("calls, newest first"),
         }
     },
     "/api/v1/services/calls/{id}/evidence": {
@@ -72,43 +75,46 @@ SERVICE_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "verify with 'gcx service verify-evidence'",
-                    "content": {"application/vnd.gcx.evidence+json": {}},
+                    "content": {"application/vnd.gcx.evidence+json": {"schema": OBJECT}},
                 },
-                "4XX": _REFUSED,
+                **REFUSALS,
             },
         }
     },
     "/api/v1/services/published": {
         "post": {
             "summary": "Publish or update a service of this organisation (admin)",
-            "responses": {"201": {"description": "published; directory version"}, "4XX": _REFUSED},
+            "requestBody": _JSON_BODY,
+            "responses": json_ok("published; directory version", status="201"),
         }
     },
     "/api/v1/services/published/{service}/grants": {
         "post": {
             "summary": "Grant an organisation or group:NAME an access right (admin)",
             "parameters": [_SERVICE],
-            "responses": {"201": {"description": "granted; right id"}, "4XX": _REFUSED},
+            "requestBody": _JSON_BODY,
+            "responses": json_ok("granted; right id", status="201"),
         }
     },
     "/api/v1/services/published/{service}/withdraw": {
         "post": {
             "summary": "Withdraw a published service (admin)",
             "parameters": [_SERVICE],
-            "responses": {"200": {"description": "withdrawn"}, "4XX": _REFUSED},
+            "responses": json_ok("withdrawn"),
         }
     },
     "/api/v1/services/grants/{id}/revoke": {
         "post": {
             "summary": "Revoke an access right (admin); refused from the next directory on",
             "parameters": [_param("id", {"type": "string"})],
-            "responses": {"200": {"description": "revoked"}, "4XX": _REFUSED},
+            "responses": json_ok("revoked"),
         }
     },
     "/api/v1/services/groups": {
         "post": {
             "summary": "Define or replace a named group of organisations (admin)",
-            "responses": {"201": {"description": "defined"}, "4XX": _REFUSED},
+            "requestBody": _JSON_BODY,
+            "responses": json_ok("defined", status="201"),
         }
     },
 }

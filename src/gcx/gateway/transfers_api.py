@@ -28,6 +28,7 @@ from gcx.gateway.tokens import Caller
 from gcx.gateway.transfer_delivery import TransferWorker
 from gcx.gateway.transfer_listing import list_transfers as list_visible
 from gcx.httpapi import attachment_disposition, json_body, run_sync
+from gcx.openapi import OBJECT, REFUSALS, json_ok
 
 TUS_VERSION = "1.0.0"
 TRANSFER_WORKER = web.AppKey("transfer_worker", TransferWorker)
@@ -273,30 +274,53 @@ async def set_policy(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
-_REFUSED = {"$ref": "#/components/responses/Refused"}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_JSON_BODY = {"content": {"application/json": {"schema": OBJECT}}}
+_TRANSFERS_PAGE = {
+    "type": "object",
+    "required": ["transfers", "older"],
+    "properties": {"transfers": {"type": "array", "items": OBJECT}, "older": {}},
+}
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/uploads": {
-        "options": {"summary": "tus capabilities", "responses": {"204": {"description": "ok"}}},
+        "options": {
+            "summary": "tus capabilities",
+            "security": [],
+            "responses": {"204": {"description": "ok"}, **REFUSALS},
+        },
         "post": {
             "summary": "Create a tus upload (Upload-Length, Upload-Metadata: filename, filetype)",
             "security": [{"token": []}],
-            "responses": {"201": {"description": "created; Location names it"}, "4XX": _REFUSED},
+            "responses": {"201": {"description": "created; Location names it"}, **REFUSALS},
         },
     },
     "/api/v1/uploads/{id}": {
         "parameters": [_ID],
-        "head": {"summary": "The upload's offset", "responses": {"200": {"description": "ok"}}},
+        "head": {
+            "summary": "The upload's offset",
+            "responses": {"200": {"description": "ok"}, **REFUSALS},
+        },
         "patch": {
             "summary": "Append at Upload-Offset (application/offset+octet-stream)",
-            "responses": {"204": {"description": "appended"}, "4XX": _REFUSED},
+            "requestBody": {
+                "content": {
+                    "application/offset+octet-stream": {
+                        "schema": {"type": "string", "format": "binary"}
+                    }
+                }
+            },
+            "responses": {"204": {"description": "appended"}, **REFUSALS},
         },
-        "delete": {"summary": "End the upload", "responses": {"204": {"description": "ok"}}},
+        "delete": {
+            "summary": "End the upload",
+            "responses": {"204": {"description": "ok"}, **REFUSALS},
+        },
     },
     "/api/v1/transfers/preflight": {
         "post": {
             "summary": "Check recipients, marking, names, quotas and space before uploading",
-            "responses": {"200": {"description": "would be accepted"}, "4XX": _REFUSED},
+            "requestBody": _JSON_BODY,
+            "responses": json_ok("would be accepted"),
         }
     },
     "/api/v1/transfers": {
@@ -315,28 +339,24 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "schema": {"type": "string"},
                 },
             ],
-            "responses": {
-                "200": {"description": "transfers, and 'older' for the next page"},
-                "4XX": _REFUSED,
-            },
+            "responses": json_ok("transfers, and 'older' for the next page", _TRANSFERS_PAGE),
         },
         "post": {
             "summary": "Make a transfer of completed uploads: {to, marking, uploads, names?}",
-            "responses": {"201": {"description": "encrypted and queued"}, "4XX": _REFUSED},
+            "requestBody": _JSON_BODY,
+            "responses": json_ok("encrypted and queued", status="201"),
         },
     },
     "/api/v1/transfers/policy": {
         "put": {
             "summary": "Set your organisation's quotas and retention (admin)",
-            "responses": {"200": {"description": "the policy in force"}, "4XX": _REFUSED},
+            "requestBody": _JSON_BODY,
+            "responses": json_ok("the policy in force"),
         }
     },
     "/api/v1/transfers/{id}": {
         "parameters": [_ID],
-        "get": {
-            "summary": "Status, files and receipts",
-            "responses": {"200": {"description": "ok"}},
-        },
+        "get": {"summary": "Status, files and receipts", "responses": json_ok("ok")},
     },
     "/api/v1/transfers/{id}/files/{n}": {
         "parameters": [
@@ -345,15 +365,23 @@ OPENAPI_PATHS: dict[str, Any] = {
         ],
         "get": {
             "summary": "Download file n decrypted (recipient staff or system accounts)",
-            "responses": {"200": {"description": "the file; X-Gcx-Sha256 gives its digest"}},
+            "responses": {
+                "200": {
+                    "description": "the file; X-Gcx-Sha256 gives its digest",
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                **REFUSALS,
+            },
         },
     },
 }
+# Merged when this module is imported (the gateway's server always imports it), so
+# the served document describes these routes whatever builds the app.
+OPENAPI["paths"].update(OPENAPI_PATHS)
 
 
 def add_transfer_routes(app: web.Application, worker: TransferWorker) -> None:
     app[TRANSFER_WORKER] = worker
-    OPENAPI.setdefault("paths", {}).update(OPENAPI_PATHS)
     app.router.add_route("OPTIONS", "/api/v1/uploads", tus_options)
     app.router.add_post("/api/v1/uploads", create_upload)
     app.router.add_route("HEAD", "/api/v1/uploads/{id}", upload_offset)

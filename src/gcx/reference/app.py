@@ -40,8 +40,10 @@ async def customer(request: web.Request) -> web.Response:
 
 
 async def samples(request: web.Request) -> web.Response:
-    count = max(1, min(100, int(request.query.get("count", "10") or 10)))
-    return _answer({"ninos": sample_ninos(count)})
+    text = request.query.get("count", "10") or "10"
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
+        return _answer({"error": "count must be a whole number from 1 to 100"}, 400)
+    return _answer({"ninos": sample_ninos(max(1, min(100, int(text))))})
 
 
 async def eligibility(request: web.Request) -> web.Response:
@@ -67,7 +69,20 @@ async def keeper(request: web.Request) -> web.Response:
 
 def openapi_for(name: str) -> dict[str, Any]:
     """The OpenAPI 3.1 description a provider publishes for a reference service."""
-    synthetic = {"description": "SYNTHETIC data; every body has data_label SYNTHETIC"}
+
+    def synthetic(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = {
+            "type": "object",
+            "required": ["data_label"],
+            "properties": {"data_label": {"const": LABEL}, **(schema or {})},
+        }
+        return {
+            "description": f"{description} (SYNTHETIC data: every body has data_label SYNTHETIC)",
+            "headers": {"X-Synthetic-Data": {"schema": {"const": "true"}}},
+            "content": {"application/json": {"schema": body}},
+        }
+
+    refused = synthetic("refused", {"error": {"type": "string"}})
     docs: dict[str, dict[str, Any]] = {
         "dwp-cis": {
             "info": {"title": "DWP Customer Information (reference, SYNTHETIC)", "version": "1"},
@@ -83,11 +98,30 @@ def openapi_for(name: str) -> dict[str, Any]:
                                 "schema": {"type": "string", "pattern": "^[A-Z]{2}[0-9]{6}[A-D]$"},
                             }
                         ],
-                        "responses": {"200": synthetic, "400": synthetic, "404": synthetic},
+                        "responses": {
+                            "200": synthetic("the customer", {"customer": {"type": "object"}}),
+                            "400": refused,
+                            "404": refused,
+                        },
                     }
                 },
                 "/samples": {
-                    "get": {"summary": "Synthetic numbers to try", "responses": {"200": synthetic}}
+                    "get": {
+                        "summary": "Synthetic numbers to try",
+                        "parameters": [
+                            {
+                                "name": "count",
+                                "in": "query",
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                            }
+                        ],
+                        "responses": {
+                            "200": synthetic(
+                                "numbers", {"ninos": {"type": "array", "items": {"type": "string"}}}
+                            ),
+                            "400": refused,
+                        },
+                    }
                 },
             },
         },
@@ -111,7 +145,13 @@ def openapi_for(name: str) -> dict[str, Any]:
                                 }
                             }
                         },
-                        "responses": {"200": synthetic, "400": synthetic},
+                        "responses": {
+                            "200": synthetic(
+                                "the answer",
+                                {"nino": {"type": "string"}, "eligible": {"type": "boolean"}},
+                            ),
+                            "400": refused,
+                        },
                     }
                 }
             },
@@ -130,7 +170,10 @@ def openapi_for(name: str) -> dict[str, Any]:
                                 "schema": {"type": "string"},
                             }
                         ],
-                        "responses": {"200": synthetic, "404": synthetic},
+                        "responses": {
+                            "200": synthetic("the vehicle", {"vehicle": {"type": "object"}}),
+                            "404": refused,
+                        },
                     }
                 }
             },
