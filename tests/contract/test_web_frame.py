@@ -320,8 +320,10 @@ async def test_wrong_passwords_from_one_address_are_throttled_across_accounts(
                 allow_redirects=False,
             )
             assert refused.headers["X-Gcx-Error"] == "sign-in-refused"
+            assert refused.status == 400
         blocked = await _password_step(client, PASSWORD, sprayer)
         assert blocked.headers["X-Gcx-Error"] == "sign-in-throttled", "even the right password"
+        assert blocked.status == 429
         assert "too many failed sign-ins from your network address" in await blocked.text()
         # What the client put to the left of the proxy's own entry is not believed.
         spoofed = await _password_step(client, PASSWORD, f"198.51.100.1, {sprayer}")

@@ -79,7 +79,15 @@ def sign_in_refused_page(request: web.Request, exc: GcxError) -> web.Response:
 
 
 def errors_status(errors: FormErrors | None) -> int:
-    return 200 if errors is None else 400
+    """200 for a fresh form; 429 when an account is locked or an address throttled; else 400.
+
+    429 tells a client to slow down. A wrong name, password or code is 400, like any
+    refused form, rather than 401: a 401 must carry a WWW-Authenticate challenge
+    (RFC 9110, 15.5.2), and a sign-in form has none to offer.
+    """
+    if errors is None:
+        return 200
+    return 429 if {AccountLocked.code, SignInThrottled.code} & set(errors.codes) else 400
 
 
 @public
