@@ -26,7 +26,7 @@ from aiohttp import web
 from gcx.central.compliance import ComplianceService, Principal
 from gcx.compliance.catalogue import to_oscal_catalog
 from gcx.compliance.openapi import openapi_document
-from gcx.compliance.statement import Role
+from gcx.compliance.statement import Role, StatementEvent, require_step_role
 from gcx.errors import InputError, RoleRequired
 from gcx.httpapi import bearer_token, json_body, read_body, require_str, run_sync
 from gcx.store import parse_iso
@@ -201,8 +201,23 @@ async def get_evidence(request: web.Request) -> web.Response:
     )
 
 
+# The workflow step each route takes, so its role is checked before the body is read.
+_STEP_EVENTS = {
+    "request-sign-off": StatementEvent.REQUEST_SIGN_OFF,
+    "sign-off": StatementEvent.SIGN_OFF,
+    "decline-sign-off": StatementEvent.DECLINE_SIGN_OFF,
+    "abandon": StatementEvent.ABANDON,
+    "assessments": StatementEvent.START_ASSESSMENT,
+    "return": StatementEvent.RETURN,
+    "approve": StatementEvent.APPROVE,
+    "reject": StatementEvent.REJECT,
+}
+
+
 async def _statement_step(request: web.Request, step: str) -> web.Response:
     who = await _who(request)
+    if step in _STEP_EVENTS:
+        require_step_role(_STEP_EVENTS[step], who.roles)
     service = _svc(request)
     statement_id = request.match_info["id"]
     body = await json_body(request) if request.can_read_body else {}

@@ -114,15 +114,23 @@ OPEN = frozenset(
 FINAL = frozenset(set(S) - OPEN - {S.APPROVED})
 
 
+def require_step_role(event: StatementEvent, roles: Iterable[str]) -> None:
+    """Refuse someone who holds no role that takes ``event`` from any state.
+
+    Who may take a step does not depend on the state, so a person without the
+    role hears that first, whatever state the statement is in, and before
+    anything they sent is read (the API calls this ahead of the body).
+    """
+    allowed = {t.role for (_, e), t in TRANSITIONS.items() if e is event and t.role is not None}
+    if allowed and not {r.value for r in allowed} & set(roles):
+        needed = " or ".join(sorted(r.value for r in allowed))
+        raise RoleRequired(f"The step {event.value!r} needs the {needed} role.", role=needed)
+
+
 def advance(state: StatementState, event: StatementEvent, roles: Iterable[str]) -> StatementState:
     """The state after ``event``, if it is allowed from ``state`` for someone with ``roles``."""
     held = set(roles)
-    # Who may take a step does not depend on the state, so a person without
-    # the role hears that first, whatever state the statement is in.
-    allowed = {t.role for (_, e), t in TRANSITIONS.items() if e is event and t.role is not None}
-    if allowed and not {r.value for r in allowed} & held:
-        needed = " or ".join(sorted(r.value for r in allowed))
-        raise RoleRequired(f"The step {event.value!r} needs the {needed} role.", role=needed)
+    require_step_role(event, held)
     transition = TRANSITIONS.get((state, event))
     if transition is None or transition.role is None:
         raise StateTransitionRefused(

@@ -95,6 +95,34 @@ async def witness_central(witness: CentralLogWitness, central: CentralClient) ->
         log.warning("central's audit head not accepted: %s", error.message)
 
 
+def build_peer_api(gateway: Gateway, services: ServiceProxy) -> web.Application:
+    """The peer endpoint's routes, which other gateways call over mutual TLS.
+
+    Every route is added here, so the authorisation table test
+    (tests/integration/test_authorisation.py) sees each one the gateway serves.
+    """
+    app = build_peer_app(gateway)
+    add_peer_message_routes(app)
+    add_peer_transfer_routes(app)
+    add_peer_service_routes(app, services)
+    return app
+
+
+def build_local_api(
+    gateway: Gateway,
+    messaging: Messaging,
+    worker: DeliveryWorker,
+    transfer_worker: TransferWorker,
+    services: ServiceProxy,
+) -> web.Application:
+    """The local API's routes, for the hosted organisations' people and systems (see above)."""
+    app = build_local_app(gateway)
+    add_message_routes(app, messaging, worker)
+    add_transfer_routes(app, transfer_worker)
+    add_service_routes(app, services)
+    return app
+
+
 async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> None:
     await wait_for_certificates(config)
     gateway = await run_sync(Gateway.open, config)
@@ -116,11 +144,8 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     sessions = PeerSessions(gateway)
     worker = DeliveryWorker(gateway, sessions)
     transfer_worker = TransferWorker(gateway, sessions)
-    peer_app = build_peer_app(gateway)
-    add_peer_message_routes(peer_app)
-    add_peer_transfer_routes(peer_app)
     services = ServiceProxy(gateway, call_sessions(gateway))
-    add_peer_service_routes(peer_app, services)
+    peer_app = build_peer_api(gateway, services)
     peer_runner = web.AppRunner(peer_app, access_log=None)
     await peer_runner.setup()
 
@@ -135,11 +160,8 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     peer_server = await serve_tls(
         http_protocol_factory, peer_context, config.peer_host, config.peer_port, on_refused
     )
-    local_app = build_local_app(gateway)
     messaging = Messaging(gateway)
-    add_message_routes(local_app, messaging, worker)
-    add_transfer_routes(local_app, transfer_worker)
-    add_service_routes(local_app, services)
+    local_app = build_local_api(gateway, messaging, worker, transfer_worker, services)
     local_runner = web.AppRunner(local_app, access_log=None)
     await local_runner.setup()
     await web.TCPSite(local_runner, config.api_host, config.api_port).start()
