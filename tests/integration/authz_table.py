@@ -174,6 +174,7 @@ TABLE: dict[tuple[str, str, str], frozenset[str]] = {
     ("central-api", "GET", "/api/v1/enrolments/{id}"): ANYONE,
     ("central-api", "GET", "/api/v1/flags"): frozenset({"operator"}),
     ("central-api", "GET", "/api/v1/health"): ANYONE,
+    ("central-api", "GET", "/api/v1/openapi.json"): ANYONE,
     ("central-api", "GET", "/api/v1/organisations"): frozenset({"operator"}),
     ("central-api", "GET", "/api/v1/services"): frozenset({"operator"}),
     ("central-api", "POST", "/api/v1/checkpoints"): ANYONE,
