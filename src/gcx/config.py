@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gcx.errors import ConfigError
+from gcx.private_files import open_private, private_dir, write_private
 
 CENTRAL_FILE = "central.toml"
 GATEWAY_FILE = "gateway.toml"
@@ -47,7 +48,7 @@ def _write(path: Path, values: dict[str, Any]) -> None:
     lines = [
         f"{key} = {_toml_value('' if value is None else value)}" for key, value in values.items()
     ]
-    path.write_text("\n".join(lines) + "\n")
+    write_private(path, ("\n".join(lines) + "\n").encode())
 
 
 def _build(cls: type[Any], home: Path, raw: dict[str, Any]) -> Any:
@@ -294,8 +295,7 @@ def check_web_public_url(url: str) -> str | None:
 
 
 def write_secret_file(path: Path, value: str) -> None:
-    """Write a secret with mode 0600 from the moment it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
+    """Write a secret with mode 0600 from the moment it exists, in a folder of mode 0700."""
+    private_dir(path.parent)
+    with open_private(path, "xb") as handle:
+        handle.write((value + "\n").encode())

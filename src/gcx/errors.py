@@ -13,6 +13,7 @@ The tree::
 
     GcxError
     ├── ConfigError                 configuration missing or unsafe (fails closed)
+    │   └── HomeNotPrivate          other local users can read or change files in a home
     ├── InputError                  a request from a person or system is malformed (400)
     │   ├── CatalogueInvalid (422), ControlNotInCatalogue (422)      Code of Connection
     │   ├── EvidenceTooLarge (413), EvidenceTypeRefused (415)        Code of Connection
@@ -107,6 +108,14 @@ class GcxError(Exception):
 class ConfigError(GcxError):
     code = "config-invalid"
     default_message = "The configuration is missing a required setting or holds an unsafe one."
+
+
+class HomeNotPrivate(ConfigError):
+    code = "home-not-private"
+    default_message = (
+        "Other users of this machine can read or change files in this home; make it private "
+        "to this account (chmod -R go-rwx HOME) and start again."
+    )
 
 
 class InputError(GcxError):

@@ -8,6 +8,11 @@ Layout::
     anchor.pem             the root certificate: the file every gateway pins
     tls.key, tls.pem       central's HTTPS key and certificate, issued by the root
     central.db             the SQLite database, unless database_url names PostgreSQL
+    evidence/              files attached to Code of Connection statements
+    compliance.toml        Code of Connection settings (optional)
+
+Every file here is mode 0600 and every folder 0700, set by gcx.private_files
+whatever the umask; ``gcx central serve`` refuses a home others can read.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from gcx import crypto
 from gcx.config import CentralConfig, write_secret_file
 from gcx.errors import ConfigError
+from gcx.private_files import private_dir, write_private
 
 ROOT_VALIDITY = dt.timedelta(days=3650)
 
@@ -46,7 +52,7 @@ def init_central(
     """Create a new network: root key, anchor, TLS certificate, configuration."""
     if (home / "central.toml").exists():
         raise ConfigError(f"{home} already holds a central service; refusing to overwrite it.")
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)
     config = CentralConfig(
         home=home,
         network=network,
@@ -60,14 +66,14 @@ def init_central(
     root_key = crypto.SigningKey.generate()
     root = crypto.create_network_root(root_key, network, now, ROOT_VALIDITY)
     crypto.save_signing_key(home / "root.key", root_key, passphrase)
-    (home / "anchor.pem").write_bytes(root.pem)
+    write_private(home / "anchor.pem", root.pem)
     tls_key = crypto.SigningKey.generate()
     hosts = sorted({listen_host, *config.server_hosts})
     server = crypto.issue_server_certificate(
         root_key, root, f"{network} central", tls_key.public, hosts, now, ROOT_VALIDITY
     )
     crypto.save_signing_key(home / "tls.key", tls_key, passphrase)
-    (home / "tls.pem").write_bytes(server.pem)
+    write_private(home / "tls.pem", server.pem)
     config = CentralConfig(
         home=home,
         network=network,

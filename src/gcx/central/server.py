@@ -10,7 +10,9 @@ from gcx.central.home import load_keys
 from gcx.central.service import CentralService
 from gcx.clock import SystemClock
 from gcx.config import CentralConfig
+from gcx.private_files import check_private
 from gcx.store import open_database
+from gcx.store.db import sqlite_files
 
 
 def open_service(home: Path) -> CentralService:
@@ -20,6 +22,9 @@ def open_service(home: Path) -> CentralService:
 
 
 def serve(home: Path) -> None:
+    # Before anything else: a home other users can read exposes its keys and
+    # data, and the operator must hear of it now rather than keep serving.
+    check_private(home, also=sqlite_files(CentralConfig.load(home).db_url))
     service = open_service(home)
     config = service.config
     context = crypto.server_context(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gcx.errors import PeerRefused, PeerUnreachable, RemoteRefusal
+from gcx.private_files import write_private
 
 DEMO_ASSESSOR = "demo.assessor"
 
@@ -181,4 +182,6 @@ async def expect_refused(ping: Callable[[], Awaitable[Any]], *, attempts: int = 
 
 def write_demo_settings(central_home: Path, *, grace_period_days: float = 0.0) -> None:
     """A ``compliance.toml`` for the demo network: no grace period, so a lapse is immediate."""
-    (central_home / "compliance.toml").write_text(f"grace_period_days = {grace_period_days}\n")
+    write_private(
+        central_home / "compliance.toml", f"grace_period_days = {grace_period_days}\n".encode()
+    )

@@ -11,6 +11,10 @@ Layout::
     orgs/CODE/signing.pem       ... and (once approved) the certificate binding it
     enrolment.json              the enrolment id central gave and its last known state
     gateway.db                  the SQLite database, unless database_url names PostgreSQL
+    blobs/                      envelope parts, and transfers/ (uploads, chunks)
+
+Every file here is mode 0600 and every folder 0700, set by gcx.private_files
+whatever the umask; ``gcx gateway serve`` refuses a home others can read.
 
 Private keys are made here and never leave; only public keys and the PKCS#10
 request go to central.
@@ -30,6 +34,7 @@ from gcx import crypto
 from gcx.config import GatewayConfig, write_secret_file
 from gcx.errors import ConfigError, StateTransitionRefused
 from gcx.gateway.central_client import CentralClient
+from gcx.private_files import private_dir, write_private
 from gcx.protocol.enrolment import key_binding_message
 from gcx.protocol.identifiers import check_gateway_name, check_organisation_code
 
@@ -88,8 +93,8 @@ def create_gateway_home(
             "The anchor's fingerprint does not match the one given; get the anchor again from "
             "the network operator."
         )
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "anchor.pem").write_bytes(root.pem)
+    private_dir(home)
+    write_private(home / "anchor.pem", root.pem)
     from_env = bool(os.environ.get("GCX_KEY_PASSPHRASE"))
     if not from_env:
         write_secret_file(home / "secrets" / "key-passphrase", secrets.token_urlsafe(32))
@@ -116,6 +121,7 @@ def create_gateway_home(
     for code in organisations:
         signing = crypto.SigningKey.generate()
         encryption = crypto.EncryptionKey.generate()
+        private_dir(home / "orgs" / code)
         crypto.save_signing_key(home / "orgs" / code / "signing.key", signing, passphrase)
         crypto.save_encryption_key(home / "orgs" / code / "encryption.key", encryption, passphrase)
         signing_b64 = signing.public.b64()
@@ -146,7 +152,7 @@ async def submit_enrolment(config: GatewayConfig, request: dict[str, Any]) -> di
 
 
 def _write_enrolment(home: Path, value: dict[str, Any]) -> None:
-    (home / "enrolment.json").write_text(json.dumps(value, indent=2) + "\n")
+    write_private(home / "enrolment.json", (json.dumps(value, indent=2) + "\n").encode())
 
 
 def read_enrolment(home: Path) -> dict[str, Any]:
@@ -188,8 +194,8 @@ def store_certificates(config: GatewayConfig, status: dict[str, Any]) -> None:
     for code, pem in status["organisation_certificates"].items():
         org_cert = crypto.Certificate.from_pem(pem.encode())
         org_cert.verify_issued_by(anchor)
-        (config.home / "orgs" / code / "signing.pem").write_text(pem)
-    (config.home / "tls.pem").write_bytes(certificate.pem)
+        write_private(config.home / "orgs" / code / "signing.pem", pem.encode())
+    write_private(config.home / "tls.pem", certificate.pem)
     _write_enrolment(
         config.home,
         {"id": status["id"], "state": "active", "certificate_fingerprint": certificate.fingerprint},

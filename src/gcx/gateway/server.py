@@ -33,6 +33,8 @@ from gcx.gateway.transfer_delivery import TransferWorker
 from gcx.gateway.transfer_housekeeping import housekeeping
 from gcx.gateway.transfers_api import add_transfer_routes
 from gcx.httpapi import run_sync
+from gcx.private_files import check_private
+from gcx.store.db import sqlite_files
 
 log = logging.getLogger("gcx.gateway")
 
@@ -124,6 +126,9 @@ def build_local_api(
 
 
 async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> None:
+    # Before anything else: a home other users can read exposes its keys and
+    # data, and the operator must hear of it now rather than keep serving.
+    check_private(config.home, also=sqlite_files(config.db_url))
     await wait_for_certificates(config)
     gateway = await run_sync(Gateway.open, config)
     stop = stop or asyncio.Event()

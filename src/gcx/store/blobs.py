@@ -3,18 +3,18 @@
 Parts are ciphertext, so a blob store never holds anything readable. Writes
 go to a temporary file that is fsynced and renamed into place, so a crash
 never leaves a half-written blob under its final name; a blob that exists is
-complete. An S3-compatible adapter comes with bulk transfer.
+complete. Files are 0600 and folders 0700 (gcx.private_files). An
+S3-compatible adapter comes with bulk transfer.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
 from gcx.errors import NotFound
+from gcx.private_files import private_dir, write_private
 
 _KEY = re.compile(r"^[a-z0-9][a-z0-9/._-]{0,200}$")
 
@@ -31,8 +31,7 @@ class BlobStore(Protocol):
 
 class FileBlobStore:
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = private_dir(root)
 
     def _path(self, key: str) -> Path:
         if not _KEY.match(key) or ".." in key:
@@ -41,18 +40,8 @@ class FileBlobStore:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+        private_dir(path.parent)
+        write_private(path, data)
 
     def get(self, key: str) -> bytes:
         try:

@@ -27,6 +27,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
 from gcx.errors import ConfigError
+from gcx.private_files import create_private
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -46,6 +47,17 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def sqlite_files(url: str) -> list[Path]:
+    """The files a SQLite URL keeps its data in (database, WAL, shared memory); none for others."""
+    if not url.startswith("sqlite"):
+        return []
+    name = sa.engine.make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return []
+    path = Path(name)
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
 class Database:
     """An engine plus the one way gcx opens transactions on it."""
 
@@ -54,6 +66,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock()
         if self.is_sqlite:
+            _create_private_database(url)
             self.engine = _sqlite_engine(url)
         elif url.startswith("postgresql"):
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
@@ -96,6 +109,20 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _create_private_database(url: str) -> None:
+    """Make a new SQLite database file with mode 0600 before SQLite opens it.
+
+    SQLite would create it with 0644 less the umask. It gives the WAL, the
+    shared-memory index and any rollback journal the database file's own
+    mode, so a private database file keeps all of them private. An existing
+    file is left as it is: a server refuses to start on one others can read
+    (gcx.private_files.check_private) rather than quietly changing it here.
+    """
+    files = sqlite_files(url)
+    if files and files[0].parent.is_dir():
+        create_private(files[0])
 
 
 def _sqlite_engine(url: str) -> Engine:

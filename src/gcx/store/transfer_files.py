@@ -12,7 +12,9 @@ Every chunk is written to a temporary name, fsynced and renamed, so a chunk
 file that exists is complete: after a crash, the chunks held are exactly the
 files present, and no database row per chunk is needed. A transfer becomes
 visible as complete only by the rename of its whole directory, so nothing
-half-received is ever presented as complete.
+half-received is ever presented as complete. An upload holds the sender's
+plaintext, so every file here is 0600 and every folder 0700, whatever the
+umask (gcx.private_files).
 
 An S3-compatible adapter is future work (see docs/transfers.md).
 """
@@ -29,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gcx.errors import NotFound, StorageFull
+from gcx.private_files import create_private, open_private, private_dir
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -55,7 +58,7 @@ class TransferFiles:
     def __init__(self, root: Path) -> None:
         self.root = root
         for name in ("uploads", "out", "incoming", "received"):
-            (root / name).mkdir(parents=True, exist_ok=True)
+            private_dir(root / name)
 
     @staticmethod
     def _check(identifier: str) -> str:
@@ -77,7 +80,7 @@ class TransferFiles:
 
     def create_upload(self, upload_id: str) -> None:
         with _disk_errors():
-            self.upload_path(upload_id).touch(exist_ok=True)
+            create_private(self.upload_path(upload_id))
 
     def upload_size(self, upload_id: str) -> int:
         try:
@@ -106,9 +109,9 @@ class TransferFiles:
         directory = self._chunk_dir(area, transfer_id)
         temporary = directory / f".partial-{number}"
         with _disk_errors():
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory)
             try:
-                with temporary.open("wb") as handle:
+                with open_private(temporary) as handle:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())

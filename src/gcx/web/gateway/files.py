@@ -36,6 +36,7 @@ from gcx.gateway.tokens import Caller
 from gcx.gateway.transfer_listing import list_transfers
 from gcx.gateway.transfers_api import stream_incoming_file
 from gcx.httpapi import run_sync
+from gcx.private_files import open_private
 from gcx.protocol.marking import Marking, highest, parse_marking
 from gcx.protocol.message import check_file_name
 from gcx.web.gateway import caller_of, parts_of
@@ -196,7 +197,8 @@ async def _spool(
     part: BodyPartReader, target: _Spooled, limits: transfer_policy.Policy, sent: int
 ) -> None:
     """Write one file part to its spool file, refusing it once it passes a limit."""
-    with target.path.open("wb") as handle:
+    # The spool file holds the sender's plaintext: owner-only, like every file in the home.
+    with open_private(target.path) as handle:
         try:
             while chunk := await part.read_chunk(CHUNK):
                 target.size += len(chunk)
