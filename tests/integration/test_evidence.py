@@ -228,6 +228,26 @@ async def test_evidence_refused_to_someone_the_message_was_not_for(
     assert refusals and refusals[-1].actor == "user:another.officer@E09000030"
 
 
+async def test_recipient_cannot_export_evidence_of_a_recalled_message(
+    network: LocalNetwork,
+) -> None:
+    """Once recalled, the recipient is refused its evidence (410, audited); the sender is not."""
+    council, police = network.gateways[COUNCIL], network.gateways[POLICE]
+    message_id = await send_referral(council, read_receipt=False)
+    await receipts_held(council, message_id, {"delivery"})
+    status, body, _ = await http(
+        "POST", f"{council.config.api_url}/api/v1/messages/{message_id}/recall", token=council.token
+    )
+    assert (status, body["state"]) == (200, "recalled"), body
+    status, data = await get_bytes(police, f"/api/v1/messages/{message_id}/evidence")
+    assert status == 410, data[:300]
+    assert json.loads(data)["code"] == "message-recalled"
+    with audit_log(police.config.db_url) as log:
+        assert any(e.subject == message_id for e in log.entries("evidence.refused"))
+    status, data = await get_bytes(council, f"/api/v1/messages/{message_id}/evidence")
+    assert status == 200, data[:300]
+
+
 def test_changed_byte_fails_verification(
     network: LocalNetwork, exported: Path, tmp_path: Path
 ) -> None:
@@ -271,14 +291,15 @@ def test_wrong_anchor_fails_verification(exported: Path, tmp_path: Path) -> None
 
 
 def test_anchor_fingerprint_pins_and_no_anchor_warns(network: LocalNetwork, exported: Path) -> None:
-    """--anchor-fingerprint verifies; with no anchor the fingerprint is shown with a warning."""
+    """--anchor-fingerprint verifies; no anchor exits 2; --no-anchor shows it with a warning."""
     fingerprint = crypto.Certificate.from_pem(network.anchor.read_bytes()).fingerprint
     pinned = verify(exported, "--anchor-fingerprint", fingerprint)
     assert pinned.returncode == 0, pinned.stdout + pinned.stderr
-    unpinned = verify(exported)
+    assert verify(exported).returncode == 2
+    unpinned = verify(exported, "--no-anchor")
     assert unpinned.returncode == 0
     assert f"SHA-256 fingerprint: {fingerprint}" in unpinned.stdout
-    assert "WARNING: no --anchor" in unpinned.stdout
+    assert "WARNING: --no-anchor" in unpinned.stdout
 
 
 def test_export_of_an_unknown_message_is_refused(network: LocalNetwork, tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ import datetime as dt
 import hashlib
 import json
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -300,21 +302,65 @@ def test_malformed_documents_raise_signature_invalid(document: bytes) -> None:
         crypto.verify_document(document, DOC_TYPE, {crypto.key_id(key.public): key.public})
 
 
-def test_second_signature_verifies_when_first_is_untrusted() -> None:
-    """With several signatures, one by a trusted key is enough (room for a second algorithm)."""
+def _extra_signature(envelope: dict[str, Any]) -> None:
+    other = crypto.SigningKey.generate()
+    payload = base64.b64decode(envelope["payload"])
+    signature = base64.b64encode(other.sign(crypto.pae(DOC_TYPE, payload))).decode()
+    envelope["signatures"].insert(0, {"keyid": crypto.key_id(other.public), "sig": signature})
+
+
+def _reordered(envelope: dict[str, Any]) -> dict[str, Any]:
+    return {key: envelope[key] for key in ("payload", "payloadType", "signatures")}
+
+
+# Each change keeps the signature over the payload valid: only the wrapper moves.
+_WRAPPER_CHANGES: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "extra signature by another key": _extra_signature,
+    "extra signature entry with an unknown key id": lambda e: e["signatures"].append(
+        {"keyid": "0" * 64, "sig": e["signatures"][0]["sig"]}
+    ),
+    "extra field in the wrapper": lambda e: e.update(note="unsigned"),
+    "extra field in the signature entry": lambda e: e["signatures"][0].update(note="x"),
+    "reordered wrapper keys": _reordered,
+    "reordered signature keys": lambda e: e.update(
+        signatures=[{"sig": e["signatures"][0]["sig"], "keyid": e["signatures"][0]["keyid"]}]
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(_WRAPPER_CHANGES))
+def test_wrapper_not_in_its_one_form_refused(change: str) -> None:
+    """A DSSE wrapper with an extra or reordered field or signature is refused, though signed."""
     payload = b"payload"
     document, key, kid = _signed(payload)
-    other = crypto.SigningKey.generate()
     envelope = json.loads(document)
-    extra = {
-        "keyid": crypto.key_id(other.public),
-        "sig": base64.b64encode(other.sign(crypto.pae(DOC_TYPE, payload))).decode(),
-    }
-    envelope["signatures"].insert(0, extra)
-    assert (
-        crypto.verify_document(json.dumps(envelope).encode(), DOC_TYPE, {kid: key.public})
-        == payload
-    )
+    envelope = _WRAPPER_CHANGES[change](envelope) or envelope
+    tampered = json.dumps(envelope, separators=(",", ":")).encode()
+    with pytest.raises(SignatureInvalid):
+        crypto.verify_document(tampered, DOC_TYPE, {kid: key.public})
+
+
+@pytest.mark.parametrize(
+    "respell",
+    [
+        lambda d: d.replace(b'","', b'", "', 1),
+        lambda d: d.replace(b'"payload":', b'"payload":"AAAA","payload":', 1),
+        lambda d: d + b"\n",
+    ],
+    ids=["white space", "repeated key", "trailing newline"],
+)
+def test_wrapper_respelled_refused(respell: Callable[[bytes], bytes]) -> None:
+    """The same wrapper written another way (spaces, a repeated key, a newline) is refused."""
+    document, key, kid = _signed(b"payload")
+    with pytest.raises(SignatureInvalid):
+        crypto.verify_document(respell(document), DOC_TYPE, {kid: key.public})
+
+
+def test_canonical_wrapper_verifies() -> None:
+    """The form sign_document writes is the form verify_document accepts."""
+    document, key, kid = _signed(b"payload")
+    assert crypto.verify_document(document, DOC_TYPE, {kid: key.public}) == b"payload"
+    assert crypto.signature_key_ids(document) == [kid]
 
 
 # -- X.509 ------------------------------------------------------------------

@@ -8,7 +8,9 @@ receipts; no gateway and no network.
 from __future__ import annotations
 
 import ast
+import base64
 import datetime as dt
+import ipaddress
 import json
 import re
 import subprocess
@@ -21,6 +23,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from cryptography import x509  # noqa: TID251
 
 from gcx import crypto
 from gcx.cli.evidence import evidence as evidence_cli
@@ -40,7 +43,10 @@ from gcx.protocol.receipt import accepted_receipt, refused_receipt
 from gcx.store import Database
 from gcx.store.schema import directory_archive
 
+from ._certificates import issue_with_profile
+
 NOW = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
+SECOND = dt.timedelta(seconds=1)
 NETWORK = "gcx-test"
 SENDER = "E09000030"
 DOC = Path(__file__).parents[2] / "docs" / "evidence.md"
@@ -211,6 +217,12 @@ def inputs(network: Network, sealed: crypto.SealedEnvelope, **changes: Any) -> d
         "directory_document": network.directory(),
     }
     values.update(changes)
+    if "certificates" not in changes:
+        # As the exporting gateway does: the sender's, and each receipting organisation's.
+        needed = {SENDER} | {r.organisation for r in values["held_receipts"]}
+        values["certificates"] = {
+            code: org.certificate.pem for code, org in network.orgs.items() if code in needed
+        }
     return values
 
 
@@ -524,7 +536,7 @@ def test_certificate_filed_under_another_code_refused(
     certificates = {code: org.certificate.pem for code, org in network.orgs.items()}
     certificates["MPS"] = network.orgs["DWP"].certificate.pem
     error = refused(build(network, sealed, certificates=certificates), "certificate", network)
-    assert "binds DWP" in error.message
+    assert "urn:gcx:org:DWP" in error.message
 
 
 def test_directory_listing_another_key_refused(
@@ -654,14 +666,46 @@ def test_cli_verify_prints_a_report_and_exits_0(files: Path) -> None:
     assert "WARNING" not in result.output
 
 
-def test_cli_verify_without_anchor_warns_with_the_fingerprint(
-    files: Path, network: Network
-) -> None:
-    """With no anchor, verify prints the carried anchor's fingerprint and a warning."""
-    result = _verify(str(files / "evidence.json"))
+def test_cli_verify_no_anchor_warns_with_the_fingerprint(files: Path, network: Network) -> None:
+    """With --no-anchor, verify prints the carried anchor's fingerprint and a warning."""
+    result = _verify(str(files / "evidence.json"), "--no-anchor")
     assert result.exit_code == 0, result.output
     assert f"SHA-256 fingerprint: {network.root.fingerprint}" in result.output
-    assert "WARNING: no --anchor" in result.output
+    assert "WARNING: --no-anchor" in result.output
+    assert "VERIFIED" not in result.output
+
+
+def test_cli_verify_without_any_anchor_option_refuses(files: Path) -> None:
+    """Neither an anchor nor --no-anchor is a usage error (exit 2), never a pass."""
+    result = _verify(str(files / "evidence.json"))
+    assert result.exit_code == 2
+    assert "VERIFIED" not in result.output
+
+
+def test_cli_verify_refuses_a_forgery_under_its_own_root(
+    files: Path, network: Network, other_network: Network
+) -> None:
+    """A complete forgery, consistent with the root it carries, does not pass without --anchor."""
+    forged = build(
+        other_network,
+        seal(other_network),
+        held_receipts=[],
+        directory_document=other_network.directory(),
+    )
+    assert verify_evidence(forged).anchor_source == "file"
+    (files / "forged.json").write_bytes(forged)
+    assert _verify(str(files / "forged.json")).exit_code == 2
+    pinned = _verify(str(files / "forged.json"), "--anchor", str(files / "anchor.pem"))
+    assert pinned.exit_code == 1
+    assert "FAILED  anchor" in pinned.output
+
+
+def test_cli_verify_refuses_anchor_and_no_anchor_together(files: Path) -> None:
+    """--no-anchor with an anchor is contradictory and a usage error."""
+    result = _verify(
+        str(files / "evidence.json"), "--anchor", str(files / "anchor.pem"), "--no-anchor"
+    )
+    assert result.exit_code == 2
 
 
 def test_cli_verify_wrong_anchor_exits_1_naming_the_check(files: Path) -> None:
@@ -823,3 +867,213 @@ def test_verified_evidence_is_plain_data(network: Network, good: bytes) -> None:
     """The verification result serialises to JSON for --json and for other programs."""
     result: VerifiedEvidence = verify_evidence(good, anchor=network.root)
     assert json.loads(json.dumps(result.to_dict()))["ok"] is True
+
+
+# -- tampered copies an independent verifier tried (issue 14) -----------------------------
+
+
+def _signed_raw(network: Network, org: str, payload_type: str, payload: bytes) -> bytes:
+    key = network.orgs[org].signing
+    return crypto.sign_document(payload_type, payload, key, crypto.key_id(key.public))
+
+
+def _receipt_with(network: Network, sealed: crypto.SealedEnvelope, change: bytes) -> bytes:
+    """MPS's genuine receipt payload with ``change`` spliced in after its "{", signed by MPS."""
+    payload = accepted_receipt(
+        envelope_id=sealed.header.id,
+        envelope_digest=sealed.digest,
+        recipient="MPS",
+        gateway="mps",
+        now=NOW + dt.timedelta(seconds=2),
+    ).to_bytes()
+    return _signed_raw(
+        network, "MPS", "application/vnd.gcx.receipt+json", b"{" + change + payload[1:]
+    )
+
+
+def _wrapper(document: bytes, change: Callable[[dict[str, Any]], Any]) -> bytes:
+    envelope = json.loads(document)
+    envelope = change(envelope) or envelope
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+def _extra_signature(network: Network, document: bytes) -> bytes:
+    def add(envelope: dict[str, Any]) -> None:
+        key = network.orgs["DWP"].signing
+        payload = base64.b64decode(envelope["payload"])
+        sig = key.sign(crypto.pae(envelope["payloadType"], payload))
+        envelope["signatures"].append(
+            {"keyid": crypto.key_id(key.public), "sig": base64.b64encode(sig).decode()}
+        )
+
+    return _wrapper(document, add)
+
+
+_RECEIPT_TAMPERING: dict[str, Callable[[Network, crypto.SealedEnvelope, bytes], bytes]] = {
+    "duplicate outcome in the signed payload": lambda n, s, d: _receipt_with(
+        n, s, b'"outcome":"refused",'
+    ),
+    "unknown field in the signed payload": lambda n, s, d: _receipt_with(n, s, b'"note":"x",'),
+    "reordered wrapper keys": lambda n, s, d: _wrapper(
+        d, lambda e: {k: e[k] for k in ("signatures", "payload", "payloadType")}
+    ),
+    "extra field in the wrapper": lambda n, s, d: _wrapper(d, lambda e: e.update(x=1)),
+    "extra field in the signature entry": lambda n, s, d: _wrapper(
+        d, lambda e: e["signatures"][0].update(x=1)
+    ),
+    "extra signature entry with an unknown key id": lambda n, s, d: _wrapper(
+        d, lambda e: e["signatures"].append({"keyid": "ab" * 32, "sig": e["signatures"][0]["sig"]})
+    ),
+    "extra signature by another organisation": lambda n, s, d: _extra_signature(n, d),
+}
+
+
+@pytest.mark.parametrize("tampering", sorted(_RECEIPT_TAMPERING))
+def test_tampered_receipt_refused_by_verifier_and_command(
+    tampering: str, network: Network, sealed: crypto.SealedEnvelope, files: Path
+) -> None:
+    """A receipt whose signed payload or DSSE wrapper was tampered with fails verification."""
+    genuine = delivery(network, sealed, "MPS").document
+    document = _RECEIPT_TAMPERING[tampering](network, sealed, genuine)
+    data = build(network, sealed, held_receipts=[HeldReceipt("delivery", "MPS", document)])
+    refused(data, "receipt", network)
+    (files / "tampered.json").write_bytes(data)
+    result = _verify(str(files / "tampered.json"), "--anchor", str(files / "anchor.pem"))
+    assert result.exit_code == 1, result.output
+    assert "FAILED  receipt" in result.output
+
+
+def test_directory_wrapper_with_an_extra_field_refused(
+    network: Network, sealed: crypto.SealedEnvelope
+) -> None:
+    """The directory's DSSE wrapper with an unsigned extra field is refused."""
+    document = _wrapper(network.directory(), lambda e: e.update(note="unsigned"))
+    refused(build(network, sealed, directory_document=document), "directory", network)
+
+
+def test_header_with_a_repeated_marking_refused(
+    network: Network, sealed: crypto.SealedEnvelope
+) -> None:
+    """A header signed with "marking" twice (a parser differential) fails the envelope check."""
+    payload = crypto.unverified_payload(sealed.signed_header)
+    doubled = payload.replace(b'"marking":', b'"marking":"OFFICIAL","marking":', 1)
+    signed = _signed_raw(network, SENDER, "application/vnd.gcx.envelope+json", doubled)
+
+    def swap(value: dict[str, Any]) -> None:
+        value["envelope"]["signed_header"] = signed.decode()
+        value["envelope"]["digest"] = crypto.envelope_digest(signed, sealed.parts)
+
+    data = rewrite(build(network, sealed, held_receipts=[]), swap)
+    refused(data, "envelope", network)
+
+
+def test_extra_certificate_refused(network: Network, sealed: crypto.SealedEnvelope) -> None:
+    """A certificate for an organisation no signature in the file needs is refused."""
+    certificates = {code: org.certificate.pem for code, org in network.orgs.items()}
+    data = build(
+        network, sealed, held_receipts=[delivery(network, sealed, "MPS")], certificates=certificates
+    )
+    error = refused(data, "envelope", network)
+    assert "DWP" in error.message
+
+
+def _org_certificate(network: Network, code: str, **profile: Any) -> crypto.Certificate:
+    """``code``'s certificate for its own key, re-issued by the root with ``profile`` changes."""
+    return issue_with_profile(network.root_key, network.root, network.orgs[code], **profile)
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        {"extra_names": [x509.DNSName("mps.example")]},
+        {"extra_names": [x509.IPAddress(ipaddress.ip_address("192.0.2.1"))]},
+        {"extra_names": [x509.UniformResourceIdentifier("urn:gcx:gateway:mps")]},
+        {"extra_names": [x509.UniformResourceIdentifier("urn:gcx:org:DWP")]},
+        {"ca": True},
+        {"key_cert_sign": True},
+    ],
+    ids=["dns name", "ip address", "gateway uri", "second organisation", "ca true", "cert sign"],
+)
+def test_certificate_outside_the_organisation_profile_refused(
+    profile: dict[str, Any], network: Network, sealed: crypto.SealedEnvelope, files: Path
+) -> None:
+    """An organisation certificate naming more than its code, or able to issue, is refused."""
+    certificate = _org_certificate(network, "MPS", **profile)
+    data = build(
+        network,
+        sealed,
+        held_receipts=[delivery(network, sealed, "MPS")],
+        certificates={SENDER: network.orgs[SENDER].certificate.pem, "MPS": certificate.pem},
+    )
+    refused(data, "certificate", network)
+    (files / "profile.json").write_bytes(data)
+    result = _verify(str(files / "profile.json"), "--anchor", str(files / "anchor.pem"))
+    assert result.exit_code == 1 and "FAILED  certificate" in result.output
+
+
+def test_certificate_in_the_profile_is_accepted(
+    network: Network, sealed: crypto.SealedEnvelope
+) -> None:
+    """The same re-issue with no change passes: the profile test helper is faithful."""
+    certificate = _org_certificate(network, "MPS")
+    data = build(
+        network,
+        sealed,
+        held_receipts=[delivery(network, sealed, "MPS")],
+        certificates={SENDER: network.orgs[SENDER].certificate.pem, "MPS": certificate.pem},
+    )
+    verify_evidence(data, anchor=network.root)
+
+
+# -- time bounds ---------------------------------------------------------------------------
+
+
+def test_acceptance_at_exactly_expires_at_refused_and_just_before_accepted(
+    network: Network, sealed: crypto.SealedEnvelope
+) -> None:
+    """expires_at is exclusive: a receipt at that instant is refused, 1 µs before it is not."""
+    expires = sealed.header.expires_at
+    at_bound = delivery(network, sealed, "MPS", at=expires)
+    refused(build(network, sealed, held_receipts=[at_bound]), "receipt", network)
+    before = delivery(network, sealed, "MPS", at=expires - dt.timedelta(microseconds=1))
+    verify_evidence(build(network, sealed, held_receipts=[before]), anchor=network.root)
+
+
+def _read_at(network: Network, sealed: crypto.SealedEnvelope, at: dt.datetime) -> HeldReceipt:
+    payload = ReadReceipt(sealed.header.id, "MPS", "safeguarding.officer", at).to_bytes()
+    return HeldReceipt("read", "MPS", _signed_raw(network, "MPS", READ_RECEIPT_TYPE, payload))
+
+
+def test_read_receipt_bound_is_creation_less_five_minutes_inclusive(
+    network: Network, sealed: crypto.SealedEnvelope
+) -> None:
+    """A read receipt may be dated down to created_at - 5 minutes (clock allowance), not earlier."""
+    bound = sealed.header.created_at - dt.timedelta(minutes=5)
+    held = [delivery(network, sealed, "MPS"), _read_at(network, sealed, bound)]
+    verify_evidence(build(network, sealed, held_receipts=held), anchor=network.root)
+    early = [delivery(network, sealed, "MPS"), _read_at(network, sealed, bound - SECOND)]
+    refused(build(network, sealed, held_receipts=early), "receipt", network)
+
+
+def test_read_receipt_time_in_another_form_refused(
+    network: Network, sealed: crypto.SealedEnvelope
+) -> None:
+    """A read receipt whose time is not in the documented form is refused."""
+    payload = ReadReceipt(sealed.header.id, "MPS", "safeguarding.officer", NOW).to_bytes()
+    respelled = payload.replace(b"T09:00:00+00:00", b" 09:00:00+00:00")
+    assert respelled != payload
+    document = _signed_raw(network, "MPS", READ_RECEIPT_TYPE, respelled)
+    held = [delivery(network, sealed, "MPS"), HeldReceipt("read", "MPS", document)]
+    refused(build(network, sealed, held_receipts=held), "receipt", network)
+
+
+def test_directory_with_a_boolean_version_refused(
+    network: Network, sealed: crypto.SealedEnvelope
+) -> None:
+    """A directory signed with "version": true (a bool where an integer belongs) is refused."""
+    genuine = crypto.unverified_payload(network.directory())
+    changed = genuine.replace(b'"version":7,', b'"version":true,', 1)
+    assert changed != genuine
+    key = network.root_key
+    document = crypto.sign_document(dirproto.PAYLOAD_TYPE, changed, key, crypto.key_id(key.public))
+    refused(build(network, sealed, directory_document=document), "directory", network)

@@ -5,6 +5,10 @@
 the network's anchor: no network and no database.
 
 ``verify`` exits 0 when every check passes and 1 when one fails, naming it.
+It needs the network's anchor (``--anchor`` or ``--anchor-fingerprint``): a
+file checked only against the anchor it carries proves nothing, since a
+forger makes their own root, so without one it refuses to run (exit 2)
+unless ``--no-anchor`` asks for that structural check on purpose.
 A refusal (a message this gateway does not hold, an unreadable anchor file)
 prints ``error [code]: sentence`` and exits 2, as every gcx command does.
 Heavy imports wait until a command runs, so ``gcx --help`` stays quick.
@@ -13,6 +17,7 @@ Heavy imports wait until a command runs, so ``gcx --help`` stays quick.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -23,7 +28,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from gcx.errors import GcxError
-from gcx.private_files import open_private
 
 if TYPE_CHECKING:
     from gcx.evidence import EvidenceInvalid, VerifiedEvidence
@@ -93,7 +97,8 @@ def export_command(envelope_id: str, home: Path, out: Path, copy: str | None) ->
         return
     # The file names who wrote to whom and at what marking, so it is
     # created readable by its owner only; sharing it is a deliberate act.
-    with open_private(out) as handle:
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     click.echo(f"evidence for envelope {envelope_id} written to {out} ({len(data):,} bytes)")
 
@@ -109,16 +114,35 @@ def export_command(envelope_id: str, home: Path, out: Path, copy: str | None) ->
     "--anchor-fingerprint",
     help="The SHA-256 fingerprint of the network's anchor (hex; colons allowed).",
 )
+@click.option(
+    "--no-anchor",
+    is_flag=True,
+    help="Check the file against the anchor it carries: consistency only, not its origin.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_refusals
 def verify_command(
-    file: Path, anchor: Path | None, anchor_fingerprint: str | None, as_json: bool
+    file: Path,
+    anchor: Path | None,
+    anchor_fingerprint: str | None,
+    no_anchor: bool,
+    as_json: bool,
 ) -> None:
     """Check an evidence file offline; exit 0 only if every check passes."""
     from gcx import crypto
     from gcx.evidence import EvidenceInvalid, verify_call_evidence, verify_evidence
     from gcx.evidence._calls import is_call_evidence
 
+    pinned = anchor is not None or anchor_fingerprint is not None
+    if pinned and no_anchor:
+        raise click.UsageError("give --anchor or --anchor-fingerprint, or --no-anchor, not both")
+    if not pinned and not no_anchor:
+        # A complete forgery, made under the forger's own root, is consistent
+        # with the anchor it carries; passing it would be a false "verified".
+        raise click.UsageError(
+            "give the network's anchor (--anchor FILE or --anchor-fingerprint HEX); "
+            "--no-anchor checks only that the file is consistent with the anchor it carries"
+        )
     fingerprint = None
     if anchor_fingerprint is not None:
         fingerprint = anchor_fingerprint.replace(":", "").strip().lower()
@@ -167,11 +191,12 @@ def _print_failure(error: EvidenceInvalid, as_json: bool) -> None:
 
 
 _WARNING = """\
-WARNING: no --anchor or --anchor-fingerprint was given, so this file was checked
-against the network anchor it carries. That shows the file is consistent, not
-that it comes from your network. Compare the fingerprint above with the one the
-network operator publishes (``gcx central init`` prints it), or verify again
-with --anchor or --anchor-fingerprint."""
+WARNING: --no-anchor was given, so this file was checked against the network
+anchor it carries. That shows the file is consistent, not that it comes from
+your network: anyone can make such a file under a root of their own. Compare
+the fingerprint above with the one the network operator publishes (``gcx
+central init`` prints it), or verify again with --anchor or
+--anchor-fingerprint."""
 
 
 def _print_report(result: VerifiedEvidence) -> None:
@@ -231,4 +256,7 @@ def _print_report(result: VerifiedEvidence) -> None:
     for check in result.checks:
         click.echo(f"  ok      {check.name:<19} {check.subject}: {check.detail}")
     click.echo("")
-    click.echo("VERIFIED: every check passed.")
+    if result.anchor_source == "file":
+        click.echo("CONSISTENT: every check passed, against the anchor the file carries only.")
+    else:
+        click.echo("VERIFIED: every check passed.")

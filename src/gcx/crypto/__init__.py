@@ -6,7 +6,13 @@ over AES-256-GCM), certificates issued by the network root, TLS 1.3 contexts
 and token hashing. Verification raises; it never returns False.
 """
 
-from gcx.crypto._dsse import pae, sign_document, signature_key_ids, verify_document
+from gcx.crypto._dsse import (
+    pae,
+    sign_document,
+    signature_key_ids,
+    unverified_payload,
+    verify_document,
+)
 from gcx.crypto._envelope import (
     SealedEnvelope,
     envelope_digest,
@@ -155,6 +161,7 @@ __all__ = [
     "totp_uri",
     "tree_head",
     "unverified_header",
+    "unverified_payload",
     "verify_consistency",
     "verify_document",
     "verify_envelope",

@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import ValidationError
 
-from gcx.crypto._dsse import sign_document, verify_document
+from gcx.crypto._dsse import parse_document, sign_document, verify_document
 from gcx.crypto._keys import EncryptionKey, EncryptionPublicKey, SigningKey, VerifyKey
 from gcx.crypto._x509 import key_id
 from gcx.errors import (
@@ -50,6 +49,7 @@ from gcx.errors import (
     InputError,
     SignatureInvalid,
 )
+from gcx.protocol.documents import load_model
 from gcx.protocol.envelope import (
     DEFAULT_TTL,
     FORMAT,
@@ -210,26 +210,6 @@ def seal_envelope(
     return SealedEnvelope(header, signed, ciphertexts)
 
 
-def _require_canonical(signed_header: bytes) -> None:
-    # Base64 and JSON both let the same content be written in several ways
-    # (unused low bits in a final base64 character, white space, escapes), and
-    # DSSE signs only the decoded payload. Without this check a byte could be
-    # changed in transit and the envelope still verify; its digest, and so the
-    # receipt, would then cover bytes the sender never sent. Only the exact
-    # serialisation ``sign_document`` produces is accepted.
-    try:
-        document = json.loads(signed_header)
-        encoded = [document["payload"], *(s["sig"] for s in document["signatures"])]
-        canonical = json.dumps(document, separators=(",", ":")).encode() == signed_header and all(
-            base64.b64encode(base64.b64decode(text, validate=True)).decode() == text
-            for text in encoded
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SignatureInvalid("The signed envelope header is not a DSSE document.") from exc
-    if not canonical:
-        raise SignatureInvalid("The signed envelope header is not in its canonical form.")
-
-
 def unverified_header(signed_header: bytes) -> EnvelopeHeader:
     """The header as it claims to be, WITHOUT checking its signature.
 
@@ -237,9 +217,8 @@ def unverified_header(signed_header: bytes) -> EnvelopeHeader:
     names); then call :func:`verify_envelope`, and trust nothing before that.
     """
     try:
-        document = json.loads(signed_header)
-        payload = base64.b64decode(document["payload"], validate=True)
-    except (ValueError, KeyError, TypeError) as exc:
+        payload = parse_document(signed_header)[1]
+    except ValueError as exc:
         raise EnvelopeMalformed("The envelope header is not a DSSE document.") from exc
     return EnvelopeHeader.from_bytes(payload)
 
@@ -261,10 +240,13 @@ def verify_envelope(
     :class:`EnvelopeExpired`, :class:`EnvelopeFromFuture` or
     :class:`EnvelopeDigestMismatch`; returns the verified header.
     """
+    # verify_document accepts only the exact form sign_document writes. That
+    # matters doubly here: the header's bytes are hashed into the envelope
+    # digest, so a second spelling of the same signed header would be a
+    # second digest, and a receipt would cover bytes the sender never sent.
     payload = verify_document(
         signed_header, PAYLOAD_TYPE, {key_id(sender_verify_key): sender_verify_key}
     )
-    _require_canonical(signed_header)
     header = EnvelopeHeader.from_bytes(payload)
     if header.sender.organisation != sender_organisation:
         raise SignatureInvalid(
@@ -303,10 +285,11 @@ def open_envelope(
         if len(content_key) != _KEY_BYTES:
             raise ValueError("not openable")
         aead = AESGCM(content_key)
-        manifest = Manifest.model_validate_json(
+        manifest = load_model(
+            Manifest,
             _decrypt(
                 aead, _manifest_ad(header.id), base64.b64decode(header.manifest, validate=True)
-            )
+            ),
         )
         if [e.index for e in manifest.parts] != list(range(len(parts))):
             raise ValueError("not openable")

@@ -114,6 +114,58 @@ class Certificate:
             raise CryptoError("The certificate does not hold an Ed25519 key.")
         return VerifyKey(key)
 
+    def check_organisation_profile(self, code: str) -> None:
+        """Raise :class:`CryptoError` unless this is an organisation certificate for ``code``.
+
+        The profile is exactly what :func:`issue_organisation_certificate`
+        writes. A certificate binds one organisation's signing key to its
+        code and to nothing else: one that also named a gateway, a host or a
+        second organisation, or could issue certificates of its own, would
+        let one key speak in several capacities, so it is refused however
+        validly it was signed. The issuer is checked separately
+        (:meth:`verify_issued_by`).
+        """
+        cert = self.cert
+        try:
+            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+            usage = cert.extensions.get_extension_for_class(x509.KeyUsage)
+        except x509.ExtensionNotFound as exc:
+            raise CryptoError(
+                f"The certificate for {code} lacks an extension an organisation certificate has."
+            ) from exc
+        if list(names) != [x509.UniformResourceIdentifier(ORG_URN + code)]:
+            bound = ", ".join(str(n.value) for n in names) or "nothing"
+            raise CryptoError(
+                f"The certificate filed for {code} binds {bound}, not exactly {ORG_URN}{code}."
+            )
+        if not constraints.critical or constraints.value.ca:
+            raise CryptoError(
+                f"The certificate for {code} is not marked as an end certificate (CA:FALSE)."
+            )
+        usage_value = usage.value
+        if not (
+            usage.critical
+            and usage_value.digital_signature
+            and usage_value.content_commitment
+            and not usage_value.key_encipherment
+            and not usage_value.data_encipherment
+            and not usage_value.key_agreement
+            and not usage_value.key_cert_sign
+            and not usage_value.crl_sign
+        ):
+            raise CryptoError(
+                f"The certificate for {code} does not have the key usages of an organisation "
+                "certificate (digitalSignature and contentCommitment only)."
+            )
+        try:
+            cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        except x509.ExtensionNotFound:
+            pass
+        else:
+            raise CryptoError(f"The certificate for {code} has extended key usages; it may not.")
+        self.public_key()
+
     def verify_issued_by(self, issuer: Certificate) -> None:
         """Raise :class:`SignatureInvalid` unless ``issuer`` signed this certificate."""
         try:

@@ -23,8 +23,6 @@ any other serialisation is refused.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import secrets
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from gcx import crypto
 from gcx.errors import CryptoError, GcxError, InputError, NotFound
 from gcx.evidence._file import Check, EvidenceInvalid, EvidenceUnavailable
 from gcx.protocol import directory as dirproto
+from gcx.protocol import strict_json
 from gcx.protocol.services import REQUEST_TYPE, RESPONSE_TYPE, CallRequest, CallResponse
 from gcx.store.schema import directory_archive, held_directory
 from gcx.store.schema_services import service_calls
@@ -138,7 +137,7 @@ class VerifiedCall:
 
 def is_call_evidence(data: bytes) -> bool:
     try:
-        return bool(json.loads(data).get("format") == FORMAT)
+        return bool(strict_json.loads(data).get("format") == FORMAT)
     except (ValueError, AttributeError):
         return False
 
@@ -156,7 +155,8 @@ def verify_call_evidence(
         return EvidenceInvalid(message, check=check, subject=subject, passed=passed)
 
     try:
-        evidence = CallEvidenceFile.model_validate_json(data)
+        strict_json.loads(data)
+        evidence = CallEvidenceFile.model_validate_json(data, strict=True)
     except (ValidationError, ValueError) as exc:
         raise fail("form", "file", "The file is not a gcx.call-evidence/1 file.") from exc
     if serialise(evidence) != data:
@@ -212,8 +212,9 @@ def verify_call_evidence(
             certificate = crypto.Certificate.from_pem(pem.encode())
             certificate.verify_issued_by(carried)
             entry = directory.organisation(code)
-            if certificate.organisation_codes != [code] or entry is None:
-                raise CryptoError("The certificate is for another organisation.")
+            certificate.check_organisation_profile(code)
+            if entry is None:
+                raise CryptoError("The directory does not list the organisation.")
             if entry.signing_key != certificate.public_key().b64():
                 raise CryptoError("The directory lists another key.")
             if not certificate.not_before <= at <= certificate.not_after:
@@ -222,6 +223,11 @@ def verify_call_evidence(
             raise fail("certificate", subject, f"The {role}'s certificate does not check.") from exc
         keys[role] = certificate.public_key()
         passed.append(Check("certificate", subject, "issued by the anchor, key as in directory"))
+    if set(evidence.certificates.organisations) != {request.consumer, request.provider}:
+        # Exact, as in a message's evidence: nothing unsigned rides along.
+        raise fail(
+            "certificate", "certificates", "The file carries certificates no signature needs."
+        )
     try:
         crypto.verify_document(
             request_document, REQUEST_TYPE, {crypto.key_id(keys["consumer"]): keys["consumer"]}
@@ -256,8 +262,8 @@ def verify_call_evidence(
 
 def _payload(document: bytes) -> bytes:
     try:
-        return base64.b64decode(json.loads(document)["payload"], validate=True)
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        return crypto.unverified_payload(document)
+    except CryptoError as exc:
         raise InputError("The signed document is not DSSE.") from exc
 
 

@@ -17,7 +17,7 @@ from gcx.evidence._file import (
 )
 from gcx.evidence._verify import verify_evidence
 from gcx.gateway.envelopes import load_envelope, stored_digest
-from gcx.gateway.messaging import MessageNotYours
+from gcx.gateway.messaging import MessageNotYours, MessageRecalled
 from gcx.protocol import directory as dirproto
 from gcx.store.schema import directory_archive, held_directory, receipts
 
@@ -143,8 +143,13 @@ def export_for_caller(messaging: Messaging, caller: Caller, envelope_id: str) ->
     gateway = messaging.gateway
     with audit.refusals_recorded(gateway.db, gateway.clock), gateway.db.transaction() as conn:
         try:
-            direction, _ = messaging.readable_copy(conn, caller, envelope_id)
-        except MessageNotYours as error:
+            direction, items = messaging.readable_copy(conn, caller, envelope_id)
+            # Once recalled, the recipient no longer holds the message, as
+            # reading it says; its evidence goes with it. The sender's copy
+            # (and the gateway's administrator, from the command line) keep it.
+            if direction == "in" and all(i.recalled_at for i in items):
+                raise MessageRecalled("The sender recalled this message, so it is no longer yours.")
+        except (MessageNotYours, MessageRecalled) as error:
             raise audit.AuditedRefusal(
                 error, actor=caller.actor, action="evidence.refused", subject=envelope_id[:40]
             ) from None

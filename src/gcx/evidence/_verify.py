@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from gcx.evidence._file import (
     serialise,
 )
 from gcx.protocol import directory as dirproto
+from gcx.protocol import strict_json
 from gcx.protocol.batch import READ_RECEIPT_TYPE, ReadReceipt
 from gcx.protocol.envelope import MAX_CLOCK_SKEW, EnvelopeHeader
 from gcx.protocol.receipt import Receipt
@@ -154,8 +154,10 @@ class _Checks:
 
 def _parse(data: bytes) -> EvidenceFile:
     try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # Strict: a repeated key or NaN would otherwise vanish in parsing and
+        # leave a file that serialises back to its canonical form.
+        value = strict_json.loads(data)
+    except ValueError as exc:
         raise CryptoError("The file is not JSON.") from exc
     if not isinstance(value, dict) or value.get("format") != FORMAT:
         raise CryptoError(f"The file is not a {FORMAT} evidence file.")
@@ -187,14 +189,10 @@ def _document(text: str) -> bytes:
     writes, which makes any changed byte visible.
     """
     document = text.encode("ascii")
-    envelope = json.loads(document)
-    encoded = [envelope["payload"], *(s["sig"] for s in envelope["signatures"])]
-    canonical = json.dumps(envelope, separators=(",", ":")).encode() == document and all(
-        base64.b64encode(base64.b64decode(value, validate=True)).decode() == value
-        for value in encoded
-    )
-    if not canonical:
-        raise CryptoError("The signed document is not in its canonical form.")
+    try:
+        crypto.unverified_payload(document)
+    except CryptoError as exc:
+        raise CryptoError("The signed document is not in its canonical form.") from exc
     return document
 
 
@@ -265,11 +263,7 @@ def _check_certificate(
         raise CryptoError(
             f"The certificate of {code} was not issued by this network's anchor."
         ) from exc
-    if certificate.organisation_codes != [code]:
-        raise CryptoError(
-            f"The certificate filed for {code} binds "
-            f"{', '.join(certificate.organisation_codes) or 'no organisation'}, not {code}."
-        )
+    certificate.check_organisation_profile(code)
     entry = directory.organisation(code)
     if entry is None or entry.signing_key is None:
         raise CryptoError(f"Directory version {directory.version} lists no signing key for {code}.")
@@ -293,6 +287,15 @@ def _check_envelope(
         raise CryptoError("A part is not in canonical base64.")
     claimed = crypto.unverified_header(signed_header)
     sender = claimed.sender.organisation
+    # The certificate set is exact: the sender's, and one for each
+    # organisation with a receipt in the file. Anything more is an
+    # unsigned addition no check would otherwise look at.
+    needed = {sender} | {r.organisation for r in evidence.receipts}
+    extra = sorted(set(evidence.certificates.organisations) - needed)
+    if extra:
+        raise CryptoError(
+            f"The file carries certificates no signature in it needs: {', '.join(extra)}."
+        )
     certificate = certificates.get(sender)
     if certificate is None:
         raise CryptoError(f"The file holds no certificate for the sender, {sender}.")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gcx.errors import EnvelopeMalformed, InputError
+from gcx.protocol.documents import field_optional_str, field_str, field_time, load_object
 
 MAGIC = b"GCXB1\n"
 MAX_BATCH = 1000
@@ -82,10 +83,10 @@ def _json(value: dict[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
 
 
-def _load(payload: bytes, expected_format: str) -> dict[str, Any]:
+def _load(payload: bytes, expected_format: str, fields: tuple[str, ...]) -> dict[str, Any]:
     try:
-        value = json.loads(payload)
-        if not isinstance(value, dict) or value.get("format") != expected_format:
+        value = load_object(payload, ("format", *fields))
+        if value["format"] != expected_format:
             raise ValueError(expected_format)
         return value
     except ValueError as exc:
@@ -112,13 +113,15 @@ class Recall:
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> Recall:
-        raw = _load(payload, "gcx.recall/1")
+        raw = _load(
+            payload, "gcx.recall/1", ("envelope_id", "organisation", "requested_by", "requested_at")
+        )
         try:
             return cls(
-                str(raw["envelope_id"]),
-                str(raw["organisation"]),
-                str(raw["requested_by"]),
-                dt.datetime.fromisoformat(str(raw["requested_at"])),
+                field_str(raw, "envelope_id"),
+                field_str(raw, "organisation"),
+                field_str(raw, "requested_by"),
+                field_time(raw, "requested_at"),
             )
         except (KeyError, ValueError) as exc:
             raise InputError("The recall is missing a field.") from exc
@@ -148,15 +151,19 @@ class RecallResult:
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> RecallResult:
-        raw = _load(payload, "gcx.recall-result/1")
+        raw = _load(
+            payload,
+            "gcx.recall-result/1",
+            ("envelope_id", "organisation", "outcome", "code", "message", "at"),
+        )
         try:
             return cls(
-                str(raw["envelope_id"]),
-                str(raw["organisation"]),
-                str(raw["outcome"]),
-                raw.get("code"),
-                raw.get("message"),
-                dt.datetime.fromisoformat(str(raw["at"])),
+                field_str(raw, "envelope_id"),
+                field_str(raw, "organisation"),
+                field_str(raw, "outcome"),
+                field_optional_str(raw, "code"),
+                field_optional_str(raw, "message"),
+                field_time(raw, "at"),
             )
         except (KeyError, ValueError) as exc:
             raise InputError("The recall result is missing a field.") from exc
@@ -182,13 +189,15 @@ class ReadReceipt:
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> ReadReceipt:
-        raw = _load(payload, "gcx.read-receipt/1")
+        raw = _load(
+            payload, "gcx.read-receipt/1", ("envelope_id", "organisation", "reader", "read_at")
+        )
         try:
             return cls(
-                str(raw["envelope_id"]),
-                str(raw["organisation"]),
-                str(raw["reader"]),
-                dt.datetime.fromisoformat(str(raw["read_at"])),
+                field_str(raw, "envelope_id"),
+                field_str(raw, "organisation"),
+                field_str(raw, "reader"),
+                field_time(raw, "read_at"),
             )
         except (KeyError, ValueError) as exc:
             raise InputError("The read receipt is missing a field.") from exc

@@ -22,11 +22,27 @@ import json
 from dataclasses import dataclass
 
 from gcx.errors import InputError
+from gcx.protocol.documents import (
+    field_int,
+    field_str,
+    field_str_list,
+    field_time,
+    load_object,
+)
 
 PAYLOAD_TYPE = "application/vnd.gcx.checkpoint+json"
 CENTRAL_PAYLOAD_TYPE = "application/vnd.gcx.central-checkpoint+json"
 CENTRAL_LOG = "central"
 FORMAT = "gcx.checkpoint/1"
+_FIELDS = (
+    "format",
+    "gateway",
+    "tree_size",
+    "root_hash",
+    "issued_at",
+    "previous_size",
+    "consistency_proof",
+)
 
 
 @dataclass(frozen=True)
@@ -55,16 +71,16 @@ class Checkpoint:
     @classmethod
     def from_bytes(cls, payload: bytes) -> Checkpoint:
         try:
-            raw = json.loads(payload)
+            raw = load_object(payload, _FIELDS)
             if raw["format"] != FORMAT:
                 raise ValueError("format")
             checkpoint = cls(
-                str(raw["gateway"]),
-                int(raw["tree_size"]),
-                str(raw["root_hash"]),
-                dt.datetime.fromisoformat(raw["issued_at"]),
-                int(raw["previous_size"]),
-                tuple(str(h) for h in raw["consistency_proof"]),
+                field_str(raw, "gateway"),
+                field_int(raw, "tree_size"),
+                field_str(raw, "root_hash"),
+                field_time(raw, "issued_at"),
+                field_int(raw, "previous_size"),
+                field_str_list(raw, "consistency_proof"),
             )
             bytes.fromhex(checkpoint.root_hash)
             for node in checkpoint.consistency_proof:

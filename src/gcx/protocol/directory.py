@@ -19,13 +19,17 @@ import datetime as dt
 import json
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gcx.errors import DirectoryExpired, DirectoryMalformed, DirectoryRollback, DirectoryUnavailable
+from gcx.protocol.documents import Time, load_model
 from gcx.protocol.services import AccessRight, ServiceEntry, ServiceGroup
 
 PAYLOAD_TYPE = "application/vnd.gcx.directory+json"
 FORMAT = "gcx.directory/1"
+# Directories published before services existed leave these out; every
+# other field is always written, and must be.
+_OPTIONAL = ("services", "service_rights", "service_groups")
 
 
 class _Model(BaseModel):
@@ -52,7 +56,7 @@ class GatewayEntry(_Model):
     peer_address: str = Field(description="host:port of the mutual-TLS peer endpoint.")
     certificate_fingerprint: str
     certificate_serial: str
-    certificate_not_after: AwareDatetime
+    certificate_not_after: Time
     organisations: tuple[str, ...]
 
 
@@ -61,15 +65,15 @@ class Revocation(_Model):
     certificate_serial: str
     certificate_fingerprint: str
     reason: str
-    revoked_at: AwareDatetime
+    revoked_at: Time
 
 
 class Directory(_Model):
     format: Literal["gcx.directory/1"] = "gcx.directory/1"
     network: str
     version: int = Field(ge=1)
-    issued_at: AwareDatetime
-    expires_at: AwareDatetime
+    issued_at: Time
+    expires_at: Time
     organisations: tuple[OrganisationEntry, ...] = ()
     gateways: tuple[GatewayEntry, ...] = ()
     revocations: tuple[Revocation, ...] = ()
@@ -85,7 +89,7 @@ class Directory(_Model):
     @classmethod
     def from_bytes(cls, payload: bytes) -> Directory:
         try:
-            return cls.model_validate_json(payload)
+            return load_model(cls, payload, optional=_OPTIONAL)
         except (ValidationError, ValueError) as exc:
             raise DirectoryMalformed(
                 "The directory does not match the gcx.directory/1 format."

@@ -44,7 +44,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Literal, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gcx.errors import (
     EnvelopeDigestMismatch,
@@ -54,6 +54,7 @@ from gcx.errors import (
     OrganisationCodeInvalid,
 )
 from gcx.protocol.directory import canonical_json
+from gcx.protocol.documents import Time, load_model
 from gcx.protocol.identifiers import check_organisation_code
 from gcx.protocol.marking import Marking
 
@@ -123,8 +124,8 @@ class EnvelopeHeader(_Model):
     sender: Sender
     recipients: tuple[str, ...] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     marking: Marking
-    created_at: AwareDatetime
-    expires_at: AwareDatetime
+    created_at: Time
+    expires_at: Time
     parts: tuple[PartEntry, ...] = Field(min_length=1, max_length=MAX_PARTS)
     keys: tuple[SealedKey, ...] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     content_aead: Literal["AES-256-GCM"] = "AES-256-GCM"
@@ -144,7 +145,7 @@ class EnvelopeHeader(_Model):
     def from_bytes(cls, payload: bytes) -> EnvelopeHeader:
         """Parse a header and check its structure; raise :class:`EnvelopeMalformed`."""
         try:
-            header = cls.model_validate_json(payload)
+            header = load_model(cls, payload)
         except (ValidationError, ValueError) as exc:
             raise EnvelopeMalformed(
                 "The envelope header does not match the gcx.envelope/1 format."

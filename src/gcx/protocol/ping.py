@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 
 from gcx.errors import InputError, PeerRefused
+from gcx.protocol.documents import field_int, field_str, field_time, load_object
 
 PING_TYPE = "application/vnd.gcx.ping+json"
 PONG_TYPE = "application/vnd.gcx.pong+json"
@@ -41,13 +42,15 @@ class Ping:
     @classmethod
     def from_bytes(cls, payload: bytes) -> Ping:
         try:
-            body = json.loads(payload)
+            body = load_object(payload, ("type", "from", "to", "nonce", "sent_at"))
             if body["type"] != "ping":
                 raise ValueError("not a ping")
-            sent_at = dt.datetime.fromisoformat(body["sent_at"])
-            if sent_at.tzinfo is None:
-                raise ValueError("a ping's time must carry its UTC offset")
-            return cls(str(body["from"]), str(body["to"]), str(body["nonce"]), sent_at)
+            return cls(
+                field_str(body, "from"),
+                field_str(body, "to"),
+                field_str(body, "nonce"),
+                field_time(body, "sent_at"),
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError("The ping is not in the gcx ping format.") from exc
 
@@ -74,14 +77,14 @@ class Pong:
     @classmethod
     def from_bytes(cls, payload: bytes) -> Pong:
         try:
-            body = json.loads(payload)
+            body = load_object(payload, ("type", "org", "gateway", "nonce", "directory_version"))
             if body["type"] != "pong":
                 raise ValueError("not a pong")
             return cls(
-                str(body["org"]),
-                str(body["gateway"]),
-                str(body["nonce"]),
-                int(body["directory_version"]),
+                field_str(body, "org"),
+                field_str(body, "gateway"),
+                field_str(body, "nonce"),
+                field_int(body, "directory_version"),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError("The pong is not in the gcx pong format.") from exc

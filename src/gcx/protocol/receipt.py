@@ -32,7 +32,6 @@ import datetime as dt
 from typing import Annotated, Literal, Self
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -43,6 +42,7 @@ from pydantic import (
 
 from gcx.errors import OrganisationCodeInvalid, ReceiptInvalid
 from gcx.protocol.directory import canonical_json
+from gcx.protocol.documents import Time, load_model
 from gcx.protocol.identifiers import check_organisation_code
 
 FORMAT = "gcx.receipt/1"
@@ -65,7 +65,7 @@ class Receipt(_Model):
     envelope_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     recipient: str
     gateway: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    received_at: AwareDatetime
+    received_at: Time
     outcome: Literal["accepted", "refused"]
     refusal: Refusal | None = None
     unknown_addresses: tuple[Annotated[str, Field(min_length=1, max_length=320)], ...] = Field(
@@ -96,7 +96,7 @@ class Receipt(_Model):
     @classmethod
     def from_bytes(cls, payload: bytes) -> Receipt:
         try:
-            return cls.model_validate_json(payload)
+            return load_model(cls, payload)
         except (ValidationError, ValueError) as exc:
             raise ReceiptInvalid("The receipt does not match the gcx.receipt/1 format.") from exc
 

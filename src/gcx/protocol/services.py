@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gcx.errors import (
     CallDigestMismatch,
@@ -40,6 +40,7 @@ from gcx.errors import (
     ServiceUnknown,
     UserRequired,
 )
+from gcx.protocol.documents import Time, load_model
 
 CHANGE_TYPE = "application/vnd.gcx.service-change+json"
 REQUEST_TYPE = "application/vnd.gcx.call-request+json"
@@ -86,7 +87,7 @@ class ServiceEntry(_Model):
     requires_purpose: bool = True
     rate_per_second: float = Field(default=50.0, gt=0, le=100_000)
     burst: int = Field(default=100, ge=1, le=1_000_000)
-    updated_at: AwareDatetime | None = None
+    updated_at: Time | None = None
 
 
 class AccessRight(_Model):
@@ -105,7 +106,7 @@ class AccessRight(_Model):
     paths: tuple[str, ...] = ()
     rate_per_second: float | None = Field(default=None, gt=0, le=100_000)
     burst: int | None = Field(default=None, ge=1, le=1_000_000)
-    granted_at: AwareDatetime
+    granted_at: Time
 
 
 class ServiceGroup(_Model):
@@ -118,12 +119,25 @@ class ServiceGroup(_Model):
 
 # -- changes a provider signs and central applies -----------------------------
 
+# A change is written without its null fields (to_bytes), so these may be
+# absent; every other field must be present.
+_CHANGE_OPTIONAL = (
+    "service",
+    "service_name",
+    "right",
+    "right_id",
+    "group",
+    "service.updated_at",
+    "right.rate_per_second",
+    "right.burst",
+)
+
 
 class ServiceChange(_Model):
     format: Literal["gcx.service-change/1"] = "gcx.service-change/1"
     id: str = Field(pattern=_ID.pattern)
     provider: str
-    issued_at: AwareDatetime
+    issued_at: Time
     action: Literal["publish", "withdraw", "grant", "revoke", "group"]
     service: ServiceEntry | None = None
     service_name: str | None = None
@@ -137,9 +151,11 @@ class ServiceChange(_Model):
     @classmethod
     def from_bytes(cls, payload: bytes) -> ServiceChange:
         try:
-            return cls.model_validate_json(payload)
+            return load_model(cls, payload, optional=_CHANGE_OPTIONAL)
         except ValidationError as exc:
             raise InputError(f"The service change is malformed: {_first(exc)}.") from exc
+        except ValueError as exc:
+            raise InputError(f"The service change is malformed: {exc}.") from exc
 
 
 def check_change(change: ServiceChange, *, now: dt.datetime) -> None:
@@ -334,7 +350,7 @@ class CallRequest(_Model):
     headers: dict[str, str] = Field(default_factory=dict)
     body_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     body_size: int = Field(ge=0)
-    created_at: AwareDatetime
+    created_at: Time
     directory_version: int
 
     def to_bytes(self) -> bytes:
@@ -343,9 +359,12 @@ class CallRequest(_Model):
     @classmethod
     def from_bytes(cls, payload: bytes) -> CallRequest:
         try:
-            return cls.model_validate_json(payload)
+            # ``system`` is absent from requests signed before it existed.
+            return load_model(cls, payload, optional=("system",))
         except ValidationError as exc:
             raise InputError(f"The call request is malformed: {_first(exc)}.") from exc
+        except ValueError as exc:
+            raise InputError(f"The call request is malformed: {exc}.") from exc
 
 
 class CallResponse(_Model):
@@ -359,7 +378,7 @@ class CallResponse(_Model):
     headers: dict[str, str] = Field(default_factory=dict)
     body_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     body_size: int = Field(ge=0)
-    created_at: AwareDatetime
+    created_at: Time
     directory_version: int
 
     def to_bytes(self) -> bytes:
@@ -368,9 +387,11 @@ class CallResponse(_Model):
     @classmethod
     def from_bytes(cls, payload: bytes) -> CallResponse:
         try:
-            return cls.model_validate_json(payload)
+            return load_model(cls, payload)
         except ValidationError as exc:
             raise InputError(f"The call response is malformed: {_first(exc)}.") from exc
+        except ValueError as exc:
+            raise InputError(f"The call response is malformed: {exc}.") from exc
 
 
 def check_request_received(

@@ -25,7 +25,7 @@ import datetime as dt
 import enum
 from typing import Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gcx.errors import (
     EnvelopeExpired,
@@ -35,6 +35,7 @@ from gcx.errors import (
     StateTransitionRefused,
 )
 from gcx.protocol.directory import canonical_json
+from gcx.protocol.documents import Time, load_model
 from gcx.protocol.envelope import MAX_CLOCK_SKEW, MAX_RECIPIENTS, SealedKey, Sender
 
 FORMAT = "gcx.transfer/1"
@@ -71,8 +72,8 @@ class TransferManifest(_Model):
     sender: Sender
     recipients: tuple[str, ...] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     marking: str
-    created_at: AwareDatetime
-    expires_at: AwareDatetime
+    created_at: Time
+    expires_at: Time
     segment_size: int = Field(ge=MIN_SEGMENT, le=MAX_SEGMENT)
     keys: tuple[SealedKey, ...]
     metadata: str = Field(min_length=1, max_length=8 * 1024 * 1024)
@@ -104,7 +105,7 @@ class TransferManifest(_Model):
     @classmethod
     def from_bytes(cls, payload: bytes) -> TransferManifest:
         try:
-            return cls.model_validate_json(payload)
+            return load_model(cls, payload)
         except (ValidationError, ValueError) as exc:
             raise EnvelopeMalformed(
                 "The transfer manifest is not in the gcx.transfer/1 format."
@@ -169,7 +170,7 @@ class TransferMetadata(_Model):
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> TransferMetadata:
-        return cls.model_validate_json(payload)
+        return load_model(cls, payload)
 
     def matches(self, manifest: TransferManifest) -> bool:
         return [(f.index, f.size) for f in self.files] == [
@@ -190,7 +191,7 @@ class TransferReceipt(_Model):
     manifest_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     recipient: str
     gateway: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    received_at: AwareDatetime
+    received_at: Time
     outcome: Literal["accepted"] = "accepted"
     files: tuple[ReceiptFile, ...] = Field(min_length=1, max_length=MAX_FILES)
 
@@ -200,7 +201,7 @@ class TransferReceipt(_Model):
     @classmethod
     def from_bytes(cls, payload: bytes) -> TransferReceipt:
         try:
-            return cls.model_validate_json(payload)
+            return load_model(cls, payload)
         except (ValidationError, ValueError) as exc:
             raise ReceiptInvalid(
                 "The receipt is not in the gcx.transfer-receipt/1 format."
