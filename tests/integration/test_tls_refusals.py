@@ -47,28 +47,35 @@ def member(network: LocalNetwork) -> GatewayProcess:
 @dataclass(frozen=True)
 class Attempt:
     local_address: str
+    handshake_completed: bool  # on the client's side
     answered: bool
-    outcome: str
+    outcome: str  # for failure messages only: its wording is the TLS library's
 
 
 def attempt(address: str, context: ssl.SSLContext) -> Attempt:
-    """Connect, handshake and send one HTTP request; report whether any answer came back.
+    """Connect, handshake and send one HTTP request; report how far it got.
 
     With TLS 1.3 the server checks the client's certificate after the client's
     side of the handshake has finished, so a refusal may only show on the first read.
+    How a refusal shows (an alert, a close, a reset) differs between OpenSSL
+    builds and Python versions, so only how far the client got is reported.
     """
     host, _, port = address.rpartition(":")
     with socket.create_connection((host, int(port)), timeout=15) as raw:
         local = "{}:{}".format(*raw.getsockname()[:2])
         try:
-            with context.wrap_socket(raw, server_hostname=host) as tls:
+            tls = context.wrap_socket(raw, server_hostname=host)
+        except (ssl.SSLError, OSError) as exc:
+            return Attempt(local, False, False, f"{type(exc).__name__}: {exc}")
+        with tls:
+            try:
                 tls.sendall(REQUEST)
                 data = tls.recv(65536)
-        except (ssl.SSLError, OSError) as exc:
-            return Attempt(local, False, f"{type(exc).__name__}: {exc}")
+            except (ssl.SSLError, OSError) as exc:
+                return Attempt(local, True, False, f"{type(exc).__name__}: {exc}")
     if not data:
-        return Attempt(local, False, "closed without an answer")
-    return Attempt(local, True, data.split(b"\r\n", 1)[0].decode(errors="replace"))
+        return Attempt(local, True, False, "closed without an answer")
+    return Attempt(local, True, True, data.split(b"\r\n", 1)[0].decode(errors="replace"))
 
 
 def client_with(
@@ -164,7 +171,7 @@ async def test_certificate_from_another_network_is_refused(
 async def test_tls12_client_is_refused(
     network: LocalNetwork, target: GatewayProcess, member: GatewayProcess
 ) -> None:
-    """A TLS 1.2-only client, even with a genuine certificate, gets [tls-version-refused]."""
+    """A TLS 1.2-only client with a genuine certificate: no handshake, [tls-version-refused]."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -175,7 +182,7 @@ async def test_tls12_client_is_refused(
         password=member.config.passphrase(),
     )
     result = await refused_and_audited(target, context, "tls-version-refused")
-    assert "version" in result.outcome.lower() or "protocol" in result.outcome.lower()
+    assert not result.handshake_completed, f"a TLS 1.2 handshake completed: {result.outcome}"
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
