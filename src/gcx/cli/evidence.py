@@ -17,7 +17,6 @@ Heavy imports wait until a command runs, so ``gcx --help`` stays quick.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from gcx.errors import GcxError
+from gcx.private_files import open_private
 
 if TYPE_CHECKING:
     from gcx.evidence import EvidenceInvalid, VerifiedEvidence
@@ -97,8 +97,7 @@ def export_command(envelope_id: str, home: Path, out: Path, copy: str | None) ->
         return
     # The file names who wrote to whom and at what marking, so it is
     # created readable by its owner only; sharing it is a deliberate act.
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
+    with open_private(out) as handle:
         handle.write(data)
     click.echo(f"evidence for envelope {envelope_id} written to {out} ({len(data):,} bytes)")
 
