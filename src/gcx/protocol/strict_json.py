@@ -22,6 +22,7 @@ peer answer, signed payload and file that gcx reads goes through it.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -39,6 +40,24 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def _no_constants(name: str) -> Any:
     raise JsonInvalid(f"The JSON holds {name}, which is not a JSON number.")
+
+
+def _finite(text: str) -> float:
+    # A number beyond a double's range, such as 1e400, is read as infinity by
+    # float(): the back door to the Infinity that parse_constant refuses.
+    value = float(text)
+    if not math.isfinite(value):
+        raise JsonInvalid("The JSON holds a number too large to represent.")
+    return value
+
+
+def _integer(text: str) -> int:
+    # int() refuses more than sys.get_int_max_str_digits() digits with a bare
+    # ValueError, which is not a JSON syntax error and so escaped as a 500.
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise JsonInvalid("The JSON holds a number with too many digits.") from exc
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -93,7 +112,13 @@ def loads(data: bytes | bytearray | str, *, max_depth: int = MAX_DEPTH) -> Any:
         # A str may already hold raw surrogates, not only escapes of them.
         _text(text)
     try:
-        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+        value = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constants,
+            parse_float=_finite,
+            parse_int=_integer,
+        )
     except RecursionError as exc:
         raise JsonInvalid(f"The JSON is nested more than {max_depth} levels deep.") from exc
     except json.JSONDecodeError as exc:
