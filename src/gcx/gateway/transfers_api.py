@@ -13,7 +13,6 @@ offset HEAD reports, after a dropped connection or a gateway restart alike.
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 from typing import Any
 
@@ -69,7 +68,9 @@ def parse_metadata(header: str) -> dict[str, str]:
         key, _, value = item.partition(" ")
         try:
             result[key] = base64.b64decode(value, validate=True).decode("utf-8") if value else ""
-        except (binascii.Error, UnicodeDecodeError) as exc:
+        except ValueError as exc:
+            # binascii.Error and UnicodeDecodeError are ValueErrors, and so is
+            # what b64decode raises for a value that is not ASCII at all.
             raise InputError(
                 f"Upload-Metadata value for {key[:40]!r} is not base64 UTF-8."
             ) from exc

@@ -26,6 +26,7 @@ from gcx.errors import (
     BodyNotUtf8,
     InputError,
 )
+from gcx.protocol import strict_json
 from gcx.protocol.identifiers import check_account_name, check_organisation_code
 
 MESSAGE_MEDIA_TYPE = "application/vnd.gcx.message+json"
@@ -144,13 +145,13 @@ class MessageContent:
     @classmethod
     def from_bytes(cls, data: bytes) -> MessageContent:
         try:
-            raw: dict[str, Any] = json.loads(data)
+            raw: dict[str, Any] = strict_json.loads_object(data)
             if raw.get("format") != FORMAT:
                 raise ValueError("format")
             return cls(
                 sender=str(raw["from"]),
-                to=tuple(parse_address(a) for a in raw["to"]),
-                cc=tuple(parse_address(a) for a in raw["cc"]),
+                to=_addresses(raw["to"]),
+                cc=_addresses(raw["cc"]),
                 subject=str(raw["subject"]),
                 body=str(raw["body"]),
                 marking=str(raw["marking"]),
@@ -160,6 +161,14 @@ class MessageContent:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError("The message part is not in the gcx.message/1 format.") from exc
+
+
+def _addresses(value: Any) -> tuple[Address, ...]:
+    # parse_address takes text; anything else in the list would fail inside it
+    # with an AttributeError that no caller catches.
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise TypeError("addresses must be an array of strings")
+    return tuple(parse_address(a) for a in value)
 
 
 MAX_HANDLING_CHARS = 2000

@@ -33,6 +33,7 @@ from gcx.errors import (
     EnvelopeMalformed,
     ReceiptInvalid,
     StateTransitionRefused,
+    TransferUnreadable,
 )
 from gcx.protocol.directory import canonical_json
 from gcx.protocol.documents import Time, load_model
@@ -170,7 +171,14 @@ class TransferMetadata(_Model):
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> TransferMetadata:
-        return load_model(cls, payload)
+        # The sender wrote this under the content key, so it decrypts; an
+        # admitted but faulty sender can still have written nonsense.
+        try:
+            return load_model(cls, payload)
+        except (ValidationError, ValueError) as exc:
+            raise TransferUnreadable(
+                "The transfer's metadata is not in the gcx.transfer/1 format."
+            ) from exc
 
     def matches(self, manifest: TransferManifest) -> bool:
         return [(f.index, f.size) for f in self.files] == [
