@@ -19,6 +19,7 @@ import click
 from gcx.compliance.demo_path import admit_through_coco, expect_refused, lapse_by_expiry
 from gcx.errors import GcxError, RemoteRefusal
 from gcx.localnet import LocalNetwork
+from gcx.protocol import strict_json
 
 
 @dataclass
@@ -56,7 +57,7 @@ async def _api(
             timeout=aiohttp.ClientTimeout(total=30),
         ) as response,
     ):
-        return response.status, await response.json()
+        return response.status, strict_json.loads(await response.read())
 
 
 async def _wait_delivered(gateway: Any, message_id: str, timeout: float = 20.0) -> Any:
@@ -181,7 +182,7 @@ async def _showcase(network: LocalNetwork, show: Showcase) -> None:
     await show.step("the police officer reads it on the police gateway", police_reads)
 
     async def referral_receipt() -> str:
-        return _verify_receipts(council, referral["id"], json.loads(referral["receipts"]))
+        return _verify_receipts(council, referral["id"], strict_json.loads(referral["receipts"]))
 
     await show.step("the referral's receipt is verified", referral_receipt)
 

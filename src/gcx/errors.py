@@ -23,7 +23,8 @@ The tree::
     │   ├── UnknownOrganisation (422)
     │   ├── BodyTooLarge (413)
     │   ├── AddressInvalid, AttachmentRefused, AttachmentTooLarge (413), BodyNotUtf8
-│   ├── JsonInvalid                 malformed, duplicate keys, NaN, too deep (strict_json)
+    │   ├── JsonInvalid                 malformed, duplicate keys, NaN, too deep (strict_json)
+    │   ├── MultipartInvalid            a multipart/form-data body that does not parse
     │   ├── MarkingMissing, MarkingUnknown, MarkingNotAllowed (422)
     │   ├── EnvelopeMalformed, EnvelopeExpired, EnvelopeFromFuture
     │   ├── NotFound (404)
@@ -172,6 +173,14 @@ class JsonInvalid(InputError, ValueError):
     default_message = (
         "The JSON is not valid: it is malformed, repeats a key, holds NaN or Infinity,"
         " or is nested too deeply."
+    )
+
+
+class MultipartInvalid(InputError):
+    code = "multipart-invalid"
+    default_message = (
+        "The form is not a well-formed multipart/form-data body; send it as the page or the "
+        "API documentation shows."
     )
 
 

@@ -8,15 +8,18 @@ a gcx refusal from anything else that answers with the same status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from typing import Any, TypeVar
 
-from aiohttp import StreamReader, web
+from aiohttp import BodyPartReader, MultipartReader, StreamReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from gcx.errors import BodyTooLarge, GcxError, InputError
+from gcx.errors import BodyNotUtf8, BodyTooLarge, GcxError, InputError, MultipartInvalid
 from gcx.protocol import strict_json
 
 T = TypeVar("T")
@@ -91,6 +94,70 @@ async def json_body(request: web.Request, max_bytes: int = 1 << 20) -> dict[str,
     # The one strict reader: a refusal names what was wrong (malformed, a repeated
     # key, NaN, nesting too deep, not UTF-8) with its own stable code.
     return strict_json.loads_object(raw)
+
+
+@contextlib.contextmanager
+def multipart_errors() -> Iterator[None]:
+    """Turn aiohttp's failures on a malformed multipart body into :class:`MultipartInvalid`.
+
+    aiohttp raises ``ValueError`` (no boundary, a boundary too long, garbage
+    after one, a body cut short), ``AssertionError`` (not multipart at all) and
+    ``HttpProcessingError`` (a control character in a part's headers); none of
+    them is a refusal a person can read, and each used to become a 500. Wrap
+    every read of a multipart body in this.
+    """
+    try:
+        yield
+    except GcxError:
+        raise
+    except (ValueError, AssertionError, LookupError, HttpProcessingError) as exc:
+        raise MultipartInvalid() from exc
+
+
+async def multipart_reader(request: web.Request) -> MultipartReader:
+    """The request's multipart/form-data body as a reader, or a refusal saying why not."""
+    if request.content_type != "multipart/form-data":
+        raise MultipartInvalid("This form must be sent as multipart/form-data.")
+    with multipart_errors():
+        return await request.multipart()
+
+
+# A quoted filename parameter as sent; aiohttp strips leading slashes and
+# backslashes from it, which would quietly turn "/etc/passwd" into "etc/passwd".
+_QUOTED_FILENAME = re.compile(r';\s*filename\s*=\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
+
+
+def part_filename(part: BodyPartReader) -> str | None:
+    """A file part's name exactly as the sender gave it (None for a plain field).
+
+    Never a silently repaired name: a name with a path in it is passed on as
+    sent, so :func:`gcx.protocol.message.check_file_name` refuses it.
+    """
+    name = part.filename
+    if name is None:
+        return None
+    sent = _QUOTED_FILENAME.search(part.headers.get("Content-Disposition", ""))
+    if sent is not None:
+        raw = re.sub(r"\\(.)", r"\1", sent.group(1))
+        if raw != name and raw.lstrip("\\/") == name:
+            name = raw
+    return _utf8(name, "file name")
+
+
+def part_media_type(part: BodyPartReader) -> str:
+    """A file part's media type without its parameters ("text/plain; charset=utf-8")."""
+    value = part.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
+    return _utf8(value or "application/octet-stream", "media type")[:255]
+
+
+def _utf8(value: str, what: str) -> str:
+    # aiohttp decodes part headers with surrogateescape, so bytes that are not
+    # UTF-8 arrive as lone surrogates, which fail far from here when encoded.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BodyNotUtf8(f"A part's {what} is not valid UTF-8 text.") from exc
+    return value
 
 
 def require_str(body: dict[str, Any], key: str, *, max_len: int = 10_000) -> str:

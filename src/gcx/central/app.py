@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field
 
 from gcx.audit.checkpoint import AuditTree
 from gcx.central.checkpoints import CheckpointWitness, sign_central_head
@@ -30,9 +31,9 @@ from gcx.httpapi import (
     error_middleware,
     json_body,
     read_body,
-    require_str,
     run_sync,
 )
+from gcx.protocol.validation import StrictModel, validated
 
 log = logging.getLogger("gcx.central")
 SERVICE = web.AppKey("service", CentralService)
@@ -65,15 +66,50 @@ async def get_directory(request: web.Request) -> web.Response:
     return web.Response(body=document, content_type="application/json")
 
 
+class OrganisationKeys(StrictModel):
+    signing_key: str = Field(max_length=200)
+    encryption_key: str = Field(max_length=4000)
+    proof: str = Field(max_length=200)
+
+
+class EnrolmentRequest(StrictModel):
+    """``POST /api/v1/enrolments``, as ``gcx gateway init`` makes it."""
+
+    csr: str = Field(min_length=1, max_length=10_000)
+    peer_address: str = Field(min_length=1, max_length=300)
+    organisation_keys: dict[str, OrganisationKeys] = Field(max_length=64)
+
+
+class DecisionRequest(StrictModel):
+    """Approving or rejecting an enrolment, or revoking a gateway: always with a reason."""
+
+    reason: str = Field(min_length=1, max_length=1000)
+    override: bool = False
+    override_reason: str | None = Field(default=None, max_length=1000)
+
+
+class ReasonRequest(StrictModel):
+    """Revoking a gateway."""
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class OrganisationRequest(StrictModel):
+    """``POST /api/v1/organisations``."""
+
+    code: str = Field(min_length=1, max_length=16)
+    name: str = Field(min_length=1, max_length=200)
+    type: str = Field(min_length=1, max_length=32)
+    contacts: list[dict[str, str]] = Field(default_factory=list, max_length=50)
+
+
 async def post_enrolment(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    keys = body.get("organisation_keys")
-    if not isinstance(keys, dict):
-        raise InputError("The field 'organisation_keys' is required and must be an object.")
+    asked = validated(EnrolmentRequest, await json_body(request))
+    keys = {code: dict(value) for code, value in asked.organisation_keys.items()}
     result = await run_sync(
         _service(request).submit_enrolment,
-        require_str(body, "csr").encode(),
-        require_str(body, "peer_address", max_len=300),
+        asked.csr.encode(),
+        asked.peer_address,
         keys,
     )
     return web.json_response(result, status=202)
@@ -93,23 +129,19 @@ async def list_enrolments(request: web.Request) -> web.Response:
 
 async def _decide(request: web.Request, decision: str) -> web.Response:
     operator = await _operator(request)
-    body = await json_body(request)
-    reason = require_str(body, "reason", max_len=1000)
+    asked = validated(DecisionRequest, await json_body(request))
+    reason = asked.reason
     service = _service(request)
     if decision == "approve":
         # An explicit override of the Code of Connection gate, with its own reason.
-        override = body.get("override", False)
-        override_reason = body.get("override_reason")
-        if not isinstance(override, bool) or not isinstance(override_reason, str | None):
-            raise InputError("'override' must be true or false and 'override_reason' a string.")
         return web.json_response(
             await run_sync(
                 service.approve_enrolment,
                 operator,
                 request.match_info["id"],
                 reason,
-                override=override,
-                override_reason=override_reason,
+                override=asked.override,
+                override_reason=asked.override_reason,
             )
         )
     action = service.reject_enrolment
@@ -126,8 +158,7 @@ async def reject(request: web.Request) -> web.Response:
 
 async def revoke_gateway(request: web.Request) -> web.Response:
     operator = await _operator(request)
-    body = await json_body(request)
-    reason = require_str(body, "reason", max_len=1000)
+    reason = validated(ReasonRequest, await json_body(request)).reason
     result = await run_sync(
         _service(request).revoke_gateway, operator, request.match_info["name"], reason
     )
@@ -136,17 +167,14 @@ async def revoke_gateway(request: web.Request) -> web.Response:
 
 async def add_organisation(request: web.Request) -> web.Response:
     operator = await _operator(request)
-    body = await json_body(request)
-    contacts = body.get("contacts", [])
-    if not isinstance(contacts, list) or not all(isinstance(c, dict) for c in contacts):
-        raise InputError("The field 'contacts' must be a list of objects.")
+    asked = validated(OrganisationRequest, await json_body(request))
     result = await run_sync(
         _service(request).add_organisation,
         operator,
-        require_str(body, "code", max_len=16),
-        require_str(body, "name", max_len=200),
-        require_str(body, "type", max_len=32),
-        contacts,
+        asked.code,
+        asked.name,
+        asked.type,
+        [dict(contact) for contact in asked.contacts],
     )
     return web.json_response(result, status=201)
 

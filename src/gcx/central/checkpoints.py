@@ -10,7 +10,6 @@ have been rewritten.
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,9 +17,18 @@ import sqlalchemy as sa
 from gcx import audit, crypto
 from gcx.audit.checkpoint import AuditTree, extension_problem
 from gcx.clock import Clock
-from gcx.errors import ConsistencyProofInvalid, InputError, NotFound, SignatureInvalid
+from gcx.errors import (
+    BodyNotUtf8,
+    ConsistencyProofInvalid,
+    InputError,
+    JsonInvalid,
+    NotFound,
+    SignatureInvalid,
+)
+from gcx.protocol import strict_json
 from gcx.protocol.checkpoint import CENTRAL_LOG, CENTRAL_PAYLOAD_TYPE, PAYLOAD_TYPE, Checkpoint
 from gcx.protocol.enrolment import EnrolmentState
+from gcx.protocol.identifiers import check_gateway_name
 from gcx.store import Database, iso
 from gcx.store.schema import checkpoints, enrolments, gateway_flags
 
@@ -31,6 +39,9 @@ class CheckpointWitness:
         self.clock = clock
 
     def latest(self, gateway: str) -> dict[str, Any]:
+        # Only a well-formed name is looked up: an unlodged gateway answers size 0,
+        # but "%00" or a path is no gateway at all (and NUL is no PostgreSQL text).
+        check_gateway_name(gateway)
         with self.db.transaction() as conn:
             row = conn.execute(
                 sa.select(checkpoints.c.tree_size, checkpoints.c.root_hash)
@@ -211,8 +222,10 @@ def sign_central_head(tree: AuditTree, key: crypto.SigningKey, clock: Clock, sin
 def _claimed_gateway(document: bytes) -> str:
     """The gateway a checkpoint claims to be from, read before verifying to pick the key."""
     try:
-        envelope = json.loads(document)
-        payload = json.loads(base64.b64decode(envelope["payload"], validate=True))
+        envelope = strict_json.loads(document)
+        payload = strict_json.loads(base64.b64decode(envelope["payload"], validate=True))
         return str(payload["gateway"])
+    except (JsonInvalid, BodyNotUtf8):
+        raise  # refused as what they are: the JSON itself is bad
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError("The checkpoint is not a signed gcx.checkpoint/1 document.") from exc

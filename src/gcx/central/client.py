@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import ssl
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import aiohttp
 
 from gcx import crypto
 from gcx.errors import PeerUnreachable, RemoteRefusal
+from gcx.protocol import strict_json
 
 
 class OperatorClient:
@@ -41,7 +41,7 @@ class OperatorClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerUnreachable(f"Central at {self.url} could not be reached: {exc}.") from exc
         try:
-            data = json.loads(raw)
+            data = strict_json.loads(raw)
         except ValueError as exc:
             raise PeerUnreachable(f"Central answered {status} with a non-JSON body.") from exc
         if status >= 400:
@@ -99,7 +99,7 @@ class OperatorClient:
             raise PeerUnreachable(f"Central at {self.url} could not be reached: {exc}.") from exc
         if status >= 400:
             try:
-                refusal = json.loads(raw)
+                refusal = strict_json.loads(raw)
             except ValueError:
                 refusal = {}
             raise RemoteRefusal(status, str(refusal.get("code")), str(refusal.get("message")))

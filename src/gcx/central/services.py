@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
-from gcx.errors import CryptoError, DuplicateEnrolment, Forbidden, InputError, NotFound
+from gcx.errors import (
+    BodyNotUtf8,
+    CryptoError,
+    DuplicateEnrolment,
+    Forbidden,
+    InputError,
+    JsonInvalid,
+    NotFound,
+)
+from gcx.protocol import strict_json
 from gcx.protocol.enrolment import EnrolmentState
 from gcx.protocol.services import (
     CHANGE_TYPE,
@@ -48,8 +56,10 @@ class ChangeReplayed(DuplicateEnrolment):
 
 def _unverified_provider(document: bytes) -> str:
     try:
-        payload = json.loads(base64.b64decode(json.loads(document)["payload"]))
+        payload = strict_json.loads(base64.b64decode(strict_json.loads(document)["payload"]))
         return str(payload["provider"])
+    except (JsonInvalid, BodyNotUtf8):
+        raise  # refused as what they are: the JSON itself is bad
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(
             "The service change is not a signed gcx.service-change/1 document."

@@ -19,6 +19,7 @@ import click
 
 from gcx.cli.common import fail
 from gcx.errors import GcxError
+from gcx.protocol import strict_json
 
 T = TypeVar("T")
 
@@ -85,7 +86,7 @@ def catalogue_publish(home: Path, token: str | None, document: Path) -> None:
     """Publish a new catalogue version (operator); open statements keep theirs."""
     data = document.read_bytes()
     raw = _run(home, token, lambda c: c.compliance_raw("POST", "/catalogues", data, "text/yaml"))
-    _show(json.loads(raw))
+    _show(strict_json.loads(raw))
 
 
 @compliance.command("account")
@@ -207,7 +208,7 @@ def evidence(
             "POST", f"/statements/{statement_id}/evidence{query}", data, media_type
         ),
     )
-    _show(json.loads(raw))
+    _show(strict_json.loads(raw))
 
 
 def _step(name: str, help_text: str, *, reason: bool = False) -> None:

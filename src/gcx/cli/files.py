@@ -30,6 +30,7 @@ import click
 
 from gcx.cli.common import fail
 from gcx.errors import GcxError, InputError, RemoteRefusal
+from gcx.protocol import strict_json
 from gcx.protocol.message import check_file_name
 
 PATCH_BYTES = 64 * 1024 * 1024
@@ -91,12 +92,12 @@ class Api:
         raw = response.read()
         if response.status >= 400:
             raise _refusal(response.status, raw)
-        return json.loads(raw) if raw else None
+        return strict_json.loads(raw) if raw else None
 
 
 def _refusal(status: int, raw: bytes) -> RemoteRefusal:
     try:
-        data = json.loads(raw)
+        data = strict_json.loads(raw)
         return RemoteRefusal(status, str(data["code"]), str(data["message"]))
     except (ValueError, KeyError, TypeError):
         return RemoteRefusal(status, "http-error", f"The gateway answered HTTP {status}.")
@@ -165,7 +166,7 @@ def _state_path(explicit: str | None) -> Path:
 
 def _load_state(path: Path) -> dict[str, str]:
     try:
-        return dict(json.loads(path.read_text()))
+        return dict(strict_json.loads(path.read_text()))
     except (OSError, ValueError):
         return {}
 

@@ -19,6 +19,7 @@ import click
 
 from gcx.cli.common import fail
 from gcx.errors import RemoteRefusal
+from gcx.protocol import strict_json
 
 api_option = click.option(
     "--api",
@@ -48,11 +49,11 @@ def _call(
         with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
             raw = response.read()
             if response.headers.get_content_type() == "application/json":
-                return json.loads(raw)
+                return strict_json.loads(raw)
             return raw
     except urllib.error.HTTPError as error:
         try:
-            data = json.loads(error.read())
+            data = strict_json.loads(error.read())
         except ValueError:
             data = {"code": "http-error", "message": f"HTTP {error.code}"}
         raise RemoteRefusal(error.code, str(data.get("code")), str(data.get("message"))) from None

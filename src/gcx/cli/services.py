@@ -20,6 +20,7 @@ import click
 
 from gcx.cli.common import fail
 from gcx.errors import RemoteRefusal
+from gcx.protocol import strict_json
 
 api_option = click.option(
     "--api", "api_url", envvar="GCX_API_URL", required=True, help="The gateway's local API URL."
@@ -59,7 +60,7 @@ def _json(api_url: str, token: str, method: str, path: str, body: Any = None) ->
         api_url, token, method, path, data=data, headers={"Content-Type": "application/json"}
     )
     try:
-        parsed = json.loads(raw)
+        parsed = strict_json.loads(raw)
     except ValueError:
         parsed = {"code": "http-error", "message": f"HTTP {status}"}
     if status >= 400:
@@ -89,7 +90,7 @@ def service() -> None:
 @click.option("--burst", type=int, default=100, show_default=True)
 def publish_command(api_url: str, token: str, openapi: Path | None, **fields: Any) -> None:
     """Publish (or update) a service of your organisation."""
-    fields["openapi"] = json.loads(openapi.read_text()) if openapi else {}
+    fields["openapi"] = strict_json.loads(openapi.read_text()) if openapi else {}
     result = _json(api_url, token, "POST", "/api/v1/services/published", fields)
     click.echo(f"published {fields['name']}; directory version {result['directory']}")
 
@@ -188,7 +189,7 @@ def call_command(
     )
     code = answer_headers.get("X-Gcx-Error")
     if code:
-        message = json.loads(raw).get("message", "") if raw else ""
+        message = strict_json.loads(raw).get("message", "") if raw else ""
         fail(RemoteRefusal(status, code, str(message)))
     click.echo(f"status {status}; call {answer_headers.get('X-Gcx-Call-Id')}", err=True)
     sys.stdout.buffer.write(raw + b"\n")

@@ -257,6 +257,9 @@ def parse_catalogue(text: str | bytes) -> Catalogue:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise CatalogueInvalid(f"The catalogue is not valid YAML: {exc}"[:300]) from exc
+    except RecursionError as exc:
+        # PyYAML composes nested collections recursively; a hostile document is refused.
+        raise CatalogueInvalid("The catalogue is nested too deeply to be a catalogue.") from exc
     if not isinstance(raw, dict):
         raise CatalogueInvalid("The catalogue must be a mapping with format, version and controls.")
     if raw.get("format") != FORMAT:

@@ -9,10 +9,10 @@ which it no longer counts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from gcx.errors import EvidenceTooLarge, EvidenceTypeRefused, InputError
+from gcx.protocol import strict_json
 
 SELFCHECK_MEDIA_TYPE = "application/vnd.gcx.selfcheck+json"
 
@@ -33,7 +33,7 @@ def _is_text(data: bytes) -> bool:
 
 def _is_json(data: bytes) -> bool:
     try:
-        json.loads(data)
+        strict_json.loads(data)
     except ValueError:
         return False
     return True

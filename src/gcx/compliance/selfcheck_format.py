@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gcx.errors import InputError
+from gcx.protocol import strict_json
 
 SELFCHECK_TYPE = "application/vnd.gcx.selfcheck+json"
 FORMAT = "gcx.selfcheck/1"
@@ -181,7 +182,7 @@ class SelfCheckReport:
 
 def parse_report(payload: bytes) -> SelfCheckReport:
     try:
-        body = json.loads(payload)
+        body = strict_json.loads(payload)
         if body["format"] != FORMAT:
             raise ValueError("wrong format")
         checks = tuple(

@@ -111,6 +111,7 @@ OPENAPI: dict[str, Any] = {
         "schemas": {
             "Compose": {
                 "type": "object",
+                "additionalProperties": False,
                 "required": ["to", "subject", "body", "marking"],
                 "properties": {
                     "to": {
@@ -131,6 +132,7 @@ OPENAPI: dict[str, Any] = {
                         "type": "array",
                         "items": {
                             "type": "object",
+                            "additionalProperties": False,
                             "required": ["name", "content_base64"],
                             "properties": {
                                 "name": {"type": "string"},

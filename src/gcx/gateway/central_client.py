@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import ssl
 from typing import Any
 
 import aiohttp
 
 from gcx.errors import GcxError, PeerUnreachable, RemoteRefusal
+from gcx.protocol import strict_json
 
 _TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 
@@ -42,7 +42,7 @@ class CentralClient:
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         status, body = await self._request(method, path, **kwargs)
         try:
-            data = json.loads(body)
+            data = strict_json.loads(body)
         except ValueError as exc:
             raise PeerUnreachable(
                 f"Central answered {status} with a body that is not JSON."

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import json
 import logging
 import random
 from collections import defaultdict
@@ -37,6 +36,7 @@ from gcx.gateway.receive import accept_batch
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
+from gcx.protocol import strict_json
 from gcx.protocol.batch import RECALL_TYPE, Recall, frame_batch
 from gcx.protocol.delivery import DeliveryEvent, DeliveryState, is_late_receipt, next_attempt_at
 from gcx.protocol.envelope import frame
@@ -422,7 +422,7 @@ class DeliveryWorker:
 def _claimed_recipient(document: bytes) -> str:
     """The recipient a receipt claims, read before verifying to pick the key."""
     try:
-        payload = json.loads(base64.b64decode(json.loads(document)["payload"]))
+        payload = strict_json.loads(base64.b64decode(strict_json.loads(document)["payload"]))
         return str(payload["recipient"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ReceiptInvalid("A receipt is not a signed gcx.receipt/1 document.") from exc
@@ -430,7 +430,7 @@ def _claimed_recipient(document: bytes) -> str:
 
 def _parse_results(status: int, body: bytes, count: int) -> list[dict[str, Any]]:
     try:
-        data = json.loads(body)
+        data = strict_json.loads(body)
     except ValueError as exc:
         raise PeerUnreachable(f"The peer answered {status} with a body that is not JSON.") from exc
     if status != 200:

@@ -35,6 +35,7 @@ from gcx.config import GatewayConfig, write_secret_file
 from gcx.errors import ConfigError, StateTransitionRefused
 from gcx.gateway.central_client import CentralClient
 from gcx.private_files import private_dir, write_private
+from gcx.protocol import strict_json
 from gcx.protocol.enrolment import key_binding_message
 from gcx.protocol.identifiers import check_gateway_name, check_organisation_code
 
@@ -157,7 +158,7 @@ def _write_enrolment(home: Path, value: dict[str, Any]) -> None:
 
 def read_enrolment(home: Path) -> dict[str, Any]:
     try:
-        value: dict[str, Any] = json.loads((home / "enrolment.json").read_text())
+        value: dict[str, Any] = strict_json.loads((home / "enrolment.json").read_text())
     except FileNotFoundError as exc:
         raise ConfigError(f"{home} has no enrolment yet; run 'gcx gateway init'.") from exc
     return value

@@ -11,9 +11,9 @@ import asyncio
 import base64
 import binascii
 import logging
-from typing import Any
 
 from aiohttp import BodyPartReader, web
+from pydantic import Field
 
 from gcx import crypto
 from gcx.errors import (
@@ -21,6 +21,7 @@ from gcx.errors import (
     BodyTooLarge,
     GcxError,
     InputError,
+    MultipartInvalid,
 )
 from gcx.evidence import MEDIA_TYPE as EVIDENCE_MEDIA_TYPE
 from gcx.evidence import export_for_caller
@@ -31,12 +32,21 @@ from gcx.gateway.peer import GATEWAY
 from gcx.gateway.peer_messages import store_read_receipt
 from gcx.gateway.recall import recall_everywhere
 from gcx.gateway.tokens import Caller
-from gcx.httpapi import read_body, run_sync
+from gcx.httpapi import (
+    multipart_errors,
+    multipart_reader,
+    part_filename,
+    part_media_type,
+    read_body,
+    run_sync,
+)
+from gcx.protocol import strict_json
 from gcx.protocol.batch import (
     READ_RECEIPT_TYPE,
     ReadReceipt,
 )
 from gcx.protocol.message import MAX_TOTAL_ATTACHMENT_BYTES
+from gcx.protocol.validation import StrictModel, validated
 
 log = logging.getLogger("gcx.gateway.messages")
 WORKER = web.AppKey("worker", DeliveryWorker)
@@ -47,103 +57,113 @@ BACKGROUND = web.AppKey("background", set)
 MAX_SUBMISSION_BYTES = MAX_TOTAL_ATTACHMENT_BYTES * 4 // 3 + 4 * 1024 * 1024
 
 
-def _strings(value: Any, field: str) -> list[str]:
+class AttachmentRequest(StrictModel):
+    """One attachment of a JSON submission; ``content_base64`` is required, never implied."""
+
+    name: str
+    content_base64: str
+    media_type: str | None = None
+
+
+class MessageRequest(StrictModel):
+    """A JSON submission: exact types, so ``"read_receipt": "false"`` is refused, not true."""
+
+    to: list[str] | str
+    subject: str
+    body: str
+    cc: list[str] | str | None = None
+    marking: str | None = None
+    handling: str | None = None
+    read_receipt: bool = False
+    attachments: list[AttachmentRequest] = Field(default_factory=list)
+
+
+def _addresses(value: list[str] | str | None) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [v.strip() for v in value if v.strip()]
-    raise InputError(f"The field {field!r} must be a list of addresses.")
-
-
-def _text(value: Any, field: str, *, required: bool = True) -> str:
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        raise InputError(f"The field {field!r} is required and must be text.")
-    return value
+    items = value.split(",") if isinstance(value, str) else value
+    return [v.strip() for v in items if v.strip()]
 
 
 async def _compose_from_json(request: web.Request) -> Compose:
-    import json
-
     raw = await read_body(request, MAX_SUBMISSION_BYTES)
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise BodyNotUtf8("The request body is not valid UTF-8.") from exc
-    except ValueError as exc:
-        raise InputError("The request body is not valid JSON.") from exc
-    if not isinstance(body, dict):
-        raise InputError("The request body must be a JSON object.")
+    message = validated(MessageRequest, strict_json.loads_object(raw))
     attachments: list[tuple[str, str, bytes]] = []
-    for item in body.get("attachments") or []:
-        if not isinstance(item, dict):
-            raise InputError("Each attachment must be an object with name and content_base64.")
+    for index, item in enumerate(message.attachments):
         try:
-            data = base64.b64decode(str(item.get("content_base64", "")), validate=True)
+            data = base64.b64decode(item.content_base64, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InputError("An attachment's content_base64 is not valid base64.") from exc
-        attachments.append(
-            (
-                _text(item.get("name"), "attachments[].name"),
-                str(item.get("media_type") or "application/octet-stream"),
-                data,
-            )
-        )
-    marking = body.get("marking")
+            raise InputError(
+                f"The field 'attachments[{index}].content_base64' is not valid base64.",
+                field=f"attachments[{index}].content_base64",
+            ) from exc
+        attachments.append((item.name, item.media_type or "application/octet-stream", data))
     return Compose(
-        to=_strings(body.get("to"), "to"),
-        cc=_strings(body.get("cc"), "cc"),
-        subject=_text(body.get("subject"), "subject"),
-        body=_text(body.get("body"), "body"),
-        marking=marking if isinstance(marking, str) else None,
-        handling=body.get("handling") if isinstance(body.get("handling"), str) else None,
-        read_receipt=bool(body.get("read_receipt")),
+        to=_addresses(message.to),
+        cc=_addresses(message.cc),
+        subject=message.subject,
+        body=message.body,
+        marking=message.marking,
+        handling=message.handling,
+        read_receipt=message.read_receipt,
         attachments=attachments,
     )
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+_FORM_FIELDS = frozenset(
+    {"to", "cc", "subject", "body", "marking", "handling", "read_receipt", "attachment"}
+)
+
+
 async def _compose_from_multipart(request: web.Request) -> Compose:
-    reader = await request.multipart()
+    reader = await multipart_reader(request)
     fields: dict[str, list[str]] = {}
     attachments: list[tuple[str, str, bytes]] = []
     total = 0
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.name is None:
-            raise InputError("Nested multipart bodies are not accepted.")
-        if part.filename is not None:
-            data = bytearray()
-            while chunk := await part.read_chunk(1 << 16):
-                data += chunk
-                total += len(chunk)
-                if total > MAX_TOTAL_ATTACHMENT_BYTES:
-                    raise BodyTooLarge("The attachments add up to more than 100 MiB.")
-            # The media type without its parameters ("text/plain; charset=utf-8").
-            media_type = (
-                part.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
-            )
-            attachments.append((part.filename, media_type, bytes(data)))
-        else:
-            raw = await part.read()
-            try:
-                fields.setdefault(part.name, []).append(bytes(raw).decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise BodyNotUtf8(f"The field {part.name!r} is not valid UTF-8.") from exc
+    with multipart_errors():
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                raise MultipartInvalid("Nested or unnamed multipart parts are not accepted.")
+            if part.name not in _FORM_FIELDS:
+                raise InputError(
+                    f"The field {part.name[:40]!r} is not one this request accepts.",
+                    field=part.name[:40],
+                )
+            filename = part_filename(part)
+            if filename is not None:
+                data = bytearray()
+                while chunk := await part.read_chunk(1 << 16):
+                    data += chunk
+                    total += len(chunk)
+                    if total > MAX_TOTAL_ATTACHMENT_BYTES:
+                        raise BodyTooLarge("The attachments add up to more than 100 MiB.")
+                attachments.append((filename, part_media_type(part), bytes(data)))
+            else:
+                raw = await part.read()
+                try:
+                    fields.setdefault(part.name, []).append(bytes(raw).decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise BodyNotUtf8(f"The field {part.name!r} is not valid UTF-8.") from exc
 
     def one(name: str) -> str | None:
         values = fields.get(name)
+        if values and len(values) > 1:
+            raise InputError(f"The field {name!r} is given more than once.", field=name)
         return values[0] if values else None
 
+    receipt = (one("read_receipt") or "").strip().lower()
+    if receipt not in _TRUE | _FALSE:
+        raise InputError("The field 'read_receipt' must be true or false.", field="read_receipt")
     return Compose(
-        to=[a for v in fields.get("to", []) for a in _strings(v, "to")],
-        cc=[a for v in fields.get("cc", []) for a in _strings(v, "cc")],
+        to=[a for v in fields.get("to", []) for a in _addresses(v)],
+        cc=[a for v in fields.get("cc", []) for a in _addresses(v)],
         subject=one("subject") or "",
         body=one("body") or "",
         marking=one("marking"),
         handling=one("handling"),
-        read_receipt=(one("read_receipt") or "").lower() in ("1", "true", "yes", "on"),
+        read_receipt=receipt in _TRUE,
         attachments=attachments,
     )
 

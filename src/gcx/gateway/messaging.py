@@ -16,7 +16,6 @@ sealed to the sending organisation for that purpose.
 from __future__ import annotations
 
 import base64
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from gcx.gateway import outbox
 from gcx.gateway.envelopes import StoredEnvelope, insert_envelope, load_envelope, put_large_parts
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
+from gcx.protocol import strict_json
 from gcx.protocol.delivery import DeliveryEvent, DeliveryState
 from gcx.protocol.envelope import PlainPart
 from gcx.protocol.marking import parse_marking
@@ -93,7 +93,7 @@ def _receipt_summary(document: bytes) -> dict[str, Any]:
     without verifying again is only for display.
     """
     try:
-        payload = json.loads(base64.b64decode(json.loads(document)["payload"]))
+        payload = strict_json.loads(base64.b64decode(strict_json.loads(document)["payload"]))
     except (ValueError, KeyError, TypeError):
         return {}
     summary: dict[str, Any] = {}

@@ -9,7 +9,6 @@ everything.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from gcx.errors import (
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import Handler, error_middleware, read_body, refusal, run_sync
 from gcx.protocol import directory as dirproto
+from gcx.protocol import strict_json
 from gcx.protocol.ping import PING_TYPE, PONG_TYPE, Ping, Pong, check_ping
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -265,7 +265,7 @@ async def ping(
 
 def _peer_refusal(status: int, body: bytes) -> GcxError:
     try:
-        data = json.loads(body)
+        data = strict_json.loads(body)
         return RemoteRefusal(status, str(data["code"]), str(data["message"]))
     except (ValueError, KeyError, TypeError):
         return PeerUnreachable(f"The peer answered {status}.")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections import OrderedDict
 from typing import Any
 
@@ -35,9 +34,11 @@ from aiohttp import web
 
 from gcx import audit, crypto
 from gcx.errors import (
+    BodyNotUtf8,
     ChunkDigestMismatch,
     Conflict,
     EnvelopeMalformed,
+    JsonInvalid,
     NotFound,
     PeerRefused,
     QuotaExceeded,
@@ -56,6 +57,7 @@ from gcx.gateway.transfer_policy import (
 )
 from gcx.httpapi import read_body, run_sync
 from gcx.protocol import directory as dirproto
+from gcx.protocol import strict_json
 from gcx.protocol.transfer import (
     PAYLOAD_TYPE,
     RECEIPT_TYPE,
@@ -75,8 +77,12 @@ _CACHE_SIZE = 32
 
 def _claimed_sender(document: bytes) -> str:
     try:
-        payload = json.loads(base64.b64decode(json.loads(document)["payload"], validate=True))
+        payload = strict_json.loads(
+            base64.b64decode(strict_json.loads(document)["payload"], validate=True)
+        )
         return str(payload["sender"]["organisation"])
+    except (JsonInvalid, BodyNotUtf8):
+        raise  # refused as what they are: the JSON itself is bad
     except (ValueError, KeyError, TypeError) as exc:
         raise EnvelopeMalformed("The transfer manifest is not a DSSE document.") from exc
 

@@ -9,7 +9,6 @@ the key of exactly that organisation before it is believed.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from gcx.errors import GcxError
@@ -21,6 +20,7 @@ from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
+from gcx.protocol import strict_json
 from gcx.protocol.batch import RECALL_RESULT_TYPE, RECALL_TYPE, Recall, RecallResult
 
 Outcome = tuple[str, str | None]
@@ -69,7 +69,7 @@ async def recall_at(
         except GcxError as error:
             return "refused", error.message
         try:
-            data = json.loads(body)
+            data = strict_json.loads(body)
         except ValueError:
             return "refused", f"gateway {peer_name} answered {status} with a body that is not JSON"
         if status != 200 or not isinstance(data, dict):

@@ -57,6 +57,7 @@ from gcx.compliance.selfcheck_format import (
 )
 from gcx.config import GatewayConfig
 from gcx.errors import InputError, PeerUnreachable, RemoteRefusal
+from gcx.protocol import strict_json
 
 PROBE_TIMEOUT = 5.0
 _VERSIONS = {
@@ -260,7 +261,7 @@ async def submit_report(config: GatewayConfig, document: bytes) -> dict[str, Any
             ) as session,
             session.post(url, data=document, headers={"Content-Type": "application/json"}) as r,
         ):
-            status, body = r.status, await r.json(content_type=None)
+            status, body = r.status, strict_json.loads(await r.read())
     except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
         raise PeerUnreachable(f"Central at {config.central_url} could not be reached.") from exc
     if status >= 400:

@@ -27,7 +27,6 @@ rate; the provider sets rates with that in mind).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -65,6 +64,7 @@ from gcx.gateway.services_provider import ServiceProviding
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import bearer_token, read_body, run_sync
 from gcx.protocol import directory as dirproto
+from gcx.protocol import strict_json
 from gcx.protocol.services import (
     FORWARDED_REQUEST_HEADERS,
     REQUEST_TYPE,
@@ -344,7 +344,7 @@ class ServiceProxy(ServiceProviding):
     ) -> web.Response:
         """The provider gateway refused: pass its code on, marked as a gateway refusal."""
         try:
-            data = json.loads(body)
+            data = strict_json.loads(body)
             code, message = str(data["code"]), str(data["message"])
         except (ValueError, KeyError, TypeError):
             code, message = "peer-refused", f"The provider's gateway answered {status}."

@@ -22,9 +22,10 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
+from pydantic import Field, ValidationError
 
 from gcx import crypto
-from gcx.errors import Forbidden, InputError, PeerUnreachable, RemoteRefusal
+from gcx.errors import Forbidden, InputError, NotFound, PeerUnreachable, RemoteRefusal
 from gcx.gateway.app import caller_of
 from gcx.gateway.home import client_ssl_for_central
 from gcx.gateway.peer import GATEWAY
@@ -32,6 +33,7 @@ from gcx.gateway.runtime import Gateway
 from gcx.gateway.services import ServiceProxy
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import json_body, run_sync
+from gcx.protocol import strict_json
 from gcx.protocol.services import (
     CHANGE_TYPE,
     AccessRight,
@@ -41,6 +43,7 @@ from gcx.protocol.services import (
     normalise_methods,
     normalise_path,
 )
+from gcx.protocol.validation import StrictModel, refusal, validated
 from gcx.store import iso
 from gcx.store.schema_services import service_backends, service_calls
 
@@ -206,13 +209,16 @@ async def submit_change(gateway: Gateway, change: ServiceChange) -> dict[str, An
                 url, data=document, headers={"Content-Type": "application/json"}
             ) as answer,
         ):
-            status, data = answer.status, await answer.json(content_type=None)
+            status, data = answer.status, strict_json.loads_object(await answer.read())
     except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
         raise PeerUnreachable(f"Central could not be reached: {type(exc).__name__}.") from exc
+    if status == 404:
+        # The administrator named a service or right that does not exist: their
+        # mistake, not a failure of central's, so it is a 404 here too.
+        raise NotFound(str(data.get("message") or NotFound.default_message))
     if status >= 400:
         raise RemoteRefusal(status, str(data.get("code")), str(data.get("message")))
-    result: dict[str, Any] = data
-    return result
+    return data
 
 
 def _change(gateway: Gateway, provider: str, action: str, **fields: Any) -> ServiceChange:
@@ -253,10 +259,10 @@ async def publish(request: web.Request) -> web.Response:
     backend_url = body.pop("backend_url", None)
     if not isinstance(backend_url, str) or not backend_url.startswith(("http://", "https://")):
         raise InputError("'backend_url' must be an http:// or https:// URL.")
-    try:
-        entry = ServiceEntry.model_validate({**body, "provider": caller.organisation})
-    except ValueError as exc:
-        raise InputError(f"The service description is not valid: {exc}".splitlines()[0]) from exc
+    if "provider" in body:
+        raise InputError("The field 'provider' is not one this request accepts.", field="provider")
+    # Strict: "requires_user": "false" is refused, not read as true.
+    entry = validated(ServiceEntry, {**body, "provider": caller.organisation})
     # The backend is stored first: once the directory lists the service, calls may arrive.
     await run_sync(_store_backend, gateway, entry, backend_url)
     await run_sync(proxy.reload_backends)
@@ -266,33 +272,45 @@ async def publish(request: web.Request) -> web.Response:
     return web.json_response({**result, "service": entry.model_dump(mode="json")}, status=201)
 
 
+class GrantRequest(StrictModel):
+    """``POST /api/v1/services/published/{service}/grants``."""
+
+    to: str
+    methods: list[str] = Field(default_factory=list)
+    paths: list[str] = Field(default_factory=list)
+    rate_per_second: float | None = None
+    burst: int | None = None
+
+
+class GroupRequest(StrictModel):
+    """``POST /api/v1/services/groups``."""
+
+    name: str
+    members: list[str] = Field(default_factory=list)
+
+
 async def grant(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     caller = await caller_of(request)
     _require(caller, ADMIN_ROLES, "grant access rights")
-    body = await json_body(request)
-    to = body.get("to")
-    if not isinstance(to, str) or not to:
-        raise InputError("'to' must name an organisation code or group:NAME.")
-    grantee = to if to.startswith("group:") else f"org:{to}"
-    methods = body.get("methods") or []
-    paths = body.get("paths") or []
-    if not isinstance(methods, list) or not isinstance(paths, list):
-        raise InputError("'methods' and 'paths' must be lists.")
+    asked = validated(GrantRequest, await json_body(request))
+    if not asked.to:
+        raise InputError("'to' must name an organisation code or group:NAME.", field="to")
+    grantee = asked.to if asked.to.startswith("group:") else f"org:{asked.to}"
     try:
         right = AccessRight(
             id=crypto.random_id(16),
             provider=caller.organisation,
             service=request.match_info["service"],
             grantee=grantee,
-            methods=normalise_methods(str(m) for m in methods),
-            paths=tuple(normalise_path(str(p)) for p in paths),
-            rate_per_second=body.get("rate_per_second"),
-            burst=body.get("burst"),
+            methods=normalise_methods(asked.methods),
+            paths=tuple(normalise_path(p) for p in asked.paths),
+            rate_per_second=asked.rate_per_second,
+            burst=asked.burst,
             granted_at=gateway.clock.now(),
         )
-    except ValueError as exc:
-        raise InputError(f"The access right is not valid: {exc}".splitlines()[0]) from exc
+    except ValidationError as exc:
+        raise refusal(exc) from exc
     result = await submit_change(
         gateway, _change(gateway, caller.organisation, "grant", right=right)
     )
@@ -311,15 +329,15 @@ async def set_group(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     caller = await caller_of(request)
     _require(caller, ADMIN_ROLES, "define groups")
-    body = await json_body(request)
+    asked = validated(GroupRequest, await json_body(request))
     try:
         group = ServiceGroup(
             provider=caller.organisation,
-            name=str(body.get("name")),
-            members=tuple(sorted({str(m) for m in body.get("members") or []})),
+            name=asked.name,
+            members=tuple(sorted(set(asked.members))),
         )
-    except ValueError as exc:
-        raise InputError(f"The group is not valid: {exc}".splitlines()[0]) from exc
+    except ValidationError as exc:
+        raise refusal(exc) from exc
     result = await submit_change(
         gateway, _change(gateway, caller.organisation, "group", group=group)
     )

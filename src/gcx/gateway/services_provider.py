@@ -7,7 +7,6 @@ and the consumer side; see that module for the per-call budget both keep to.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -22,9 +21,11 @@ from gcx.errors import (
     BackendAnswerTooLarge,
     BackendTimeout,
     BackendUnreachable,
+    BodyNotUtf8,
     CryptoError,
     GcxError,
     InputError,
+    JsonInvalid,
     RateLimited,
     SignatureInvalid,
 )
@@ -40,6 +41,7 @@ from gcx.gateway.services_common import (
 )
 from gcx.httpapi import read_body, refusal
 from gcx.protocol import directory as dirproto
+from gcx.protocol import strict_json
 from gcx.protocol.services import (
     FORWARDED_REQUEST_HEADERS,
     FORWARDED_RESPONSE_HEADERS,
@@ -220,7 +222,9 @@ class ServiceProviding:
         if not signed:
             raise InputError(f"A call needs its signed request document in {REQUEST_HEADER}.")
         try:
-            payload = base64.b64decode(json.loads(signed)["payload"], validate=True)
+            payload = base64.b64decode(strict_json.loads(signed)["payload"], validate=True)
+        except (JsonInvalid, BodyNotUtf8):
+            raise  # refused as what they are: the JSON itself is bad
         except (ValueError, KeyError, TypeError) as exc:
             raise SignatureInvalid("The call request is not a signed document.") from exc
         call = CallRequest.from_bytes(payload)

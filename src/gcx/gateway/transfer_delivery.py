@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import os
 from typing import Any
@@ -39,6 +38,7 @@ from gcx.gateway.runtime import Gateway
 from gcx.gateway.transfer_policy import stored_manifest, transfer_files
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
+from gcx.protocol import strict_json
 from gcx.protocol.transfer import (
     RECEIPT_TYPE,
     DeliveryEvent,
@@ -230,7 +230,7 @@ def _outgoing(gateway: Gateway, transfer_id: str) -> Any:
 
 def _refusal(status: int, body: bytes) -> tuple[str, str]:
     try:
-        data = json.loads(body)
+        data = strict_json.loads(body)
         return str(data["code"]), str(data["message"])
     except (ValueError, KeyError, TypeError):
         return "http-error", f"The receiving gateway answered HTTP {status}."
@@ -362,7 +362,7 @@ class TransferWorker:
         )
         if status != 200:
             self._judge(status, body)
-        offer = json.loads(body)
+        offer = strict_json.loads(body)
         missing: list[int] = [int(n) for n in offer.get("missing", [])]
         total = len(manifest.chunks)
         await run_sync(
@@ -379,7 +379,7 @@ class TransferWorker:
         )
         if status != 200:
             self._judge(status, body)
-        documents = [str(d).encode() for d in json.loads(body).get("receipts", [])]
+        documents = [str(d).encode() for d in strict_json.loads(body).get("receipts", [])]
         return await run_sync(self._check_receipts, directory, outgoing, row, documents)
 
     async def _send_chunks(

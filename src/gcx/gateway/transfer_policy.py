@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from gcx import audit
 from gcx.errors import Forbidden, InputError, QuotaExceeded, StorageFull
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
+from gcx.protocol import strict_json
 from gcx.protocol.transfer import TransferManifest
 from gcx.store import iso
 from gcx.store.schema_transfers import transfer_policies, transfers, uploads
@@ -44,7 +44,7 @@ def transfer_files(gateway: Gateway) -> TransferFiles:
 
 def stored_manifest(document: bytes) -> TransferManifest:
     """The manifest of a signed document this gateway verified before storing it."""
-    payload = base64.b64decode(json.loads(document)["payload"])
+    payload = base64.b64decode(strict_json.loads(document)["payload"])
     return TransferManifest.from_bytes(payload)
 
 

@@ -22,6 +22,8 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from gcx import audit, crypto
 from gcx.errors import (
     InputError,
@@ -52,6 +54,7 @@ from gcx.protocol.transfer import (
     TransferManifest,
     TransferMetadata,
 )
+from gcx.protocol.validation import refusal
 from gcx.store import iso
 from gcx.store.schema_transfers import (
     deliveries,
@@ -193,6 +196,11 @@ def create_transfer(
                     sha256=sealed.sha256,
                 )
             )
+    except ValidationError as exc:
+        # A file's name or type does not fit the manifest's rules: said in our words,
+        # naming the field, never in pydantic's.
+        files.delete("out", transfer_id)
+        raise refusal(exc, TransferRefused, prefix="A file cannot be sent as described. ") from exc
     except ValueError as exc:
         files.delete("out", transfer_id)
         raise TransferRefused(f"An uploaded file could not be read whole: {exc}.") from exc

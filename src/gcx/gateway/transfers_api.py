@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field
 
 from gcx.errors import BodyTooLarge, InputError
 from gcx.gateway import transfer_policy, transfer_reading, transfer_uploads, transfers
@@ -28,6 +29,7 @@ from gcx.gateway.transfer_delivery import TransferWorker
 from gcx.gateway.transfer_listing import list_transfers as list_visible
 from gcx.httpapi import attachment_disposition, json_body, run_sync
 from gcx.openapi import OBJECT, REFUSALS, json_ok
+from gcx.protocol.validation import StrictModel, validated
 
 TUS_VERSION = "1.0.0"
 TRANSFER_WORKER = web.AppKey("transfer_worker", TransferWorker)
@@ -156,47 +158,69 @@ async def delete_upload(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=_TUS_HEADERS)
 
 
-def _strings(value: Any, field: str) -> list[str]:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise InputError(f"The field {field!r} must be a list of text.")
+def _strings(value: list[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    return [v.strip() for v in items if v.strip()]
+
+
+class FileRequest(StrictModel):
+    name: str
+    size: int = Field(ge=0)
+
+
+class PreflightRequest(StrictModel):
+    """``POST /api/v1/transfers/preflight``: the checks a transfer will meet, before uploading."""
+
+    to: list[str] | str
+    marking: str | None = None
+    files: list[FileRequest]
+
+
+class TransferRequest(StrictModel):
+    """``POST /api/v1/transfers``: completed uploads to send as one transfer."""
+
+    to: list[str] | str
+    marking: str | None = None
+    uploads: list[str]
+    names: list[str] | None = None
+
+
+class PolicyRequest(StrictModel):
+    """``PUT /api/v1/transfers/policy``: null restores a setting's default."""
+
+    max_file_bytes: int | None = Field(default=None, ge=0)
+    max_batch_bytes: int | None = Field(default=None, ge=0)
+    storage_bytes: int | None = Field(default=None, ge=0)
+    retention_days: int | None = Field(default=None, ge=0)
 
 
 async def preflight(request: web.Request) -> web.Response:
     caller = await caller_of(request)
-    body = await json_body(request)
-    files = body.get("files")
-    if not isinstance(files, list):
-        raise InputError("The field 'files' must be a list of {name, size}.")
-    try:
-        pairs = [(str(f["name"]), int(f["size"])) for f in files]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError("Each file must be an object with a name and a size.") from exc
+    asked = validated(PreflightRequest, await json_body(request))
     result = await run_sync(
         transfers.preflight,
         request.app[GATEWAY],
         caller,
-        _strings(body.get("to"), "to"),
-        str(body.get("marking") or ""),
-        pairs,
+        _strings(asked.to),
+        asked.marking or "",
+        [(f.name, f.size) for f in asked.files],
     )
     return web.json_response(result)
 
 
 async def create_transfer(request: web.Request) -> web.Response:
     caller = await caller_of(request, record_use=False)
-    body = await json_body(request)
-    names = body.get("names")
+    asked = validated(TransferRequest, await json_body(request))
     result = await run_sync(
         lambda: transfers.create_transfer(
             request.app[GATEWAY],
             caller,
-            to=_strings(body.get("to"), "to"),
-            marking=str(body.get("marking") or ""),
-            upload_ids=_strings(body.get("uploads") or [], "uploads"),
-            names=_strings(names, "names") if names is not None else None,
+            to=_strings(asked.to),
+            marking=asked.marking or "",
+            upload_ids=_strings(asked.uploads),
+            names=asked.names,
         )
     )
     request.app[TRANSFER_WORKER].wake()
@@ -271,6 +295,7 @@ async def stream_incoming_file(
 async def set_policy(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     body = await json_body(request)
+    validated(PolicyRequest, body)  # exact types; only the settings given are changed
     result = await run_sync(transfer_policy.set_policy, request.app[GATEWAY], caller, body)
     return web.json_response(result)
 

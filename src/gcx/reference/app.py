@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gcx.protocol import strict_json
 from gcx.reference._data import (
     LABEL,
     fsm_eligible,
@@ -48,7 +49,7 @@ async def samples(request: web.Request) -> web.Response:
 
 async def eligibility(request: web.Request) -> web.Response:
     try:
-        body = await request.json()
+        body = strict_json.loads(await request.read())
         nino = normalise_nino(str(body["nino"]))
     except (ValueError, KeyError, TypeError):
         return _answer({"error": "send a JSON object with 'nino'"}, 400)

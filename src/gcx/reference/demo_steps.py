@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import aiohttp
 import sqlalchemy as sa
 
+from gcx.protocol import strict_json
 from gcx.reference._data import sample_ninos
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ async def _lookup(
             timeout=aiohttp.ClientTimeout(total=30),
         ) as response,
     ):
-        return response.status, json.loads(await response.read()), dict(response.headers)
+        return response.status, strict_json.loads(await response.read()), dict(response.headers)
 
 
 def _logged_purpose(gateway: GatewayProcess, call_id: str) -> str | None:

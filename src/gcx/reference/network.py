@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from gcx.errors import PeerUnreachable, RemoteRefusal
+from gcx.protocol import strict_json
 from gcx.reference._data import REFERENCE_SERVICES
 from gcx.reference.app import openapi_for
 
@@ -65,7 +66,7 @@ async def local_api(
             timeout=aiohttp.ClientTimeout(total=30),
         ) as response,
     ):
-        data = await response.json(content_type=None)
+        data = strict_json.loads(await response.read())
         if response.status >= 400:
             raise RemoteRefusal(response.status, str(data.get("code")), str(data.get("message")))
         return data
@@ -140,7 +141,7 @@ async def wait_for_version(
         for gateway in gateways:
             while True:
                 async with session.get(gateway.config.api_url + "/api/v1/health") as response:
-                    held = (await response.json()).get("directory_version") or 0
+                    held = strict_json.loads(await response.read()).get("directory_version") or 0
                 if held >= version:
                     break
                 if time.monotonic() > deadline:

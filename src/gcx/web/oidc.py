@@ -35,6 +35,7 @@ from gcx.clock import Clock
 from gcx.config import GatewayConfig
 from gcx.errors import ConfigError, CryptoError, GcxError, PeerUnreachable, SignInRefused
 from gcx.httpapi import run_sync
+from gcx.protocol import strict_json
 
 STATE_COOKIE = "__Host-gcx-oidc"
 _PENDING_SECONDS = 600
@@ -90,7 +91,7 @@ def seal_pending(key: bytes, state: str, pending: Pending) -> str:
 def open_pending(key: bytes, state: str, sealed: str, now: float) -> Pending:
     """The sign-in ``state`` names, from its cookie; refused if not this browser's or too old."""
     try:
-        raw = json.loads(crypto.open_secret(key, sealed, _bound(state)))
+        raw = strict_json.loads(crypto.open_secret(key, sealed, _bound(state)))
         pending = Pending(**raw)
     except (CryptoError, ValueError, TypeError) as exc:
         raise SignInRefused("That sign-in was not started from this browser; start again.") from exc
@@ -119,7 +120,7 @@ class OidcClient:
                 session.get(url) as answer,
             ):
                 answer.raise_for_status()
-                body = await answer.json()
+                body = strict_json.loads(await answer.read())
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise PeerUnreachable(
                 "Your organisation's sign-in service could not be reached; try again or "
@@ -190,7 +191,7 @@ class OidcClient:
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
                 session.post(str(metadata["token_endpoint"]), data=form, auth=auth) as answer,
             ):
-                body = await answer.json(content_type=None)
+                body = strict_json.loads(await answer.read())
                 status = answer.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise PeerUnreachable(

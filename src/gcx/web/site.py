@@ -8,7 +8,9 @@ The frame does what every page needs, so no page can forget it:
   and for the roles its handler names with ``@needs``; the default is no;
 * every POST must carry the session's CSRF token (form field ``csrf_token``,
   or the ``X-CSRF-Token`` header from our own scripts), and must come from our
-  own origin when the browser says where it came from;
+  own origin when the browser says where it came from; a streamed upload
+  carries it as the first field of its multipart body, read without reading
+  the files after it (never in the URL, where logs and Referer keep it);
 * pages are sent with a strict Content Security Policy (scripts only from
   our own origin, or inline with the page's nonce), no framing, no caching,
   and no referrer to other sites;
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from aiohttp import web
+from aiohttp import BodyPartReader, MultipartReader, web
 from multidict import MultiDictProxy
 
 from gcx.errors import (
@@ -44,7 +46,7 @@ from gcx.errors import (
     RoleRequired,
     SessionExpired,
 )
-from gcx.httpapi import run_sync
+from gcx.httpapi import multipart_errors, multipart_reader, run_sync
 from gcx.web.accounts import WebAccounts, WebSession, WebUser
 from gcx.web.assets import govuk_frontend_dir
 from gcx.web.throttle import SignInThrottle
@@ -59,6 +61,9 @@ TEMPLATES_KEY = web.AppKey("gcx_web_templates", jinja2.Environment)
 NONCE_KEY = web.RequestKey("gcx_nonce", str)
 SESSION_KEY = web.RequestKey("gcx_session", WebSession)
 FORM_KEY = web.RequestKey("gcx_form", MultiDictProxy)
+# A streamed form's body, positioned after the CSRF token the frame read from it.
+STREAM_KEY = web.RequestKey("gcx_form_stream", MultipartReader)
+_MAX_TOKEN_BYTES = 256
 # The sign-in forms' token, before there is a session to hold one.
 PENDING_CSRF_KEY = web.RequestKey("gcx_pending_csrf", str)
 
@@ -124,13 +129,15 @@ def needs(*roles: str) -> Callable[[Handler], Handler]:
     return mark
 
 
-def csrf_in_query(handler: Handler) -> Handler:
-    """Mark a streaming upload whose CSRF token travels in the query string.
+def streamed_form(handler: Handler) -> Handler:
+    """Mark a page that reads its multipart form as a stream (uploads of any size).
 
-    The frame cannot read such a form's body without buffering a file of any
-    size, so the form's action carries the token instead.
+    The frame cannot read such a form whole without buffering every file, so
+    the form's first field must be ``csrf_token``: the frame reads that part
+    alone and leaves the reader, positioned after it, for the page to take with
+    :func:`form_stream`.
     """
-    handler.gcx_csrf_in_query = True  # type: ignore[attr-defined]
+    handler.gcx_streamed_form = True  # type: ignore[attr-defined]
     return handler
 
 
@@ -154,9 +161,20 @@ async def form_of(request: web.Request) -> MultiDictProxy[Any]:
     """The posted form (already read by the CSRF check)."""
     form: MultiDictProxy[Any] | None = request.get(FORM_KEY)
     if form is None:
-        form = await request.post()
+        with multipart_errors():
+            form = await request.post()
         request[FORM_KEY] = form
     return form
+
+
+async def form_stream(request: web.Request) -> MultipartReader:
+    """A :func:`streamed_form` page's multipart body, after the CSRF token the frame read."""
+    reader: MultipartReader | None = request.get(STREAM_KEY)
+    if reader is None:
+        # The token came in the X-CSRF-Token header; the body is still whole.
+        reader = await multipart_reader(request)
+        request[STREAM_KEY] = reader
+    return reader
 
 
 def field_text(form: MultiDictProxy[Any], name: str, limit: int = 10_000) -> str:
@@ -293,14 +311,30 @@ async def _check_csrf(request: web.Request, expected: str, handler: Any) -> None
     if not _same_origin(request):
         raise CsrfRefused()
     given = request.headers.get("X-CSRF-Token")
-    if given is None and getattr(handler, "gcx_csrf_in_query", False):
-        given = request.query.get("csrf_token")
+    if given is None and getattr(handler, "gcx_streamed_form", False):
+        given = await _token_from_stream(request)
     if given is None:
         form = await form_of(request)
         value = form.get("csrf_token")
         given = value if isinstance(value, str) else None
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise CsrfRefused()
+
+
+async def _token_from_stream(request: web.Request) -> str:
+    """The CSRF token from the first part of a streamed form, reading nothing after it."""
+    reader = await multipart_reader(request)
+    with multipart_errors():
+        part = await reader.next()
+        if not isinstance(part, BodyPartReader) or part.name != "csrf_token" or part.filename:
+            raise CsrfRefused()
+        value = bytearray()
+        while chunk := await part.read_chunk(256):
+            value += chunk
+            if len(value) > _MAX_TOKEN_BYTES:
+                raise CsrfRefused()
+    request[STREAM_KEY] = reader
+    return value.decode("ascii", errors="replace")
 
 
 @web.middleware

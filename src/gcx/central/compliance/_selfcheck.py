@@ -15,7 +15,8 @@ from gcx.compliance.catalogue import Catalogue
 from gcx.compliance.evidence import SELFCHECK_MEDIA_TYPE
 from gcx.compliance.selfcheck_format import SELFCHECK_TYPE, parse_report
 from gcx.compliance.statement import EDITABLE
-from gcx.errors import CryptoError, SelfCheckSignatureInvalid
+from gcx.errors import BodyNotUtf8, CryptoError, JsonInvalid, SelfCheckSignatureInvalid
+from gcx.protocol import strict_json
 from gcx.protocol.enrolment import EnrolmentState
 from gcx.store import iso
 from gcx.store.schema import enrolments
@@ -156,11 +157,12 @@ class SelfCheckUseCases(ComplianceCore):
 def _claimed_organisation(document: bytes) -> str:
     """The organisation a self-check report names (unverified; only to pick the key)."""
     import base64
-    import json
 
     try:
-        envelope = json.loads(document)
-        body = json.loads(base64.b64decode(envelope["payload"], validate=True))
+        envelope = strict_json.loads(document)
+        body = strict_json.loads(base64.b64decode(envelope["payload"], validate=True))
         return str(body["organisation"])[:16]
+    except (JsonInvalid, BodyNotUtf8):
+        raise  # refused as what they are: the JSON itself is bad
     except (ValueError, KeyError, TypeError) as exc:
         raise SelfCheckSignatureInvalid("The self-check report is not a signed report.") from exc

@@ -20,8 +20,14 @@ from aiohttp import BodyPartReader, hdrs, web
 from multidict import MultiDictProxy
 
 from gcx.compliance.catalogue import Control, Level
-from gcx.errors import GcxError, InputError, NotFound
-from gcx.httpapi import attachment_disposition, run_sync
+from gcx.errors import GcxError, NotFound
+from gcx.httpapi import (
+    attachment_disposition,
+    multipart_errors,
+    part_filename,
+    part_media_type,
+    run_sync,
+)
 from gcx.web.central import principal_of
 from gcx.web.central.statements_common import (
     MARKING,
@@ -31,12 +37,13 @@ from gcx.web.central.statements_common import (
 )
 from gcx.web.site import (
     FormErrors,
-    csrf_in_query,
     field_text,
     form_of,
+    form_stream,
     needs,
     redirect,
     render,
+    streamed_form,
 )
 from gcx.web.words import size_text
 
@@ -189,33 +196,31 @@ async def _read_upload(request: web.Request, limit: int) -> tuple[str, str, byte
     A file past ``limit`` comes back as ``limit + 1`` bytes, so the use case
     refuses it as too large with its own code, as the API does.
     """
-    try:
-        reader = await request.multipart()
-    except (AssertionError, ValueError, KeyError) as exc:
-        raise InputError("Choose a file to upload with the form on this page.") from exc
-    while True:
-        part = await reader.next()
-        if part is None:
-            return "", "", b""
-        if isinstance(part, BodyPartReader) and part.name == "evidence":
-            break
-        if isinstance(part, BodyPartReader):
-            await part.release()
-    filename = part.filename or ""
-    media_type = part.headers.get(hdrs.CONTENT_TYPE, "")
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await part.read_chunk(256 * 1024):
-        size += len(chunk)
-        if size > limit:
-            while size < DRAIN_LIMIT and (chunk := await part.read_chunk(256 * 1024)):
-                size += len(chunk)
-            return filename, media_type, b"\0" * (limit + 1)
-        chunks.append(chunk)
+    reader = await form_stream(request)
+    with multipart_errors():
+        while True:
+            part = await reader.next()
+            if part is None:
+                return "", "", b""
+            if isinstance(part, BodyPartReader) and part.name == "evidence":
+                break
+            if isinstance(part, BodyPartReader):
+                await part.release()
+        filename = part_filename(part) or ""
+        media_type = part_media_type(part) if part.headers.get(hdrs.CONTENT_TYPE) else ""
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await part.read_chunk(256 * 1024):
+            size += len(chunk)
+            if size > limit:
+                while size < DRAIN_LIMIT and (chunk := await part.read_chunk(256 * 1024)):
+                    size += len(chunk)
+                return filename, media_type, b"\0" * (limit + 1)
+            chunks.append(chunk)
     return filename, media_type, b"".join(chunks)
 
 
-@csrf_in_query
+@streamed_form
 @needs("security-officer")
 async def upload_evidence(request: web.Request) -> web.StreamResponse:
     statement_id, control_id = request.match_info["id"], request.match_info["control"]

@@ -29,13 +29,21 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from gcx.errors import GcxError, InputError, MarkingMissing, QuotaExceeded, TransferEmpty
+from gcx.errors import (
+    BodyNotUtf8,
+    GcxError,
+    InputError,
+    MarkingMissing,
+    MultipartInvalid,
+    QuotaExceeded,
+    TransferEmpty,
+)
 from gcx.gateway import transfer_policy, transfer_reading, transfer_uploads, transfers
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
 from gcx.gateway.transfer_listing import list_transfers
 from gcx.gateway.transfers_api import stream_incoming_file
-from gcx.httpapi import run_sync
+from gcx.httpapi import multipart_errors, part_filename, part_media_type, run_sync
 from gcx.private_files import open_private
 from gcx.protocol.marking import Marking, highest, parse_marking
 from gcx.protocol.message import check_file_name
@@ -43,10 +51,11 @@ from gcx.web.gateway import caller_of, parts_of
 from gcx.web.site import (
     FormErrors,
     Site,
-    csrf_in_query,
+    form_stream,
     needs,
     redirect,
     render,
+    streamed_form,
 )
 from gcx.web.words import moment
 
@@ -190,7 +199,10 @@ async def _field(part: BodyPartReader) -> str:
         data.extend(chunk)
         if len(data) > MAX_FIELD_BYTES:
             raise InputError(f"The form field {str(part.name)[:40]!r} is too long.")
-    return data.decode("utf-8", errors="replace").strip()
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise BodyNotUtf8(f"The form field {str(part.name)[:40]!r} is not valid UTF-8.") from exc
 
 
 async def _spool(
@@ -231,34 +243,37 @@ def _limits(gateway: Gateway, caller: Caller, declared: int | None) -> transfer_
 async def _read_send_form(
     request: web.Request, gateway: Gateway, caller: Caller, form: _SendForm
 ) -> None:
-    if request.content_type != "multipart/form-data":
-        raise InputError("Send the form as multipart/form-data, as the page does.")
+    reader = await form_stream(request)
     limits = await run_sync(_limits, gateway, caller, request.content_length)
     spool_dir = transfer_policy.transfer_files(gateway).root / "uploads"
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise InputError("The form holds a nested multipart part; send files one by one.")
-        if part.name == "files" and part.filename is not None:
-            if not part.filename:
-                await part.release()  # the file input was left empty
-                continue
-            if len(form.files) >= MAX_FILES:
-                raise InputError(f"Send at most {MAX_FILES} files at once.")
-            spooled = _Spooled(
-                name=part.filename,
-                media_type=(part.headers.get("Content-Type") or "application/octet-stream")[:255],
-                # A dot name never matches an upload identifier, so nothing mistakes it for one.
-                path=spool_dir / f".web-{secrets.token_hex(16)}",
-            )
-            form.files.append(spooled)
-            await _spool(part, spooled, limits, sum(f.size for f in form.files[:-1]))
-        elif part.name == "to":
-            form.to.append(await _field(part))
-        elif part.name == "marking":
-            form.marking = await _field(part)
-        else:
-            await part.release()
+    with multipart_errors():
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise MultipartInvalid(
+                    "The form holds a nested multipart part; send files one by one."
+                )
+            filename = part_filename(part)
+            if part.name == "files" and filename is not None:
+                if not filename:
+                    await part.release()  # the file input was left empty
+                    continue
+                if len(form.files) >= MAX_FILES:
+                    raise InputError(f"Send at most {MAX_FILES} files at once.")
+                spooled = _Spooled(
+                    name=filename,
+                    media_type=part_media_type(part),
+                    # A dot name never matches an upload identifier, so nothing mistakes it
+                    # for one.
+                    path=spool_dir / f".web-{secrets.token_hex(16)}",
+                )
+                form.files.append(spooled)
+                await _spool(part, spooled, limits, sum(f.size for f in form.files[:-1]))
+            elif part.name == "to":
+                form.to.append(await _field(part))
+            elif part.name == "marking":
+                form.marking = await _field(part)
+            else:
+                await part.release()
 
 
 def _check_send_form(form: _SendForm) -> FormErrors | None:
@@ -330,10 +345,9 @@ _FIELD_OF = {
 }
 
 
-# The form's action carries the CSRF token: finding it in the body would mean reading
-# every file before the token is checked.
+# The CSRF token is the form's first field, read alone by the frame before any file.
 @needs("staff")
-@csrf_in_query
+@streamed_form
 async def send(request: web.Request) -> web.StreamResponse:
     parts = parts_of(request)
     caller = caller_of(request)

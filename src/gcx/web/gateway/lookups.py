@@ -33,6 +33,7 @@ from gcx.errors import InputError, PurposeRequired
 from gcx.gateway.services import ServiceProxy
 from gcx.gateway.services_common import CALL_ID_HEADER, PURPOSE_HEADER
 from gcx.httpapi import run_sync
+from gcx.protocol import strict_json
 from gcx.web.gateway import caller_of, parts_of
 from gcx.web.site import FormErrors, Site, field_text, form_of, needs, render, user_of
 
@@ -144,7 +145,7 @@ class Refused:
 def _body(answer: web.Response) -> Any:
     raw = answer.body
     try:
-        return json.loads(raw if isinstance(raw, bytes) else b"")
+        return strict_json.loads(raw if isinstance(raw, bytes) else b"")
     except ValueError:
         return None
 

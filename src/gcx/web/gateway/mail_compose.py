@@ -1,7 +1,7 @@
 """Pages: composing and sending a secure message.
 
-Attachments are read from a streamed multipart body (the CSRF token rides in
-the form's query string) so that a file over the limit is refused in the
+Attachments are read from a streamed multipart body (the CSRF token is its
+first field, which the frame reads alone) so that a file over the limit is refused in the
 form's own words, with what the person typed kept, rather than cut off by
 the frame's request size limit.
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import BodyPartReader, web
 
-from gcx.errors import AttachmentTooLarge, BodyNotUtf8, BodyTooLarge, GcxError
+from gcx.errors import AttachmentTooLarge, BodyNotUtf8, BodyTooLarge, GcxError, MultipartInvalid
 from gcx.gateway.messaging import Compose, RecipientUnknown
-from gcx.httpapi import run_sync
+from gcx.httpapi import multipart_errors, part_filename, part_media_type, run_sync
 from gcx.protocol.marking import Marking, parse_marking
 from gcx.protocol.message import (
     MAX_ATTACHMENT_BYTES,
@@ -37,7 +37,15 @@ from gcx.web.gateway.mail import (
     organisation_name,
     organisation_names,
 )
-from gcx.web.site import FormErrors, csrf_in_query, needs, redirect, render, user_of
+from gcx.web.site import (
+    FormErrors,
+    form_stream,
+    needs,
+    redirect,
+    render,
+    streamed_form,
+    user_of,
+)
 
 
 def add_routes(app: web.Application) -> None:
@@ -95,49 +103,50 @@ async def _read_compose(request: web.Request) -> tuple[ComposeForm, GcxError | N
     form = ComposeForm()
     refusal: GcxError | None = None
     kept = seen = 0
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.name is None:
-            raise BodyTooLarge("Nested multipart bodies are not accepted.")
-        if part.filename is not None:
-            data = bytearray()
-            size = 0
-            while chunk := await part.read_chunk(1 << 16):
-                size += len(chunk)
-                seen += len(chunk)
-                if seen > MAX_UPLOAD_BYTES:
-                    raise BodyTooLarge(
-                        "The attachments add up to far more than 100 MiB; send large files "
-                        "as a bulk file transfer."
+    reader = await form_stream(request)
+    with multipart_errors():
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                raise MultipartInvalid("Nested or unnamed multipart parts are not accepted.")
+            filename = part_filename(part)
+            if filename is not None:
+                data = bytearray()
+                size = 0
+                while chunk := await part.read_chunk(1 << 16):
+                    size += len(chunk)
+                    seen += len(chunk)
+                    if seen > MAX_UPLOAD_BYTES:
+                        raise BodyTooLarge(
+                            "The attachments add up to far more than 100 MiB; send large files "
+                            "as a bulk file transfer."
+                        )
+                    if size <= MAX_ATTACHMENT_BYTES and kept + size <= MAX_TOTAL_ATTACHMENT_BYTES:
+                        data += chunk
+                if not filename and not size:
+                    continue  # the file field, left empty
+                if size > MAX_ATTACHMENT_BYTES:
+                    refusal = refusal or AttachmentTooLarge(
+                        f"{filename[:80]} is larger than 25 MiB; send large files as a bulk "
+                        "file transfer."
                     )
-                if size <= MAX_ATTACHMENT_BYTES and kept + size <= MAX_TOTAL_ATTACHMENT_BYTES:
-                    data += chunk
-            if not part.filename and not size:
-                continue  # the file field, left empty
-            if size > MAX_ATTACHMENT_BYTES:
-                refusal = refusal or AttachmentTooLarge(
-                    f"{part.filename[:80]} is larger than 25 MiB; send large files as a bulk "
-                    "file transfer."
-                )
+                    continue
+                if kept + size > MAX_TOTAL_ATTACHMENT_BYTES:
+                    refusal = refusal or AttachmentTooLarge(
+                        "The attachments add up to more than 100 MiB; send them as a bulk file "
+                        "transfer."
+                    )
+                    continue
+                kept += size
+                form.attachments.append((filename, part_media_type(part), bytes(data)))
                 continue
-            if kept + size > MAX_TOTAL_ATTACHMENT_BYTES:
-                refusal = refusal or AttachmentTooLarge(
-                    "The attachments add up to more than 100 MiB; send them as a bulk file "
-                    "transfer."
-                )
-                continue
-            kept += size
-            media_type = part.headers.get("Content-Type", "application/octet-stream")
-            form.attachments.append((part.filename, media_type.split(";")[0].strip(), bytes(data)))
-            continue
-        raw = await part.read()
-        if len(raw) > MAX_FIELD_BYTES:
-            raise BodyTooLarge(f"The field {part.name[:40]!r} is too long.")
-        try:
-            value = bytes(raw).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BodyNotUtf8(f"The field {part.name[:40]!r} is not valid UTF-8.") from exc
-        _set_field(form, part.name, value)
+            raw = await part.read()
+            if len(raw) > MAX_FIELD_BYTES:
+                raise BodyTooLarge(f"The field {part.name[:40]!r} is too long.")
+            try:
+                value = bytes(raw).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BodyNotUtf8(f"The field {part.name[:40]!r} is not valid UTF-8.") from exc
+            _set_field(form, part.name, value)
     return form, refusal
 
 
@@ -232,7 +241,7 @@ async def compose_form(request: web.Request) -> web.StreamResponse:
 
 
 @needs(*MAIL_ROLES)
-@csrf_in_query
+@streamed_form
 async def send(request: web.Request) -> web.StreamResponse:
     caller = mail_caller(request)
     form, attachment_refusal = await _read_compose(request)
