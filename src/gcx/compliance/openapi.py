@@ -270,11 +270,15 @@ QUERY: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
 
 _BINARY = {"type": "string", "format": "binary"}
 _CSV_OR_JSON = {"text/csv": {"schema": _STR}, "application/json": {"schema": {"type": "object"}}}
+_CSV_OR_JSON_LIST = {
+    "text/csv": {"schema": _STR},
+    "application/json": {"schema": {"type": "array"}},
+}
 
 # Success bodies that are not a JSON object: exports, reports and evidence files.
 CONTENT: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/statements/{id}/export"): _CSV_OR_JSON,
-    ("GET", "/report"): _CSV_OR_JSON,
+    ("GET", "/report"): _CSV_OR_JSON_LIST,
     ("GET", "/evidence/{id}"): {"*/*": {"schema": _BINARY}},
     ("GET", "/accounts"): {"application/json": {"schema": {"type": "array"}}},
     ("GET", "/catalogues"): {"application/json": {"schema": {"type": "array"}}},
