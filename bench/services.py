@@ -37,7 +37,7 @@ from typing import Any
 
 import aiohttp
 
-from gcx.localnet import DEMO_GATEWAYS, LocalNetwork, free_port
+from gcx.localnet import DEMO_GATEWAYS, LocalNetwork
 from gcx.reference import sample_ninos
 from gcx.reference.network import set_up_dwp_lookup
 
@@ -142,7 +142,7 @@ async def run(seconds: float, concurrency: int, logging: str) -> dict[str, Any]:
             print("starting the network...", file=sys.stderr)
             await network.start(DEMO_GATEWAYS[:2])
             backend = await set_up_dwp_lookup(
-                network, port=free_port(), logging=logging, rate_per_second=100_000.0, burst=100_000
+                network, logging=logging, rate_per_second=100_000.0, burst=100_000
             )
             council = network.gateways["tower-hamlets"]
             gateway_base = f"{council.config.api_url}/services/DWP/dwp-cis"

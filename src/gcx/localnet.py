@@ -3,6 +3,14 @@
 Used by ``gcx demo`` and by the integration tests, so what the demo shows is
 what the tests exercise. Every process is a real ``gcx`` process on real
 sockets with real TLS; nothing is simulated.
+
+Ports: this process binds every listening socket itself, on port 0, writes the
+port the kernel gave into the configuration of the process that will serve on
+it (a gateway's peer address must be known at enrolment, before the gateway
+first runs) and hands the bound socket to that process when it starts it
+(gcx.listeners). No port is chosen free and bound later, so no other process
+on the machine can take it in between. A process started again after a stop
+binds the port it had before; that port was free only while it was stopped.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gcx import listeners
 from gcx.central.client import OperatorClient
 from gcx.compliance.demo_path import admit_all, write_demo_settings
 from gcx.config import CentralConfig, GatewayConfig
@@ -37,6 +46,12 @@ MARKER = ".gcx-localnet"
 
 
 def free_port() -> int:
+    """A port that was free a moment ago, for third-party programs that cannot be handed a
+    socket (the benchmarks' sshd and Postfix baselines).
+
+    Another process may take it before the program binds it: gcx's own servers are
+    handed bound sockets instead (see the module docstring).
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -114,6 +129,9 @@ class LocalNetwork:
     central_web_port: int = 0
     web_users: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     extra_processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # Sockets bound for a process not yet started, by process ("central" or a
+    # gateway's name) and listener name; handed over and closed here when it starts.
+    _held: dict[str, dict[str, socket.socket]] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def central_home(self) -> Path:
@@ -129,17 +147,70 @@ class LocalNetwork:
 
     # -- processes ---------------------------------------------------------
 
-    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
-        environment = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        # The child keeps its own copy of the log descriptor; ours closes here.
-        with (self.root / "logs" / f"{log_name}.log").open("ab") as log:
-            return subprocess.Popen(
-                [sys.executable, "-m", "gcx.cli.main", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=environment,
-                start_new_session=True,
-            )
+    def spawn(
+        self,
+        args: list[str],
+        log_name: str,
+        sockets: dict[str, socket.socket] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``gcx ARGS``, logging to logs/LOG_NAME.log, handing it the bound ``sockets``."""
+        sockets = sockets or {}
+        handed, fds = listeners.handed_down(sockets)
+        environment = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1", **handed}
+        if not sockets:
+            environment.pop(listeners.ENVIRONMENT, None)
+        # The child keeps its own copies of the log and socket descriptors; ours close here.
+        try:
+            with (self.root / "logs" / f"{log_name}.log").open("ab") as log:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "gcx.cli.main", *args],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=environment,
+                    start_new_session=True,
+                    pass_fds=fds,
+                )
+        finally:
+            for sock in sockets.values():
+                sock.close()
+
+    def _hold(self, process: str, listener: str) -> int:
+        """Bind a socket for ``process``'s ``listener`` on a port the kernel chooses; the port."""
+        sock = listeners.bind(listen=True)
+        self._held.setdefault(process, {})[listener] = sock
+        return listeners.port_of(sock)
+
+    def _sockets_for(self, process: str, ports: dict[str, int]) -> dict[str, socket.socket]:
+        """The held sockets for ``process``'s listeners; for a restart, the same ports bound
+        again (a port of 0 is a listener the process does not open)."""
+        held = self._held.pop(process, {})
+        sockets: dict[str, socket.socket] = {}
+        try:
+            for name, port in ports.items():
+                if not port:
+                    continue
+                sock = held.pop(name, None)
+                if sock is not None and listeners.port_of(sock) != port:
+                    sock.close()  # the configuration was changed since enrolment
+                    sock = None
+                if sock is None:
+                    try:
+                        sock = listeners.bind(port=port, listen=True)
+                    except OSError as exc:
+                        raise ConfigError(
+                            f"Port {port}, which {process} listened on before it stopped, is "
+                            f"now taken by another process ({exc.strerror}); start the network "
+                            "again."
+                        ) from exc
+                sockets[name] = sock
+        except BaseException:
+            for sock in sockets.values():
+                sock.close()
+            raise
+        finally:
+            for sock in held.values():
+                sock.close()
+        return sockets
 
     def prepare(self) -> None:
         if self.root.exists():
@@ -157,7 +228,7 @@ class LocalNetwork:
         return OperatorClient(self.central_url, self.anchor, token)
 
     def init_central(self) -> None:
-        self.central_port = free_port()
+        self.central_port = self._hold("central", "api")
         _run_cli(
             [
                 "central",
@@ -176,7 +247,7 @@ class LocalNetwork:
         # No grace period on the demo network, so a lapsed approval takes effect at once.
         write_demo_settings(self.central_home)
         if self.web:
-            self.central_web_port = free_port()
+            self.central_web_port = self._hold("central", "web")
             config = CentralConfig.load(self.central_home)
             dataclasses.replace(config, web_port=self.central_web_port).save()
         self.operator_token = _run_cli(
@@ -184,8 +255,11 @@ class LocalNetwork:
         ).strip()
 
     def start_central(self) -> None:
-        self.central_process = self._spawn(
-            ["central", "serve", "--home", str(self.central_home)], "central"
+        sockets = self._sockets_for(
+            "central", {"api": self.central_port, "web": self.central_web_port}
+        )
+        self.central_process = self.spawn(
+            ["central", "serve", "--home", str(self.central_home)], "central", sockets
         )
 
     def operator(self) -> OperatorClient:
@@ -220,13 +294,13 @@ class LocalNetwork:
             organisations=[o.code for o in spec.organisations],
             central_url=self.central_url,
             anchor=self.anchor,
-            peer_port=free_port(),
-            api_port=free_port(),
+            peer_port=self._hold(spec.name, "peer"),
+            api_port=self._hold(spec.name, "api"),
             database_url=self.database_url(spec.name),
             directory_poll_seconds=self.poll_seconds,
         )
         if self.web:
-            config = dataclasses.replace(config, web_port=free_port())
+            config = dataclasses.replace(config, web_port=self._hold(spec.name, "web"))
             config.save()
         result = await submit_enrolment(config, request)
         if approve:
@@ -238,7 +312,14 @@ class LocalNetwork:
 
     def start_gateway(self, name: str) -> None:
         gateway = self.gateways[name]
-        gateway.process = self._spawn(["gateway", "serve", "--home", str(gateway.home)], name)
+        # The ports in the home's configuration, which tests may have changed since enrolment.
+        config = GatewayConfig.load(gateway.home)
+        sockets = self._sockets_for(
+            name, {"peer": config.peer_port, "api": config.api_port, "web": config.web_port}
+        )
+        gateway.process = self.spawn(
+            ["gateway", "serve", "--home", str(gateway.home)], name, sockets
+        )
 
     def add_token(self, name: str, account: str, roles: tuple[str, ...] = ("staff",)) -> str:
         gateway = self.gateways[name]
@@ -304,8 +385,8 @@ class LocalNetwork:
         if self.reference_services and {"dwp", "tower-hamlets"} <= set(self.gateways):
             from gcx.reference.network import set_up_dwp_lookup, set_up_fsm_check
 
-            await set_up_dwp_lookup(self, port=free_port())
-            await set_up_fsm_check(self, port=free_port())
+            await set_up_dwp_lookup(self)
+            await set_up_fsm_check(self)
 
     def add_web_user(
         self,
@@ -428,6 +509,10 @@ class LocalNetwork:
             process.wait(timeout=10)
 
     def stop(self) -> None:
+        for held in self._held.values():
+            for sock in held.values():
+                sock.close()
+        self._held.clear()
         for process in self.extra_processes:
             self.stop_process(process)
         for gateway in self.gateways.values():

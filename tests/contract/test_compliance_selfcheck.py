@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
-from gcx import crypto
+from gcx import crypto, listeners
 from gcx.gateway.home import create_gateway_home, store_certificates
 from gcx.gateway.selfcheck import probe_version, run_self_checks, sign_report
 from gcx.store import open_database
@@ -16,16 +15,11 @@ from .compliance_support import ORG, Network, network
 __all__ = ["network"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_selfcheck_probes_tls_and_attaches_signed_report(network: Network) -> None:
     """Only TLS 1.3 is accepted; the signed report verifies and attaches to its controls."""
     network.approved()
-    port = _free_port()
+    sock = listeners.bind()  # the peer port is in the enrolment, before the server starts
+    port = listeners.port_of(sock)
     config, request = create_gateway_home(
         network.tmp / "gw",
         name="tower-hamlets",
@@ -49,7 +43,7 @@ async def test_selfcheck_probes_tls_and_attaches_signed_report(network: Network)
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.close()
 
-    server = await asyncio.start_server(answer, "127.0.0.1", port, ssl=context)
+    server = await asyncio.start_server(answer, sock=sock, ssl=context)
     try:
         outcomes = {
             v: (await asyncio.to_thread(probe_version, config, "127.0.0.1", port, v))[0]

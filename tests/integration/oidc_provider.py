@@ -23,6 +23,8 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from gcx import listeners
+
 
 @dataclass
 class StandInProvider:
@@ -129,8 +131,10 @@ class StandInProvider:
 
     # -- running on a thread of its own ---------------------------------------------
 
-    def start(self, port: int) -> None:
-        self.issuer = f"http://127.0.0.1:{port}"
+    def start(self) -> None:
+        """Serve on a port the kernel chooses; ``issuer`` names it."""
+        sock = listeners.bind()
+        self.issuer = f"http://127.0.0.1:{listeners.port_of(sock)}"
         ready = threading.Event()
 
         async def serve() -> None:
@@ -139,7 +143,7 @@ class StandInProvider:
             runner = web.AppRunner(self.app(), access_log=None)
             await runner.setup()
             try:
-                await web.TCPSite(runner, "127.0.0.1", port).start()
+                await web.SockSite(runner, sock).start()
                 ready.set()
                 await self._stopping.wait()
             finally:

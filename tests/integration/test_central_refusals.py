@@ -14,7 +14,7 @@ import pytest
 from gcx.central.server import open_service
 from gcx.config import CentralConfig
 from gcx.gateway.home import create_gateway_home
-from gcx.localnet import DEMO_GATEWAYS, GatewaySpec, LocalNetwork, OrganisationSpec, free_port
+from gcx.localnet import DEMO_GATEWAYS, GatewaySpec, LocalNetwork, OrganisationSpec
 
 from .conftest import NetworkFactory, run_async
 from .netutil import audit_log, central_call, wait_for_audit
@@ -50,8 +50,6 @@ def enrolment_request(
         organisations=organisations,
         central_url=network.central_url,
         anchor=network.anchor,
-        peer_port=free_port(),
-        api_port=free_port(),
     )
     return request
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gcx import crypto
+from gcx import crypto, listeners
 from gcx.central.server import open_service
 from gcx.config import CentralConfig, GatewayConfig
 from gcx.gateway.home import pick_up_certificates
@@ -31,7 +31,6 @@ from gcx.localnet import (
     GatewaySpec,
     LocalNetwork,
     OrganisationSpec,
-    free_port,
 )
 from gcx.protocol import directory as dirproto
 
@@ -74,7 +73,9 @@ class FakeCentral:
             config.passphrase(),
             require_client_cert=False,
         )
-        self.port = free_port()
+        # Bound here, so the port is known before the server starts and no one else's.
+        self._socket = listeners.bind()
+        self.port = listeners.port_of(self._socket)
         self.document = b""
         self.requests = 0
         self._loop = asyncio.new_event_loop()
@@ -94,7 +95,7 @@ class FakeCentral:
         app.router.add_get("/api/v1/directory", self._directory)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.context).start()
+        await web.SockSite(self._runner, self._socket, ssl_context=self.context).start()
 
     def start(self) -> None:
         self._thread.start()
@@ -108,6 +109,7 @@ class FakeCentral:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=30)
         self._loop.close()
+        self._socket.close()
 
 
 @dataclasses.dataclass
@@ -151,10 +153,10 @@ async def _wait_for_local_api(gateway: GatewayProcess) -> None:
     await eventually(probe, timeout=90, what=f"{gateway.spec.name}'s local API")
 
 
-async def _build_rig(network: LocalNetwork, fake: FakeCentral) -> Rig:
+async def _build_rig(network: LocalNetwork, fake: FakeCentral, nowhere: str) -> Rig:
     await _enrol_with_central_url(network, FED_BY_FAKE, fake.url)
     # Nothing listens at this address: this gateway never gets a directory.
-    await _enrol_with_central_url(network, NO_DIRECTORY, f"https://127.0.0.1:{free_port()}")
+    await _enrol_with_central_url(network, NO_DIRECTORY, nowhere)
     older, _ = await central_directory(network)
     service = open_service(network.central_home)
     try:
@@ -178,10 +180,15 @@ async def _build_rig(network: LocalNetwork, fake: FakeCentral) -> Rig:
 def rig(network_factory: NetworkFactory) -> Iterator[Rig]:
     network = network_factory(DEMO_GATEWAYS[:1])
     fake = FakeCentral(network.central_home)
+    # Bound and never listened on while the module runs, so connections to it are refused.
+    nowhere = listeners.bind()
     try:
         fake.start()
-        yield run_async(_build_rig(network, fake))
+        yield run_async(
+            _build_rig(network, fake, f"https://127.0.0.1:{listeners.port_of(nowhere)}")
+        )
     finally:
+        nowhere.close()
         network.stop()
         fake.stop()
 

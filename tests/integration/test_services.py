@@ -21,11 +21,11 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 
-from gcx import crypto
+from gcx import crypto, listeners
 from gcx.config import GatewayConfig
 from gcx.gateway.call_log import row_digest
 from gcx.gateway.home import load_keys
-from gcx.localnet import DEMO_GATEWAYS, GatewayProcess, LocalNetwork, free_port
+from gcx.localnet import DEMO_GATEWAYS, GatewayProcess, LocalNetwork
 from gcx.protocol.services import REQUEST_TYPE, RESPONSE_TYPE, CallRequest, CallResponse
 from gcx.reference import sample_ninos
 from gcx.reference.network import (
@@ -49,7 +49,7 @@ PURPOSE = "council tax reduction assessment, case 4471"
 def network(network_factory: NetworkFactory) -> LocalNetwork:
     net = network_factory(DEMO_GATEWAYS, name="services")
     try:
-        run_async(set_up_dwp_lookup(net, port=free_port()))
+        run_async(set_up_dwp_lookup(net))
     except Exception as exc:
         raise AssertionError(f"reference service set-up failed: {exc}\n{log_tails(net)}") from exc
     return net
@@ -119,10 +119,10 @@ async def test_backend() -> AsyncIterator[str]:
     app.router.add_post("/echo", echo)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    sock = listeners.bind()
+    await web.SockSite(runner, sock).start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{listeners.port_of(sock)}"
     finally:
         await runner.cleanup()
 
@@ -352,11 +352,20 @@ async def test_backend_answers_are_not_gateway_errors(network: LocalNetwork) -> 
     assert json.loads(body)["data_label"] == "SYNTHETIC"
 
 
-async def test_backend_down_slow_and_too_large(network: LocalNetwork, test_backend: str) -> None:
+@pytest.fixture
+def closed_backend() -> Iterator[str]:
+    """A URL nothing listens at: its port is bound here and never listened on, so it is
+    refused for as long as the test runs, and no other process can start listening there."""
+    with listeners.bind() as sock:
+        yield f"http://127.0.0.1:{listeners.port_of(sock)}"
+
+
+async def test_backend_down_slow_and_too_large(
+    network: LocalNetwork, test_backend: str, closed_backend: str
+) -> None:
     """Backend unreachable 502, too slow 504, answering too much 502, request too large 413."""
     suffix = crypto.random_id(3)
-    closed = f"http://127.0.0.1:{free_port()}"
-    await publish_and_grant(network, f"down-{suffix}", closed)
+    await publish_and_grant(network, f"down-{suffix}", closed_backend)
     await publish_and_grant(
         network, f"edge-{suffix}", test_backend, timeout_seconds=1.0, max_body_bytes=4096
     )
@@ -473,7 +482,7 @@ async def test_request_hash_mismatch_is_refused(network: LocalNetwork) -> None:
 @pytest.fixture
 def own_network(fresh_network: NetworkFactory) -> Iterator[LocalNetwork]:
     net = fresh_network(DEMO_GATEWAYS[:2], name="own")
-    run_async(set_up_dwp_lookup(net, port=free_port()))
+    run_async(set_up_dwp_lookup(net))
     yield net
 
 

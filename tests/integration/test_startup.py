@@ -1,9 +1,12 @@
 """What starting a local network relies on: databases opened by several processes at once,
-and process log files that the starter does not keep open."""
+process log files that the starter does not keep open, and ports held from the moment
+they are chosen until the process that serves on them has them."""
 
 from __future__ import annotations
 
+import errno
 import gc
+import socket
 import subprocess
 import sys
 import warnings
@@ -13,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from gcx.localnet import LocalNetwork
+from gcx.reference.network import start_backend, wait_for_backend
 from gcx.store import open_database
+
+from .conftest import run_async
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +95,43 @@ def test_local_network_closes_its_process_logs(tmp_path: Path) -> None:
         if issubclass(w.category, ResourceWarning) and "logs" in str(w.message)
     ]
     assert not leaks, f"LocalNetwork left process log files open: {leaks}"
+
+
+def _taken(port: int) -> bool:
+    """Whether binding ``port`` fails because a socket holds it (SO_REUSEADDR notwithstanding)."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            other.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def test_central_port_is_held_from_choice_until_central_serves_on_it(tmp_path: Path) -> None:
+    """The port written into central's configuration is bound at once, so no other process
+    can take it before central starts; central then answers on it, and on it again when
+    started a second time."""
+    network = LocalNetwork(tmp_path / "net", web=True)
+    network.prepare()
+    network.init_central()
+    try:
+        assert _taken(network.central_port) and _taken(network.central_web_port)
+        for _ in range(2):
+            network.start_central()
+            run_async(network.wait_for_central())
+            assert _taken(network.central_port)
+            network.stop_process(network.central_process)
+    finally:
+        network.stop()
+
+
+def test_reference_backend_serves_on_the_socket_handed_to_it(tmp_path: Path) -> None:
+    """A reference backend started by the network answers at the URL it was given."""
+    network = LocalNetwork(tmp_path / "net")
+    network.prepare()
+    try:
+        url = start_backend(network, "dvla")
+        run_async(wait_for_backend(url))
+    finally:
+        network.stop()

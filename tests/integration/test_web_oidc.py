@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page
 
 from gcx.config import GatewayConfig, write_secret_file
-from gcx.localnet import DEMO_GATEWAYS, LocalNetwork, free_port
+from gcx.localnet import DEMO_GATEWAYS, LocalNetwork
 
 from .conftest import NetworkFactory, run_async
 from .oidc_provider import StandInProvider
@@ -27,7 +27,7 @@ POLICE = DEMO_GATEWAYS[2]
 @pytest.fixture(scope="module")
 def provider() -> Iterator[StandInProvider]:
     idp = StandInProvider()
-    idp.start(free_port())
+    idp.start()
     try:
         yield idp
     finally:

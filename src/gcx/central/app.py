@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
+from gcx import listeners
 from gcx.audit.checkpoint import AuditTree
 from gcx.central.checkpoints import CheckpointWitness, sign_central_head
 from gcx.central.compliance_api import add_compliance_routes
@@ -295,9 +296,10 @@ async def _serve(service: CentralService, ssl_context: Any) -> None:
             loop.add_signal_handler(sig, stop.set)
     runners = [web.AppRunner(build_app(service), access_log=None)]
     await runners[0].setup()
-    sites = [
-        web.TCPSite(runners[0], config.listen_host, config.listen_port, ssl_context=ssl_context)
-    ]
+    api = listeners.site(
+        runners[0], "api", config.listen_host, config.listen_port, ssl_context=ssl_context
+    )
+    sites = [api]
     if config.web_port:
         from gcx.config import check_web_listener
         from gcx.web.central import build_central_web
@@ -305,7 +307,7 @@ async def _serve(service: CentralService, ssl_context: Any) -> None:
         check_web_listener(config.web_host)
         runners.append(web.AppRunner(build_central_web(service), access_log=None))
         await runners[1].setup()
-        sites.append(web.TCPSite(runners[1], config.web_host, config.web_port))
+        sites.append(listeners.site(runners[1], "web", config.web_host, config.web_port))
         log.info("central: web pages http://%s:%d", config.web_host, config.web_port)
     for site in sites:
         await site.start()

@@ -9,7 +9,7 @@ import signal
 
 from aiohttp import web
 
-from gcx import crypto
+from gcx import crypto, listeners
 from gcx.audit.checkpoint import AuditTree
 from gcx.config import GatewayConfig
 from gcx.errors import DirectoryError, GcxError
@@ -163,13 +163,18 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     http_protocol_factory = peer_runner.server
     assert http_protocol_factory is not None  # made by setup()
     peer_server = await serve_tls(
-        http_protocol_factory, peer_context, config.peer_host, config.peer_port, on_refused
+        http_protocol_factory,
+        peer_context,
+        config.peer_host,
+        config.peer_port,
+        on_refused,
+        sock=listeners.inherited("peer", config.peer_port),
     )
     messaging = Messaging(gateway)
     local_app = build_local_api(gateway, messaging, worker, transfer_worker, services)
     local_runner = web.AppRunner(local_app, access_log=None)
     await local_runner.setup()
-    await web.TCPSite(local_runner, config.api_host, config.api_port).start()
+    await listeners.site(local_runner, "api", config.api_host, config.api_port).start()
     web_runner = None
     if config.web_port:
         from gcx.config import check_web_listener
@@ -179,7 +184,7 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
         parts = GatewayParts(gateway, messaging, worker, transfer_worker, services)
         web_runner = web.AppRunner(build_gateway_web(parts), access_log=None)
         await web_runner.setup()
-        await web.TCPSite(web_runner, config.web_host, config.web_port).start()
+        await listeners.site(web_runner, "web", config.web_host, config.web_port).start()
         log.info(
             "gateway %s: web pages http://%s:%d", config.name, config.web_host, config.web_port
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -138,11 +139,15 @@ async def serve_tls(
     host: str,
     port: int,
     on_refused: RefusalHook,
+    *,
+    sock: socket.socket | None = None,
 ) -> asyncio.Server:
+    """Serve on ``host:port``, or on ``sock`` when one was handed down (gcx.listeners)."""
     loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: _Gate(app_protocol_factory, context, on_refused),
-        host,
-        port,
-        reuse_address=True,
-    )
+
+    def gate() -> _Gate:
+        return _Gate(app_protocol_factory, context, on_refused)
+
+    if sock is not None:
+        return await loop.create_server(gate, sock=sock)
+    return await loop.create_server(gate, host, port, reuse_address=True)

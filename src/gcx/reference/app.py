@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gcx import listeners
 from gcx.protocol import strict_json
 from gcx.reference._data import (
     LABEL,
@@ -203,4 +204,9 @@ def build_app(name: str) -> web.Application:
 
 
 def serve(name: str, host: str, port: int) -> None:
-    web.run_app(build_app(name), host=host, port=port, print=None, access_log=None)
+    """Serve until interrupted, on the socket a parent handed down if it did (gcx.listeners)."""
+    sock = listeners.inherited("http", port)
+    if sock is not None:
+        web.run_app(build_app(name), sock=sock, print=None, access_log=None)
+    else:
+        web.run_app(build_app(name), host=host, port=port, print=None, access_log=None)

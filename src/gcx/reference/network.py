@@ -8,14 +8,12 @@ provider's administrator takes: the local API of its own gateway.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from gcx import listeners
 from gcx.errors import PeerUnreachable, RemoteRefusal
 from gcx.protocol import strict_json
 from gcx.reference._data import REFERENCE_SERVICES
@@ -25,18 +23,16 @@ if TYPE_CHECKING:
     from gcx.localnet import GatewayProcess, LocalNetwork
 
 
-def start_backend(network: LocalNetwork, name: str, port: int) -> subprocess.Popen[bytes]:
-    """Start a reference backend as its own process; the network stops it with the rest."""
-    with (network.root / "logs" / f"reference-{name}.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gcx.reference", "serve", name, "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **network.env, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,
-        )
+def start_backend(network: LocalNetwork, name: str) -> str:
+    """Start a reference backend as its own process, which the network stops with the rest,
+    on a socket bound here (gcx.listeners); the backend's URL."""
+    sock = listeners.bind(listen=True)
+    port = listeners.port_of(sock)
+    process = network.spawn(
+        ["service", "reference", name, "--port", str(port)], f"reference-{name}", {"http": sock}
+    )
     network.extra_processes.append(process)
-    return process
+    return f"http://127.0.0.1:{port}"
 
 
 async def wait_for_backend(url: str, timeout: float = 20.0) -> None:
@@ -150,11 +146,10 @@ async def wait_for_version(
 
 
 async def set_up_dwp_lookup(
-    network: LocalNetwork, *, port: int, logging: str = "full", **settings: Any
+    network: LocalNetwork, *, logging: str = "full", **settings: Any
 ) -> str:
     """Start the DWP reference backend, publish it from DWP's gateway, grant the council."""
-    url = f"http://127.0.0.1:{port}"
-    start_backend(network, "dwp-cis", port)
+    url = start_backend(network, "dwp-cis")
     await wait_for_backend(url)
     dwp = network.gateways["dwp"]
     await publish(dwp, "dwp-cis", url, logging=logging, **settings)
@@ -164,14 +159,13 @@ async def set_up_dwp_lookup(
     return url
 
 
-async def set_up_fsm_check(network: LocalNetwork, *, port: int) -> str:
+async def set_up_fsm_check(network: LocalNetwork) -> str:
     """Start the free school meals reference backend, publish it from DWP, grant the council.
 
     DWP answers eligibility from the benefit records it holds, as the checking
     service councils use does; the council may only post eligibility checks.
     """
-    url = f"http://127.0.0.1:{port}"
-    start_backend(network, "fsm", port)
+    url = start_backend(network, "fsm")
     await wait_for_backend(url)
     dwp = network.gateways["dwp"]
     await publish(dwp, "fsm", url, logging="metadata")
