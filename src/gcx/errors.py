@@ -30,6 +30,7 @@ The tree::
     │   ├── NotFound (404)
     │   │   └── ServiceUnknown                                              service calls
     │   ├── UserRequired, PurposeRequired, CallDigestMismatch               service calls
+    │   ├── HeaderInvalid           a request header is not valid UTF-8 text
     │   ├── TransferRefused (422), TransferEmpty (422), QuotaExceeded (413)   bulk transfer
     │   └── UploadOffsetMismatch (409), ChunkDigestMismatch (422)             bulk transfer
     ├── AuthError                   who are you? (401)
@@ -41,6 +42,8 @@ The tree::
     ├── Forbidden                   you may not (403)
     │   ├── CsrfRefused             a browser form did not come from our own page
     │   ├── RoleRequired            the caller lacks the role the step needs
+    │   ├── PersonTokenRefused      a person's token is issued only to that person
+    │   ├── UserMismatch            a person's token names another end user for a call
     │   ├── SeparationOfDuties      nobody signs off, assesses or approves their own work
     │   └── ServiceForbidden        no access right admits this service call
     ├── Conflict                    state forbids it (409)
@@ -48,6 +51,7 @@ The tree::
     │   ├── VerdictNotMet           the verdict does not allow approval, and no justified override
     │   ├── AssessmentIncomplete    a control has no recorded result yet
     │   ├── DuplicateEnrolment
+    │   ├── AccountNameTaken        a system, person or mailbox already has that name
     │   └── StateTransitionRefused
     ├── DirectoryError              the directory cannot be trusted or is missing
     │   ├── DirectorySignatureInvalid
@@ -278,6 +282,14 @@ class Conflict(GcxError):
     default_message = "The request conflicts with the current state."
 
 
+class AccountNameTaken(Conflict):
+    code = "account-name-taken"
+    default_message = (
+        "That name belongs to a person, a shared mailbox or a system of this organisation "
+        "already; choose another name."
+    )
+
+
 class DuplicateEnrolment(Conflict):
     code = "enrolment-duplicate"
     default_message = "An enrolment for this gateway or organisation is already pending or active."
@@ -478,6 +490,22 @@ class RoleRequired(Forbidden):
     default_message = "Your account does not hold the role this step needs."
 
 
+class PersonTokenRefused(Forbidden):
+    code = "person-token-refused"
+    default_message = (
+        "A token for a person is issued only to that person, from their own account page "
+        "after signing in; an administrator may add a system token instead."
+    )
+
+
+class UserMismatch(Forbidden):
+    code = "user-mismatch"
+    default_message = (
+        "A person's token calls services as that person only; leave X-Gcx-User out or give "
+        "your own account name."
+    )
+
+
 class SeparationOfDuties(Forbidden):
     code = "separation-of-duties"
     default_message = (
@@ -584,6 +612,11 @@ class ServiceUnknown(NotFound):
 class ServiceForbidden(Forbidden):
     code = "service-forbidden"
     default_message = "No access right admits this call; the provider must grant one."
+
+
+class HeaderInvalid(InputError):
+    code = "header-invalid"
+    default_message = "A request header is not valid UTF-8 text; send it as UTF-8."
 
 
 class UserRequired(InputError):

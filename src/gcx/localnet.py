@@ -43,6 +43,8 @@ from gcx.errors import ConfigError, PeerUnreachable
 from gcx.gateway.home import create_gateway_home, submit_enrolment
 
 MARKER = ".gcx-localnet"
+# The name of each demo gateway's administering system (its admin_token).
+ADMIN_SYSTEM = "admin-system"
 
 
 def free_port() -> int:
@@ -96,7 +98,11 @@ class GatewayProcess:
     home: Path
     config: GatewayConfig
     process: subprocess.Popen[bytes] | None = None
+    # The demo person's own API token (spec.account, staff), issued by the person.
     token: str = ""
+    # A system's token with the admin role (ADMIN_SYSTEM), for publishing services,
+    # quotas and the call log: administration over the API is a system's, not a person's.
+    admin_token: str = ""
 
     @property
     def codes(self) -> list[str]:
@@ -322,20 +328,42 @@ class LocalNetwork:
         )
 
     def add_token(self, name: str, account: str, roles: tuple[str, ...] = ("staff",)) -> str:
+        """A person's API token, made the only way a person's token is made: by the person.
+
+        The person is added first if new (with ``roles``, as an administrator adds
+        people); then the token is issued to them by the use case behind their
+        account page (in this process, as :meth:`add_web_user` does, rather than
+        through a browser). It carries the person's roles.
+        """
+        import sqlalchemy as sa
+
+        from gcx.clock import SystemClock
+        from gcx.gateway.tokens import TokenService
+        from gcx.store import open_database
+        from gcx.store.schema_web import web_users
+
         gateway = self.gateways[name]
-        args = [
-            "gateway",
-            "token",
-            "add",
-            "--home",
-            str(gateway.home),
-            "--org",
-            gateway.codes[0],
-            "--account",
-            account,
-            "--kind",
-            "user",
-        ]
+        known = {p["username"]: p for p in self.web_users.get(name, [])}
+        if account not in known:
+            self.add_web_user(name, account, _person(account), roles, gateway.codes[0])
+        elif not set(roles) <= set(known[account]["roles"]):
+            raise ConfigError(f"{account} on {name} does not hold the roles {roles}.")
+        database = open_database(gateway.config.db_url)
+        try:
+            with database.read() as conn:
+                person_id = conn.execute(
+                    sa.select(web_users.c.id).where(web_users.c.username == account)
+                ).scalar_one()
+            tokens = TokenService(database, gateway.codes, SystemClock())
+            return tokens.issue_to_person(person_id)
+        finally:
+            database.dispose()
+
+    def add_system_token(self, name: str, account: str, roles: tuple[str, ...]) -> str:
+        """A system's API token, as the gateway's operator makes one: ``gcx gateway token add``."""
+        gateway = self.gateways[name]
+        args = ["gateway", "token", "add", "--home", str(gateway.home)]
+        args += ["--org", gateway.codes[0], "--account", account, "--kind", "system"]
         for role in roles:
             args += ["--role", role]
         return _run_cli(args, self.env).strip()
@@ -357,9 +385,9 @@ class LocalNetwork:
             await self.enrol(spec)
             self.start_gateway(spec.name)
         for spec in specs:
-            self.gateways[spec.name].token = self.add_token(
-                spec.name, spec.account, ("staff", "admin")
-            )
+            gateway = self.gateways[spec.name]
+            gateway.token = self.add_token(spec.name, spec.account, ("staff",))
+            gateway.admin_token = self.add_system_token(spec.name, ADMIN_SYSTEM, ("admin",))
         if "tower-hamlets" in self.gateways:
             # The council's shared benefits mailbox, which DWP writes to.
             home = str(self.gateways["tower-hamlets"].home)
@@ -427,7 +455,8 @@ class LocalNetwork:
         operator and assessor, and the council's security and sign-off officers."""
         for spec in specs:
             code = spec.organisations[0].code
-            self.add_web_user(spec.name, spec.account, _person(spec.account), ("staff",), code)
+            if spec.account not in {p["username"] for p in self.web_users.get(spec.name, [])}:
+                self.add_web_user(spec.name, spec.account, _person(spec.account), ("staff",), code)
             self.add_web_user(
                 spec.name, f"{spec.name}.admin", f"{spec.name} administrator", ("admin",), code
             )
@@ -470,6 +499,8 @@ class LocalNetwork:
                     "api_url": g.config.api_url,
                     "api_token": g.token,
                     "api_account": f"{g.spec.account}@{g.codes[0]}",
+                    "admin_api_token": g.admin_token,
+                    "admin_api_account": f"{ADMIN_SYSTEM}@{g.codes[0]}",
                     "tls_certificate": str(g.home / "tls.pem"),
                     "tls_key": str(g.home / "tls.key"),
                     "tls_key_passphrase_file": str(g.home / "secrets" / "key-passphrase"),

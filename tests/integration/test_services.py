@@ -234,7 +234,9 @@ async def test_call_evidence_verifies_offline(network: LocalNetwork) -> None:
         url = f"{gateway.config.api_url}/api/v1/services/calls/{call_id}/evidence"
         async with (
             aiohttp.ClientSession() as session,
-            session.get(url, headers={"Authorization": f"Bearer {gateway.token}"}) as response,
+            session.get(
+                url, headers={"Authorization": f"Bearer {gateway.admin_token}"}
+            ) as response,
         ):
             assert response.status == 200, await response.text()
             data = await response.read()
@@ -286,7 +288,7 @@ async def test_call_evidence_verifies_offline(network: LocalNetwork) -> None:
 async def test_no_access_right_is_refused(network: LocalNetwork) -> None:
     """The police force holds no right to the DWP lookup: 403 service-forbidden."""
     police = network.gateways["met-police"]
-    status, body, headers = await call(police, f"/customers/{NINO}", user="pc.1234")
+    status, body, headers = await call(police, f"/customers/{NINO}", user=None)
     refused(status, body, headers, "service-forbidden", 403)
 
 
@@ -412,7 +414,7 @@ async def test_revoked_right_is_refused_from_the_next_directory(
     status, _, _ = await call(council, "/echo", method="POST", data=b"a", service=name)
     assert status == 200
     revoked = await local_api(
-        dwp, "POST", f"/api/v1/services/grants/{result['right']['id']}/revoke"
+        dwp, "POST", f"/api/v1/services/grants/{result['right']['id']}/revoke", admin=True
     )
     await wait_for_version([council, dwp], int(revoked["directory"]))
     status, body, headers = await call(council, "/echo", method="POST", data=b"a", service=name)
@@ -565,7 +567,7 @@ async def test_response_changed_in_transit_is_detected(own_network: LocalNetwork
 async def test_cli_publishes_grants_and_revokes(network: LocalNetwork, test_backend: str) -> None:
     """gcx service publish/grant/revoke drive the provider's gateway; the right comes and goes."""
     dwp, council = network.gateways["dwp"], network.gateways["tower-hamlets"]
-    auth = ["--api", dwp.config.api_url, "--token", dwp.token]
+    auth = ["--api", dwp.config.api_url, "--token", dwp.admin_token]
     name = f"cli-{crypto.random_id(3)}"
     published = await asyncio.to_thread(
         _cli, "publish", *auth, "--name", name, "--backend", test_backend, "--no-requires-purpose"

@@ -189,7 +189,10 @@ async def test_file_and_batch_over_quota_are_refused(network: LocalNetwork, tmp_
     process = network.gateways["dwp"]
     url = f"{process.config.api_url}/api/v1/transfers/policy"
     status, body, _ = await http(
-        "PUT", url, token=process.token, body={"max_file_bytes": MIB, "max_batch_bytes": 2 * MIB}
+        "PUT",
+        url,
+        token=process.admin_token,
+        body={"max_file_bytes": MIB, "max_batch_bytes": 2 * MIB},
     )
     assert status == 200, body
     try:
@@ -201,7 +204,10 @@ async def test_file_and_batch_over_quota_are_refused(network: LocalNetwork, tmp_
         assert result.returncode == 2 and "quota-exceeded" in result.stderr, result.stderr
     finally:
         await http(
-            "PUT", url, token=process.token, body={"max_file_bytes": None, "max_batch_bytes": None}
+            "PUT",
+            url,
+            token=process.admin_token,
+            body={"max_file_bytes": None, "max_batch_bytes": None},
         )
 
 

@@ -356,7 +356,6 @@ def test_a_token_is_shown_once_and_refused_once_revoked(
     admin.click("a:has-text('Add a token')")
     people.check(admin, "admin-token-add")
     admin.fill("#account", "case-system")
-    admin.check("input[name=kind][value=system]")
     admin.click("button:has-text('Add token')")
     assert "will not be shown again" in admin.locator(".govuk-warning-text").inner_text()
     token = admin.inner_text("#new-token").strip()
@@ -384,3 +383,46 @@ def test_staff_are_refused_the_administration_pages(page: Page, people: People) 
     assert response.headers["x-gcx-error"] == "role-required"
     assert "role-required" in page.inner_text("main")
     people.check(page, "admin-refused")
+
+
+def test_an_administrator_cannot_make_a_token_in_a_persons_or_mailboxs_name(
+    admin: Page, people: People, web_network: LocalNetwork
+) -> None:
+    """The add-token form makes systems' tokens only: a person's or mailbox's name is refused."""
+    for name in ("benefits.officer", "benefits"):
+        admin.goto(people.url(WHERE, "/admin/tokens/add"))
+        assert admin.locator("input[name=kind]").count() == 0, "no person's token to choose"
+        admin.fill("#account", name)
+        admin.click("button:has-text('Add token')")
+        assert admin.locator("#new-token").count() == 0
+        assert admin.locator("#account-error").count() == 1
+        assert audited(web_network, "token.added", f"{name}@{ORG}") == []
+
+
+def test_a_person_makes_their_own_token_which_acts_as_them(
+    page: Page, people: People, web_network: LocalNetwork
+) -> None:
+    """On "Your account" a person makes a token; it calls the API as them, and they revoke it."""
+    people.sign_in(page, WHERE, "benefits.officer", "/account")
+    page.click("a:has-text('Your API tokens')")
+    people.check(page, "own-tokens")
+    page.click("button:has-text('Make a new token')")
+    token = page.inner_text("#new-token").strip()
+    assert token.startswith("gcxt")
+    people.check(page, "own-token-added")
+    url = web_network.gateways[WHERE].config.api_url + "/api/v1/status"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request) as response:
+        caller = json.loads(response.read())["caller"]
+    assert (caller["account"], caller["kind"], caller["roles"]) == (
+        "benefits.officer",
+        "user",
+        ["staff"],
+    )
+    # Every token of benefits.officer was made by benefits.officer, none by an administrator.
+    assert set(audited(web_network, "token.added", f"benefits.officer@{ORG}")) == {
+        f"web:benefits.officer@{ORG}"
+    }
+    page.goto(people.url(WHERE, "/account/tokens"))
+    page.locator("#tokens button:has-text('Revoke')").first.click()
+    assert api_status(web_network, token) == 401

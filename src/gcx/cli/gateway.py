@@ -93,14 +93,24 @@ def gateway_serve(home: Path) -> None:
 
 @gateway.group("token")
 def gateway_token() -> None:
-    """API tokens for the organisation's people and systems."""
+    """API tokens for the organisation's systems (people issue their own on the web pages)."""
 
 
 @gateway_token.command("add")
 @home_option
 @click.option("--org", required=True)
-@click.option("--account", required=True, help="A user or system account name.")
-@click.option("--kind", type=click.Choice(["user", "system"]), default="user", show_default=True)
+@click.option(
+    "--account",
+    required=True,
+    help="The system's name; it may not be a person's or a shared mailbox's.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["user", "system"]),
+    default="system",
+    show_default=True,
+    help="Only system: a person's token is issued to the person, on their account page.",
+)
 @click.option(
     "--role",
     "roles",
@@ -110,7 +120,7 @@ def gateway_token() -> None:
 )
 @refusals
 def token_add(home: Path, org: str, account: str, kind: str, roles: tuple[str, ...]) -> None:
-    """Create a token and show it once."""
+    """Create a system's token and show it once."""
     from gcx.clock import SystemClock
     from gcx.config import GatewayConfig
     from gcx.gateway.tokens import TokenService

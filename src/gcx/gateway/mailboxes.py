@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from gcx import audit
 from gcx.clock import Clock
-from gcx.errors import Conflict, InputError, NotFound
+from gcx.errors import AccountNameTaken, Conflict, InputError, NotFound
+from gcx.gateway.tokens import name_taken, system_token_named
 from gcx.protocol.identifiers import check_account_name
 from gcx.store import Database, iso
 from gcx.store.schema import mailboxes
@@ -37,6 +38,13 @@ class MailboxService:
                 )
             ).first():
                 raise Conflict(f"The mailbox {name}@{organisation} already exists.")
+            # A mailbox named after a person would let its members read that
+            # person's messages; one named after a system, the system's.
+            if name_taken(conn, organisation, name) or system_token_named(conn, organisation, name):
+                raise AccountNameTaken(
+                    f"{name}@{organisation} is a person's or a system's name already; "
+                    "choose another name for the mailbox."
+                )
             conn.execute(
                 mailboxes.insert().values(
                     organisation=organisation,

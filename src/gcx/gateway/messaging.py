@@ -7,7 +7,8 @@ Content is only ever decrypted here, for a caller allowed to read it, and is
 never stored in the clear.
 
 Who may read what: a message addressed to ``person@ORG`` is readable by that
-person; to ``mailbox@ORG`` by the shared mailbox's members; to ``ORG`` (the
+person; to ``mailbox@ORG`` by the shared mailbox's members (people, never a
+system's token); to ``system@ORG`` by that system's token; to ``ORG`` (the
 whole organisation) by the organisation's administrators, who route it. The
 sender may read their own sent items: the envelope's content key is also
 sealed to the sending organisation for that purpose.
@@ -242,7 +243,13 @@ class Messaging:
         return {r.name for r in rows if caller.account in r.members}
 
     def _owners(self, conn: Connection, caller: Caller) -> set[str]:
-        owners = {caller.account} | self._member_of(conn, caller)
+        # Shared mailboxes are read through membership, and only people are
+        # members: a system's token never reads a mailbox, whatever its name or
+        # a members list says (its name is never a person's or a mailbox's; see
+        # gcx.gateway.tokens).
+        owners = {caller.account}
+        if caller.is_person:
+            owners |= self._member_of(conn, caller)
         if "admin" in caller.roles:
             owners.add("*")
         return owners

@@ -50,15 +50,22 @@ async def wait_for_backend(url: str, timeout: float = 20.0) -> None:
 
 
 async def local_api(
-    gateway: GatewayProcess, method: str, path: str, body: dict[str, Any] | None = None
+    gateway: GatewayProcess,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    admin: bool = False,
 ) -> Any:
+    """One local API request, as the demo person or (``admin``) as the administering system."""
+    token = gateway.admin_token if admin else gateway.token
     async with (
         aiohttp.ClientSession() as session,
         session.request(
             method,
             gateway.config.api_url + path,
             json=body,
-            headers={"Authorization": f"Bearer {gateway.token}"},
+            headers={"Authorization": f"Bearer {token}"},
             timeout=aiohttp.ClientTimeout(total=30),
         ) as response,
     ):
@@ -96,7 +103,7 @@ async def publish(
         "burst": 5000,
         **settings,
     }
-    return await local_api(provider, "POST", "/api/v1/services/published", description)
+    return await local_api(provider, "POST", "/api/v1/services/published", description, admin=True)
 
 
 async def grant(
@@ -109,7 +116,8 @@ async def grant(
     **rate: Any,
 ) -> Any:
     body = {"to": to, "methods": methods, "paths": paths, **rate}
-    return await local_api(provider, "POST", f"/api/v1/services/published/{name}/grants", body)
+    path = f"/api/v1/services/published/{name}/grants"
+    return await local_api(provider, "POST", path, body, admin=True)
 
 
 async def wait_until_callable(

@@ -82,6 +82,9 @@ api_tokens = sa.Table(
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("revoked_at", sa.String(40)),
     sa.Column("last_used_at", sa.String(40)),
+    # A person's token: the web_users row of the person it was issued to (migration
+    # 0012); empty for a system's token. Only that person can issue it.
+    sa.Column("person_id", sa.Integer),
 )
 
 held_directory = sa.Table(

@@ -79,6 +79,9 @@ service_calls = sa.Table(
     sa.Column("at", sa.String(40), nullable=False, index=True),
     sa.Column("consumer", sa.String(16), nullable=False, index=True),
     sa.Column("consumer_user", sa.String(200)),
+    # The consumer's system account that stated consumer_user on a person's behalf;
+    # empty when a person called with their own token (migration 0012).
+    sa.Column("consumer_system", sa.String(64)),
     sa.Column("purpose", sa.String(500)),
     sa.Column("provider", sa.String(16), nullable=False),
     sa.Column("service", sa.String(63), nullable=False),

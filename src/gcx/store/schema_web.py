@@ -62,3 +62,16 @@ web_credentials = sa.Table(
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("last_used_at", sa.String(40)),
 )
+
+# Failed password steps per typed user name, for names that are no account here
+# (unknown or disabled), so that they lock exactly as real accounts do and the
+# sign-in answers never tell which names exist (migration 0012). The name is
+# kept only as a keyed hash: it may be a password typed into the wrong box.
+web_sign_in_names = sa.Table(
+    "web_sign_in_names",
+    metadata,
+    sa.Column("name_key", sa.String(64), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("locked_until", sa.String(40)),
+    sa.Column("last_failed_at", sa.String(40), nullable=False),
+)

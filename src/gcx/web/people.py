@@ -18,9 +18,10 @@ from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
 from gcx.clock import Clock
-from gcx.errors import DuplicateEnrolment, InputError, NotFound
+from gcx.errors import AccountNameTaken, DuplicateEnrolment, InputError, NotFound
 from gcx.protocol.identifiers import check_account_name
 from gcx.store import Database, iso, parse_iso
+from gcx.store.schema import api_tokens, mailboxes
 from gcx.store.schema_web import web_credentials, web_sessions, web_users
 
 MIN_PASSWORD_LENGTH = 12
@@ -42,6 +43,20 @@ def check_password_rules(password: str) -> None:
         raise InputError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise InputError(f"The password must be at most {MAX_PASSWORD_LENGTH} characters long.")
+
+
+def _names_other_account(conn: Connection, organisation: str, name: str) -> bool:
+    """Whether ``name`` is a shared mailbox or a live system token of ``organisation``."""
+    mailbox = sa.select(mailboxes.c.name).where(
+        mailboxes.c.organisation == organisation, mailboxes.c.name == name
+    )
+    system = sa.select(api_tokens.c.id).where(
+        api_tokens.c.organisation == organisation,
+        api_tokens.c.account == name,
+        api_tokens.c.account_kind == "system",
+        api_tokens.c.revoked_at.is_(None),
+    )
+    return bool(conn.execute(mailbox).first() or conn.execute(system).first())
 
 
 class WebPeople:
@@ -83,6 +98,12 @@ class WebPeople:
             ).first()
             if taken is not None:
                 raise DuplicateEnrolment(f"There is already a person called {username!r}.")
+            if organisation is not None and _names_other_account(conn, organisation, username):
+                # A person made with a mailbox's or a system's name would read its messages.
+                raise AccountNameTaken(
+                    f"{username}@{organisation} is a shared mailbox's or a system's name "
+                    "already; choose another user name."
+                )
             conn.execute(
                 web_users.insert().values(
                     username=username,

@@ -64,7 +64,7 @@ def gateway_accounts(gateway: Gateway) -> WebAccounts:
 
 
 def build_gateway_web(parts: GatewayParts) -> web.Application:
-    from gcx.web.gateway import activity, admin, files, lookups, mail
+    from gcx.web.gateway import activity, admin, files, lookups, mail, own_tokens
 
     config = parts.gateway.config
     site = Site(
@@ -75,7 +75,7 @@ def build_gateway_web(parts: GatewayParts) -> web.Application:
         public_origin=check_web_public_url(config.web_public_url),
         sign_in_failures_per_address=config.web_sign_in_failures_per_address,
     )
-    modules = (mail, files, lookups, activity, admin)
+    modules = (mail, files, lookups, activity, admin, own_tokens)
     for module in modules:
         module.navigation(site)
     oidc = OidcSettings.from_config(config)

@@ -10,8 +10,11 @@ failed deliveries, which names only the administrator's organisation's sending.
 The people pages are :mod:`gcx.web.people_pages`, shared with central's
 operator. Tokens change through the same use case as the command line
 (:class:`~gcx.gateway.tokens.TokenService`), which writes the audit entries,
-naming the administrator as the actor. A new token is shown once, in the
-answer to the form that made it: only its hash is stored.
+naming the administrator as the actor. An administrator adds *system* tokens
+only, never one in a person's or a shared mailbox's name: a person issues
+their own token on their account page (:mod:`gcx.web.gateway.own_tokens`).
+An administrator may revoke any token of their organisation. A new token is
+shown once, in the answer to the form that made it: only its hash is stored.
 """
 
 from __future__ import annotations
@@ -20,8 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gcx.errors import Forbidden, GcxError
-from gcx.gateway.tokens import ACCOUNT_KINDS
+from gcx.errors import AccountNameTaken, Forbidden, GcxError
 from gcx.gateway.tokens import ROLES as TOKEN_ROLES
 from gcx.httpapi import run_sync
 from gcx.protocol.identifiers import check_account_name
@@ -114,7 +116,6 @@ def _add_token_page(
         "gateway/admin_token_add.html",
         title="Add an API token",
         values=values,
-        kinds=ACCOUNT_KINDS,
         role_items=role_items(TOKEN_ROLES, values.get("roles", []), ROLE_HINTS),
         errors=errors,
         status=status,
@@ -133,15 +134,14 @@ async def add_token(request: web.Request) -> web.StreamResponse:
     form = await form_of(request)
     values: dict[str, Any] = {
         "account": field_text(form, "account", 100),
-        "kind": field_text(form, "kind", 20),
+        "kind": "system",
         "roles": checked(form, "roles"),
     }
     try:
         token = await run_sync(
-            parts_of(request).gateway.tokens.add,
+            parts_of(request).gateway.tokens.add_system,
             organisation,
             values["account"],
-            values["kind"],
             values["roles"],
             by=user.actor,
         )
@@ -151,9 +151,8 @@ async def add_token(request: web.Request) -> web.StreamResponse:
             check_account_name(values["account"])
         except GcxError:
             field_id = "account"
-        else:
-            if values["kind"] not in ACCOUNT_KINDS:
-                field_id = "kind"
+        if isinstance(exc, AccountNameTaken):
+            field_id = "account"
         return _add_token_page(
             request, values=values, errors=FormErrors.of(exc, field_id), status=exc.status
         )
