@@ -238,7 +238,8 @@ def verify_call_evidence(
         Check(
             "request",
             request.id,
-            f"signed by {request.consumer} ({request.user or 'no user'}, purpose "
+            f"signed by {request.consumer} ({request.user or 'no user'}"
+            f"{f' through system {request.system}' if request.system else ''}, purpose "
             f"{request.purpose or 'none given'}): {request.method} {request.path}",
         )
     )

@@ -119,6 +119,8 @@ class CallLog:
 
 
 _COLUMNS = tuple(c.name for c in service_calls.columns)
+# Columns added after rows were first logged (migration 0012).
+_ADDED_LATER = frozenset({"consumer_system"})
 
 
 def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -143,11 +145,16 @@ def row_digest(row: dict[str, Any]) -> str:
     Each column in table order contributes ``name:tag:length:`` then its
     value's bytes (tag ``b`` for bytes as stored, ``s`` for the ``str()`` of
     text and numbers, ``n`` for null), so the encoding is unambiguous and
-    cheap: no JSON, no hex of the signed documents.
+    cheap: no JSON, no hex of the signed documents. A column added later is
+    left out while null (see ``_ADDED_LATER``).
     """
     parts = []
     for name in _COLUMNS:
         value = row[name]
+        if name in _ADDED_LATER and value is None:
+            # Left out when empty, so rows logged before the column existed
+            # keep the digest their audit entry recorded.
+            continue
         if isinstance(value, bytes | bytearray | memoryview):
             tag, data = "b", bytes(value)
         elif value is None:
@@ -165,6 +172,7 @@ def new_row(
     consumer: str,
     user: str | None,
     purpose: str | None,
+    system: str | None = None,
     provider: str,
     service: str,
     method: str,
@@ -178,6 +186,7 @@ def new_row(
         "at": at,
         "consumer": consumer[:16],
         "consumer_user": user[:200] if user else None,
+        "consumer_system": system[:64] if system else None,
         "purpose": purpose[:500] if purpose else None,
         "provider": provider[:16],
         "service": service[:63],

@@ -44,8 +44,10 @@ from gcx.errors import (
     CallResponseInvalid,
     CryptoError,
     GcxError,
+    HeaderInvalid,
     InputError,
     PeerUnreachable,
+    UserMismatch,
 )
 from gcx.gateway.app import caller_of
 from gcx.gateway.call_log import CallLog, new_row
@@ -204,13 +206,17 @@ class ServiceProxy(ServiceProviding):
         started = time.perf_counter()
         gateway = self.gateway
         method = method.upper()
-        user = headers.get(USER_HEADER) or (caller.account if caller.kind == "user" else None)
-        purpose = headers.get(PURPOSE_HEADER) or None
+        stated = _header_text(headers, USER_HEADER)
+        purpose = _header_text(headers, PURPOSE_HEADER)
+        # A person calls as themselves, whatever the header says; only a system
+        # states an end user, and then both are signed and logged on both sides.
+        user, system = (caller.account, None) if caller.is_person else (stated, caller.account)
         row = new_row(
             at=iso(gateway.clock.now()),
             side="consumer",
             consumer=caller.organisation,
             user=user,
+            system=system,
             purpose=purpose,
             provider=provider,
             service=name,
@@ -223,6 +229,11 @@ class ServiceProxy(ServiceProviding):
             row["directory_version"] = directory.version
             path = normalise_path(raw_path)
             row["path"] = path
+            if caller.is_person and stated is not None and stated != caller.account:
+                raise UserMismatch(
+                    f"Your token calls services as {caller.account} only; leave {USER_HEADER} "
+                    "out or give your own account name."
+                )
             _check_lengths(user, purpose, query)
             decision = self.index(directory).decide(
                 caller.organisation, provider, name, method, path
@@ -239,6 +250,7 @@ class ServiceProxy(ServiceProviding):
                 consumer=caller.organisation,
                 consumer_gateway=gateway.config.name,
                 user=user,
+                system=system,
                 purpose=purpose,
                 provider=provider,
                 service=name,
@@ -361,6 +373,21 @@ class ServiceProxy(ServiceProviding):
             status=status,
             headers=out,
         )
+
+
+def _header_text(headers: Mapping[str, str], name: str) -> str | None:
+    """A caller-fact header as text, or None if absent or empty.
+
+    Header bytes that are not UTF-8 reach us as lone surrogates; they could be
+    neither signed nor logged, so they are refused here, before anything is.
+    """
+    value = headers.get(name) or None
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise HeaderInvalid(f"The {name} header is not valid UTF-8 text.") from exc
+    return value
 
 
 def _check_lengths(user: str | None, purpose: str | None, query: str) -> None:

@@ -133,6 +133,7 @@ def _calls(gateway: Gateway, organisation: str, limit: int) -> list[dict[str, An
             service_calls.c.at,
             service_calls.c.consumer,
             service_calls.c.consumer_user,
+            service_calls.c.consumer_system,
             service_calls.c.purpose,
             service_calls.c.provider,
             service_calls.c.service,

@@ -133,6 +133,7 @@ class ServiceProviding:
             side="provider",
             consumer=call.consumer,
             user=call.user,
+            system=call.system,
             purpose=call.purpose,
             provider=call.provider,
             service=call.service,

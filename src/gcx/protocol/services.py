@@ -341,6 +341,9 @@ class CallRequest(_Model):
     consumer: str
     consumer_gateway: str
     user: str | None = Field(default=None, max_length=200)
+    # The consumer's system account that stated ``user`` on the person's behalf;
+    # None when the person called with their own token (then ``user`` is theirs).
+    system: str | None = Field(default=None, max_length=64)
     purpose: str | None = Field(default=None, max_length=500)
     provider: str
     service: str
