@@ -21,7 +21,7 @@ from gcx.errors import (
     SignInRefused,
 )
 from gcx.store import Database
-from gcx.store.schema_web import web_credentials, web_users
+from gcx.store.schema_web import web_credentials, web_sign_in_names, web_users
 from gcx.web.accounts import IDLE_TIMEOUT, LOCKOUT, MAX_FAILURES, WebAccounts
 from gcx.web.people import NewUser
 
@@ -319,3 +319,50 @@ def test_a_reset_hands_over_new_details_and_nothing_old_still_works(
     assert json.loads(entry.details) == {"security_keys_removed": 1}
     with pytest.raises(NotFound):
         accounts.reset_sign_in("nobody", by="admin")
+
+
+def test_unknown_names_lock_after_as_many_failures_as_real_accounts(
+    accounts: WebAccounts, alice: NewUser, clock: FixedClock, database: Database
+) -> None:
+    """An unknown name answers exactly as a real one: refused four times, then account-locked."""
+    answers: dict[str, list[str]] = {"alice": [], "nobody": []}
+    for name, answer in answers.items():
+        for _ in range(MAX_FAILURES + 1):
+            with pytest.raises((SignInRefused, AccountLocked)) as refused:
+                accounts.check_password(name, "wrong")
+            answer.append(f"{refused.value.code}:{refused.value.message}")
+    assert answers["nobody"] == answers["alice"]
+    assert answers["nobody"][-1].startswith("account-locked:")
+    clock.advance(LOCKOUT)
+    with pytest.raises(SignInRefused):
+        accounts.check_password("nobody", "wrong")  # the name's lock has ended, as alice's would
+    with database.read() as conn:
+        # The typed name itself is not kept, only a keyed hash of it.
+        details = " ".join(e.details for e in audit.entries(conn))
+        stored = conn.execute(sa.select(web_sign_in_names.c.name_key)).scalars().all()
+    assert "nobody" not in details and all("nobody" not in key for key in stored)
+
+
+def test_every_name_costs_one_password_hash_even_when_locked(
+    accounts: WebAccounts, alice: NewUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each password step does one password hash check, for real, unknown and locked names."""
+    checks: list[str] = []
+    real_matches, real_dummy = crypto.password_matches, crypto.dummy_password_check
+
+    def counted_matches(password: str, stored: str) -> bool:
+        checks.append("hash")
+        return real_matches(password, stored)
+
+    def counted_dummy(password: str) -> None:
+        checks.append("hash")
+        real_dummy(password)
+
+    monkeypatch.setattr(crypto, "password_matches", counted_matches)
+    monkeypatch.setattr(crypto, "dummy_password_check", counted_dummy)
+    for name in ("alice", "nobody"):
+        for _ in range(MAX_FAILURES + 2):  # the last two while locked
+            checks.clear()
+            with pytest.raises((SignInRefused, AccountLocked)):
+                accounts.check_password(name, "wrong")
+            assert len(checks) == 1, name

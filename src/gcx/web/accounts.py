@@ -31,7 +31,7 @@ from gcx.errors import (
     SignInRefused,
 )
 from gcx.store import iso, parse_iso
-from gcx.store.schema_web import web_sessions, web_users
+from gcx.store.schema_web import web_sessions, web_sign_in_names, web_users
 from gcx.web.people import MAX_PASSWORD_LENGTH, WebPeople, check_password_rules
 
 MAX_FAILURES = 5
@@ -123,12 +123,15 @@ class WebAccounts(WebPeople):
             row = conn.execute(
                 sa.select(web_users).where(web_users.c.username == username[:64])
             ).first()
+        # The password hash is worked out before anything else is decided, for every
+        # name, locked, unknown and disabled ones included, so that neither the answer
+        # nor its timing tells a name that is an account from one that is not.
         if row is None or row.disabled_at is not None:
             crypto.dummy_password_check(password[:MAX_PASSWORD_LENGTH])
-            self._record_refusal(None, "unknown-or-disabled", now)
-            raise SignInRefused()
+            self._record_unknown_failure(username[:64], now)
+        matched = crypto.password_matches(password[:MAX_PASSWORD_LENGTH], row.password_hash)
         self.refuse_if_locked(row, now)
-        if not crypto.password_matches(password[:MAX_PASSWORD_LENGTH], row.password_hash):
+        if not matched:
             self.record_failure(row, "password", now)
         return self.new_session(row.id, STAGE_SECOND_FACTOR, now, now + SECOND_FACTOR_WINDOW)
 
@@ -243,6 +246,51 @@ class WebAccounts(WebPeople):
                 )
         raise AccountLocked() if locked else SignInRefused()
 
+    def _record_unknown_failure(self, name: str, now: dt.datetime) -> NoReturn:
+        """Count a failed password step for a name that is no account, as for an account.
+
+        Unknown (and disabled) names keep their own failure counters, by a keyed
+        hash of the name, with the same limit and lockout as real accounts: five
+        failures in a row lock the name for fifteen minutes and answer
+        ``account-locked``, so the lockout says nothing about whether it exists.
+        """
+        key = crypto.hash_token(f"{self.sealing_key.hex()}:sign-in-name:{name}")
+        with self.db.transaction() as conn:
+            found = conn.execute(
+                sa.select(web_sign_in_names).where(web_sign_in_names.c.name_key == key)
+            ).first()
+            locked_until = found.locked_until if found else None
+            if locked_until and parse_iso(locked_until) > now:
+                failures, locked = found.failures if found else 0, True
+                why = "locked"
+            else:
+                failures = (found.failures if found else 0) + 1
+                locked = failures >= MAX_FAILURES
+                values = {
+                    "failures": 0 if locked else failures,
+                    "locked_until": iso(now + LOCKOUT) if locked else None,
+                    "last_failed_at": iso(now),
+                }
+                if found is None:
+                    conn.execute(web_sign_in_names.insert().values(name_key=key, **values))
+                else:
+                    conn.execute(
+                        web_sign_in_names.update()
+                        .where(web_sign_in_names.c.name_key == key)
+                        .values(**values)
+                    )
+                why = "unknown-or-disabled"
+            audit.append(
+                conn,
+                actor="anonymous",
+                action="web.sign-in-refused",
+                subject="unknown",
+                now=now,
+                # The name typed is not kept: it may be a password typed into the wrong box.
+                details={"failed": why, "failures": failures},
+            )
+        raise AccountLocked() if locked else SignInRefused()
+
     def _record_refusal(self, known: str | None, why: str, now: dt.datetime) -> None:
         with self.db.transaction() as conn:
             audit.append(
@@ -346,6 +394,12 @@ class WebAccounts(WebPeople):
                     )
                 )
             ).rowcount
+            # Counters of names that are no account, once no lockout of theirs can be live.
+            conn.execute(
+                web_sign_in_names.delete().where(
+                    web_sign_in_names.c.last_failed_at < iso(self.clock.now() - kept_for - LOCKOUT)
+                )
+            )
         return int(gone)
 
     def flash(self, cookie: str, message: str) -> None:
