@@ -77,7 +77,7 @@ async def service_steps(network: LocalNetwork, show: Showcase) -> None:
 
     async def refused() -> str:
         assert police is not None, "the demo network has no police gateway"
-        status, body, headers = await _lookup(police, nino, "pc.4471")
+        status, body, headers = await _lookup(police, nino, police.spec.account)
         assert status == 403 and headers.get("X-Gcx-Error") == "service-forbidden", body
         return f"the police force holds no access right: refused with {status} [{body['code']}]"
 
