@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,13 @@ def admitted(central: Central, tmp_path: Path) -> crypto.SigningKey:  # noqa: F8
 
 
 @pytest.fixture
-def gateway_log(tmp_path: Path) -> Database:
+def gateway_log(tmp_path: Path) -> Iterator[Database]:
     """The gateway's own database, whose audit log the checkpoints cover."""
-    return open_database(f"sqlite:///{tmp_path / 'gateway.db'}")
+    # Disposed, so no SQLite connection is left to the garbage collector (Python 3.13
+    # warns of every one).
+    database = open_database(f"sqlite:///{tmp_path / 'gateway.db'}")
+    yield database
+    database.dispose()
 
 
 def _append(log: Database, clock: FixedClock, count: int) -> None:
