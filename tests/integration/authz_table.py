@@ -305,9 +305,6 @@ TABLE: dict[tuple[str, str, str], frozenset[str]] = {
 # checks the role first; a 2xx or 404 for a refused role still fails.
 VALIDATES_FIRST = frozenset(
     {
-        ("local", "POST", "/api/v1/messages"),
-        ("local", "POST", "/api/v1/transfers"),
-        ("local", "POST", "/api/v1/transfers/preflight"),
         ("central-api", "POST", "/api/v1/compliance/accounts"),
         ("central-api", "POST", "/api/v1/compliance/statements"),
         ("central-api", "POST", "/api/v1/compliance/extensions"),

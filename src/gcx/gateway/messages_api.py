@@ -31,7 +31,7 @@ from gcx.gateway.messaging import Compose, Messaging
 from gcx.gateway.peer import GATEWAY
 from gcx.gateway.peer_messages import store_read_receipt
 from gcx.gateway.recall import recall_everywhere
-from gcx.gateway.tokens import Caller
+from gcx.gateway.tokens import Caller, require_sender
 from gcx.httpapi import (
     multipart_errors,
     multipart_reader,
@@ -171,6 +171,7 @@ async def _compose_from_multipart(request: web.Request) -> Compose:
 async def send_message(request: web.Request) -> web.Response:
     # The token's use is recorded in the message.sent entry, in the same transaction.
     caller = await caller_of(request, record_use=False)
+    require_sender(caller, "messages")
     if request.content_type.startswith("multipart/"):
         compose = await _compose_from_multipart(request)
     else:

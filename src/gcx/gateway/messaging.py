@@ -29,7 +29,7 @@ from gcx.errors import Forbidden, GcxError, InputError, NotFound, StateTransitio
 from gcx.gateway import outbox
 from gcx.gateway.envelopes import StoredEnvelope, insert_envelope, load_envelope, put_large_parts
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.tokens import Caller
+from gcx.gateway.tokens import Caller, require_sender
 from gcx.protocol import strict_json
 from gcx.protocol.delivery import DeliveryEvent, DeliveryState
 from gcx.protocol.envelope import PlainPart
@@ -76,15 +76,9 @@ class Compose:
     attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
 
 
-SENDING_ROLES = frozenset({"staff", "system", "admin"})
 _STILL_TRYING = frozenset(
     {DeliveryState.QUEUED.value, DeliveryState.SENDING.value, DeliveryState.RETRYING.value}
 )
-
-
-def _require_sender(caller: Caller) -> None:
-    if not SENDING_ROLES & set(caller.roles):
-        raise Forbidden("Your account has no role that may send messages.")
 
 
 def _receipt_summary(document: bytes) -> dict[str, Any]:
@@ -118,7 +112,7 @@ class Messaging:
     # -- sending ------------------------------------------------------------
 
     def send(self, caller: Caller, compose: Compose) -> dict[str, Any]:
-        _require_sender(caller)
+        require_sender(caller, "messages")
         gateway = self.gateway
         marking = parse_marking(compose.marking)
         to, cc = check_composition(

@@ -32,6 +32,7 @@ from gcx import audit, crypto
 from gcx.clock import Clock
 from gcx.errors import (
     AccountNameTaken,
+    Forbidden,
     InputError,
     NotFound,
     PersonTokenRefused,
@@ -45,6 +46,7 @@ from gcx.store.tokens import live_token_row
 
 ACCOUNT_KINDS = ("user", "system")
 ROLES = ("staff", "admin", "system", "security-officer", "sign-off")
+SENDING_ROLES = frozenset({"staff", "system", "admin"})
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,17 @@ class Caller:
             "kind": self.kind,
             "roles": list(self.roles),
         }
+
+
+def require_sender(caller: Caller, what: str) -> None:
+    """Refuse a caller with no role that may send ``what`` (messages, files).
+
+    The API modules call this before reading a body, so a caller without the
+    role learns 403 whatever they send; the use cases call it again, so no
+    other way in skips it.
+    """
+    if not SENDING_ROLES & set(caller.roles):
+        raise Forbidden(f"Your account has no role that may send {what}.")
 
 
 def name_taken(conn: Connection, organisation: str, name: str) -> str | None:

@@ -26,7 +26,6 @@ from gcx.store import iso
 from gcx.store.schema_transfers import transfer_policies, transfers, uploads
 from gcx.store.transfer_files import TransferFiles
 
-SENDING_ROLES = frozenset({"staff", "system", "admin"})
 RECEIVING_ROLES = frozenset({"staff", "system"})
 
 
@@ -161,8 +160,3 @@ def check_quota(policy: Policy, used: int, sizes: list[int], organisation: str) 
             "transfer storage; this would exceed it. Delete uploads or wait for received "
             "files to reach the end of their retention."
         )
-
-
-def require_sender(caller: Caller) -> None:
-    if not SENDING_ROLES & set(caller.roles):
-        raise Forbidden("Sending files needs the staff, system or admin role.")

@@ -16,12 +16,11 @@ import sqlalchemy as sa
 from gcx import audit
 from gcx.errors import InputError, NotFound, UploadOffsetMismatch
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.tokens import Caller
+from gcx.gateway.tokens import Caller, require_sender
 from gcx.gateway.transfer_policy import (
     check_quota,
     check_space,
     policy_for,
-    require_sender,
     storage_used,
     transfer_files,
 )
@@ -33,7 +32,7 @@ MAX_METADATA_VALUE = 1024
 
 
 def create_upload(gateway: Gateway, caller: Caller, length: int, metadata: dict[str, str]) -> str:
-    require_sender(caller)
+    require_sender(caller, "files")
     if length < 0:
         raise InputError("Upload-Length must be a non-negative number.")
     if "filename" in metadata:

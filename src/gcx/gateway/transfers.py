@@ -31,13 +31,12 @@ from gcx.errors import (
     TransferRefused,
 )
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.tokens import Caller
+from gcx.gateway.tokens import Caller, require_sender
 from gcx.gateway.transfer_policy import (
     check_quota,
     check_space,
     manifest_digest,
     policy_for,
-    require_sender,
     storage_used,
     transfer_files,
 )
@@ -86,7 +85,7 @@ def preflight(
     gateway: Gateway, caller: Caller, to: list[str], marking: str, files: list[tuple[str, int]]
 ) -> dict[str, Any]:
     """Every check a transfer will meet, made before any byte is uploaded."""
-    require_sender(caller)
+    require_sender(caller, "files")
     if not files:
         raise TransferEmpty()
     parse_marking(marking)
@@ -128,7 +127,7 @@ def create_transfer(
     names: list[str] | None = None,
 ) -> dict[str, Any]:
     """Encrypt completed uploads chunk by chunk, sign the manifest and queue delivery."""
-    require_sender(caller)
+    require_sender(caller, "files")
     if not upload_ids:
         raise TransferEmpty()
     if len(set(upload_ids)) != len(upload_ids):

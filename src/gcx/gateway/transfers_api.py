@@ -24,7 +24,7 @@ from gcx.gateway import transfer_policy, transfer_reading, transfer_uploads, tra
 from gcx.gateway.app import OPENAPI, caller_of
 from gcx.gateway.peer import GATEWAY
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.tokens import Caller
+from gcx.gateway.tokens import Caller, require_sender
 from gcx.gateway.transfer_delivery import TransferWorker
 from gcx.gateway.transfer_listing import list_transfers as list_visible
 from gcx.httpapi import attachment_disposition, json_body, run_sync
@@ -198,6 +198,7 @@ class PolicyRequest(StrictModel):
 
 async def preflight(request: web.Request) -> web.Response:
     caller = await caller_of(request)
+    require_sender(caller, "files")
     asked = validated(PreflightRequest, await json_body(request))
     result = await run_sync(
         transfers.preflight,
@@ -212,6 +213,7 @@ async def preflight(request: web.Request) -> web.Response:
 
 async def create_transfer(request: web.Request) -> web.Response:
     caller = await caller_of(request, record_use=False)
+    require_sender(caller, "files")
     asked = validated(TransferRequest, await json_body(request))
     result = await run_sync(
         lambda: transfers.create_transfer(
