@@ -22,7 +22,8 @@ from gcx.store import Database
 from gcx.store.schema_web import web_sessions
 from gcx.web.accounts import WebAccounts
 from gcx.web.people import NewUser
-from gcx.web.site import FormErrors, Site, build_site_app, form_of, needs, redirect, render
+from gcx.web.site import FormErrors, Site, form_of, needs, redirect, render
+from gcx.web.site_app import build_site_app
 from gcx.web.throttle import SignInThrottle
 
 KEY = crypto.secret_sealing_key(b"a-test-passphrase-of-length", "web second factor")

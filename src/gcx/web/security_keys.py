@@ -24,6 +24,7 @@ from gcx.web.keys import SecurityKeys
 from gcx.web.sign_in import SECOND_FACTOR_COOKIE, safe_next
 from gcx.web.site import (
     COOKIE,
+    KEYS_KEY,
     SITE_KEY,
     FormErrors,
     origin_of,
@@ -35,8 +36,6 @@ from gcx.web.site import (
     user_of,
 )
 from gcx.web.words import moment
-
-KEYS_KEY = web.AppKey("gcx_web_security_keys", SecurityKeys)
 
 
 def _keys(request: web.Request) -> SecurityKeys:

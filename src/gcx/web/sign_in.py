@@ -17,6 +17,7 @@ from gcx.errors import (
 from gcx.httpapi import run_sync
 from gcx.web.site import (
     COOKIE,
+    KEYS_KEY,
     PENDING_COOKIE,
     PENDING_CSRF_KEY,
     FormErrors,
@@ -162,8 +163,6 @@ async def code_form(request: web.Request) -> web.StreamResponse:
     if csrf is None:
         raise web.HTTPFound("/sign-in")
     # The code form's token is the waiting session's own, so it is checked like the sign-in one.
-    from gcx.web.security_keys import KEYS_KEY
-
     has_keys = await run_sync(request.app[KEYS_KEY].waiting_has_keys, pending)
     response = _code_page(
         request, csrf, safe_next(request.query.get("next", "")), None, has_keys=has_keys

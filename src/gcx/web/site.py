@@ -23,15 +23,11 @@ redirects (post/redirect/get), and scripts only add progress and live status.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
-import logging
 import secrets
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -48,10 +44,8 @@ from gcx.errors import (
 )
 from gcx.httpapi import multipart_errors, multipart_reader, run_sync
 from gcx.web.accounts import WebAccounts, WebSession, WebUser
-from gcx.web.assets import govuk_frontend_dir
+from gcx.web.keys import SecurityKeys
 from gcx.web.throttle import SignInThrottle
-
-log = logging.getLogger(__name__)
 
 COOKIE = "__Host-gcx-session"
 PENDING_COOKIE = "__Host-gcx-sign-in"
@@ -108,6 +102,9 @@ class Site:
 
 
 SITE_KEY = web.AppKey("gcx_web_site", Site)
+# The security keys of the site's people: gcx.web.security_keys sets it up, and the
+# sign-in pages ask it whether a waiting person has a key to offer.
+KEYS_KEY = web.AppKey("gcx_web_security_keys", SecurityKeys)
 
 
 # -- marking handlers -------------------------------------------------------------
@@ -433,86 +430,3 @@ def set_session_cookie(response: web.StreamResponse, value: str) -> None:
 
 def clear_session_cookie(response: web.StreamResponse) -> None:
     response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
-
-
-# -- building ----------------------------------------------------------------------
-
-
-def _templates() -> jinja2.Environment:
-    loader = jinja2.ChoiceLoader(
-        [
-            jinja2.PackageLoader("gcx.web", "templates"),
-            jinja2.PrefixLoader(
-                {"govuk_frontend_jinja": jinja2.PackageLoader("govuk_frontend_jinja")}
-            ),
-        ]
-    )
-    env = jinja2.Environment(
-        loader=loader,
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env
-
-
-def build_site_app(
-    site: Site, pages: Iterable[Callable[[web.Application], None]]
-) -> web.Application:
-    """The aiohttp application serving ``site`` with the frame's pages and then ``pages``."""
-    from gcx.web import security_keys, sign_in  # the frame's own pages
-
-    app = web.Application(
-        middlewares=[security_headers, sessions_and_roles],
-        client_max_size=site.max_form_bytes,
-    )
-    app[SITE_KEY] = site
-    app[TEMPLATES_KEY] = _templates()
-    app.cleanup_ctx.append(_prune_sessions_hourly)
-    _add_assets(app)
-    sign_in.add_routes(app)
-    security_keys.add_routes(app)
-    for add in pages:
-        add(app)
-    return app
-
-
-async def _prune_sessions_hourly(app: web.Application) -> AsyncIterator[None]:
-    async def loop() -> None:
-        while True:
-            try:
-                await run_sync(app[SITE_KEY].accounts.prune_sessions)
-            except Exception:
-                # Pruning is housekeeping: a failure is retried in an hour and
-                # costs only space meanwhile.
-                log.exception("pruning finished web sessions failed")
-            await asyncio.sleep(3600)
-
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-def _add_assets(app: web.Application) -> None:
-    here = Path(__file__).parent / "static"
-    frontend = govuk_frontend_dir()
-
-    @public
-    async def asset(request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        if name in {"govuk-frontend.min.css", "govuk-frontend.min.js"} and frontend is not None:
-            return web.FileResponse(frontend / name, headers=_long_cache())
-        if (here / name).is_file():
-            return web.FileResponse(here / name, headers=_long_cache())
-        raise NotFound("There is no such file.")
-
-    app.router.add_get("/assets/{name:[a-z.-]+\\.(?:css|js)}", asset)
-    if frontend is not None:
-        app.router.add_static("/assets/fonts", frontend / "assets" / "fonts")
-        app.router.add_static("/assets/images", frontend / "assets" / "images")
-
-
-def _long_cache() -> dict[str, str]:
-    return {"Cache-Control": "public, max-age=3600"}

@@ -15,7 +15,8 @@ from gcx.central.compliance import ComplianceService, Principal
 from gcx.central.service import CentralService
 from gcx.config import check_web_public_url
 from gcx.web.accounts import WebAccounts, WebUser
-from gcx.web.site import Site, build_site_app, user_of
+from gcx.web.site import Site, user_of
+from gcx.web.site_app import build_site_app
 
 CENTRAL_WEB_ROLES = ("operator", "assessor", "security-officer", "sign-off")
 

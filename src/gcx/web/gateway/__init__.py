@@ -19,7 +19,8 @@ from gcx.gateway.tokens import Caller
 from gcx.web.accounts import WebAccounts, WebUser
 from gcx.web.oidc import OidcClient, OidcSettings
 from gcx.web.oidc import add_routes as add_oidc_routes
-from gcx.web.site import Site, build_site_app, user_of
+from gcx.web.site import Site, user_of
+from gcx.web.site_app import build_site_app
 
 GATEWAY_WEB_ROLES = ("staff", "admin", "security-officer", "sign-off")
 
