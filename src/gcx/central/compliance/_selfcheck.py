@@ -10,15 +10,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
-from gcx.central.compliance._core import ComplianceCore
+from gcx.central.compliance._catalogues import Catalogues
+from gcx.clock import Clock
 from gcx.compliance.catalogue import Catalogue
 from gcx.compliance.evidence import SELFCHECK_MEDIA_TYPE
 from gcx.compliance.selfcheck_format import SELFCHECK_TYPE, parse_report
 from gcx.compliance.statement import EDITABLE
-from gcx.errors import BodyNotUtf8, CryptoError, JsonInvalid, SelfCheckSignatureInvalid
+from gcx.errors import CryptoError, SelfCheckSignatureInvalid
 from gcx.protocol import strict_json
 from gcx.protocol.enrolment import EnrolmentState
-from gcx.store import iso
+from gcx.store import Database, iso
+from gcx.store.blobs import BlobStore
 from gcx.store.schema import enrolments
 from gcx.store.schema_compliance import (
     compliance_evidence,
@@ -28,8 +30,16 @@ from gcx.store.schema_compliance import (
 )
 
 
-class SelfCheckUseCases(ComplianceCore):
+class SelfChecks:
     """Receiving signed self-check reports from gateways."""
+
+    def __init__(
+        self, database: Database, clock: Clock, catalogues: Catalogues, blobs: BlobStore
+    ) -> None:
+        self.db = database
+        self.clock = clock
+        self.catalogues = catalogues
+        self.blobs = blobs
 
     def submit_selfcheck(self, document: bytes) -> dict[str, Any]:
         """Verify a gateway's signed self-check report and attach it as evidence.
@@ -42,7 +52,7 @@ class SelfCheckUseCases(ComplianceCore):
         now = self.clock.now()
         claimed = _claimed_organisation(document)
         with audit.refusals_recorded(self.db, self.clock), self.db.transaction() as conn:
-            self._ensure_builtin(conn, now)
+            self.catalogues.ensure_builtin(conn, now)
             key = self._organisation_key(conn, claimed)
             try:
                 if key is None:
@@ -98,7 +108,7 @@ class SelfCheckUseCases(ComplianceCore):
                 )
             ).first()
             if open_row is not None:
-                catalogue = self._catalogue(conn, open_row.catalogue_version)
+                catalogue = self.catalogues.load(conn, open_row.catalogue_version)
                 attached[open_row.id] = self._link_selfcheck(
                     conn, open_row.id, evidence_id, catalogue, report.check_ids()
                 )
@@ -158,11 +168,12 @@ def _claimed_organisation(document: bytes) -> str:
     """The organisation a self-check report names (unverified; only to pick the key)."""
     import base64
 
+    # A wrapper that is not JSON is refused as what it is (json-invalid); a
+    # payload that does not read is a report nobody signed, refused as such,
+    # since its bytes are only what the signature would cover.
+    envelope = strict_json.loads(document)
     try:
-        envelope = strict_json.loads(document)
         body = strict_json.loads(base64.b64decode(envelope["payload"], validate=True))
         return str(body["organisation"])[:16]
-    except (JsonInvalid, BodyNotUtf8):
-        raise  # refused as what they are: the JSON itself is bad
     except (ValueError, KeyError, TypeError) as exc:
         raise SelfCheckSignatureInvalid("The self-check report is not a signed report.") from exc
