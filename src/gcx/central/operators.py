@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from gcx import audit, crypto
-from gcx.central.publishing import ACTOR_SYSTEM
+from gcx.central.ports import ACTOR_SYSTEM
 from gcx.clock import Clock
 from gcx.errors import DuplicateEnrolment, NotFound, TokenInvalid
 from gcx.store import Database, iso
@@ -19,10 +19,11 @@ from gcx.store.tokens import live_token_row
 
 
 class OperatorTokens:
-    """The operators part of :class:`gcx.central.service.CentralService`."""
+    """Central's operators and their tokens."""
 
-    db: Database
-    clock: Clock
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self.db = database
+        self.clock = clock
 
     def add_operator(self, name: str) -> str:
         """Create an operator and return its token; only the token's hash is kept."""

@@ -1,8 +1,8 @@
 """Central publishing the signed directory: building it, versions, keeping and pruning.
 
 A change (an approval, a revocation, an organisation added) publishes in the
-same transaction as itself through ``_publish``, so the directory never lags
-a decision that was committed.
+same transaction as itself through :meth:`DirectoryPublishing.publish_in`, so
+the directory never lags a decision that was committed.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from gcx import audit, crypto
 from gcx.central.compliance import excluded_organisations
 from gcx.central.home import CentralKeys
+from gcx.central.ports import ACTOR_SYSTEM
 from gcx.central.services import directory_sections
 from gcx.clock import Clock
 from gcx.config import CentralConfig
@@ -24,22 +25,23 @@ from gcx.protocol.enrolment import EnrolmentState
 from gcx.store import Database, iso, parse_iso
 from gcx.store.schema import directory_publications, enrolments, organisations
 
-ACTOR_SYSTEM = "central"
-
 
 class DirectoryPublishing:
-    """The directory part of :class:`gcx.central.service.CentralService`."""
+    """Building, signing, keeping and pruning central's directory versions."""
 
-    config: CentralConfig
-    db: Database
-    keys: CentralKeys
-    clock: Clock
+    def __init__(
+        self, config: CentralConfig, database: Database, keys: CentralKeys, clock: Clock
+    ) -> None:
+        self.config = config
+        self.db = database
+        self.keys = keys
+        self.clock = clock
 
     def publish_directory(self, reason: str = "scheduled") -> int:
         """Publish a fresh directory version (the periodic refresh calls this)."""
         now = self.clock.now()
         with self.db.transaction() as conn:
-            return self._publish(conn, now, reason=reason)
+            return self.publish_in(conn, now, reason=reason)
 
     def prune_directories(self) -> int:
         """Delete publications that expired over ``directory_keep_days`` ago; keep the newest.
@@ -100,7 +102,7 @@ class DirectoryPublishing:
             ).first()
         return parse_iso(row.expires_at) if row else None
 
-    def _publish(self, conn: Connection, now: dt.datetime, *, reason: str) -> int:
+    def publish_in(self, conn: Connection, now: dt.datetime, *, reason: str) -> int:
         # Version allocation under the same transaction as the change: on
         # PostgreSQL two publishers racing collide on the primary key and one
         # retries via the caller's error; on SQLite writers are serialised.

@@ -1,7 +1,9 @@
 """Central's use cases: registry, enrolment and revocation.
 
 Operators' tokens are :class:`gcx.central.operators.OperatorTokens`'s part, publishing
-the directory is :class:`gcx.central.publishing.DirectoryPublishing`'s.
+the directory is :class:`gcx.central.publishing.DirectoryPublishing`'s; the service
+holds one of each and offers their use cases under its own name, which is the
+name its callers (the API, the web pages, the CLI) use.
 
 Every change is written in one transaction together with its audit entry and
 the directory version it causes, so a crash never leaves a change that the
@@ -47,7 +49,7 @@ from gcx.store import Database, iso
 from gcx.store.schema import enrolments, organisations
 
 
-class CentralService(OperatorTokens, DirectoryPublishing):
+class CentralService:
     def __init__(
         self, config: CentralConfig, database: Database, keys: CentralKeys, clock: Clock
     ) -> None:
@@ -55,6 +57,16 @@ class CentralService(OperatorTokens, DirectoryPublishing):
         self.db = database
         self.keys = keys
         self.clock = clock
+        self.operators = OperatorTokens(database, clock)
+        self.directory = DirectoryPublishing(config, database, keys, clock)
+        self.add_operator = self.operators.add_operator
+        self.authenticate_operator = self.operators.authenticate_operator
+        self.revoke_operator = self.operators.revoke_operator
+        self.publish_directory = self.directory.publish_directory
+        self.publish_in = self.directory.publish_in
+        self.prune_directories = self.directory.prune_directories
+        self.latest_directory = self.directory.latest_directory
+        self.latest_directory_expiry = self.directory.latest_directory_expiry
 
     # -- member registry ---------------------------------------------------
 
@@ -90,7 +102,7 @@ class CentralService(OperatorTokens, DirectoryPublishing):
                 now=now,
                 details={"name": name, "type": org_type.value},
             )
-            self._publish(conn, now, reason=f"organisation {code} added")
+            self.publish_in(conn, now, reason=f"organisation {code} added")
         return {"code": code, "name": name.strip(), "type": org_type.value, "contacts": contacts}
 
     def list_organisations(self) -> list[dict[str, Any]]:
@@ -333,7 +345,7 @@ class CentralService(OperatorTokens, DirectoryPublishing):
                     **compliance_details,
                 },
             )
-            self._publish(conn, now, reason=f"gateway {row.gateway_name} admitted")
+            self.publish_in(conn, now, reason=f"gateway {row.gateway_name} admitted")
         return self.get_enrolment(enrolment_id)
 
     def reject_enrolment(self, operator: str, enrolment_id: str, reason: str) -> dict[str, Any]:
@@ -400,7 +412,7 @@ class CentralService(OperatorTokens, DirectoryPublishing):
                     "certificate_fingerprint": row.certificate_fingerprint,
                 },
             )
-            self._publish(conn, now, reason=f"gateway {gateway} revoked")
+            self.publish_in(conn, now, reason=f"gateway {gateway} revoked")
         return self.get_enrolment(row.id)
 
     def _locked_enrolment(self, conn: Connection, enrolment_id: str) -> Any:

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
+from gcx.central.ports import CentralParts
 from gcx.errors import (
     BodyNotUtf8,
+    ChangeReplayed,
     CryptoError,
-    DuplicateEnrolment,
     Forbidden,
     InputError,
     JsonInvalid,
@@ -44,14 +45,6 @@ from gcx.store.schema_services import (
     service_groups,
     service_rights,
 )
-
-if TYPE_CHECKING:
-    from gcx.central.service import CentralService
-
-
-class ChangeReplayed(DuplicateEnrolment):
-    code = "service-change-replayed"
-    default_message = "This signed service change was already applied; sign a new one."
 
 
 def _unverified_provider(document: bytes) -> str:
@@ -80,7 +73,7 @@ def _provider_key(conn: Connection, provider: str) -> crypto.VerifyKey:
     )
 
 
-def apply_change(central: CentralService, document: bytes) -> dict[str, Any]:
+def apply_change(central: CentralParts, document: bytes) -> dict[str, Any]:
     """Verify a provider's signed change, apply it and publish the next directory."""
     provider = _unverified_provider(document)
     now = central.clock.now()
@@ -116,7 +109,7 @@ def apply_change(central: CentralService, document: bytes) -> dict[str, Any]:
             now=now,
             details={"change": change.id, **details},
         )
-        version = central._publish(conn, now, reason=f"service {change.action}: {subject}")
+        version = central.publish_in(conn, now, reason=f"service {change.action}: {subject}")
     return {"change": change.id, "action": change.action, "subject": subject, "directory": version}
 
 
@@ -245,7 +238,7 @@ def directory_sections(conn: Connection, hosted: set[str]) -> dict[str, Any]:
     }
 
 
-def operator_view(central: CentralService) -> dict[str, Any]:
+def operator_view(central: CentralParts) -> dict[str, Any]:
     """Everything published and granted, including withdrawn services and revoked rights."""
     with central.db.read() as conn:
         services = [

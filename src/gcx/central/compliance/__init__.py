@@ -25,16 +25,25 @@ Settings come from ``compliance.toml`` in central's home, if present
 
 Layout: :mod:`._standing` holds the hooks central's enrolment and directory
 code call (:func:`excluded_organisations`, :func:`require_compliance`);
-:class:`ComplianceService` (:mod:`._service`) combines one mixin per group of
-use cases (:mod:`._accounts`, :mod:`._catalogues`, :mod:`._statements`,
+:class:`ComplianceService` (:mod:`._service`) builds one plain class per group
+of use cases (:mod:`._accounts`, :mod:`._catalogues`, :mod:`._statements`,
 :mod:`._answers`, :mod:`._assessment`, :mod:`._decisions`, :mod:`._reports`,
-:mod:`._selfcheck`) over the shared base in :mod:`._core`.
+:mod:`._selfcheck`), each given what it uses; they share the statement table
+(:mod:`._steps`) and the row functions in :mod:`._records`, not a base class.
+Central itself is reached only through :class:`gcx.central.ports.CentralParts`.
 """
 
 from __future__ import annotations
 
-from gcx.central.compliance._principal import Principal
+from gcx.central.compliance._principal import Principal, require_officer, require_role
 from gcx.central.compliance._service import ComplianceService
 from gcx.central.compliance._standing import excluded_organisations, require_compliance
 
-__all__ = ["ComplianceService", "Principal", "excluded_organisations", "require_compliance"]
+__all__ = [
+    "ComplianceService",
+    "Principal",
+    "excluded_organisations",
+    "require_compliance",
+    "require_officer",
+    "require_role",
+]

@@ -7,23 +7,34 @@ from typing import Any
 import sqlalchemy as sa
 
 from gcx import audit, crypto
-from gcx.central.compliance._core import ComplianceCore
-from gcx.central.compliance._principal import Principal, _require
+from gcx.central.compliance._principal import Principal, require_role
+from gcx.central.compliance._records import require_organisation
 from gcx.central.compliance._settings import ACCOUNT_TOKEN_PREFIX
+from gcx.central.ports import OperatorAuthenticator
+from gcx.clock import Clock
 from gcx.compliance.statement import CENTRAL_ROLES, ORGANISATION_ROLES, Role
 from gcx.errors import DuplicateEnrolment, InputError, NotFound, TokenInvalid
 from gcx.protocol.identifiers import check_account_name
-from gcx.store import iso
+from gcx.store import Database, iso
 from gcx.store.schema_compliance import compliance_accounts
 from gcx.store.tokens import live_token_row
 
 
-class AccountUseCases(ComplianceCore):
-    """Authentication and compliance accounts."""
+class Accounts:
+    """Authentication and compliance accounts.
+
+    Operators' ``gcxo_`` tokens are checked by central's operators; every other
+    token is a compliance account's.
+    """
+
+    def __init__(self, database: Database, clock: Clock, operators: OperatorAuthenticator) -> None:
+        self.db = database
+        self.clock = clock
+        self.operators = operators
 
     def authenticate(self, token: str | None, *, request: str) -> Principal:
         if token and token.startswith("gcxo_"):
-            name = self.central.authenticate_operator(token, request=request)
+            name = self.operators.authenticate_operator(token, request=request)
             return Principal(name, "operator", frozenset({Role.OPERATOR.value}))
         now = self.clock.now()
         with audit.refusals_recorded(self.db, self.clock), self.db.transaction() as conn:
@@ -53,7 +64,7 @@ class AccountUseCases(ComplianceCore):
         self, by: Principal, name: str, roles: list[str], organisation: str | None
     ) -> str:
         """Create a compliance account and return its token (shown once)."""
-        _require(by, Role.OPERATOR)
+        require_role(by, Role.OPERATOR)
         check_account_name(name)
         try:
             wanted = {Role(r) for r in roles}
@@ -74,7 +85,7 @@ class AccountUseCases(ComplianceCore):
         now = self.clock.now()
         with self.db.transaction() as conn:
             if organisation:
-                self._require_organisation(conn, organisation)
+                require_organisation(conn, organisation)
             if conn.execute(
                 sa.select(compliance_accounts.c.name).where(compliance_accounts.c.name == name)
             ).first():
@@ -100,7 +111,7 @@ class AccountUseCases(ComplianceCore):
         return token
 
     def revoke_account(self, by: Principal, name: str) -> None:
-        _require(by, Role.OPERATOR)
+        require_role(by, Role.OPERATOR)
         now = self.clock.now()
         with self.db.transaction() as conn:
             updated = conn.execute(
@@ -117,7 +128,7 @@ class AccountUseCases(ComplianceCore):
             )
 
     def list_accounts(self, by: Principal) -> list[dict[str, Any]]:
-        _require(by, Role.OPERATOR)
+        require_role(by, Role.OPERATOR)
         with self.db.transaction() as conn:
             rows = conn.execute(
                 sa.select(compliance_accounts).order_by(compliance_accounts.c.name)

@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
 from gcx import audit, crypto
-from gcx.central.compliance._core import ComplianceCore, _parse_date
-from gcx.central.compliance._principal import Principal, _require, _require_member, _require_reader
-from gcx.central.compliance._settings import MAX_TEXT
+from gcx.central.compliance._catalogues import Catalogues
+from gcx.central.compliance._principal import (
+    Principal,
+    _require_member,
+    _require_reader,
+    require_role,
+)
+from gcx.central.compliance._records import (
+    parse_date,
+    require_editable,
+    statement_row,
+    statement_view,
+    touch,
+)
+from gcx.central.compliance._settings import MAX_TEXT, ComplianceSettings
+from gcx.clock import Clock
 from gcx.compliance.catalogue import Level
 from gcx.compliance.evidence import check_evidence, normalise_media_type
 from gcx.compliance.statement import Role
 from gcx.errors import ControlNotInCatalogue, CryptoError, InputError, NotFound
-from gcx.store import iso
+from gcx.store import Database, iso
+from gcx.store.blobs import BlobStore
 from gcx.store.schema_compliance import (
     compliance_answers,
     compliance_evidence,
@@ -23,8 +38,22 @@ from gcx.store.schema_compliance import (
 )
 
 
-class AnswerUseCases(ComplianceCore):
+class Answers:
     """Answers and evidence, while a statement is editable."""
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        catalogues: Catalogues,
+        blobs: BlobStore,
+        settings: Callable[[], ComplianceSettings],
+    ) -> None:
+        self.db = database
+        self.clock = clock
+        self.catalogues = catalogues
+        self.blobs = blobs
+        self.settings = settings
 
     def answer(
         self,
@@ -38,17 +67,17 @@ class AnswerUseCases(ComplianceCore):
         plan_target: str | None = None,
     ) -> dict[str, Any]:
         """Write (or re-confirm) the organisation's answer to one control."""
-        _require(by, Role.SECURITY_OFFICER)
+        require_role(by, Role.SECURITY_OFFICER)
         answer = (answer or "").strip()
         if not answer or len(answer) > MAX_TEXT:
             raise InputError(f"An answer must be 1 to {MAX_TEXT:,} characters.")
-        target_date = _parse_date(plan_target, "plan_target") if plan_target else None
+        target_date = parse_date(plan_target, "plan_target") if plan_target else None
         now = self.clock.now()
         with audit.refusals_recorded(self.db, self.clock), self.db.transaction() as conn:
-            row = self._statement_row(conn, statement_id, lock=True)
+            row = statement_row(conn, statement_id, lock=True)
             _require_member(by, row.organisation)
-            self._require_editable(row)
-            catalogue = self._catalogue(conn, row.catalogue_version)
+            require_editable(row)
+            catalogue = self.catalogues.load(conn, row.catalogue_version)
             control = catalogue.control(control_id)
             if control is None:
                 raise audit.AuditedRefusal(
@@ -108,7 +137,7 @@ class AnswerUseCases(ComplianceCore):
                         statement_id=statement_id, control_id=control_id, **values
                     )
                 )
-            self._touch(conn, row, by, now)
+            touch(conn, row, by, now)
             audit.append(
                 conn,
                 actor=by.actor,
@@ -121,7 +150,7 @@ class AnswerUseCases(ComplianceCore):
                     "plan_target": values["plan_target"],
                 },
             )
-            return self._statement_view(conn, self._statement_row(conn, statement_id))
+            return statement_view(conn, statement_row(conn, statement_id), catalogue)
 
     def add_evidence(
         self,
@@ -135,18 +164,18 @@ class AnswerUseCases(ComplianceCore):
         expires_at: dt.datetime | None = None,
     ) -> dict[str, Any]:
         """Store an evidence file (by SHA-256, with an expiry) and attach it to controls."""
-        _require(by, Role.SECURITY_OFFICER)
-        settings = self.settings
+        require_role(by, Role.SECURITY_OFFICER)
+        settings = self.settings()
         now = self.clock.now()
         if expires_at is not None and expires_at <= now:
             raise InputError("The evidence's expiry date must be in the future.")
         if not controls:
             raise InputError("Name at least one control the evidence supports.")
         with audit.refusals_recorded(self.db, self.clock), self.db.transaction() as conn:
-            row = self._statement_row(conn, statement_id, lock=True)
+            row = statement_row(conn, statement_id, lock=True)
             _require_member(by, row.organisation)
-            self._require_editable(row)
-            catalogue = self._catalogue(conn, row.catalogue_version)
+            require_editable(row)
+            catalogue = self.catalogues.load(conn, row.catalogue_version)
             unknown = [c for c in controls if catalogue.control(c) is None]
             try:
                 if unknown:
@@ -188,7 +217,7 @@ class AnswerUseCases(ComplianceCore):
                         statement_id=statement_id, control_id=control_id, evidence_id=evidence_id
                     )
                 )
-            self._touch(conn, row, by, now)
+            touch(conn, row, by, now)
             audit.append(
                 conn,
                 actor=by.actor,

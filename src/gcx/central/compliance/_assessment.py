@@ -9,10 +9,23 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
-from gcx.central.compliance._core import ComplianceCore, _organisation_people, _reason
-from gcx.central.compliance._principal import Principal, _require, _require_reader
+from gcx.central.compliance._catalogues import Catalogues
+from gcx.central.compliance._principal import Principal, _require_reader, require_role
+from gcx.central.compliance._records import (
+    answers_of,
+    assessment_row,
+    organisation_people,
+    primary_assessment,
+    reason_text,
+    require_own_open_assessment,
+    results_of,
+    set_state,
+    statement_row,
+)
 from gcx.central.compliance._settings import MAX_TEXT
+from gcx.central.compliance._steps import StatementSteps
 from gcx.central.compliance._views import _assessment_view
+from gcx.clock import Clock
 from gcx.compliance.catalogue import Catalogue, Result
 from gcx.compliance.rules import VERDICT_RULE, Outcome, compute_verdict, missing_results
 from gcx.compliance.statement import (
@@ -32,12 +45,20 @@ from gcx.errors import (
     JustificationRequired,
     StateTransitionRefused,
 )
-from gcx.store import iso
+from gcx.store import Database, iso
 from gcx.store.schema_compliance import compliance_assessments, compliance_results
 
 
-class AssessmentUseCases(ComplianceCore):
+class Assessments:
     """The assessment of record, second assessments, results and verdicts."""
+
+    def __init__(
+        self, database: Database, clock: Clock, catalogues: Catalogues, steps: StatementSteps
+    ) -> None:
+        self.db = database
+        self.clock = clock
+        self.catalogues = catalogues
+        self.steps = steps
 
     def start_assessment(self, by: Principal, statement_id: str) -> dict[str, Any]:
         """Open the assessment of record (the first assessor to take the statement)."""
@@ -45,7 +66,7 @@ class AssessmentUseCases(ComplianceCore):
         assessment_id = crypto.random_id(12)
 
         def check(conn: Connection, row: Any, catalogue: Catalogue) -> dict[str, Any]:
-            check_separation(by.name, _organisation_people(row), "assess")
+            check_separation(by.name, organisation_people(row), "assess")
             conn.execute(
                 compliance_assessments.insert().values(
                     id=assessment_id,
@@ -59,7 +80,7 @@ class AssessmentUseCases(ComplianceCore):
             )
             return {}
 
-        self._step(
+        self.steps.take(
             by,
             statement_id,
             StatementEvent.START_ASSESSMENT,
@@ -70,11 +91,11 @@ class AssessmentUseCases(ComplianceCore):
 
     def start_second_assessment(self, by: Principal, statement_id: str) -> dict[str, Any]:
         """A second, independent assessment of the same answers, for the consistency report."""
-        _require(by, Role.ASSESSOR)
+        require_role(by, Role.ASSESSOR)
         now = self.clock.now()
         assessment_id = crypto.random_id(12)
         with self.db.transaction() as conn:
-            row = self._statement_row(conn, statement_id, lock=True)
+            row = statement_row(conn, statement_id, lock=True)
             if StatementState(row.state) not in SECOND_ASSESSABLE:
                 raise StateTransitionRefused(
                     f"A second assessment needs a statement under assessment or assessed; this "
@@ -89,7 +110,7 @@ class AssessmentUseCases(ComplianceCore):
             if any(a.ordinal == 2 for a in others):
                 raise Conflict("This statement already has a second assessment.")
             check_separation(
-                by.name, [*_organisation_people(row), *(a.assessor for a in others)], "assess"
+                by.name, [*organisation_people(row), *(a.assessor for a in others)], "assess"
             )
             conn.execute(
                 compliance_assessments.insert().values(
@@ -114,16 +135,16 @@ class AssessmentUseCases(ComplianceCore):
 
     def assessment(self, by: Principal, assessment_id: str) -> dict[str, Any]:
         with self.db.transaction() as conn:
-            row = self._assessment_row(conn, assessment_id)
-            statement = self._statement_row(conn, row.statement_id)
+            row = assessment_row(conn, assessment_id)
+            statement = statement_row(conn, row.statement_id)
             _require_reader(by, statement.organisation)
-            return _assessment_view(row, self._results(conn, assessment_id))
+            return _assessment_view(row, results_of(conn, assessment_id))
 
     def record_result(
         self, by: Principal, assessment_id: str, control_id: str, result: str, reason: str
     ) -> dict[str, Any]:
         """The assessor's finding on one control, with the reason for it."""
-        _require(by, Role.ASSESSOR)
+        require_role(by, Role.ASSESSOR)
         try:
             finding = Result(result)
         except ValueError as exc:
@@ -131,13 +152,13 @@ class AssessmentUseCases(ComplianceCore):
                 "The result must be compliant, partially-compliant, non-compliant or "
                 "not-applicable."
             ) from exc
-        reason = _reason(reason)
+        reason = reason_text(reason)
         now = self.clock.now()
         with self.db.transaction() as conn:
-            row = self._assessment_row(conn, assessment_id, lock=True)
-            self._require_own_open_assessment(row, by)
-            statement = self._statement_row(conn, row.statement_id)
-            catalogue = self._catalogue(conn, statement.catalogue_version)
+            row = assessment_row(conn, assessment_id, lock=True)
+            require_own_open_assessment(row, by)
+            statement = statement_row(conn, row.statement_id)
+            catalogue = self.catalogues.load(conn, statement.catalogue_version)
             if catalogue.control(control_id) is None:
                 raise ControlNotInCatalogue(
                     f"{control_id[:40]} is not a control of catalogue version "
@@ -167,7 +188,7 @@ class AssessmentUseCases(ComplianceCore):
                 now=now,
                 details={"control": control_id, "result": finding.value},
             )
-            return _assessment_view(row, self._results(conn, assessment_id))
+            return _assessment_view(row, results_of(conn, assessment_id))
 
     def return_for_changes(
         self, by: Principal, statement_id: str, change_requests: list[dict[str, str]]
@@ -178,7 +199,7 @@ class AssessmentUseCases(ComplianceCore):
         requests = [
             {
                 "control": str(r.get("control", ""))[:20],
-                "request": _reason(str(r.get("request", ""))),
+                "request": reason_text(str(r.get("request", ""))),
             }
             for r in change_requests
         ]
@@ -192,7 +213,7 @@ class AssessmentUseCases(ComplianceCore):
                         f"{row.catalogue_version}."
                     )
             if by.has(Role.ASSESSOR) and not by.has(Role.OPERATOR):
-                primary = self._primary(conn, statement_id)
+                primary = primary_assessment(conn, statement_id)
                 if primary is None or primary.assessor != by.name:
                     raise Forbidden("Only the statement's assessor may send it back.")
             conn.execute(
@@ -205,7 +226,7 @@ class AssessmentUseCases(ComplianceCore):
             )
             return {"signed_off_by": None, "signed_off_at": None, "sign_off_requested_by": None}
 
-        return self._step(
+        return self.steps.take(
             by, statement_id, StatementEvent.RETURN, check, details={"change_requests": requests}
         )
 
@@ -218,23 +239,21 @@ class AssessmentUseCases(ComplianceCore):
         justification: str | None = None,
     ) -> dict[str, Any]:
         """Compute the verdict by the versioned rule; an override needs a written justification."""
-        _require(by, Role.ASSESSOR)
+        require_role(by, Role.ASSESSOR)
         now = self.clock.now()
         with self.db.transaction() as conn:
-            row = self._assessment_row(conn, assessment_id, lock=True)
-            self._require_own_open_assessment(row, by)
-            statement = self._statement_row(conn, row.statement_id, lock=True)
-            catalogue = self._catalogue(conn, statement.catalogue_version)
-            results = {
-                c: Result(r["result"]) for c, r in self._results(conn, assessment_id).items()
-            }
+            row = assessment_row(conn, assessment_id, lock=True)
+            require_own_open_assessment(row, by)
+            statement = statement_row(conn, row.statement_id, lock=True)
+            catalogue = self.catalogues.load(conn, statement.catalogue_version)
+            results = {c: Result(r["result"]) for c, r in results_of(conn, assessment_id).items()}
             missing = missing_results(catalogue, results)
             if missing:
                 raise AssessmentIncomplete(
                     f"{len(missing)} control(s) have no result yet, starting with {missing[0]}.",
                     missing=missing[:100],
                 )
-            answers = self._answers(conn, row.statement_id)
+            answers = answers_of(conn, row.statement_id)
             targets = {
                 c: dt.date.fromisoformat(a["plan_target"]) if a["plan_target"] else None
                 for c, a in answers.items()
@@ -289,7 +308,7 @@ class AssessmentUseCases(ComplianceCore):
                 new_state = advance(
                     StatementState(statement.state), StatementEvent.COMPLETE_ASSESSMENT, by.roles
                 )
-                self._set_state(conn, statement, new_state, by, now, "complete-assessment")
+                set_state(conn, statement, new_state, by, now, "complete-assessment")
             audit.append(
                 conn,
                 actor=by.actor,
@@ -299,5 +318,5 @@ class AssessmentUseCases(ComplianceCore):
                 details=details,
             )
             return _assessment_view(
-                self._assessment_row(conn, assessment_id), self._results(conn, assessment_id)
+                assessment_row(conn, assessment_id), results_of(conn, assessment_id)
             )

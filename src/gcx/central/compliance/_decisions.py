@@ -7,22 +7,34 @@ the directory, so they publish a new directory version in the same transaction.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
-from gcx.central.compliance._core import ComplianceCore, _organisation_people, _reason
 from gcx.central.compliance._principal import (
     Principal,
-    _require,
     _require_central,
     _require_member,
     _require_reader,
+    require_officer,
+    require_role,
 )
+from gcx.central.compliance._records import (
+    organisation_people,
+    reason_text,
+    require_organisation,
+    set_state,
+    statement_row,
+)
+from gcx.central.compliance._settings import ComplianceSettings
 from gcx.central.compliance._standing import _latest_certificates, standings
+from gcx.central.compliance._steps import StatementSteps
 from gcx.central.compliance._views import _certificate_view, _extension_view
+from gcx.central.ports import DirectoryPublisher
+from gcx.clock import Clock
 from gcx.compliance.catalogue import Catalogue
 from gcx.compliance.rules import Outcome, check_extension_request
 from gcx.compliance.statement import (
@@ -33,8 +45,8 @@ from gcx.compliance.statement import (
     check_separation,
     system_advance,
 )
-from gcx.errors import InputError, NotFound, RoleRequired, StateTransitionRefused, VerdictNotMet
-from gcx.store import iso, parse_iso
+from gcx.errors import InputError, NotFound, StateTransitionRefused, VerdictNotMet
+from gcx.store import Database, iso, parse_iso
 from gcx.store.schema_compliance import (
     compliance_assessments,
     compliance_certificates,
@@ -44,8 +56,22 @@ from gcx.store.schema_compliance import (
 )
 
 
-class DecisionUseCases(ComplianceCore):
+class Decisions:
     """Certificates of compliance, extensions, and the register of exemptions."""
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        steps: StatementSteps,
+        publisher: DirectoryPublisher,
+        settings: Callable[[], ComplianceSettings],
+    ) -> None:
+        self.db = database
+        self.clock = clock
+        self.steps = steps
+        self.publisher = publisher
+        self.settings = settings
 
     def approve(
         self,
@@ -56,8 +82,8 @@ class DecisionUseCases(ComplianceCore):
         valid_for_days: float | None = None,
     ) -> dict[str, Any]:
         """Approve an assessed statement: issue the certificate of compliance."""
-        reason = _reason(reason)
-        settings = self.settings
+        reason = reason_text(reason)
+        settings = self.settings()
         validity = settings.certificate_validity_days
         if valid_for_days is not None:
             if not 0 < valid_for_days <= validity:
@@ -77,7 +103,7 @@ class DecisionUseCases(ComplianceCore):
             ).all()
             primary = next((a for a in assessments if a.ordinal == 1), None)
             assessors = sorted({a.assessor for a in assessments})
-            check_separation(by.name, [*_organisation_people(row), *assessors], "approve")
+            check_separation(by.name, [*organisation_people(row), *assessors], "approve")
             if primary is None or primary.outcome != Outcome.MEETS.value:
                 shortfalls = primary.shortfalls if primary is not None else []
                 raise VerdictNotMet(
@@ -113,7 +139,7 @@ class DecisionUseCases(ComplianceCore):
             )
             return {"decided_at": iso(now), "decided_by": by.name, "decision_reason": reason}
 
-        self._step(
+        self.steps.take(
             by,
             statement_id,
             StatementEvent.APPROVE,
@@ -124,7 +150,7 @@ class DecisionUseCases(ComplianceCore):
         return self.certificate(by, certificate_id)
 
     def reject(self, by: Principal, statement_id: str, reason: str) -> dict[str, Any]:
-        reason = _reason(reason)
+        reason = reason_text(reason)
         now = self.clock.now()
 
         def check(conn: Connection, row: Any, catalogue: Catalogue) -> dict[str, Any]:
@@ -136,30 +162,30 @@ class DecisionUseCases(ComplianceCore):
                     )
                 )
             ]
-            check_separation(by.name, [*_organisation_people(row), *assessors], "reject")
+            check_separation(by.name, [*organisation_people(row), *assessors], "reject")
             return {"decided_at": iso(now), "decided_by": by.name, "decision_reason": reason}
 
-        return self._step(
+        return self.steps.take(
             by, statement_id, StatementEvent.REJECT, check, details={"reason": reason}
         )
 
     def withdraw(self, by: Principal, organisation: str, reason: str) -> dict[str, Any]:
         """Withdraw an organisation's approval now: it leaves the next directory."""
-        _require(by, Role.OPERATOR)
-        reason = _reason(reason)
+        require_role(by, Role.OPERATOR)
+        reason = reason_text(reason)
         now = self.clock.now()
         with self.db.transaction() as conn:
             certificate = _latest_certificates(conn).get(organisation)
             if certificate is None or certificate.withdrawn_at is not None:
                 raise NotFound(f"{organisation[:16]} has no certificate of compliance to withdraw.")
-            statement = self._statement_row(conn, certificate.statement_id, lock=True)
+            statement = statement_row(conn, certificate.statement_id, lock=True)
             new_state = advance(StatementState(statement.state), StatementEvent.WITHDRAW, by.roles)
             conn.execute(
                 compliance_certificates.update()
                 .where(compliance_certificates.c.id == certificate.id)
                 .values(withdrawn_at=iso(now), withdrawn_by=by.name, withdrawal_reason=reason)
             )
-            self._set_state(conn, statement, new_state, by, now, "withdraw")
+            set_state(conn, statement, new_state, by, now, "withdraw")
             audit.append(
                 conn,
                 actor=by.actor,
@@ -168,7 +194,7 @@ class DecisionUseCases(ComplianceCore):
                 now=now,
                 details={"certificate": certificate.id, "reason": reason},
             )
-            self.central._publish(conn, now, reason=f"approval of {organisation} withdrawn")
+            self.publisher.publish_in(conn, now, reason=f"approval of {organisation} withdrawn")
         return self.certificate(by, certificate.id)
 
     def certificate(self, by: Principal, certificate_id: str) -> dict[str, Any]:
@@ -186,8 +212,8 @@ class DecisionUseCases(ComplianceCore):
     def standing_of(self, by: Principal, organisation: str) -> dict[str, Any]:
         _require_reader(by, organisation)
         with self.db.transaction() as conn:
-            self._require_organisation(conn, organisation)
-            report = standings(conn, self.clock.now(), self.settings)[organisation]
+            require_organisation(conn, organisation)
+            report = standings(conn, self.clock.now(), self.settings())[organisation]
             certificate = _latest_certificates(conn).get(organisation)
         return {
             "organisation": organisation,
@@ -200,10 +226,9 @@ class DecisionUseCases(ComplianceCore):
     def request_extension(
         self, by: Principal, organisation: str, until: dt.datetime, reason: str
     ) -> dict[str, Any]:
-        if not (by.has(Role.SECURITY_OFFICER) or by.has(Role.SIGN_OFF)):
-            raise RoleRequired("Requesting an extension needs an organisation officer's role.")
+        require_officer(by)
         _require_member(by, organisation)
-        reason = _reason(reason)
+        reason = reason_text(reason)
         now = self.clock.now()
         extension_id = crypto.random_id(12)
         with audit.refusals_recorded(self.db, self.clock), self.db.transaction() as conn:
@@ -218,7 +243,7 @@ class DecisionUseCases(ComplianceCore):
                     until,
                     current_expiry=current_expiry,
                     now=now,
-                    max_days=self.settings.max_extension_days,
+                    max_days=self.settings().max_extension_days,
                 )
             except InputError as error:
                 raise audit.AuditedRefusal(
@@ -259,8 +284,8 @@ class DecisionUseCases(ComplianceCore):
         until: dt.datetime | None = None,
     ) -> dict[str, Any]:
         """Grant (possibly for less time than asked) or refuse an extension."""
-        _require(by, Role.OPERATOR)
-        reason = _reason(reason)
+        require_role(by, Role.OPERATOR)
+        reason = reason_text(reason)
         now = self.clock.now()
         with self.db.transaction() as conn:
             row = conn.execute(
@@ -305,7 +330,7 @@ class DecisionUseCases(ComplianceCore):
                 },
             )
             if grant:
-                self.central._publish(conn, now, reason=f"extension for {row.organisation}")
+                self.publisher.publish_in(conn, now, reason=f"extension for {row.organisation}")
         return self.extension(by, extension_id)
 
     def extension(self, by: Principal, extension_id: str) -> dict[str, Any]:

@@ -34,9 +34,15 @@ class Principal:
         }
 
 
-def _require(by: Principal, role: Role) -> None:
+def require_role(by: Principal, role: Role) -> None:
     if not by.has(role):
         raise RoleRequired(f"This step needs the {role.value} role.", role=role.value)
+
+
+def require_officer(by: Principal) -> None:
+    """An organisation officer: a security officer or a sign-off officer."""
+    if not (by.has(Role.SECURITY_OFFICER) or by.has(Role.SIGN_OFF)):
+        raise RoleRequired("Requesting an extension needs an organisation officer's role.")
 
 
 def _require_central(by: Principal) -> None:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit
-from gcx.central.compliance._core import ComplianceCore
 from gcx.central.compliance._principal import Principal, _require_central
+from gcx.central.compliance._records import results_of
+from gcx.central.compliance._settings import ComplianceSettings
 from gcx.central.compliance._standing import _granted_extensions, _latest_certificates, standings
+from gcx.central.ports import DirectoryPublisher
+from gcx.clock import Clock
 from gcx.compliance import exports
 from gcx.compliance.rules import PairedResult, Standing, consistency_report, due_reminder
 from gcx.compliance.statement import OPEN
 from gcx.errors import InputError
-from gcx.store import iso, parse_iso
+from gcx.store import Database, iso, parse_iso
 from gcx.store.schema import organisations
 from gcx.store.schema_compliance import (
     compliance_assessments,
@@ -27,8 +31,20 @@ from gcx.store.schema_compliance import (
 )
 
 
-class ReportUseCases(ComplianceCore):
+class Reports:
     """What the sweep records and what operators and assessors read."""
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        publisher: DirectoryPublisher,
+        settings: Callable[[], ComplianceSettings],
+    ) -> None:
+        self.db = database
+        self.clock = clock
+        self.publisher = publisher
+        self.settings = settings
 
     def sweep(self) -> dict[str, Any]:
         """Record due reminders and lapses; republish the directory if anyone lapsed.
@@ -37,7 +53,7 @@ class ReportUseCases(ComplianceCore):
         key), so running it twice, or on two replicas, changes nothing more.
         """
         now = self.clock.now()
-        settings = self.settings
+        settings = self.settings()
         reminders: list[dict[str, Any]] = []
         lapsed: list[str] = []
         with self.db.transaction() as conn:
@@ -87,7 +103,7 @@ class ReportUseCases(ComplianceCore):
                     self._notify(conn, code, "lapsed", certificate.id, 0, now, message)
                     lapsed.append(code)
             if lapsed:
-                self.central._publish(conn, now, reason=f"approval lapsed: {', '.join(lapsed)}")
+                self.publisher.publish_in(conn, now, reason=f"approval lapsed: {', '.join(lapsed)}")
         return {"reminders": reminders, "lapsed": lapsed}
 
     def _notify(
@@ -149,7 +165,7 @@ class ReportUseCases(ComplianceCore):
         _require_central(by)
         now = self.clock.now()
         with self.db.transaction() as conn:
-            current = standings(conn, now, self.settings)
+            current = standings(conn, now, self.settings())
             latest = _latest_certificates(conn)
             granted = _granted_extensions(conn)
             open_rows = {
@@ -244,8 +260,8 @@ class ReportUseCases(ComplianceCore):
             for statement_id, ids in sorted(by_statement.items()):
                 if 1 not in ids or 2 not in ids:
                     continue
-                first = self._results(conn, ids[1])
-                second = self._results(conn, ids[2])
+                first = results_of(conn, ids[1])
+                second = results_of(conn, ids[2])
                 pairs += [
                     PairedResult(statement_id, c, first[c]["result"], second[c]["result"])
                     for c in sorted(set(first) & set(second))

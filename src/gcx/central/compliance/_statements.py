@@ -9,14 +9,29 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
-from gcx.central.compliance._core import ComplianceCore, _history, _reason
-from gcx.central.compliance._principal import Principal, _require, _require_member, _require_reader
+from gcx.central.compliance._catalogues import Catalogues
+from gcx.central.compliance._principal import (
+    Principal,
+    _require_member,
+    _require_reader,
+    require_role,
+)
+from gcx.central.compliance._records import (
+    answers_of,
+    history_entry,
+    reason_text,
+    require_organisation,
+    statement_row,
+    statement_view,
+)
+from gcx.central.compliance._steps import StatementSteps
 from gcx.central.compliance._views import _statement_summary
+from gcx.clock import Clock
 from gcx.compliance import exports
 from gcx.compliance.catalogue import Catalogue
 from gcx.compliance.statement import OPEN, Role, StatementEvent, StatementState, check_separation
 from gcx.errors import Conflict, Forbidden, InputError, StateTransitionRefused
-from gcx.store import iso, parse_iso
+from gcx.store import Database, iso, parse_iso
 from gcx.store.schema_compliance import (
     compliance_answers,
     compliance_evidence,
@@ -26,18 +41,26 @@ from gcx.store.schema_compliance import (
 )
 
 
-class StatementUseCases(ComplianceCore):
+class Statements:
     """A statement's life on the organisation's side, up to submission."""
+
+    def __init__(
+        self, database: Database, clock: Clock, catalogues: Catalogues, steps: StatementSteps
+    ) -> None:
+        self.db = database
+        self.clock = clock
+        self.catalogues = catalogues
+        self.steps = steps
 
     def create_statement(self, by: Principal, organisation: str) -> dict[str, Any]:
         """Start a statement on the current catalogue; a renewal copies the last approved one."""
-        _require(by, Role.SECURITY_OFFICER)
+        require_role(by, Role.SECURITY_OFFICER)
         _require_member(by, organisation)
         now = self.clock.now()
         statement_id = crypto.random_id(12)
         with self.db.transaction() as conn:
-            self._ensure_builtin(conn, now)
-            self._require_organisation(conn, organisation)
+            self.catalogues.ensure_builtin(conn, now)
+            require_organisation(conn, organisation)
             open_states = [s.value for s in OPEN]
             existing = conn.execute(
                 sa.select(compliance_statements.c.id).where(
@@ -51,7 +74,7 @@ class StatementUseCases(ComplianceCore):
                     "abandon it first.",
                     statement=existing.id,
                 )
-            catalogue = self._catalogue(conn)
+            catalogue = self.catalogues.load(conn)
             previous = conn.execute(
                 sa.select(compliance_statements)
                 .where(
@@ -72,7 +95,7 @@ class StatementUseCases(ComplianceCore):
                     created_by=by.name,
                     updated_at=iso(now),
                     contributors=[],
-                    history=[_history(now, by, "create", StatementState.DRAFT)],
+                    history=[history_entry(now, by, "create", StatementState.DRAFT)],
                 )
             )
             copied = 0
@@ -180,9 +203,9 @@ class StatementUseCases(ComplianceCore):
 
     def statement(self, by: Principal, statement_id: str) -> dict[str, Any]:
         with self.db.transaction() as conn:
-            row = self._statement_row(conn, statement_id)
+            row = statement_row(conn, statement_id)
             _require_reader(by, row.organisation)
-            return self._statement_view(conn, row)
+            return statement_view(conn, row, self.catalogues.load(conn, row.catalogue_version))
 
     def list_statements(
         self, by: Principal, *, organisation: str | None = None, state: str | None = None
@@ -216,7 +239,7 @@ class StatementUseCases(ComplianceCore):
 
     def request_sign_off(self, by: Principal, statement_id: str) -> dict[str, Any]:
         def check(conn: Connection, row: Any, catalogue: Catalogue) -> dict[str, Any]:
-            answers = self._answers(conn, statement_id)
+            answers = answers_of(conn, statement_id)
             unanswered = [c for c in catalogue.control_ids if c not in answers]
             stale = sorted(c for c, a in answers.items() if a["needs_reconfirmation"])
             if unanswered or stale:
@@ -228,11 +251,11 @@ class StatementUseCases(ComplianceCore):
                 )
             return {"sign_off_requested_by": by.name}
 
-        return self._step(by, statement_id, StatementEvent.REQUEST_SIGN_OFF, check)
+        return self.steps.take(by, statement_id, StatementEvent.REQUEST_SIGN_OFF, check)
 
     def decline_sign_off(self, by: Principal, statement_id: str, reason: str) -> dict[str, Any]:
-        reason = _reason(reason)
-        return self._step(
+        reason = reason_text(reason)
+        return self.steps.take(
             by,
             statement_id,
             StatementEvent.DECLINE_SIGN_OFF,
@@ -249,11 +272,11 @@ class StatementUseCases(ComplianceCore):
             )
             return {"signed_off_by": by.name, "signed_off_at": iso(now), "submitted_at": iso(now)}
 
-        return self._step(by, statement_id, StatementEvent.SIGN_OFF, check)
+        return self.steps.take(by, statement_id, StatementEvent.SIGN_OFF, check)
 
     def abandon(self, by: Principal, statement_id: str, reason: str) -> dict[str, Any]:
-        reason = _reason(reason)
-        return self._step(
+        reason = reason_text(reason)
+        return self.steps.take(
             by,
             statement_id,
             StatementEvent.ABANDON,
