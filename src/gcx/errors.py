@@ -27,11 +27,15 @@ The tree::
     │   ├── MultipartInvalid            a multipart/form-data body that does not parse
     │   ├── MarkingMissing, MarkingUnknown, MarkingNotAllowed (422)
     │   ├── EnvelopeMalformed, EnvelopeExpired, EnvelopeFromFuture
+    │   ├── KindNotSupported, AddressUnknown, EnvelopeInconsistent        secure messages
+    │   ├── EnvelopeReplayed (409), RecipientUnknown (422)               secure messages
     │   ├── NotFound (404)
     │   │   └── ServiceUnknown                                              service calls
     │   ├── UserRequired, PurposeRequired, CallDigestMismatch               service calls
+    │   ├── CallReplayed (409), NinoInvalid                                service calls
     │   ├── HeaderInvalid           a request header is not valid UTF-8 text
     │   ├── TransferRefused (422), TransferEmpty (422), QuotaExceeded (413)   bulk transfer
+    │   ├── TusVersionUnsupported (412), UploadMediaTypeRefused (415)      bulk transfer
     │   └── UploadOffsetMismatch (409), ChunkDigestMismatch (422)             bulk transfer
     ├── AuthError                   who are you? (401)
     │   ├── TokenInvalid
@@ -44,6 +48,7 @@ The tree::
     │   ├── RoleRequired            the caller lacks the role the step needs
     │   ├── PersonTokenRefused      a person's token is issued only to that person
     │   ├── UserMismatch            a person's token names another end user for a call
+    │   ├── MessageNotYours         neither the sender nor a recipient of the message
     │   ├── SeparationOfDuties      nobody signs off, assesses or approves their own work
     │   └── ServiceForbidden        no access right admits this service call
     ├── Conflict                    state forbids it (409)
@@ -51,8 +56,11 @@ The tree::
     │   ├── VerdictNotMet           the verdict does not allow approval, and no justified override
     │   ├── AssessmentIncomplete    a control has no recorded result yet
     │   ├── DuplicateEnrolment
+    │   │   └── ChangeReplayed      a signed service change already applied
     │   ├── AccountNameTaken        a system, person or mailbox already has that name
+    │   ├── EvidenceUnavailable     the evidence for an envelope cannot be assembled here
     │   └── StateTransitionRefused
+    │       └── RecallRefused       a recipient's gateway refused the recall (already read)
     ├── DirectoryError              the directory cannot be trusted or is missing
     │   ├── DirectorySignatureInvalid
     │   ├── DirectoryRollback
@@ -60,6 +68,7 @@ The tree::
     │   ├── DirectoryMalformed
     │   └── DirectoryUnavailable (503)
     ├── PeerRefused                 a peer gateway failed our checks (403)
+    │   ├── NotSenderGateway        the peer does not host the sending organisation
     │   ├── PeerRevoked
     │   └── PeerUnknown
     ├── PeerUnreachable             a peer or central could not be reached (502)
@@ -67,6 +76,7 @@ The tree::
     ├── BackendError                a service's backend failed the provider gateway
     │   ├── BackendUnreachable (502), BackendTimeout (504)
     │   └── BackendAnswerTooLarge (502)
+    ├── MessageRecalled (410)       the sender recalled the message before it was read
     ├── RemoteRefusal               another gcx service refused, with its own code
     ├── CryptoError                 verification failed (opaque on purpose)
     │   ├── SignatureInvalid
@@ -75,6 +85,7 @@ The tree::
     │   ├── EnvelopeDigestMismatch, EnvelopeUnreadable
     │   ├── ReceiptInvalid (502)
     │   ├── CallResponseInvalid (502)  a service call's signed answer does not check out
+    │   ├── EvidenceInvalid (422)   an evidence file fails a check; the check is named
     │   ├── TransferUnreadable      a transfer's key, metadata or a segment does not open
     │   └── KeyDecryptionFailed
     ├── AuditChainBroken            an audit log does not verify
@@ -87,6 +98,7 @@ original, so callers only ever handle this tree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 
@@ -441,6 +453,48 @@ class AuditChainBroken(GcxError):
     default_message = "The audit log does not verify."
 
 
+# -- secure messages (gcx.gateway.receive, gcx.gateway.messaging) --------------
+
+
+class NotSenderGateway(PeerRefused):
+    code = "peer-not-sender-gateway"
+
+
+class KindNotSupported(InputError):
+    code = "kind-not-supported"
+
+
+class AddressUnknown(InputError):
+    code = "address-unknown"
+
+
+class EnvelopeInconsistent(InputError):
+    code = "envelope-inconsistent"
+
+
+class EnvelopeReplayed(InputError):
+    code = "envelope-replayed"
+    status = 409
+
+
+class RecipientUnknown(InputError):
+    code = "recipient-unknown"
+    status = 422
+
+
+class MessageNotYours(Forbidden):
+    code = "message-not-yours"
+
+
+class MessageRecalled(GcxError):
+    code = "message-recalled"
+    status = 410
+
+
+class RecallRefused(StateTransitionRefused):
+    code = "recall-refused"
+
+
 # -- Code of Connection (gcx.compliance, gcx.central.compliance) ---------------
 
 
@@ -583,6 +637,18 @@ class ChunkDigestMismatch(InputError):
     )
 
 
+class TusVersionUnsupported(InputError):
+    code = "tus-version-unsupported"
+    status = 412
+    default_message = "This gateway speaks tus 1.0.0; send Tus-Resumable: 1.0.0."
+
+
+class UploadMediaTypeRefused(InputError):
+    code = "upload-media-type-refused"
+    status = 415
+    default_message = "A PATCH must have Content-Type application/offset+octet-stream."
+
+
 class TransferUnreadable(CryptoError):
     code = "transfer-unreadable"
     default_message = "The transfer could not be opened with this organisation's key."
@@ -636,6 +702,25 @@ class CallDigestMismatch(InputError):
     )
 
 
+class CallReplayed(InputError):
+    code = "call-replayed"
+    status = 409
+    default_message = "A call with this id was already answered; the repeat was refused."
+
+
+class ChangeReplayed(DuplicateEnrolment):
+    code = "service-change-replayed"
+    default_message = "This signed service change was already applied; sign a new one."
+
+
+class NinoInvalid(InputError):
+    code = "nino-invalid"
+    default_message = (
+        "Enter a National Insurance number in the right format, like QQ 12 34 56 C "
+        "(two letters, six numbers, then A, B, C or D)."
+    )
+
+
 class CallResponseInvalid(CryptoError):
     code = "call-response-invalid"
     status = 502
@@ -672,3 +757,32 @@ class BackendTimeout(BackendError):
 class BackendAnswerTooLarge(BackendError):
     code = "backend-answer-too-large"
     default_message = "The service's backend answered with more than the service allows."
+
+
+# -- evidence files (gcx.evidence, gcx.gateway.evidence_export) -------------------
+
+
+class EvidenceInvalid(CryptoError):
+    """An evidence file failed one of the checks; ``check`` names which.
+
+    ``passed`` holds the checks that passed before it (:class:`gcx.evidence.Check`),
+    so a report can show how far the file got. It is typed loosely here because
+    this module imports nothing of gcx.
+    """
+
+    code = "evidence-invalid"
+    status = 422
+    default_message = "The evidence file does not verify."
+
+    def __init__(
+        self, message: str, *, check: str, subject: str, passed: Sequence[Any] = ()
+    ) -> None:
+        super().__init__(message, check=check, subject=subject)
+        self.check = check
+        self.subject = subject
+        self.passed = tuple(passed)
+
+
+class EvidenceUnavailable(Conflict):
+    code = "evidence-unavailable"
+    default_message = "The evidence for that envelope cannot be assembled on this gateway."

@@ -194,6 +194,8 @@ def verify(connection: Connection) -> VerifyReport:
     return VerifyReport(True, count, prev)
 
 
+# Not a gcx error, so not in gcx.errors: it carries one out of a transaction, and
+# refusals_recorded raises the gcx error it carries; nobody outside sees this class.
 class AuditedRefusal(Exception):
     """Raised inside a transaction to refuse a request and still audit the refusal.
 

@@ -22,47 +22,29 @@ exporting gateway's audit log, not here, because nothing could vouch for it.
 The layout is specified in ``docs/evidence.md``. The package keeps one idea
 per module: ``_file`` (the layout, its canonical form, pure building),
 ``_verify`` (offline checking from the bytes and, optionally, a trusted
-anchor) and ``_export`` (gathering a gateway's stored rows, then building,
-checking and auditing).
+anchor) and ``_calls`` (the same for service calls). It reads nothing but the
+bytes it is given; gathering a gateway's stored rows, then building, checking
+and auditing, is the gateway's (:mod:`gcx.gateway.evidence_export`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from gcx.evidence._calls import VerifiedCall, export_call_evidence, verify_call_evidence
-from gcx.evidence._export import export_evidence as _export_message_evidence
-from gcx.evidence._export import export_for_caller
+from gcx.errors import EvidenceInvalid, EvidenceUnavailable
+from gcx.evidence._calls import (
+    VerifiedCall,
+    build_call_evidence,
+    is_call_evidence,
+    verify_call_evidence,
+)
 from gcx.evidence._file import (
     FORMAT,
     MEDIA_TYPE,
     Check,
-    EvidenceInvalid,
-    EvidenceUnavailable,
     HeldReceipt,
+    ReceiptKind,
     build_evidence,
 )
 from gcx.evidence._verify import VerifiedEvidence, VerifiedReceipt, verify_evidence
-
-if TYPE_CHECKING:
-    from gcx.gateway.runtime import Gateway
-
-
-def export_evidence(
-    gateway: Gateway, envelope_id: str, *, direction: str | None = None, actor: str
-) -> bytes:
-    """The evidence file for an envelope or, if the id is a logged service call, for that call.
-
-    For a call, ``direction`` picks the side: ``"out"`` as the consumer,
-    ``"in"`` as the provider (by default whichever this gateway logged).
-    """
-    from gcx.evidence._calls import holds_call
-
-    if holds_call(gateway, envelope_id):
-        side = {"out": "consumer", "in": "provider", None: None}.get(direction)
-        return export_call_evidence(gateway, envelope_id, actor=actor, side=side)
-    return _export_message_evidence(gateway, envelope_id, direction=direction, actor=actor)
-
 
 __all__ = [
     "FORMAT",
@@ -71,13 +53,13 @@ __all__ = [
     "EvidenceInvalid",
     "EvidenceUnavailable",
     "HeldReceipt",
+    "ReceiptKind",
     "VerifiedCall",
     "VerifiedEvidence",
     "VerifiedReceipt",
+    "build_call_evidence",
     "build_evidence",
-    "export_call_evidence",
-    "export_evidence",
-    "export_for_caller",
+    "is_call_evidence",
     "verify_call_evidence",
     "verify_evidence",
 ]

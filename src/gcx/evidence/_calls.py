@@ -26,22 +26,16 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gcx import crypto
-from gcx.errors import CryptoError, GcxError, InputError, NotFound
-from gcx.evidence._file import Check, EvidenceInvalid, EvidenceUnavailable
+from gcx.errors import CryptoError, EvidenceInvalid, GcxError, InputError
+from gcx.evidence._file import Check
 from gcx.protocol import directory as dirproto
 from gcx.protocol import strict_json
 from gcx.protocol.services import REQUEST_TYPE, RESPONSE_TYPE, CallRequest, CallResponse
-from gcx.store.schema import directory_archive, held_directory
-from gcx.store.schema_services import service_calls
-
-if TYPE_CHECKING:
-    from gcx.gateway.runtime import Gateway
 
 FORMAT = "gcx.call-evidence/1"
 MEDIA_TYPE = "application/vnd.gcx.evidence+json"
@@ -266,88 +260,3 @@ def _payload(document: bytes) -> bytes:
         return crypto.unverified_payload(document)
     except CryptoError as exc:
         raise InputError("The signed document is not DSSE.") from exc
-
-
-# -- exporting from a gateway --------------------------------------------------------
-
-
-def holds_call(gateway: Gateway, call_id: str) -> bool:
-    with gateway.db.read() as conn:
-        return (
-            conn.execute(sa.select(service_calls.c.id).where(service_calls.c.id == call_id)).first()
-            is not None
-        )
-
-
-def export_call_evidence(
-    gateway: Gateway,
-    call_id: str,
-    *,
-    actor: str,
-    organisation: str | None = None,
-    side: str | None = None,
-) -> bytes:
-    """The evidence file for an answered call logged here, checked before it is returned."""
-    with gateway.db.read() as conn:
-        query = sa.select(service_calls).where(
-            service_calls.c.id == call_id, service_calls.c.response_document.is_not(None)
-        )
-        if side is not None:
-            query = query.where(service_calls.c.side == side)
-        rows = conn.execute(query.order_by(service_calls.c.side)).all()
-        if organisation is not None:
-            rows = [
-                r
-                for r in rows
-                if (r.side == "consumer" and r.consumer == organisation)
-                or (r.side == "provider" and r.provider == organisation)
-            ]
-        if not rows:
-            raise NotFound(f"No answered call {call_id[:40]!r} is logged here for you.")
-        row = rows[0]
-        version = int(row.directory_version)
-        document = conn.execute(
-            sa.select(directory_archive.c.document).where(directory_archive.c.version == version)
-        ).scalar()
-        if document is None:
-            document = conn.execute(
-                sa.select(held_directory.c.document).where(held_directory.c.version == version)
-            ).scalar()
-    if document is None:
-        raise EvidenceUnavailable(f"Directory version {version} is not archived on this gateway.")
-    root = gateway.keys.anchor.public_key()
-    directory = dirproto.Directory.from_bytes(
-        crypto.verify_document(bytes(document), dirproto.PAYLOAD_TYPE, {crypto.key_id(root): root})
-    )
-    certificates = {}
-    for code in {row.consumer, row.provider}:
-        entry = directory.organisation(code)
-        if entry is None or not entry.signing_certificate:
-            raise EvidenceUnavailable(
-                f"Directory version {version} holds no certificate for {code}."
-            )
-        certificates[code] = entry.signing_certificate.encode()
-    data = build_call_evidence(
-        call_id=call_id,
-        side=row.side,
-        request_document=bytes(row.request_document),
-        response_document=bytes(row.response_document),
-        anchor_pem=gateway.keys.anchor.pem,
-        certificates=certificates,
-        directory_version=version,
-        directory_document=bytes(document),
-    )
-    try:
-        verify_call_evidence(data, anchor=gateway.keys.anchor)
-    except EvidenceInvalid as error:
-        raise EvidenceUnavailable(
-            f"The evidence assembled for call {call_id} does not verify ({error.check}): "
-            f"{error.message}"
-        ) from error
-    gateway.record(
-        actor=actor,
-        action="evidence.exported",
-        subject=call_id,
-        details={"kind": "service-call", "side": row.side, "directory_version": version},
-    )
-    return data

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gcx import crypto
-from gcx.errors import Conflict, CryptoError
+from gcx.errors import EvidenceUnavailable
 
 FORMAT = "gcx.evidence/1"
 MEDIA_TYPE = "application/vnd.gcx.evidence+json"
@@ -34,27 +34,6 @@ class Check:
 
     def to_dict(self) -> dict[str, str]:
         return {"check": self.name, "subject": self.subject, "detail": self.detail}
-
-
-class EvidenceInvalid(CryptoError):
-    """An evidence file failed one of the checks; ``check`` names which."""
-
-    code = "evidence-invalid"
-    status = 422
-    default_message = "The evidence file does not verify."
-
-    def __init__(
-        self, message: str, *, check: str, subject: str, passed: Sequence[Check] = ()
-    ) -> None:
-        super().__init__(message, check=check, subject=subject)
-        self.check = check
-        self.subject = subject
-        self.passed = tuple(passed)
-
-
-class EvidenceUnavailable(Conflict):
-    code = "evidence-unavailable"
-    default_message = "The evidence for that envelope cannot be assembled on this gateway."
 
 
 class _Model(BaseModel):

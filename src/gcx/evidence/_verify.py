@@ -26,12 +26,11 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from gcx import crypto
-from gcx.errors import CryptoError, GcxError, SignatureInvalid
+from gcx.errors import CryptoError, EvidenceInvalid, GcxError, SignatureInvalid
 from gcx.evidence._file import (
     FORMAT,
     Check,
     EvidenceFile,
-    EvidenceInvalid,
     ReceiptKind,
     ReceiptSection,
     serialise,

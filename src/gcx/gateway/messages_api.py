@@ -24,9 +24,9 @@ from gcx.errors import (
     MultipartInvalid,
 )
 from gcx.evidence import MEDIA_TYPE as EVIDENCE_MEDIA_TYPE
-from gcx.evidence import export_for_caller
 from gcx.gateway.app import caller_of
 from gcx.gateway.delivery import DeliveryWorker
+from gcx.gateway.evidence_export import export_for_caller
 from gcx.gateway.messaging import Compose, Messaging
 from gcx.gateway.peer import GATEWAY
 from gcx.gateway.peer_messages import store_read_receipt

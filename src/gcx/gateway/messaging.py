@@ -25,7 +25,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
-from gcx.errors import Forbidden, GcxError, InputError, NotFound, StateTransitionRefused
+from gcx.errors import (
+    InputError,
+    MessageNotYours,
+    MessageRecalled,
+    NotFound,
+    RecallRefused,
+    RecipientUnknown,
+)
 from gcx.gateway import outbox
 from gcx.gateway.envelopes import StoredEnvelope, insert_envelope, load_envelope, put_large_parts
 from gcx.gateway.runtime import Gateway
@@ -44,24 +51,6 @@ from gcx.protocol.message import (
 )
 from gcx.store import iso
 from gcx.store.schema import mailbox_items, mailboxes, receipts
-
-
-class RecipientUnknown(InputError):
-    code = "recipient-unknown"
-    status = 422
-
-
-class MessageNotYours(Forbidden):
-    code = "message-not-yours"
-
-
-class MessageRecalled(GcxError):
-    code = "message-recalled"
-    status = 410
-
-
-class RecallRefused(StateTransitionRefused):
-    code = "recall-refused"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ async def recall_everywhere(
 ) -> dict[str, Any]:
     """Withdraw what has not left, ask each gateway holding the message, record the answers.
 
-    Raises :class:`gcx.gateway.messaging.RecallRefused` naming each gateway that
+    Raises :class:`gcx.errors.RecallRefused` naming each gateway that
     would not withdraw it.
     """
     gateway = messaging.gateway

@@ -32,9 +32,13 @@ from sqlalchemy.exc import IntegrityError
 
 from gcx import audit, crypto
 from gcx.errors import (
+    AddressUnknown,
+    EnvelopeInconsistent,
+    EnvelopeReplayed,
     GcxError,
     InputError,
-    PeerRefused,
+    KindNotSupported,
+    NotSenderGateway,
 )
 from gcx.gateway.envelopes import insert_envelope, put_large_parts, stored_digest
 from gcx.gateway.runtime import Gateway
@@ -49,27 +53,6 @@ from gcx.store.schema_web import web_users
 log = logging.getLogger("gcx.gateway.receive")
 
 ISSUED = "issued"
-
-
-class NotSenderGateway(PeerRefused):
-    code = "peer-not-sender-gateway"
-
-
-class KindNotSupported(InputError):
-    code = "kind-not-supported"
-
-
-class AddressUnknown(InputError):
-    code = "address-unknown"
-
-
-class EnvelopeInconsistent(InputError):
-    code = "envelope-inconsistent"
-
-
-class EnvelopeReplayed(InputError):
-    code = "envelope-replayed"
-    status = 409
 
 
 @dataclass

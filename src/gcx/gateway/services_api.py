@@ -176,7 +176,8 @@ async def list_calls(request: web.Request) -> web.Response:
 
 
 async def call_evidence(request: web.Request) -> web.Response:
-    from gcx.evidence._calls import MEDIA_TYPE, export_call_evidence
+    from gcx.evidence import MEDIA_TYPE
+    from gcx.gateway.evidence_export import export_call_evidence
 
     caller = await caller_of(request)
     _require(caller, LOG_ROLES, "export call evidence")

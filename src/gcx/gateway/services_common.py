@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from gcx.errors import GcxError, InputError
+from gcx.errors import GcxError
 from gcx.httpapi import read_limited
 
 REQUEST_HEADER = "X-Gcx-Call-Request"
@@ -15,12 +15,6 @@ CALL_ID_HEADER = "X-Gcx-Call-Id"
 USER_HEADER = "X-Gcx-User"
 PURPOSE_HEADER = "X-Gcx-Purpose"
 REPLAY_WINDOW = 100_000
-
-
-class CallReplayed(InputError):
-    code = "call-replayed"
-    status = 409
-    default_message = "A call with this id was already answered; the repeat was refused."
 
 
 @dataclass(frozen=True)

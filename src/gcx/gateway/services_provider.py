@@ -22,6 +22,7 @@ from gcx.errors import (
     BackendTimeout,
     BackendUnreachable,
     BodyNotUtf8,
+    CallReplayed,
     CryptoError,
     GcxError,
     InputError,
@@ -36,7 +37,6 @@ from gcx.gateway.services_common import (
     REQUEST_HEADER,
     RESPONSE_HEADER,
     Backend,
-    CallReplayed,
     read_capped,
 )
 from gcx.httpapi import read_body, refusal

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
-from gcx.errors import BodyTooLarge, InputError
+from gcx.errors import BodyTooLarge, InputError, TusVersionUnsupported, UploadMediaTypeRefused
 from gcx.gateway import transfer_policy, transfer_reading, transfer_uploads, transfers
 from gcx.gateway.app import OPENAPI, caller_of
 from gcx.gateway.peer import GATEWAY
@@ -34,18 +34,6 @@ from gcx.protocol.validation import StrictModel, validated
 TUS_VERSION = "1.0.0"
 TRANSFER_WORKER = web.AppKey("transfer_worker", TransferWorker)
 _TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
-
-
-class TusVersionUnsupported(InputError):
-    code = "tus-version-unsupported"
-    status = 412
-    default_message = "This gateway speaks tus 1.0.0; send Tus-Resumable: 1.0.0."
-
-
-class UploadMediaTypeRefused(InputError):
-    code = "upload-media-type-refused"
-    status = 415
-    default_message = "A PATCH must have Content-Type application/offset+octet-stream."
 
 
 def _require_tus(request: web.Request) -> None:

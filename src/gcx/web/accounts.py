@@ -69,6 +69,8 @@ class WebSession:
     flash: str | None
 
 
+# Not a gcx error, so not in gcx.errors: it only unwinds a transaction inside this
+# module and is always turned into a refusal from that tree before anyone sees it.
 class _LostRace(Exception):
     """Another request used the same code or waiting session first (rolls back)."""
 

@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gcx.errors import InputError, PurposeRequired
+from gcx.errors import NinoInvalid, PurposeRequired
 from gcx.gateway.services import ServiceProxy
 from gcx.gateway.services_common import CALL_ID_HEADER, PURPOSE_HEADER
 from gcx.httpapi import run_sync
@@ -52,14 +52,6 @@ RESULT_MARKING = "OFFICIAL-SENSITIVE"
 # never appear, nor O second, nor the prefixes BG, GB, KN, NK, NT, TN, ZZ), six
 # digits, and a suffix A to D.
 _NINO = re.compile(r"^(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]$")
-
-
-class NinoInvalid(InputError):
-    code = "nino-invalid"
-    default_message = (
-        "Enter a National Insurance number in the right format, like QQ 12 34 56 C "
-        "(two letters, six numbers, then A, B, C or D)."
-    )
 
 
 def normalise_nino(text: str) -> str:

@@ -14,8 +14,15 @@ from dataclasses import dataclass, field
 
 from aiohttp import BodyPartReader, web
 
-from gcx.errors import AttachmentTooLarge, BodyNotUtf8, BodyTooLarge, GcxError, MultipartInvalid
-from gcx.gateway.messaging import Compose, RecipientUnknown
+from gcx.errors import (
+    AttachmentTooLarge,
+    BodyNotUtf8,
+    BodyTooLarge,
+    GcxError,
+    MultipartInvalid,
+    RecipientUnknown,
+)
+from gcx.gateway.messaging import Compose
 from gcx.httpapi import multipart_errors, part_filename, part_media_type, run_sync
 from gcx.protocol.marking import Marking, parse_marking
 from gcx.protocol.message import (

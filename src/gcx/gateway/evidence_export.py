@@ -1,4 +1,10 @@
-"""Exporting evidence from a gateway: gather the stored rows, build, check, audit."""
+"""Exporting evidence from a gateway: gather the stored rows, build, check, audit.
+
+This is gateway code: it reads the gateway's database, blobs and keys. The
+formats and their offline verifiers are :mod:`gcx.evidence`, which reads
+nothing but the bytes it is given, so a third party can check a file with no
+gateway at all.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,21 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from gcx import audit, crypto
-from gcx.errors import InputError
-from gcx.evidence._file import (
+from gcx.errors import InputError, MessageNotYours, MessageRecalled, NotFound
+from gcx.evidence import (
     EvidenceInvalid,
     EvidenceUnavailable,
     HeldReceipt,
     ReceiptKind,
+    build_call_evidence,
     build_evidence,
+    verify_call_evidence,
+    verify_evidence,
 )
-from gcx.evidence._verify import verify_evidence
 from gcx.gateway.envelopes import load_envelope, stored_digest
-from gcx.gateway.messaging import MessageNotYours, MessageRecalled
 from gcx.protocol import directory as dirproto
 from gcx.store.schema import directory_archive, held_directory, receipts
+from gcx.store.schema_services import service_calls
 
 if TYPE_CHECKING:
     from gcx.gateway.messaging import Messaging
@@ -64,7 +72,7 @@ def _organisation_certificate(gateway: Gateway, directory: dirproto.Directory, c
     )
 
 
-def export_evidence(
+def export_message_evidence(
     gateway: Gateway, envelope_id: str, *, direction: str | None = None, actor: str
 ) -> bytes:
     """The evidence file for an envelope held on this gateway, checked before it is returned.
@@ -153,4 +161,103 @@ def export_for_caller(messaging: Messaging, caller: Caller, envelope_id: str) ->
             raise audit.AuditedRefusal(
                 error, actor=caller.actor, action="evidence.refused", subject=envelope_id[:40]
             ) from None
-    return export_evidence(gateway, envelope_id, direction=direction, actor=caller.actor)
+    return export_message_evidence(gateway, envelope_id, direction=direction, actor=caller.actor)
+
+
+# -- service calls --------------------------------------------------------------
+
+
+def holds_call(gateway: Gateway, call_id: str) -> bool:
+    with gateway.db.read() as conn:
+        return (
+            conn.execute(sa.select(service_calls.c.id).where(service_calls.c.id == call_id)).first()
+            is not None
+        )
+
+
+def export_call_evidence(
+    gateway: Gateway,
+    call_id: str,
+    *,
+    actor: str,
+    organisation: str | None = None,
+    side: str | None = None,
+) -> bytes:
+    """The evidence file for an answered call logged here, checked before it is returned."""
+    with gateway.db.read() as conn:
+        query = sa.select(service_calls).where(
+            service_calls.c.id == call_id, service_calls.c.response_document.is_not(None)
+        )
+        if side is not None:
+            query = query.where(service_calls.c.side == side)
+        rows = conn.execute(query.order_by(service_calls.c.side)).all()
+        if organisation is not None:
+            rows = [
+                r
+                for r in rows
+                if (r.side == "consumer" and r.consumer == organisation)
+                or (r.side == "provider" and r.provider == organisation)
+            ]
+        if not rows:
+            raise NotFound(f"No answered call {call_id[:40]!r} is logged here for you.")
+        row = rows[0]
+        version = int(row.directory_version)
+        document = conn.execute(
+            sa.select(directory_archive.c.document).where(directory_archive.c.version == version)
+        ).scalar()
+        if document is None:
+            document = conn.execute(
+                sa.select(held_directory.c.document).where(held_directory.c.version == version)
+            ).scalar()
+    if document is None:
+        raise EvidenceUnavailable(f"Directory version {version} is not archived on this gateway.")
+    root = gateway.keys.anchor.public_key()
+    directory = dirproto.Directory.from_bytes(
+        crypto.verify_document(bytes(document), dirproto.PAYLOAD_TYPE, {crypto.key_id(root): root})
+    )
+    certificates = {}
+    for code in {row.consumer, row.provider}:
+        entry = directory.organisation(code)
+        if entry is None or not entry.signing_certificate:
+            raise EvidenceUnavailable(
+                f"Directory version {version} holds no certificate for {code}."
+            )
+        certificates[code] = entry.signing_certificate.encode()
+    data = build_call_evidence(
+        call_id=call_id,
+        side=row.side,
+        request_document=bytes(row.request_document),
+        response_document=bytes(row.response_document),
+        anchor_pem=gateway.keys.anchor.pem,
+        certificates=certificates,
+        directory_version=version,
+        directory_document=bytes(document),
+    )
+    try:
+        verify_call_evidence(data, anchor=gateway.keys.anchor)
+    except EvidenceInvalid as error:
+        raise EvidenceUnavailable(
+            f"The evidence assembled for call {call_id} does not verify ({error.check}): "
+            f"{error.message}"
+        ) from error
+    gateway.record(
+        actor=actor,
+        action="evidence.exported",
+        subject=call_id,
+        details={"kind": "service-call", "side": row.side, "directory_version": version},
+    )
+    return data
+
+
+def export_evidence(
+    gateway: Gateway, envelope_id: str, *, direction: str | None = None, actor: str
+) -> bytes:
+    """The evidence file for an envelope or, if the id is a logged service call, for that call.
+
+    For a call, ``direction`` picks the side: ``"out"`` as the consumer,
+    ``"in"`` as the provider (by default whichever this gateway logged).
+    """
+    if holds_call(gateway, envelope_id):
+        side = {"out": "consumer", "in": "provider", None: None}.get(direction)
+        return export_call_evidence(gateway, envelope_id, actor=actor, side=side)
+    return export_message_evidence(gateway, envelope_id, direction=direction, actor=actor)
