@@ -8,40 +8,18 @@ import contextlib
 import json
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import click
 
-from gcx.compliance.demo_path import admit_through_coco, expect_refused, lapse_by_expiry
 from gcx.errors import GcxError, RemoteRefusal
 from gcx.localnet import LocalNetwork
 from gcx.protocol import strict_json
-
-
-@dataclass
-class Showcase:
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    quiet: bool = False
-
-    async def step(self, title: str, action: Callable[[], Awaitable[str]]) -> bool:
-        started = time.perf_counter()
-        try:
-            detail, ok = await action(), True
-        except Exception as exc:  # a showcase reports every failure as a failed step
-            detail, ok = f"{type(exc).__name__}: {exc}", False
-        seconds = round(time.perf_counter() - started, 3)
-        self.steps.append({"step": title, "ok": ok, "detail": detail, "seconds": seconds})
-        if not self.quiet:
-            click.echo(f"{'PASS' if ok else 'FAIL'}  {title}\n      {detail}")
-        return ok
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.steps) and all(s["ok"] for s in self.steps)
+from gcx.reference.demo_path import admit_through_coco, expect_refused, lapse_by_expiry
+from gcx.reference.demo_steps import service_steps
+from gcx.reference.showcase import Showcase
 
 
 async def _api(
@@ -323,8 +301,6 @@ async def _showcase(network: LocalNetwork, show: Showcase) -> None:
                 await asyncio.sleep(0.5)
 
     await show.step("the police force is re-approved and exchanges again", reapprove)
-
-    from gcx.reference.demo_steps import service_steps
 
     await service_steps(network, show)
 

@@ -37,10 +37,10 @@ from typing import Any
 
 from gcx import listeners
 from gcx.central.client import OperatorClient
-from gcx.compliance.demo_path import admit_all, write_demo_settings
 from gcx.config import CentralConfig, GatewayConfig
 from gcx.errors import ConfigError, PeerUnreachable
 from gcx.gateway.home import create_gateway_home, submit_enrolment
+from gcx.reference.demo_path import admit_all, write_demo_settings
 
 MARKER = ".gcx-localnet"
 # The name of each demo gateway's administering system (its admin_token).

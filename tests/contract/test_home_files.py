@@ -21,12 +21,12 @@ import pytest
 from gcx.central.home import init_central, load_keys
 from gcx.central.service import CentralService
 from gcx.clock import FixedClock
-from gcx.compliance.demo_path import write_demo_settings
 from gcx.config import CentralConfig, GatewayConfig
 from gcx.gateway.home import create_gateway_home, store_certificates
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.transfer_policy import transfer_files
 from gcx.private_files import check_private
+from gcx.reference.demo_path import write_demo_settings
 from gcx.store import open_database
 from gcx.store.blobs import FileBlobStore
 from gcx.store.db import sqlite_files

@@ -24,9 +24,9 @@ import aiohttp
 import psycopg
 
 from gcx import audit, crypto
-from gcx.compliance.demo_path import admit_through_coco
 from gcx.localnet import GatewayProcess, GatewaySpec, LocalNetwork
 from gcx.protocol import directory as dirproto
+from gcx.reference.demo_path import admit_through_coco
 from gcx.store import open_database
 
 T = TypeVar("T")

@@ -10,6 +10,12 @@ same answer) and labelled SYNTHETIC in every response body and in an
 
 Run one with ``python -m gcx.reference serve dwp-cis --port 8701`` (or
 ``gcx service reference dwp-cis --port 8701``).
+
+The demo's scripting on a local network lives here too, beside the services
+it shows: ``network`` (publishing these services on a :mod:`gcx.localnet`
+network), ``demo_path`` (taking organisations through the Code of
+Connection), ``demo_steps`` (the service-access steps) and ``showcase`` (the
+running account of the steps).
 """
 
 from gcx.reference._data import (

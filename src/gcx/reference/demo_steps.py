@@ -9,9 +9,9 @@ import sqlalchemy as sa
 
 from gcx.protocol import strict_json
 from gcx.reference._data import sample_ninos
+from gcx.reference.showcase import Showcase
 
 if TYPE_CHECKING:
-    from gcx.demo import Showcase
     from gcx.localnet import GatewayProcess, LocalNetwork
 
 PURPOSE = "housing benefit review, case HB-2291"

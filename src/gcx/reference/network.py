@@ -8,22 +8,63 @@ provider's administrator takes: the local API of its own gateway.
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import aiohttp
 
 from gcx import listeners
+from gcx.config import GatewayConfig
 from gcx.errors import PeerUnreachable, RemoteRefusal
 from gcx.protocol import strict_json
 from gcx.reference._data import REFERENCE_SERVICES
 from gcx.reference.app import openapi_for
 
-if TYPE_CHECKING:
-    from gcx.localnet import GatewayProcess, LocalNetwork
+# What these steps need of a local network and its gateways, which
+# gcx.localnet.LocalNetwork and GatewayProcess have. They are named here, not
+# imported, because LocalNetwork.start() runs these steps: importing it back
+# would make the two modules need each other.
 
 
-def start_backend(network: LocalNetwork, name: str) -> str:
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class RunningGateway(Protocol):
+    """A started gateway: its configuration, its name, and the demo's two API tokens."""
+
+    @property
+    def spec(self) -> _Named: ...
+
+    @property
+    def config(self) -> GatewayConfig: ...
+
+    @property
+    def token(self) -> str: ...
+
+    @property
+    def admin_token(self) -> str: ...
+
+
+class RunningNetwork(Protocol):
+    """A started local network: its gateways, and starting a process it stops with the rest."""
+
+    @property
+    def gateways(self) -> Mapping[str, RunningGateway]: ...
+
+    @property
+    def extra_processes(self) -> list[subprocess.Popen[bytes]]: ...
+
+    def spawn(
+        self, args: list[str], log_name: str, sockets: dict[str, socket.socket] | None = None
+    ) -> subprocess.Popen[bytes]: ...
+
+
+def start_backend(network: RunningNetwork, name: str) -> str:
     """Start a reference backend as its own process, which the network stops with the rest,
     on a socket bound here (gcx.listeners); the backend's URL."""
     sock = listeners.bind(listen=True)
@@ -50,7 +91,7 @@ async def wait_for_backend(url: str, timeout: float = 20.0) -> None:
 
 
 async def local_api(
-    gateway: GatewayProcess,
+    gateway: RunningGateway,
     method: str,
     path: str,
     body: dict[str, Any] | None = None,
@@ -76,7 +117,7 @@ async def local_api(
 
 
 async def publish(
-    provider: GatewayProcess,
+    provider: RunningGateway,
     name: str,
     backend_url: str,
     *,
@@ -107,7 +148,7 @@ async def publish(
 
 
 async def grant(
-    provider: GatewayProcess,
+    provider: RunningGateway,
     name: str,
     to: str,
     *,
@@ -121,7 +162,7 @@ async def grant(
 
 
 async def wait_until_callable(
-    consumer: GatewayProcess, provider: str, name: str, *, present: bool = True, timeout: float = 30
+    consumer: RunningGateway, provider: str, name: str, *, present: bool = True, timeout: float = 30
 ) -> None:
     """Wait until the consumer's gateway lists (or no longer lists) the service."""
     deadline = time.monotonic() + timeout
@@ -138,7 +179,7 @@ async def wait_until_callable(
 
 
 async def wait_for_version(
-    gateways: list[GatewayProcess], version: int, timeout: float = 30
+    gateways: list[RunningGateway], version: int, timeout: float = 30
 ) -> None:
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
@@ -154,7 +195,7 @@ async def wait_for_version(
 
 
 async def set_up_dwp_lookup(
-    network: LocalNetwork, *, logging: str = "full", **settings: Any
+    network: RunningNetwork, *, logging: str = "full", **settings: Any
 ) -> str:
     """Start the DWP reference backend, publish it from DWP's gateway, grant the council."""
     url = start_backend(network, "dwp-cis")
@@ -167,7 +208,7 @@ async def set_up_dwp_lookup(
     return url
 
 
-async def set_up_fsm_check(network: LocalNetwork) -> str:
+async def set_up_fsm_check(network: RunningNetwork) -> str:
     """Start the free school meals reference backend, publish it from DWP, grant the council.
 
     DWP answers eligibility from the benefit records it holds, as the checking

@@ -24,7 +24,6 @@ from typing import Any
 from aiohttp import web
 
 from gcx.errors import (
-    Forbidden,
     GcxError,
     InputError,
     NotFound,
@@ -36,43 +35,29 @@ from gcx.gateway.recall import recall_everywhere
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import attachment_disposition, run_sync
 from gcx.protocol.marking import Marking, highest
-from gcx.protocol.message import MAX_ATTACHMENT_BYTES, MAX_TOTAL_ATTACHMENT_BYTES
-from gcx.web.gateway import PARTS, caller_of, parts_of
+from gcx.web.gateway import PARTS, mail_compose, parts_of
+from gcx.web.gateway.mail_common import (
+    MAIL_ROLES,
+    MARKING_HINTS,
+    mail_caller,
+    organisation_names,
+)
 from gcx.web.site import (
     FormErrors,
     Site,
     needs,
     redirect,
     render,
-    user_of,
 )
 from gcx.web.words import moment, size_text
 
-MAIL_ROLES = ("staff", "admin")
 LIST_LIMIT = 50
-# Text fields are small; a body of a million characters is at most 4 MiB of UTF-8.
-MAX_FIELD_BYTES = 4 * 1024 * 1024
-# Past this the upload is not read any further: the form cannot be kept for a
-# body this large, and reading it would only let one person tie up the gateway.
-MAX_UPLOAD_BYTES = MAX_TOTAL_ATTACHMENT_BYTES + MAX_ATTACHMENT_BYTES + 8 * 1024 * 1024
 _ENVELOPE_ID = re.compile(r"[0-9a-f]{32}")
 # The media type comes from the sender; only a plain type/subtype goes into a header.
 _MEDIA_TYPE = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}"
 )
 _RECEIPT_TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("gcx_mail_receipt_tasks")
-
-MARKING_HINTS = {
-    Marking.OFFICIAL.value: (
-        "Routine public-sector business, such as most letters, reports and case "
-        "updates. Handle with ordinary care."
-    ),
-    Marking.OFFICIAL_SENSITIVE.value: (
-        "Personal or sensitive information whose loss or misuse could harm someone, "
-        "such as a person's benefits, health or safeguarding details. It needs extra "
-        "care, and only people who need to know should see it."
-    ),
-}
 
 DELIVERY_STATES = {
     "queued": ("Waiting to be sent", "govuk-tag--grey"),
@@ -92,8 +77,6 @@ def navigation(site: Site) -> None:
 
 
 def add_routes(app: web.Application) -> None:
-    from gcx.web.gateway import mail_compose  # it builds on this module's helpers
-
     app[_RECEIPT_TASKS] = set()
     app.on_startup.append(_share_parts)
     app.on_cleanup.append(_stop_receipts)
@@ -123,14 +106,6 @@ async def _stop_receipts(app: web.Application) -> None:
 # -- small helpers -------------------------------------------------------------------
 
 
-def mail_caller(request: web.Request) -> Caller:
-    # A gateway's people act for an organisation; without one, there is no key to
-    # read or seal with, so the pages refuse rather than fail later.
-    if not user_of(request).organisation:
-        raise Forbidden("Your account is not an organisation's; mail needs one.")
-    return caller_of(request)
-
-
 def _envelope_id(request: web.Request) -> str:
     envelope_id = request.match_info["id"]
     if not _ENVELOPE_ID.fullmatch(envelope_id):
@@ -142,18 +117,6 @@ def _marking_of(markings: list[str]) -> str:
     carried = {m.value for m in Marking}
     known = [Marking(m) for m in markings if m in carried]
     return highest(known).value if known else Marking.OFFICIAL.value
-
-
-def organisation_names(request: web.Request) -> dict[str, str]:
-    try:
-        directory = parts_of(request).gateway.directory.current()
-    except GcxError:
-        return {}
-    return {o.code: o.name for o in directory.organisations}
-
-
-def organisation_name(code: str, names: dict[str, str]) -> str:
-    return f"{names[code]} ({code})" if code in names else code
 
 
 def _named(address: str, names: dict[str, str]) -> str:
@@ -423,7 +386,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 async def _recall(request: web.Request, caller: Caller, envelope_id: str) -> dict[str, Any]:
     """Recall as the API does: withdraw what has not left, then ask each gateway holding it."""
     parts = parts_of(request)
-    return await recall_everywhere(parts.messaging, parts.delivery.sessions, caller, envelope_id)
+    return await recall_everywhere(parts.messaging, parts.delivery.peers, caller, envelope_id)
 
 
 @needs(*MAIL_ROLES)

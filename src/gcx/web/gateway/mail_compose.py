@@ -35,7 +35,7 @@ from gcx.protocol.message import (
     parse_address,
 )
 from gcx.web.gateway import parts_of
-from gcx.web.gateway.mail import (
+from gcx.web.gateway.mail_common import (
     MAIL_ROLES,
     MARKING_HINTS,
     MAX_FIELD_BYTES,

@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from gcx.central.app import build_app
-from gcx.compliance.demo_path import admit_all, admit_through_coco, lapse_by_expiry
 from gcx.errors import RemoteRefusal
+from gcx.reference.demo_path import admit_all, admit_through_coco, lapse_by_expiry
 
 from .compliance_support import ORG, OTHER, Network, network
 
@@ -41,7 +41,7 @@ class ApiClient:
 
 async def test_demo_admits_lapses_and_readmits(network: Network) -> None:
     """admit_all approves every organisation; lapse_by_expiry removes one; re-admission restores."""
-    from gcx.compliance.demo_path import write_demo_settings
+    from gcx.reference.demo_path import write_demo_settings
 
     write_demo_settings(network.home)
     client: TestClient[Any, Any] = TestClient(
