@@ -302,13 +302,7 @@ TABLE: dict[tuple[str, str, str], frozenset[str]] = {
 # Routes that still read and validate the body before checking the role, so a
 # role without the right is refused 400/422 (validation) rather than 403. The
 # walk accepts that answer for them, and only for them, until the handler
-# checks the role first; a 2xx or 404 for a refused role still fails.
-VALIDATES_FIRST = frozenset(
-    {
-        ("central-api", "POST", "/api/v1/compliance/accounts"),
-        ("central-api", "POST", "/api/v1/compliance/statements"),
-        ("central-api", "POST", "/api/v1/compliance/extensions"),
-        ("central-api", "PUT", "/api/v1/compliance/statements/{id}/answers/{control}"),
-        ("central-api", "PUT", "/api/v1/compliance/assessments/{id}/results/{control}"),
-    }
-)
+# checks the role first; a 2xx or 404 for a refused role still fails. None is
+# left: every handler checks the role before it reads the body, and an entry
+# added here must name the route and say why.
+VALIDATES_FIRST: frozenset[tuple[str, str, str]] = frozenset()

@@ -21,41 +21,23 @@ from pydantic import Field
 
 from gcx import listeners
 from gcx.audit.checkpoint import AuditTree
+from gcx.central.api_keys import SERVICE, central_of, operator_of
 from gcx.central.checkpoints import CheckpointWitness, sign_central_head
 from gcx.central.compliance_api import add_compliance_routes
 from gcx.central.openapi import OPENAPI
 from gcx.central.service import CentralService
 from gcx.central.services_api import add_service_routes
 from gcx.errors import InputError
-from gcx.httpapi import (
-    bearer_token,
-    error_middleware,
-    json_body,
-    read_body,
-    run_sync,
-)
+from gcx.httpapi import error_middleware, json_body, read_body, run_sync
 from gcx.protocol.validation import StrictModel, validated
 
 log = logging.getLogger("gcx.central")
-SERVICE = web.AppKey("service", CentralService)
 WITNESS = web.AppKey("witness", CheckpointWitness)
 AUDIT_TREE = web.AppKey("audit_tree", AuditTree)
 
 
-def _service(request: web.Request) -> CentralService:
-    return request.app[SERVICE]
-
-
-async def _operator(request: web.Request) -> str:
-    return await run_sync(
-        _service(request).authenticate_operator,
-        bearer_token(request),
-        request=f"{request.method} {request.path}",
-    )
-
-
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "network": _service(request).config.network})
+    return web.json_response({"status": "ok", "network": central_of(request).config.network})
 
 
 async def openapi(_: web.Request) -> web.Response:
@@ -63,7 +45,7 @@ async def openapi(_: web.Request) -> web.Response:
 
 
 async def get_directory(request: web.Request) -> web.Response:
-    document = await run_sync(_service(request).latest_directory)
+    document = await run_sync(central_of(request).latest_directory)
     return web.Response(body=document, content_type="application/json")
 
 
@@ -108,7 +90,7 @@ async def post_enrolment(request: web.Request) -> web.Response:
     asked = validated(EnrolmentRequest, await json_body(request))
     keys = {code: dict(value) for code, value in asked.organisation_keys.items()}
     result = await run_sync(
-        _service(request).submit_enrolment,
+        central_of(request).submit_enrolment,
         asked.csr.encode(),
         asked.peer_address,
         keys,
@@ -118,21 +100,21 @@ async def post_enrolment(request: web.Request) -> web.Response:
 
 async def get_enrolment(request: web.Request) -> web.Response:
     return web.json_response(
-        await run_sync(_service(request).get_enrolment, request.match_info["id"])
+        await run_sync(central_of(request).get_enrolment, request.match_info["id"])
     )
 
 
 async def list_enrolments(request: web.Request) -> web.Response:
-    await _operator(request)
+    await operator_of(request)
     state = request.query.get("state")
-    return web.json_response(await run_sync(_service(request).list_enrolments, state))
+    return web.json_response(await run_sync(central_of(request).list_enrolments, state))
 
 
 async def _decide(request: web.Request, decision: str) -> web.Response:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     asked = validated(DecisionRequest, await json_body(request))
     reason = asked.reason
-    service = _service(request)
+    service = central_of(request)
     if decision == "approve":
         # An explicit override of the Code of Connection gate, with its own reason.
         return web.json_response(
@@ -158,19 +140,19 @@ async def reject(request: web.Request) -> web.Response:
 
 
 async def revoke_gateway(request: web.Request) -> web.Response:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     reason = validated(ReasonRequest, await json_body(request)).reason
     result = await run_sync(
-        _service(request).revoke_gateway, operator, request.match_info["name"], reason
+        central_of(request).revoke_gateway, operator, request.match_info["name"], reason
     )
     return web.json_response(result)
 
 
 async def add_organisation(request: web.Request) -> web.Response:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     asked = validated(OrganisationRequest, await json_body(request))
     result = await run_sync(
-        _service(request).add_organisation,
+        central_of(request).add_organisation,
         operator,
         asked.code,
         asked.name,
@@ -181,13 +163,13 @@ async def add_organisation(request: web.Request) -> web.Response:
 
 
 async def list_organisations(request: web.Request) -> web.Response:
-    await _operator(request)
-    return web.json_response(await run_sync(_service(request).list_organisations))
+    await operator_of(request)
+    return web.json_response(await run_sync(central_of(request).list_organisations))
 
 
 async def audit_verify(request: web.Request) -> web.Response:
-    await _operator(request)
-    report = await run_sync(_service(request).verify_audit)
+    await operator_of(request)
+    report = await run_sync(central_of(request).verify_audit)
     return web.json_response(report.to_dict())
 
 
@@ -206,7 +188,7 @@ async def central_checkpoint(request: web.Request) -> web.Response:
     since_text = request.query.get("since", "0")
     if not since_text.isdigit() or len(since_text) > 12:
         raise InputError("since must be a whole number of entries, 0 or more.")
-    service = _service(request)
+    service = central_of(request)
     document = await run_sync(
         sign_central_head,
         request.app[AUDIT_TREE],
@@ -218,7 +200,7 @@ async def central_checkpoint(request: web.Request) -> web.Response:
 
 
 async def gateway_flags(request: web.Request) -> web.Response:
-    await _operator(request)
+    await operator_of(request)
     return web.json_response(await run_sync(request.app[WITNESS].flags))
 
 

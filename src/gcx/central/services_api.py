@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gcx.central.api_keys import SERVICE, operator_of
 from gcx.central.services import apply_change, operator_view
 from gcx.httpapi import read_body, run_sync
 
@@ -17,15 +18,13 @@ MAX_CHANGE_BYTES = 512 * 1024
 
 
 def add_service_routes(app: web.Application) -> None:
-    from gcx.central.app import SERVICE, _operator
-
     async def post_change(request: web.Request) -> web.Response:
         document = await read_body(request, MAX_CHANGE_BYTES)
         result = await run_sync(apply_change, request.app[SERVICE], document)
         return web.json_response(result, status=201)
 
     async def list_services(request: web.Request) -> web.Response:
-        await _operator(request)
+        await operator_of(request)
         return web.json_response(await run_sync(operator_view, request.app[SERVICE]))
 
     app.router.add_post("/api/v1/services/changes", post_change)
