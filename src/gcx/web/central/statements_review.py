@@ -22,7 +22,6 @@ from gcx.compliance.catalogue import Control, Result
 from gcx.errors import GcxError, JustificationRequired, NotFound
 from gcx.httpapi import run_sync
 from gcx.web.central import principal_of
-from gcx.web.central.statements import overview_page
 from gcx.web.central.statements_common import (
     MARKING,
     RESULT_LABELS,
@@ -32,6 +31,7 @@ from gcx.web.central.statements_common import (
     service,
     state_tag,
 )
+from gcx.web.central.statements_overview import overview_page
 from gcx.web.site import FormErrors, field_text, form_of, needs, redirect, render
 from gcx.web.words import size_text
 
