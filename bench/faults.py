@@ -13,7 +13,8 @@ Tower Hamlets to DWP with the real CLI, and:
   restarts it;
 * ``sender-killed``: SIGKILLs the sending gateway likewise, restarts it;
 * ``changed-chunk``: the sending gateway flips one byte of chunk 100 on its
-  first sending (``GCX_FAULT_CORRUPT_CHUNK``).
+  first sending (started through ``tests/integration/fault_gateway.py
+  --corrupt-chunk 100``, then restarted without it).
 
 Each then waits for the receipt and checks: completed, one
 ``transfer.received`` audit entry at the receiver (once, not twice), how many
@@ -47,6 +48,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bulk import make_file, parse_size
 
 SENDER, RECEIVER = DEMO_GATEWAYS[0], DEMO_GATEWAYS[1]
+# Starts a gateway with faults injected (the production `gcx gateway serve` has none).
+FAULT_GATEWAY = Path(__file__).resolve().parents[1] / "tests" / "integration" / "fault_gateway.py"
 MIB = 1024 * 1024
 
 
@@ -90,16 +93,19 @@ def audit_entries(network: LocalNetwork, name: str, action: str, subject: str) -
         database.dispose()
 
 
-def restart(network: LocalNetwork, name: str) -> None:
+def restart(network: LocalNetwork, name: str, *faults: str) -> None:
+    """Restart ``name``, through the fault-injecting program if ``faults`` are given."""
     network.stop_process(network.gateways[name].process)
-    network.start_gateway(name)
+    if faults:
+        network.start_gateway(name, program=(str(FAULT_GATEWAY), *faults))
+    else:
+        network.start_gateway(name)
     asyncio.run(network.wait_for_gateway(name))
 
 
 def scenario(network: LocalNetwork, kind: str, source: Path, expected: str) -> dict[str, Any]:
     if kind == "changed-chunk":
-        network.env["GCX_FAULT_CORRUPT_CHUNK"] = "100"
-        restart(network, SENDER.name)
+        restart(network, SENDER.name, "--corrupt-chunk", "100")
     started = time.perf_counter()
     sent = cli(
         network,
@@ -124,7 +130,6 @@ def scenario(network: LocalNetwork, kind: str, source: Path, expected: str) -> d
         log(f"{kind}: SIGKILLed {victim} holding {len(list(incoming.glob('[0-9]*')))} chunks")
         network.start_gateway(victim)
         asyncio.run(network.wait_for_gateway(victim))
-    network.env.pop("GCX_FAULT_CORRUPT_CHUNK", None)
     deadline = time.monotonic() + 600
     while True:
         gateway = network.gateways[SENDER.name]

@@ -67,11 +67,13 @@ The tree::
     │   ├── DirectoryExpired
     │   ├── DirectoryMalformed
     │   └── DirectoryUnavailable (503)
-    ├── PeerRefused                 a peer gateway failed our checks (403)
+    ├── PeerRefused                 a peer gateway failed our checks (403); no use retrying
     │   ├── NotSenderGateway        the peer does not host the sending organisation
     │   ├── PeerRevoked
-    │   └── PeerUnknown
-    ├── PeerUnreachable             a peer or central could not be reached (502)
+    │   ├── PeerUnknown
+    │   └── PeerAnswerTooLarge (502)  a peer answered more than the caller's limit
+    ├── PeerUnreachable             a peer or central could not be reached (502); retry later
+    │   └── PeerTimeout (504)       a peer did not answer in time
     ├── RateLimited                 a consumer is over its rate for a service (429, Retry-After)
     ├── BackendError                a service's backend failed the provider gateway
     │   ├── BackendUnreachable (502), BackendTimeout (504)
@@ -364,10 +366,22 @@ class PeerUnknown(PeerRefused):
     default_message = "The peer's certificate is not one the directory lists for an active gateway."
 
 
+class PeerAnswerTooLarge(PeerRefused):
+    code = "peer-answer-too-large"
+    status = 502
+    default_message = "The peer gateway answered more than this gateway accepts in one answer."
+
+
 class PeerUnreachable(GcxError):
     code = "peer-unreachable"
     status = 502
     default_message = "The other side could not be reached."
+
+
+class PeerTimeout(PeerUnreachable):
+    code = "peer-timeout"
+    status = 504
+    default_message = "The peer gateway did not answer in time; it is tried again later."
 
 
 class RemoteRefusal(GcxError):

@@ -45,6 +45,8 @@ from gcx.reference.demo_path import admit_all, write_demo_settings
 MARKER = ".gcx-localnet"
 # The name of each demo gateway's administering system (its admin_token).
 ADMIN_SYSTEM = "admin-system"
+# What Python runs for ``gcx``; tests may start a gateway through another program.
+GCX_PROGRAM = ("-m", "gcx.cli.main")
 
 
 def free_port() -> int:
@@ -158,8 +160,13 @@ class LocalNetwork:
         args: list[str],
         log_name: str,
         sockets: dict[str, socket.socket] | None = None,
+        program: tuple[str, ...] = GCX_PROGRAM,
     ) -> subprocess.Popen[bytes]:
-        """Start ``gcx ARGS``, logging to logs/LOG_NAME.log, handing it the bound ``sockets``."""
+        """Start ``gcx ARGS``, logging to logs/LOG_NAME.log, handing it the bound ``sockets``.
+
+        ``program`` is what Python runs in place of ``gcx`` (tests start a gateway
+        with faults injected through tests/integration/fault_gateway.py).
+        """
         sockets = sockets or {}
         handed, fds = listeners.handed_down(sockets)
         environment = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1", **handed}
@@ -169,7 +176,7 @@ class LocalNetwork:
         try:
             with (self.root / "logs" / f"{log_name}.log").open("ab") as log:
                 return subprocess.Popen(
-                    [sys.executable, "-m", "gcx.cli.main", *args],
+                    [sys.executable, *program, *args],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=environment,
@@ -316,7 +323,8 @@ class LocalNetwork:
         self.gateways[spec.name] = gateway
         return gateway
 
-    def start_gateway(self, name: str) -> None:
+    def start_gateway(self, name: str, *, program: tuple[str, ...] = GCX_PROGRAM) -> None:
+        """Start ``name``'s ``gateway serve``, through ``program`` if given (see :meth:`spawn`)."""
         gateway = self.gateways[name]
         # The ports in the home's configuration, which tests may have changed since enrolment.
         config = GatewayConfig.load(gateway.home)
@@ -324,7 +332,10 @@ class LocalNetwork:
             name, {"peer": config.peer_port, "api": config.api_port, "web": config.web_port}
         )
         gateway.process = self.spawn(
-            ["gateway", "serve", "--home", str(gateway.home)], name, sockets
+            ["gateway", "serve", "--home", str(gateway.home)],
+            name,
+            sockets,
+            program,
         )
 
     def add_token(self, name: str, account: str, roles: tuple[str, ...] = ("staff",)) -> str:

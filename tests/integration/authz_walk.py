@@ -25,11 +25,11 @@ from gcx.central.app import build_app
 from gcx.central.server import open_service
 from gcx.config import GatewayConfig
 from gcx.gateway.delivery import DeliveryWorker
+from gcx.gateway.exchange.peer_client import PeerClient
 from gcx.gateway.messaging import Messaging
-from gcx.gateway.peer_sessions import PeerSessions
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.server import build_local_api, build_peer_api
-from gcx.gateway.services import ServiceProxy, call_sessions
+from gcx.gateway.services import ServiceProxy, call_peers
 from gcx.gateway.transfer_delivery import TransferWorker
 from gcx.localnet import LocalNetwork
 from gcx.web.central import build_central_web
@@ -86,10 +86,10 @@ def served_routes(app: web.Application) -> set[Route]:
 def build_applications(network: LocalNetwork, gateway_name: str) -> dict[str, web.Application]:
     """The five applications a network serves, built as ``gcx`` builds them."""
     gateway = Gateway.open(GatewayConfig.load(network.gateways[gateway_name].home))
-    sessions = PeerSessions(gateway)
-    delivery = DeliveryWorker(gateway, sessions)
-    transfers = TransferWorker(gateway, sessions)
-    services = ServiceProxy(gateway, call_sessions(gateway))
+    peers = PeerClient.for_gateway(gateway)
+    delivery = DeliveryWorker(gateway, peers)
+    transfers = TransferWorker(gateway, peers)
+    services = ServiceProxy(gateway, call_peers(gateway))
     messaging = Messaging(gateway)
     central = open_service(network.central_home)
     return {

@@ -26,6 +26,7 @@ import pytest
 from gcx.localnet import LocalNetwork
 
 from .conftest import NetworkFactory
+from .fault_gateway import fault_program
 from .netutil import HTTP_TIMEOUT, audit_log, eventually, http, log_tails
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -256,16 +257,12 @@ async def test_changed_chunk_is_detected_and_sent_again(
     """A chunk with a flipped byte is refused by the receiver, re-sent, and the file is intact."""
     dwp = network.gateways["dwp"]
     network.stop_process(dwp.process)
-    network.env["GCX_FAULT_CORRUPT_CHUNK"] = "2"
-    try:
-        network.start_gateway("dwp")
-        await network.wait_for_gateway("dwp")
-        source = _file(tmp_path, "corrupt-me.bin", 5 * MIB)
-        result = _send(network, source, wait=True)
-        assert result.returncode == 0, result.stderr + log_tails(network)
-        transfer_id = json.loads(result.stdout)["id"]
-    finally:
-        network.env.pop("GCX_FAULT_CORRUPT_CHUNK", None)
+    network.start_gateway("dwp", program=fault_program(corrupt_chunk=2))
+    await network.wait_for_gateway("dwp")
+    source = _file(tmp_path, "corrupt-me.bin", 5 * MIB)
+    result = _send(network, source, wait=True)
+    assert result.returncode == 0, result.stderr + log_tails(network)
+    transfer_id = json.loads(result.stdout)["id"]
     with audit_log(network.gateways["tower-hamlets"].config.db_url) as log:
         refused = [e for e in log.entries("transfer.chunk-refused") if e.subject == transfer_id]
         assert [e.details_dict["chunk"] for e in refused] == [2]
@@ -282,8 +279,7 @@ async def _kill_mid_transfer(
     """Send with a per-chunk delay, SIGKILL ``victim`` once some chunks are held, restart it."""
     dwp = network.gateways["dwp"]
     network.stop_process(dwp.process)
-    network.env["GCX_FAULT_CHUNK_DELAY"] = "0.1"
-    network.start_gateway("dwp")
+    network.start_gateway("dwp", program=fault_program(chunk_delay=0.1))
     await network.wait_for_gateway("dwp")
     source = _file(tmp_path, f"kill-{victim}.bin", size)
     result = await asyncio.to_thread(_send, network, source)
@@ -300,7 +296,6 @@ async def _kill_mid_transfer(
     assert process is not None
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
-    network.env.pop("GCX_FAULT_CHUNK_DELAY", None)
     network.start_gateway(victim)
     await network.wait_for_gateway(victim)
     return transfer_id, source

@@ -31,7 +31,7 @@ from gcx import audit, crypto
 from gcx.errors import DirectoryError, GcxError, PeerUnreachable, ReceiptInvalid
 from gcx.gateway import outbox
 from gcx.gateway.envelopes import load_envelope, stored_digest
-from gcx.gateway.peer_sessions import PeerSessions
+from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_of
 from gcx.gateway.receive import accept_batch
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync
@@ -57,9 +57,9 @@ PERMANENT_CODES = frozenset(
 
 
 class DeliveryWorker:
-    def __init__(self, gateway: Gateway, sessions: PeerSessions) -> None:
+    def __init__(self, gateway: Gateway, peers: PeerClient) -> None:
         self.gateway = gateway
-        self.sessions = sessions
+        self.peers = peers
         self._wake = asyncio.Event()
         self._random = random.SystemRandom().random
 
@@ -146,13 +146,14 @@ class DeliveryWorker:
             if peer_name == gateway.config.name:
                 results = await run_sync(accept_batch, gateway, peer, directory, frames)
             else:
-                status, body = await self.sessions.post(
+                answer = await self.peers.request(
+                    "POST",
                     peer,
                     "/peer/v1/envelopes",
                     frame_batch(frames),
-                    "application/vnd.gcx.batch",
+                    content_type="application/vnd.gcx.batch",
                 )
-                results = _parse_results(status, body, len(entries))
+                results = _batch_results(answer, len(entries))
         except (GcxError, DirectoryError) as error:
             await run_sync(self._failed_all, entries, error)
             return
@@ -172,10 +173,8 @@ class DeliveryWorker:
         for entry in entries:
             document, sender = await run_sync(self._signed_recall, entry.envelope_id)
             try:
-                status, _ = await self.sessions.post(
-                    peer, "/peer/v1/recalls", document, "application/json"
-                )
-                outcome = "recalled" if status == 200 else f"refused ({status})"
+                answer = await self.peers.request("POST", peer, "/peer/v1/recalls", document)
+                outcome = "recalled" if answer.status == 200 else f"refused ({answer.status})"
             except GcxError as error:
                 outcome = f"not delivered: {error.code}"
             await run_sync(
@@ -428,16 +427,14 @@ def _claimed_recipient(document: bytes) -> str:
         raise ReceiptInvalid("A receipt is not a signed gcx.receipt/1 document.") from exc
 
 
-def _parse_results(status: int, body: bytes, count: int) -> list[dict[str, Any]]:
+def _batch_results(answer: PeerAnswer, count: int) -> list[dict[str, Any]]:
+    """One result per envelope from the peer's answer; a refused batch is retried whole."""
+    if answer.status != 200:
+        raise refusal_of(answer)
     try:
-        data = strict_json.loads(body)
+        data = strict_json.loads(answer.body)
     except ValueError as exc:
-        raise PeerUnreachable(f"The peer answered {status} with a body that is not JSON.") from exc
-    if status != 200:
-        code = data.get("code") if isinstance(data, dict) else None
-        message = data.get("message") if isinstance(data, dict) else None
-        error = PeerUnreachable(f"The peer refused the batch ({status} {code}): {message}")
-        raise error
+        raise PeerUnreachable("The peer answered 200 with a body that is not JSON.") from exc
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, list) or len(results) != count:
         raise PeerUnreachable("The peer's answer does not have one result per envelope.")

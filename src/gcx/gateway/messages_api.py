@@ -240,11 +240,11 @@ async def send_read_receipt(app: web.Application, caller: Caller, envelope_id: s
         if host.name == gateway.config.name:
             await run_sync(store_read_receipt, gateway, receipt, document)
             return
-        status, _ = await app[WORKER].sessions.post(
-            host, "/peer/v1/read-receipts", document, "application/json"
-        )
-        if status != 200:
-            log.warning("read receipt for %s refused by %s: %s", envelope_id, host.name, status)
+        answer = await app[WORKER].peers.request("POST", host, "/peer/v1/read-receipts", document)
+        if answer.status != 200:
+            log.warning(
+                "read receipt for %s refused by %s: %s", envelope_id, host.name, answer.status
+            )
     except GcxError as error:
         log.warning("read receipt for %s not sent: %s", envelope_id, error.message)
 
@@ -276,7 +276,7 @@ async def download_attachment(request: web.Request) -> web.Response:
 async def recall_message(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     result = await recall_everywhere(
-        request.app[MESSAGING], request.app[WORKER].sessions, caller, request.match_info["id"]
+        request.app[MESSAGING], request.app[WORKER].peers, caller, request.match_info["id"]
     )
     return web.json_response(result)
 

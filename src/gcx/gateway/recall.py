@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from gcx.errors import GcxError
+from gcx.gateway.exchange.peer_client import PeerClient, refusal_of
 from gcx.gateway.messaging import Messaging
 from gcx.gateway.peer import verify_signed_by_org
 from gcx.gateway.peer_messages import apply_recall
-from gcx.gateway.peer_sessions import PeerSessions
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import run_sync
@@ -27,7 +27,7 @@ Outcome = tuple[str, str | None]
 
 
 async def recall_everywhere(
-    messaging: Messaging, sessions: PeerSessions, caller: Caller, envelope_id: str
+    messaging: Messaging, peers: PeerClient, caller: Caller, envelope_id: str
 ) -> dict[str, Any]:
     """Withdraw what has not left, ask each gateway holding the message, record the answers.
 
@@ -41,14 +41,14 @@ async def recall_everywhere(
         directory = gateway.directory.current()
         document = await run_sync(messaging.recall_signed, caller, envelope_id)
         for peer_name in held_by:
-            outcomes[peer_name] = await recall_at(gateway, sessions, directory, peer_name, document)
+            outcomes[peer_name] = await recall_at(gateway, peers, directory, peer_name, document)
     result: dict[str, Any] = await run_sync(messaging.finish_recall, caller, envelope_id, outcomes)
     return result
 
 
 async def recall_at(
     gateway: Gateway,
-    sessions: PeerSessions,
+    peers: PeerClient,
     directory: dirproto.Directory,
     peer_name: str,
     document: bytes,
@@ -63,18 +63,17 @@ async def recall_at(
         if entry is None:
             return "refused", f"gateway {peer_name} is not in the directory"
         try:
-            status, body = await sessions.post(
-                entry, "/peer/v1/recalls", document, "application/json"
-            )
+            answer = await peers.request("POST", entry, "/peer/v1/recalls", document)
         except GcxError as error:
             return "refused", error.message
+        if answer.status != 200:
+            return "refused", refusal_of(answer, f"Gateway {peer_name}").message
         try:
-            data = strict_json.loads(body)
+            data = strict_json.loads(answer.body)
         except ValueError:
-            return "refused", f"gateway {peer_name} answered {status} with a body that is not JSON"
-        if status != 200 or not isinstance(data, dict):
-            message = data.get("message") if isinstance(data, dict) else None
-            return "refused", str(message or f"gateway {peer_name} answered {status}")
+            return "refused", f"gateway {peer_name} answered 200 with a body that is not JSON"
+        if not isinstance(data, dict):
+            return "refused", f"gateway {peer_name} answered 200 without an object"
         results = data.get("results", [])
     return judge_recall_results(directory, peer_name, document, results)
 

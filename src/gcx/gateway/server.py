@@ -17,16 +17,16 @@ from gcx.gateway.app import build_local_app
 from gcx.gateway.central_client import CentralClient
 from gcx.gateway.central_witness import CentralLogWitness
 from gcx.gateway.delivery import DeliveryWorker
+from gcx.gateway.exchange.peer_client import PeerClient, PeerFaults
 from gcx.gateway.home import client_ssl_for_central, has_certificates, pick_up_certificates
 from gcx.gateway.messages_api import add_message_routes
 from gcx.gateway.messaging import Messaging
 from gcx.gateway.peer import build_peer_app
 from gcx.gateway.peer_messages import add_message_routes as add_peer_message_routes
-from gcx.gateway.peer_sessions import PeerSessions
 from gcx.gateway.peer_transfers import add_transfer_routes as add_peer_transfer_routes
 from gcx.gateway.refusal_log import RefusalLog
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.services import ServiceProxy, call_sessions
+from gcx.gateway.services import ServiceProxy, call_peers
 from gcx.gateway.services_api import add_peer_service_routes, add_service_routes
 from gcx.gateway.tls_gate import serve_tls
 from gcx.gateway.transfer_delivery import TransferWorker
@@ -125,7 +125,17 @@ def build_local_api(
     return app
 
 
-async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    config: GatewayConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    faults: PeerFaults | None = None,
+) -> None:
+    """Run the gateway until ``stop`` is set or it is signalled.
+
+    ``faults`` is for tests only (tests/integration/fault_gateway.py): it lets them change
+    what the delivery and transfer workers send. ``gcx gateway serve`` never sets it.
+    """
     # Before anything else: a home other users can read exposes its keys and
     # data, and the operator must hear of it now rather than keep serving.
     check_private(config.home, also=sqlite_files(config.db_url))
@@ -146,10 +156,10 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
         passphrase,
         require_client_cert=True,
     )
-    sessions = PeerSessions(gateway)
-    worker = DeliveryWorker(gateway, sessions)
-    transfer_worker = TransferWorker(gateway, sessions)
-    services = ServiceProxy(gateway, call_sessions(gateway))
+    peers = PeerClient.for_gateway(gateway, faults=faults)
+    worker = DeliveryWorker(gateway, peers)
+    transfer_worker = TransferWorker(gateway, peers)
+    services = ServiceProxy(gateway, call_peers(gateway))
     peer_app = build_peer_api(gateway, services)
     peer_runner = web.AppRunner(peer_app, access_log=None)
     await peer_runner.setup()
@@ -236,6 +246,6 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     await local_runner.cleanup()
     if web_runner is not None:
         await web_runner.cleanup()
-    await sessions.close()
-    await services.sessions.close()
+    await peers.close()
+    await services.peers.close()
     gateway.close()

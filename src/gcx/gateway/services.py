@@ -15,9 +15,9 @@ direct throughput):
   in one transaction, and concurrent calls share transactions (group commit,
   :class:`gcx.gateway.call_log.CallLog`); a call is answered only once its row
   is committed;
-* kept-alive connections: pinned mutual-TLS sessions to peers
-  (:func:`call_sessions`, :class:`PeerSessions` with a larger pool) and one
-  client session to backends.
+* kept-alive connections: pinned mutual-TLS sessions to peers (the one
+  peer client, :func:`call_peers`, with a larger pool) and one client session
+  to backends.
 
 Rate limits are token buckets held per gateway process (see
 ``docs/services.md``: with N replicas a consumer may get up to N times the
@@ -46,12 +46,20 @@ from gcx.errors import (
     GcxError,
     HeaderInvalid,
     InputError,
+    PeerAnswerTooLarge,
+    PeerTimeout,
     PeerUnreachable,
     UserMismatch,
 )
 from gcx.gateway.app import caller_of
 from gcx.gateway.call_log import CallLog, new_row
-from gcx.gateway.peer_sessions import PeerSessions
+from gcx.gateway.exchange.peer_client import (
+    PeerAnswer,
+    PeerClient,
+    Timeouts,
+    refusal_code,
+    refusal_of,
+)
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.services_common import (
     CALL_ID_HEADER,
@@ -60,13 +68,11 @@ from gcx.gateway.services_common import (
     RESPONSE_HEADER,
     USER_HEADER,
     Backend,
-    read_capped,
 )
 from gcx.gateway.services_provider import ServiceProviding
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import bearer_token, read_body, run_sync
 from gcx.protocol import directory as dirproto
-from gcx.protocol import strict_json
 from gcx.protocol.services import (
     FORWARDED_REQUEST_HEADERS,
     REQUEST_TYPE,
@@ -91,17 +97,17 @@ BACKEND_RELOAD_SECONDS = 15.0
 PEER_POOL = 64
 
 
-def call_sessions(gateway: Gateway) -> PeerSessions:
-    """Peer sessions for synchronous calls: one request each, so more on the wire at once."""
-    return PeerSessions(gateway, pool_size=PEER_POOL)
+def call_peers(gateway: Gateway) -> PeerClient:
+    """The peer client for synchronous calls: one request each, so more on the wire at once."""
+    return PeerClient.for_gateway(gateway, pool_size=PEER_POOL)
 
 
 class ServiceProxy(ServiceProviding):
     """Both sides of service calls for one gateway process."""
 
-    def __init__(self, gateway: Gateway, sessions: PeerSessions) -> None:
+    def __init__(self, gateway: Gateway, peers: PeerClient) -> None:
         self.gateway = gateway
-        self.sessions = sessions
+        self.peers = peers
         self.log = CallLog(gateway)
         self.limiter = RateLimiter()
         self.backends: dict[tuple[str, str], Backend] = {}
@@ -267,59 +273,55 @@ class ServiceProxy(ServiceProviding):
             key, key_id = self._signing[caller.organisation]
             signed = crypto.sign_document(REQUEST_TYPE, call.to_bytes(), key, key_id)
             row["request_document"] = signed
-            status, answer_headers, answer = await self._forward(peer, signed, body, service)
-            if status != 200 or RESPONSE_HEADER not in answer_headers:
-                return await self._passed_on_refusal(row, started, status, answer_headers, answer)
+            answer = await self._forward(peer, signed, body, service)
+            if answer.status != 200 or RESPONSE_HEADER not in answer.headers:
+                return await self._passed_on_refusal(row, started, answer)
+            response_document = answer.headers[RESPONSE_HEADER].encode()
             response = self._verified_response(
-                directory, call, signed, answer_headers[RESPONSE_HEADER].encode(), answer
+                directory, call, signed, response_document, answer.body
             )
             row.update(
                 status=response.status,
                 outcome="answered",
-                response_size=len(answer),
+                response_size=len(answer.body),
                 response_sha256=response.body_sha256,
-                response_document=answer_headers[RESPONSE_HEADER].encode(),
+                response_document=response_document,
             )
             if service.logging == "full":
                 row["sealed_bodies"] = self._seal(
-                    caller.organisation, call.id, forwarded, body, response.headers, answer
+                    caller.organisation, call.id, forwarded, body, response.headers, answer.body
                 )
         except GcxError as error:
             return await self._refused(row, started, error)
         row["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         await self.log.write(row)
         out_headers = {CALL_ID_HEADER: call.id, **_title_case(response.headers)}
-        return web.Response(status=response.status, body=answer, headers=out_headers)
+        return web.Response(status=response.status, body=answer.body, headers=out_headers)
 
     async def _forward(
         self, peer: dirproto.GatewayEntry, signed: bytes, body: bytes, service: ServiceEntry
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        host, _, port = peer.peer_address.rpartition(":")
-        session = await self.sessions.session(peer)
-        limit = service.max_body_bytes + 64 * 1024
+    ) -> PeerAnswer:
+        """Carry the signed call to the provider's gateway, within the service's limits.
+
+        The consumer's API has always named a provider gateway that is too slow
+        or answers too much by the backend codes (504 ``backend-timeout``, 502
+        ``backend-answer-too-large``), since to the caller the service failed.
+        """
         try:
-            async with session.post(
-                f"https://{host}:{port}/peer/v1/calls",
-                data=body,
-                headers={
-                    REQUEST_HEADER: signed.decode(),
-                    "Content-Type": "application/octet-stream",
-                },
-                timeout=aiohttp.ClientTimeout(total=service.timeout_seconds + 5, connect=5),
-            ) as answer:
-                data = await read_capped(answer, limit, BackendAnswerTooLarge)
-                return answer.status, answer.headers, data
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise PeerUnreachable(
-                f"The server at {peer.peer_address} is not the gateway the directory names."
-            ) from exc
-        except TimeoutError as exc:
-            raise BackendTimeout("The provider's gateway did not answer in time.") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise PeerUnreachable(
-                f"Gateway {peer.name} at {peer.peer_address} could not be reached: "
-                f"{type(exc).__name__}."
-            ) from exc
+            return await self.peers.request(
+                "POST",
+                peer,
+                "/peer/v1/calls",
+                body,
+                content_type="application/octet-stream",
+                headers={REQUEST_HEADER: signed.decode()},
+                timeouts=Timeouts(total=service.timeout_seconds + 5, connect=5),
+                limit=service.max_body_bytes + 64 * 1024,
+            )
+        except PeerTimeout as error:
+            raise BackendTimeout("The provider's gateway did not answer in time.") from error
+        except PeerAnswerTooLarge as error:
+            raise BackendAnswerTooLarge(error.message) from error
 
     def _verified_response(
         self,
@@ -347,25 +349,17 @@ class ServiceProxy(ServiceProviding):
         return response
 
     async def _passed_on_refusal(
-        self,
-        row: dict[str, Any],
-        started: float,
-        status: int,
-        headers: Mapping[str, str],
-        body: bytes,
+        self, row: dict[str, Any], started: float, answer: PeerAnswer
     ) -> web.Response:
         """The provider gateway refused: pass its code on, marked as a gateway refusal."""
-        try:
-            data = strict_json.loads(body)
-            code, message = str(data["code"]), str(data["message"])
-        except (ValueError, KeyError, TypeError):
-            code, message = "peer-refused", f"The provider's gateway answered {status}."
+        refusal = refusal_of(answer, "The provider's gateway")
+        code, message, status = refusal_code(refusal), refusal.message, answer.status
         row.update(status=status, outcome=code)
         row["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         await self.log.write(row)
         out = {"X-Gcx-Error": code}
-        if "Retry-After" in headers:
-            out["Retry-After"] = headers["Retry-After"]
+        if "Retry-After" in answer.headers:
+            out["Retry-After"] = answer.headers["Retry-After"]
         if status < 400:
             status = 502
         return web.json_response(

@@ -12,12 +12,10 @@ Everything is idempotent and resumable: a worker that dies leaves its row
 and the receiver answers with what is still missing, so the transfer
 continues from the last chunk the receiver acknowledged (stored), not from
 zero. A refusal that will not change (bad manifest, quota) fails the row; a
-full disk, an unreachable peer or a restart are retried with backoff.
-
-Fault injection for tests (never set in production): ``GCX_FAULT_CORRUPT_CHUNK=n``
-flips one byte in the first sending of chunk ``n`` of each transfer, and
-``GCX_FAULT_CHUNK_DELAY=seconds`` waits before each chunk, to widen the
-window for killing a process mid-transfer.
+full disk, an unreachable peer or a restart are retried with backoff. Every
+request goes through the one peer client, whose transport failures (the
+server not being the gateway named included) are all retried here: a new
+directory may mend them before the transfer expires.
 """
 
 from __future__ import annotations
@@ -25,15 +23,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 from typing import Any
 
-import aiohttp
 import sqlalchemy as sa
 
 from gcx import audit, crypto
 from gcx.errors import GcxError, ReceiptInvalid
-from gcx.gateway.peer_sessions import PeerSessions
+from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_code, refusal_of
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.transfer_policy import stored_manifest, transfer_files
 from gcx.httpapi import run_sync
@@ -228,23 +224,11 @@ def _outgoing(gateway: Gateway, transfer_id: str) -> Any:
         ).first()
 
 
-def _refusal(status: int, body: bytes) -> tuple[str, str]:
-    try:
-        data = strict_json.loads(body)
-        return str(data["code"]), str(data["message"])
-    except (ValueError, KeyError, TypeError):
-        return "http-error", f"The receiving gateway answered HTTP {status}."
-
-
 class TransferWorker:
-    def __init__(self, gateway: Gateway, sessions: PeerSessions) -> None:
+    def __init__(self, gateway: Gateway, peers: PeerClient) -> None:
         self.gateway = gateway
-        self.sessions = sessions
+        self.peers = peers
         self._wake = asyncio.Event()
-        corrupt = os.environ.get("GCX_FAULT_CORRUPT_CHUNK")
-        self._corrupt = int(corrupt) if corrupt else None
-        self._delay = float(os.environ.get("GCX_FAULT_CHUNK_DELAY") or 0)
-        self._corrupted: set[str] = set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -312,32 +296,24 @@ class TransferWorker:
                 log.exception("renewing a transfer lease failed")
 
     async def _call(
-        self, peer: dirproto.GatewayEntry, method: str, path: str, body: bytes, content_type: str
-    ) -> tuple[int, bytes]:
-        host, _, port = peer.peer_address.rpartition(":")
-        session = await self.sessions.session(peer)
+        self,
+        peer: dirproto.GatewayEntry,
+        method: str,
+        path: str,
+        body: bytes,
+        content_type: str = "application/json",
+    ) -> PeerAnswer:
         try:
-            async with session.request(
-                method,
-                f"https://{host}:{port}{path}",
-                data=body,
-                headers={"Content-Type": content_type},
-            ) as response:
-                return response.status, await response.read()
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise _Temporary(
-                f"The server at {peer.peer_address} is not the gateway named."
-            ) from exc
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise _Temporary(
-                f"Gateway {peer.name} could not be reached: {type(exc).__name__}."
-            ) from exc
+            return await self.peers.request(method, peer, path, body, content_type=content_type)
+        except GcxError as error:
+            raise _Temporary(f"{error.code}: {error.message}") from error
 
-    def _judge(self, status: int, body: bytes) -> None:
-        code, message = _refusal(status, body)
-        if status == 507 or code == "storage-full":
+    def _judge(self, answer: PeerAnswer) -> None:
+        refusal = refusal_of(answer, "The receiving gateway")
+        code, message = refusal_code(refusal), refusal.message
+        if answer.status == 507 or code == "storage-full":
             raise _Temporary(f"storage-full: the receiving gateway is out of space: {message}")
-        if code in PERMANENT_CODES or status in (400, 403, 413):
+        if code in PERMANENT_CODES or answer.status in (400, 403, 413):
             raise _Permanent(f"{code}: {message}")
         raise _Temporary(f"{code}: {message}")
 
@@ -357,12 +333,10 @@ class TransferWorker:
             raise _Permanent("envelope-expired: the transfer expired before it was delivered.")
         document: bytes = outgoing.manifest
         manifest = await run_sync(stored_manifest, document)
-        status, body = await self._call(
-            peer, "POST", "/peer/v1/transfers", document, "application/json"
-        )
-        if status != 200:
-            self._judge(status, body)
-        offer = strict_json.loads(body)
+        answer = await self._call(peer, "POST", "/peer/v1/transfers", document)
+        if answer.status != 200:
+            self._judge(answer)
+        offer = strict_json.loads(answer.body)
         missing: list[int] = [int(n) for n in offer.get("missing", [])]
         total = len(manifest.chunks)
         await run_sync(
@@ -374,12 +348,12 @@ class TransferWorker:
         )
         if offer.get("state") != "complete" and missing:
             await self._send_chunks(peer, row, missing, total)
-        status, body = await self._call(
-            peer, "POST", f"/peer/v1/transfers/{row.transfer_id}/complete", b"", "application/json"
+        answer = await self._call(
+            peer, "POST", f"/peer/v1/transfers/{row.transfer_id}/complete", b""
         )
-        if status != 200:
-            self._judge(status, body)
-        documents = [str(d).encode() for d in strict_json.loads(body).get("receipts", [])]
+        if answer.status != 200:
+            self._judge(answer)
+        documents = [str(d).encode() for d in strict_json.loads(answer.body).get("receipts", [])]
         return await run_sync(self._check_receipts, directory, outgoing, row, documents)
 
     async def _send_chunks(
@@ -400,23 +374,17 @@ class TransferWorker:
                 except asyncio.QueueEmpty:
                     return
                 for attempt in range(CHUNK_RESENDS + 1):
-                    if self._delay:
-                        await asyncio.sleep(self._delay)
                     data = await run_sync(files.read_chunk, "out", row.transfer_id, number)
-                    key = f"{row.transfer_id}/{number}"
-                    if self._corrupt == number and key not in self._corrupted:
-                        self._corrupted.add(key)
-                        data = bytes([data[0] ^ 0x01]) + data[1:]
-                    status, body = await self._call(
+                    answer = await self._call(
                         peer,
                         "PUT",
                         f"/peer/v1/transfers/{row.transfer_id}/chunks/{number}",
                         data,
                         "application/octet-stream",
                     )
-                    if status == 204:
+                    if answer.status == 204:
                         break
-                    code, _ = _refusal(status, body)
+                    code = refusal_code(refusal_of(answer))
                     if code == "chunk-digest-mismatch" and attempt < CHUNK_RESENDS:
                         log.warning(
                             "chunk %d of %s refused as changed; sending it again",
@@ -424,7 +392,7 @@ class TransferWorker:
                             row.transfer_id,
                         )
                         continue
-                    self._judge(status, body)
+                    self._judge(answer)
                 async with lock:
                     held += 1
                     if held % 64 == 0:

@@ -1,0 +1,90 @@
+"""Run a gateway that injects faults into the transfer chunks it sends (tests and bench only).
+
+    python tests/integration/fault_gateway.py [--corrupt-chunk N] [--chunk-delay SECONDS] \\
+        gateway serve --home HOME
+
+Production gateways run ``gcx gateway serve``, which never injects faults: the
+hook is a ``faults`` argument of :func:`gcx.gateway.server.serve` that only
+this program passes. It reaches the one peer client, which shows it every
+request before sending. Start a gateway through this program with
+``LocalNetwork.start_gateway(name, program=fault_program(...))``.
+
+* ``--corrupt-chunk N`` flips one byte of chunk ``N`` of each transfer the
+  first time it is sent, so the receiver refuses it as changed and it is sent
+  again;
+* ``--chunk-delay SECONDS`` waits before sending each chunk, to widen the
+  window for killing a process mid-transfer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import sys
+from pathlib import Path
+
+CHUNK_PATH = re.compile(r"/peer/v1/transfers/(?P<transfer>[^/]+)/chunks/(?P<number>\d+)")
+
+
+def fault_program(*, corrupt_chunk: int | None = None, chunk_delay: float = 0.0) -> tuple[str, ...]:
+    """What :meth:`gcx.localnet.LocalNetwork.start_gateway` runs for a gateway with these faults."""
+    program = [str(Path(__file__).resolve())]
+    if corrupt_chunk is not None:
+        program += ["--corrupt-chunk", str(corrupt_chunk)]
+    if chunk_delay:
+        program += ["--chunk-delay", str(chunk_delay)]
+    return tuple(program)
+
+
+class ChunkFaults:
+    """A :class:`gcx.gateway.exchange.peer_client.PeerFaults` acting on transfer chunks."""
+
+    def __init__(self, corrupt_chunk: int | None, chunk_delay: float) -> None:
+        self.corrupt_chunk = corrupt_chunk
+        self.chunk_delay = chunk_delay
+        self._corrupted: set[tuple[str, int]] = set()
+
+    async def outgoing(self, method: str, path: str, body: bytes) -> bytes:
+        match = CHUNK_PATH.fullmatch(path) if method == "PUT" else None
+        if match is None:
+            return body
+        if self.chunk_delay:
+            await asyncio.sleep(self.chunk_delay)
+        key = (match["transfer"], int(match["number"]))
+        if key[1] == self.corrupt_chunk and key not in self._corrupted and body:
+            self._corrupted.add(key)
+            return bytes([body[0] ^ 0x01]) + body[1:]
+        return body
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corrupt-chunk", type=int)
+    parser.add_argument("--chunk-delay", type=float, default=0.0)
+    parser.add_argument("command", nargs=2, help="gateway serve")
+    parser.add_argument("--home", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.command != ["gateway", "serve"]:
+        parser.error("only 'gateway serve' can run with faults")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    from gcx.config import GatewayConfig
+    from gcx.gateway.server import serve
+
+    faults = ChunkFaults(args.corrupt_chunk, args.chunk_delay)
+    logging.getLogger("gcx.faults").warning(
+        "injecting faults: corrupt chunk %s, delay %ss per chunk",
+        args.corrupt_chunk,
+        args.chunk_delay,
+    )
+    asyncio.run(serve(GatewayConfig.load(args.home), faults=faults))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
