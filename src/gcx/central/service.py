@@ -5,6 +5,11 @@ the directory is :class:`gcx.central.publishing.DirectoryPublishing`'s; the serv
 holds one of each and offers their use cases under its own name, which is the
 name its callers (the API, the web pages, the CLI) use.
 
+The module passes 400 lines because enrolment (submission, the duplicate and
+key-reuse checks, approval with certificate issue, rejection, revocation) is one
+lifecycle over one table and reads best in one place; the registry beside it is
+short.
+
 Every change is written in one transaction together with its audit entry and
 the directory version it causes, so a crash never leaves a change that the
 log or the directory does not show.
