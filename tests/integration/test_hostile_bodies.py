@@ -74,6 +74,16 @@ ROLE_FIRST = {
 }
 
 
+# Central routes whose role the operator lacks and which check it before the body:
+# called with the compliance account that holds the role, so the body is read.
+CALLER = {
+    ("central", "POST", "/api/v1/compliance/statements"): "security-officer",
+    ("central", "POST", "/api/v1/compliance/extensions"): "security-officer",
+    ("central", "PUT", "/api/v1/compliance/statements/{id}/answers/{control}"): "security-officer",
+    ("central", "PUT", "/api/v1/compliance/assessments/{id}/results/{control}"): "assessor",
+}
+
+
 UNAUTHENTICATED = frozenset(
     {
         "/api/v1/enrolments",
@@ -199,6 +209,11 @@ class Endpoints:
             )
         # Central's endpoints that need no token are called without one.
         token = None if concrete in UNAUTHENTICATED else self.network.operator_token
+        account = CALLER.get((app, method, path))
+        if account == "security-officer":
+            token = self.network.compliance_tokens[f"security-officer:{self.council.codes[0]}"]
+        elif account is not None:
+            token = self.network.compliance_tokens[account]
         return await send(
             method,
             self.network.central_url + concrete,
