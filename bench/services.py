@@ -146,7 +146,10 @@ async def run(seconds: float, concurrency: int, logging: str) -> dict[str, Any]:
             )
             council = network.gateways["tower-hamlets"]
             gateway_base = f"{council.config.api_url}/services/DWP/dwp-cis"
-            gateway_headers = {"Authorization": f"Bearer {council.token}", **HEADERS}
+            # A back-office system stating its end user: a person's token may name
+            # no other user (user-mismatch), so the benchmark calls as a system.
+            system = network.add_system_token("tower-hamlets", "bench-system", ("system",))
+            gateway_headers = {"Authorization": f"Bearer {system}", **HEADERS}
             # Warm up both paths (TLS sessions, caches, connection pools).
             await closed_loop(backend, {}, concurrency, 2)
             await closed_loop(gateway_base, gateway_headers, concurrency, 2)
@@ -154,6 +157,8 @@ async def run(seconds: float, concurrency: int, logging: str) -> dict[str, Any]:
             direct = await closed_loop(backend, {}, concurrency, seconds)
             print(f"through the gateways, {seconds:g} s...", file=sys.stderr)
             through = await closed_loop(gateway_base, gateway_headers, concurrency, seconds)
+            if not through["requests"]:
+                raise SystemExit(f"every call through the gateways failed: {through}")
             half = through["requests_per_s"] / 2
             print(f"open loop at {half:.0f}/s (half the gateway maximum)...", file=sys.stderr)
             half_direct = await open_loop(backend, {}, half, seconds / 3)
