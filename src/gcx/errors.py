@@ -60,7 +60,8 @@ The tree::
     │   ├── AccountNameTaken        a system, person or mailbox already has that name
     │   ├── EvidenceUnavailable     the evidence for an envelope cannot be assembled here
     │   └── StateTransitionRefused
-    │       └── RecallRefused       a recipient's gateway refused the recall (already read)
+    │       ├── RecallRefused       a recipient's gateway refused the recall (already read)
+    │       └── RecallTooLate       (in signed recall results) read before the recall arrived
     ├── DirectoryError              the directory cannot be trusted or is missing
     │   ├── DirectorySignatureInvalid
     │   ├── DirectoryRollback
@@ -507,6 +508,12 @@ class MessageRecalled(GcxError):
 
 class RecallRefused(StateTransitionRefused):
     code = "recall-refused"
+
+
+class RecallTooLate(StateTransitionRefused):
+    # Appears only as the code in a signed recall result, never raised.
+    code = "recall-too-late"
+    default_message = "The message was read before the recall arrived."
 
 
 # -- Code of Connection (gcx.compliance, gcx.central.compliance) ---------------

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from gcx import audit, crypto
-from gcx.errors import NotFound, PeerRefused, StateTransitionRefused
+from gcx.errors import NotFound, PeerRefused, RecallTooLate
 from gcx.gateway.peer import GATEWAY, verify_signed_by_org
 from gcx.gateway.receive import accept_batch
 from gcx.gateway.runtime import Gateway
@@ -35,10 +35,6 @@ from gcx.store.schema import envelopes, mailbox_items, receipts
 # ciphertext) plus framing; larger payloads are the bulk-transfer path's job.
 MAX_BATCH_BYTES = 160 * 1024 * 1024
 MAX_CONTROL_BYTES = 64 * 1024
-
-
-class RecallTooLate(StateTransitionRefused):
-    code = "recall-too-late"
 
 
 def _require_sender_gateway(

@@ -69,6 +69,9 @@ PERMANENT_CODES = frozenset(
 )
 
 
+# Private control flow inside one delivery attempt, not gcx errors: they carry a
+# sentence from where a chunk failed to the loop that records the outcome, and
+# never leave this module (which is why they are not in errors.py).
 class _Temporary(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)

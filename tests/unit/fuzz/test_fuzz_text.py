@@ -115,3 +115,21 @@ def test_integer_header_parses_or_refuses(value: str) -> None:
     number = parse_or_refuse(lambda _: _int_header(request, "Upload-Offset"), b"")
     if number is not None:
         assert number >= 0
+
+
+@given(_any_text | st.integers().map(str))
+def test_integer_header_accepts_only_ascii_digits(value: str) -> None:
+    """A tus integer header reads only when it is plain ASCII digits, as tus defines it."""
+    request: Any = SimpleNamespace(headers={"Upload-Offset": value})
+    number = parse_or_refuse(lambda _: _int_header(request, "Upload-Offset"), b"")
+    plain = value.isascii() and value.isdigit() and len(value) <= 18
+    assert (number is not None) == plain
+    if plain:
+        assert number == int(value)
+
+
+def test_integer_header_refuses_what_int_would_take() -> None:
+    """Underscores, spaces, signs and other scripts' digits are refused, not read."""
+    for value in ("1_0", " 10", "10 ", "+10", "\u0663", "-0"):
+        request: Any = SimpleNamespace(headers={"Upload-Offset": value})
+        assert parse_or_refuse(lambda _, r=request: _int_header(r, "Upload-Offset"), b"") is None
