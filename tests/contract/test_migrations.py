@@ -6,12 +6,15 @@ import datetime as dt
 from collections.abc import Callable
 
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from gcx import audit
 from gcx.store import Database, open_database
-from gcx.store.schema import audit_head, metadata
+from gcx.store.db import _MIGRATIONS
+from gcx.store.schema import audit_head, metadata, outbox
 
 ALEMBIC_TABLE = "alembic_version"
 NOW = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
@@ -82,3 +85,35 @@ def test_opening_twice_is_idempotent(database_url_factory: Callable[[str], str])
         assert kept == ["test.kept"]
     finally:
         second.dispose()
+
+
+def test_outbox_rows_from_before_kinds_upgrade_as_messages(
+    database_url_factory: Callable[[str], str],
+) -> None:
+    """Migration 0013 gives a row queued under 0012 the kind ``message`` and no document."""
+    url = database_url_factory("outbox_kinds")
+    database = Database(url)
+    try:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0012_person_tokens")
+        stamp = NOW.isoformat()
+        with database.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO outbox (envelope_id, peer_gateway, organisations, state, "
+                    "attempts, next_attempt_at, expires_at, created_at, updated_at) VALUES "
+                    "(:e, 'gw-dwp', '[\"DWP\"]', 'retrying', 2, :t, :t, :t, :t)"
+                ),
+                {"e": "f" * 32, "t": stamp},
+            )
+        database.migrate()
+        with database.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(outbox.c.kind, outbox.c.document, outbox.c.state, outbox.c.attempts)
+            ).one()
+        assert tuple(row) == ("message", None, "retrying", 2)
+    finally:
+        database.dispose()

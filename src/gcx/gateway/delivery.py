@@ -1,12 +1,20 @@
-"""The delivery worker: carries outbox rows to peer gateways and records the receipts.
+"""The delivery worker: carries outbox rows of every kind to peer gateways.
 
 It claims due rows after commit (never inside the sender's transaction),
-groups them by receiving gateway, and sends up to ``BATCH_SIZE`` envelopes
-in one mutual-TLS request, so a busy queue is not limited to one round trip
-per message. Each row's outcome is recorded in its own short transaction
-with its audit entry. Everything here is idempotent: a row taken again after
-a crash is sent again, and the receiver answers a repeat with the receipts it
-issued the first time.
+groups them by kind and receiving gateway, and hands each group to the
+carrier registered for its kind in :attr:`DeliveryWorker.carriers`:
+
+* ``message``: up to ``BATCH_SIZE`` envelopes in one mutual-TLS request, so a
+  busy queue is not limited to one round trip per message, and the signed
+  receipts recorded.
+* ``read-receipt`` and ``recall``: the signed control document kept on the
+  row, one request each (:mod:`gcx.gateway.control`).
+
+Every kind shares the outbox's lease, backoff, expiry and lifecycle. Each
+row's outcome is recorded in its own short transaction with its audit entry.
+Everything here is idempotent: a row taken again after a crash is sent
+again, and the receiver answers a repeat with what it answered the first time
+(see :mod:`gcx.gateway.outbox`).
 
 Rows whose receiving gateway is this one (sender and recipient organisations
 hosted together) are accepted in-process through the same checks a peer's
@@ -21,15 +29,21 @@ import datetime as dt
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
-from gcx.errors import DirectoryError, GcxError, PeerUnreachable, ReceiptInvalid
-from gcx.gateway import outbox
+from gcx.errors import (
+    DirectoryError,
+    GcxError,
+    KindNotSupported,
+    PeerUnreachable,
+    ReceiptInvalid,
+)
+from gcx.gateway import control, outbox
 from gcx.gateway.envelopes import load_envelope, stored_digest
 from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_of
 from gcx.gateway.receive import accept_batch
@@ -37,12 +51,12 @@ from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
 from gcx.protocol import strict_json
-from gcx.protocol.batch import RECALL_TYPE, Recall, frame_batch
+from gcx.protocol.batch import frame_batch
 from gcx.protocol.delivery import DeliveryEvent, DeliveryState, is_late_receipt, next_attempt_at
 from gcx.protocol.envelope import frame
 from gcx.protocol.receipt import Receipt
 from gcx.store import iso
-from gcx.store.schema import receipts
+from gcx.store.schema import envelopes, receipts
 
 log = logging.getLogger("gcx.gateway.delivery")
 
@@ -55,6 +69,10 @@ PERMANENT_CODES = frozenset(
     {"envelope-malformed", "envelope-replayed", "kind-not-supported", "input-invalid"}
 )
 
+# A carrier takes the claimed rows of its kind for one receiving gateway and
+# records every row's outcome itself.
+Carrier = Callable[[str, list[outbox.OutboxEntry]], Awaitable[None]]
+
 
 class DeliveryWorker:
     def __init__(self, gateway: Gateway, peers: PeerClient) -> None:
@@ -62,6 +80,11 @@ class DeliveryWorker:
         self.peers = peers
         self._wake = asyncio.Event()
         self._random = random.SystemRandom().random
+        self.carriers: dict[str, Carrier] = {
+            outbox.MESSAGE: self._deliver,
+            outbox.READ_RECEIPT: self._deliver_control,
+            outbox.RECALL: self._deliver_control,
+        }
 
     def wake(self) -> None:
         self._wake.set()
@@ -88,11 +111,8 @@ class DeliveryWorker:
                 except Exception:
                     log.exception("claiming delivery work failed; trying again shortly")
             if claimed:
-                groups: dict[str, list[outbox.OutboxEntry]] = defaultdict(list)
-                for entry in claimed:
-                    groups[entry.peer_gateway].append(entry)
-                for peer, entries in groups.items():
-                    task = asyncio.create_task(self._deliver_logged(peer, entries))
+                for (kind, peer), entries in _grouped(claimed).items():
+                    task = asyncio.create_task(self._carry_logged(kind, peer, entries))
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
                 continue
@@ -113,24 +133,30 @@ class DeliveryWorker:
         )
         if not claimed:
             return False
-        groups: dict[str, list[outbox.OutboxEntry]] = defaultdict(list)
-        for entry in claimed:
-            groups[entry.peer_gateway].append(entry)
         await asyncio.gather(
             *(
-                self._deliver(peer, entries[i : i + BATCH_SIZE])
-                for peer, entries in groups.items()
+                self._carry_logged(kind, peer, entries[i : i + BATCH_SIZE])
+                for (kind, peer), entries in _grouped(claimed).items()
                 for i in range(0, len(entries), BATCH_SIZE)
             )
         )
         return True
 
-    async def _deliver_logged(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
+    async def _carry_logged(
+        self, kind: str, peer_name: str, entries: list[outbox.OutboxEntry]
+    ) -> None:
+        carrier = self.carriers.get(kind)
         try:
-            await self._deliver(peer_name, entries)
+            if carrier is None:
+                # No carrier can take it here: end it with an alert in the audit
+                # log rather than claim it again at every lease.
+                error = KindNotSupported(f"This gateway has no carrier for outbox kind {kind!r}.")
+                await run_sync(self._failed_all, entries, error, True)
+                return
+            await carrier(peer_name, entries)
         except Exception:
             # The rows stay "sending" until their lease lapses, then are claimed again.
-            log.exception("delivering a batch to %s failed", peer_name)
+            log.exception("delivering %s rows to %s failed", kind, peer_name)
 
     async def _deliver(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
         gateway = self.gateway
@@ -157,44 +183,47 @@ class DeliveryWorker:
         except (GcxError, DirectoryError) as error:
             await run_sync(self._failed_all, entries, error)
             return
-        recalled = await run_sync(self._record, entries, results, directory)
-        if recalled and peer_name != gateway.config.name:
-            await self._forward_recalls(peer, recalled)
+        await run_sync(self._record, entries, results, directory)
 
-    async def _forward_recalls(
-        self, peer: dirproto.GatewayEntry, entries: list[outbox.OutboxEntry]
-    ) -> None:
-        """Carry a recall made while its envelope was on the wire to the peer that took it.
-
-        The sender recalled the message while this batch was in flight; the
-        peer has now accepted it, so the recall must follow it there. A peer
-        that has already let it be read refuses, and that is recorded.
-        """
+    async def _deliver_control(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
+        """Carry control documents (read receipts, recalls) one request each."""
+        gateway = self.gateway
+        try:
+            directory = gateway.directory.current()
+            peer = directory.gateway_named(peer_name)
+            if peer is None:
+                raise PeerUnreachable(
+                    f"Gateway {peer_name} is not in the current directory; the document will "
+                    "be sent again until it expires."
+                )
+        except (GcxError, DirectoryError) as error:
+            await run_sync(self._failed_all, entries, error)
+            return
         for entry in entries:
-            document, sender = await run_sync(self._signed_recall, entry.envelope_id)
             try:
-                answer = await self.peers.request("POST", peer, "/peer/v1/recalls", document)
-                outcome = "recalled" if answer.status == 200 else f"refused ({answer.status})"
+                sent = await control.send_control(gateway, self.peers, peer, directory, entry)
             except GcxError as error:
-                outcome = f"not delivered: {error.code}"
-            await run_sync(
-                self.gateway.record,
-                actor=sender,
-                action="message.recall-forwarded",
-                subject=entry.envelope_id,
-                details={"gateway": peer.name, "outcome": outcome},
-            )
+                final = control.is_final_refusal(error)
+                await run_sync(self._failed, entry, error, permanent=final)
+                continue
+            await run_sync(self._control_sent, entry, sent)
 
-    def _signed_recall(self, envelope_id: str) -> tuple[bytes, str]:
-        with self.gateway.db.read() as conn:
-            stored = load_envelope(conn, self.gateway.blobs, envelope_id, "out")
-        sender = stored.header.sender
-        keys = self.gateway.keys.organisations[sender.organisation]
-        recall = Recall(envelope_id, sender.organisation, sender.user, self.gateway.clock.now())
-        document = crypto.sign_document(
-            RECALL_TYPE, recall.to_bytes(), keys.signing, crypto.key_id(keys.signing.public)
-        )
-        return document, f"user:{sender.user}@{sender.organisation}"
+    def _control_sent(self, entry: outbox.OutboxEntry, sent: control.ControlSent) -> None:
+        now = self.gateway.clock.now()
+        with self.gateway.db.transaction() as conn:
+            outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
+            audit.append(
+                conn,
+                actor="delivery",
+                action=(
+                    "message.recall-forwarded"
+                    if entry.kind == outbox.RECALL
+                    else "receipt.read-sent"
+                ),
+                subject=entry.envelope_id,
+                now=now,
+                details={"gateway": entry.peer_gateway, "outcome": sent.outcome},
+            )
 
     def _frames(self, entries: Sequence[outbox.OutboxEntry]) -> list[bytes]:
         with self.gateway.db.read() as conn:
@@ -205,9 +234,11 @@ class DeliveryWorker:
 
     # -- recording outcomes ------------------------------------------------------
 
-    def _failed_all(self, entries: Sequence[outbox.OutboxEntry], error: GcxError) -> None:
+    def _failed_all(
+        self, entries: Sequence[outbox.OutboxEntry], error: GcxError, permanent: bool = False
+    ) -> None:
         for entry in entries:
-            self._failed(entry, error, permanent=False)
+            self._failed(entry, error, permanent=permanent)
 
     def _failed(
         self, entry: outbox.OutboxEntry, error: GcxError | dict[str, Any], *, permanent: bool
@@ -216,6 +247,9 @@ class DeliveryWorker:
         now = gateway.clock.now()
         body = error.to_dict() if isinstance(error, GcxError) else error
         code, message = str(body.get("code")), str(body.get("message"))
+        # Envelope deliveries keep their historic action names; control rows
+        # are named by kind, so an alert says what it was that did not arrive.
+        prefix = "delivery" if entry.kind == outbox.MESSAGE else entry.kind
         with gateway.db.transaction() as conn:
             if permanent:
                 outbox.transition(
@@ -229,7 +263,7 @@ class DeliveryWorker:
                 audit.append(
                     conn,
                     actor="delivery",
-                    action="delivery.failed",
+                    action=f"{prefix}.failed",
                     subject=entry.envelope_id,
                     now=now,
                     details={
@@ -248,7 +282,7 @@ class DeliveryWorker:
                 audit.append(
                     conn,
                     actor="delivery",
-                    action="delivery.expired",
+                    action=f"{prefix}.expired",
                     subject=entry.envelope_id,
                     now=now,
                     details={
@@ -271,7 +305,7 @@ class DeliveryWorker:
                 audit.append(
                     conn,
                     actor="delivery",
-                    action="delivery.retrying",
+                    action=f"{prefix}.retrying",
                     subject=entry.envelope_id,
                     now=now,
                     details={
@@ -287,12 +321,8 @@ class DeliveryWorker:
         entries: Sequence[outbox.OutboxEntry],
         results: list[dict[str, Any]],
         directory: dirproto.Directory,
-    ) -> list[outbox.OutboxEntry]:
-        """Check every receipt outside any transaction, then record the batch in one.
-
-        Returns the entries that had been recalled while on the wire and that
-        the peer accepted: the recall must now be carried to it.
-        """
+    ) -> None:
+        """Check every receipt outside any transaction, then record the batch in one."""
         with self.gateway.db.read() as conn:
             digests = {e.envelope_id: stored_digest(conn, e.envelope_id, "out") for e in entries}
         received: list[tuple[outbox.OutboxEntry, dict[str, tuple[Receipt, bytes]]]] = []
@@ -317,14 +347,11 @@ class DeliveryWorker:
                 )
                 continue
             received.append((entry, held))
-        recalled: list[outbox.OutboxEntry] = []
         if received:
             now = self.gateway.clock.now()
             with self.gateway.db.transaction() as conn:
                 for entry, held in received:
-                    if self._store_receipts(conn, entry, held, now):
-                        recalled.append(entry)
-        return recalled
+                    self._store_receipts(conn, entry, held, now)
 
     def _verified_receipts(
         self,
@@ -360,8 +387,16 @@ class DeliveryWorker:
         entry: outbox.OutboxEntry,
         held: dict[str, tuple[Receipt, bytes]],
         now: dt.datetime,
-    ) -> bool:
-        """Record an entry's receipts; True if it was recalled meanwhile and is now held."""
+    ) -> None:
+        """Record an entry's receipts, and queue the recall if it was recalled on the wire.
+
+        The sender recalled the message while this batch was in flight and the
+        peer has now accepted it, so the recall must follow it there. It is
+        queued in this transaction, with the receipts that show it is due, and
+        only when they are first recorded: a batch taken again after a crash
+        is answered with the same receipts and queues nothing more.
+        """
+        newly_held = False
         all_refused = all(not r.accepted for r, _ in held.values())
         state = outbox.state_of(conn, entry.id)
         late = is_late_receipt(DeliveryState(state))
@@ -375,6 +410,7 @@ class DeliveryWorker:
             ).first()
             if exists:
                 continue
+            newly_held = True
             conn.execute(
                 receipts.insert().values(
                     envelope_id=entry.envelope_id,
@@ -415,7 +451,21 @@ class DeliveryWorker:
             # From recalled this keeps recalled (the recall must then travel to
             # the peer); from failed or expired it is the late receipt case.
             outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
-        return state == DeliveryState.RECALLED.value and not all_refused
+        if state == DeliveryState.RECALLED.value and not all_refused and newly_held:
+            sender = conn.execute(
+                sa.select(envelopes.c.sender_org, envelopes.c.sender_user).where(
+                    envelopes.c.id == entry.envelope_id, envelopes.c.direction == "out"
+                )
+            ).one()
+            control.enqueue_recall(
+                conn,
+                self.gateway,
+                envelope_id=entry.envelope_id,
+                organisation=sender.sender_org,
+                user=sender.sender_user,
+                peer_gateway=entry.peer_gateway,
+                now=now,
+            )
 
 
 def _claimed_recipient(document: bytes) -> str:
@@ -439,3 +489,13 @@ def _batch_results(answer: PeerAnswer, count: int) -> list[dict[str, Any]]:
     if not isinstance(results, list) or len(results) != count:
         raise PeerUnreachable("The peer's answer does not have one result per envelope.")
     return [r if isinstance(r, dict) else {"error": {"code": "input-invalid"}} for r in results]
+
+
+def _grouped(
+    claimed: Sequence[outbox.OutboxEntry],
+) -> dict[tuple[str, str], list[outbox.OutboxEntry]]:
+    """Claimed rows by (kind, receiving gateway): one carrier call per group."""
+    groups: dict[tuple[str, str], list[outbox.OutboxEntry]] = defaultdict(list)
+    for entry in claimed:
+        groups[(entry.kind, entry.peer_gateway)].append(entry)
+    return groups

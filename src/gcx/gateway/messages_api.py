@@ -7,7 +7,6 @@ Sending accepts JSON (attachments as base64) or multipart/form-data (fields
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
@@ -15,11 +14,9 @@ import logging
 from aiohttp import BodyPartReader, web
 from pydantic import Field
 
-from gcx import crypto
 from gcx.errors import (
     BodyNotUtf8,
     BodyTooLarge,
-    GcxError,
     InputError,
     MultipartInvalid,
 )
@@ -28,10 +25,8 @@ from gcx.gateway.app import caller_of
 from gcx.gateway.delivery import DeliveryWorker
 from gcx.gateway.evidence_export import export_for_caller
 from gcx.gateway.messaging import Compose, Messaging
-from gcx.gateway.peer import GATEWAY
-from gcx.gateway.peer_messages import store_read_receipt
 from gcx.gateway.recall import recall_everywhere
-from gcx.gateway.tokens import Caller, require_sender
+from gcx.gateway.tokens import require_sender
 from gcx.httpapi import (
     multipart_errors,
     multipart_reader,
@@ -41,17 +36,12 @@ from gcx.httpapi import (
     run_sync,
 )
 from gcx.protocol import strict_json
-from gcx.protocol.batch import (
-    READ_RECEIPT_TYPE,
-    ReadReceipt,
-)
 from gcx.protocol.message import MAX_TOTAL_ATTACHMENT_BYTES
 from gcx.protocol.validation import StrictModel, validated
 
 log = logging.getLogger("gcx.gateway.messages")
 WORKER = web.AppKey("worker", DeliveryWorker)
 MESSAGING = web.AppKey("messaging", Messaging)
-BACKGROUND = web.AppKey("background", set)
 
 # Base64 grows data by a third; allow for it and for the JSON around it.
 MAX_SUBMISSION_BYTES = MAX_TOTAL_ATTACHMENT_BYTES * 4 // 3 + 4 * 1024 * 1024
@@ -207,46 +197,11 @@ def _whole_number(request: web.Request, name: str, default: int | None) -> int |
 async def read_message(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     envelope_id = request.match_info["id"]
-    body, receipt_due = await run_sync(request.app[MESSAGING].read, caller, envelope_id)
-    if receipt_due:
-        task = asyncio.create_task(send_read_receipt(request.app, caller, envelope_id))
-        request.app[BACKGROUND].add(task)
-        task.add_done_callback(request.app[BACKGROUND].discard)
+    body, receipt_queued = await run_sync(request.app[MESSAGING].read, caller, envelope_id)
+    if receipt_queued:
+        # The read receipt is already in the outbox, committed with the read.
+        request.app[WORKER].wake()
     return web.json_response(body)
-
-
-async def send_read_receipt(app: web.Application, caller: Caller, envelope_id: str) -> None:
-    """Tell the sender's gateway that the message was read (best effort, logged)."""
-    gateway = app[GATEWAY]
-    try:
-        directory = gateway.directory.current()
-
-        def sender_org() -> str:
-            with gateway.db.transaction() as conn:
-                from gcx.gateway.envelopes import load_envelope
-
-                stored = load_envelope(conn, gateway.blobs, envelope_id, "in")
-            return stored.header.sender.organisation
-
-        org = await run_sync(sender_org)
-        keys = gateway.keys.organisations[caller.organisation]
-        receipt = ReadReceipt(envelope_id, caller.organisation, caller.account, gateway.clock.now())
-        document = crypto.sign_document(
-            READ_RECEIPT_TYPE, receipt.to_bytes(), keys.signing, crypto.key_id(keys.signing.public)
-        )
-        host = directory.gateway_for_organisation(org)
-        if host is None:
-            return
-        if host.name == gateway.config.name:
-            await run_sync(store_read_receipt, gateway, receipt, document)
-            return
-        answer = await app[WORKER].peers.request("POST", host, "/peer/v1/read-receipts", document)
-        if answer.status != 200:
-            log.warning(
-                "read receipt for %s refused by %s: %s", envelope_id, host.name, answer.status
-            )
-    except GcxError as error:
-        log.warning("read receipt for %s not sent: %s", envelope_id, error.message)
 
 
 async def message_status(request: web.Request) -> web.Response:
@@ -297,7 +252,6 @@ async def message_evidence(request: web.Request) -> web.Response:
 def add_message_routes(app: web.Application, messaging: Messaging, worker: DeliveryWorker) -> None:
     app[MESSAGING] = messaging
     app[WORKER] = worker
-    app[BACKGROUND] = set()
     app.router.add_post("/api/v1/messages", send_message)
     app.router.add_get("/api/v1/messages", list_messages)
     app.router.add_get("/api/v1/messages/{id}", read_message)

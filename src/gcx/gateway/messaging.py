@@ -33,7 +33,7 @@ from gcx.errors import (
     RecallRefused,
     RecipientUnknown,
 )
-from gcx.gateway import outbox
+from gcx.gateway import control, outbox
 from gcx.gateway.envelopes import StoredEnvelope, insert_envelope, load_envelope, put_large_parts
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller, require_sender
@@ -326,7 +326,12 @@ class Messaging:
         raise MessageNotYours("That message is not addressed to you or to a mailbox you belong to.")
 
     def read(self, caller: Caller, envelope_id: str) -> tuple[dict[str, Any], bool]:
-        """The message, marked read on first reading; and whether a read receipt is due."""
+        """The message, marked read on first reading; and whether a read receipt was queued.
+
+        A receipt the sender asked for is signed and written to the outbox in
+        the transaction that marks the message read; the caller need only wake
+        the delivery worker.
+        """
         gateway = self.gateway
         now = gateway.clock.now()
         with audit.refusals_recorded(gateway.db, gateway.clock), gateway.db.transaction() as conn:
@@ -340,7 +345,7 @@ class Messaging:
                 raise MessageRecalled("The sender recalled this message before it was read.")
             stored = load_envelope(conn, gateway.blobs, envelope_id, direction)
             content = self._content(stored, caller.organisation)
-            first_read = False
+            first_read = receipt_queued = False
             if direction == "in":
                 unread = [i.id for i in items if i.read_at is None and i.recalled_at is None]
                 if unread:
@@ -358,6 +363,19 @@ class Messaging:
                     now=now,
                     details={"first_read": first_read, "marking": stored.header.marking},
                 )
+                receipt_queued = first_read and content.read_receipt
+                if receipt_queued:
+                    # In this transaction, so the message is never marked read
+                    # without the receipt the sender asked for on its way.
+                    control.enqueue_read_receipt(
+                        conn,
+                        gateway,
+                        envelope_id=envelope_id,
+                        organisation=caller.organisation,
+                        reader=caller.account,
+                        actor=caller.actor,
+                        now=now,
+                    )
         body = {
             "id": envelope_id,
             "box": "inbox" if direction == "in" else "sent",
@@ -383,7 +401,7 @@ class Messaging:
                 for a in content.attachments
             ],
         }
-        return body, first_read and content.read_receipt and direction == "in"
+        return body, receipt_queued
 
     def attachment(self, caller: Caller, envelope_id: str, index: int) -> tuple[str, str, bytes]:
         with self.gateway.db.transaction() as conn:

@@ -1,13 +1,32 @@
-"""The transactional outbox: delivery work written with the envelope, claimed after commit.
+"""The transactional outbox: delivery work written with the action it follows, claimed after commit.
 
-A row is one envelope for one receiving gateway. The sending transaction
-writes the envelope, its outbox rows and their audit entries together; a
-worker then claims due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL so
-replicas share the queue without blocking each other; SQLite serialises
-writers anyway), marks them ``sending`` with a lease, and records the outcome.
-A worker that dies mid-delivery leaves its rows ``sending`` with an expired
-lease; the next claim takes them again. That is safe because receivers
-eliminate duplicates by envelope id, so delivering twice is never seen twice.
+A row is one piece of work for one receiving gateway, and its ``kind`` names
+the carrier that does it (:mod:`gcx.gateway.delivery` holds the registry):
+
+* ``message``: one envelope, read from ``envelopes`` when it is sent. The
+  sending transaction writes the envelope, its outbox rows and their audit
+  entries together.
+* ``read-receipt``: the signed read receipt for an envelope this gateway
+  received, written in the transaction that marks the message read.
+* ``recall``: the signed recall of an envelope the peer accepted after its
+  sender had recalled it, written in the transaction that records the peer's
+  receipt (the one that shows the recall must follow the message).
+
+Control rows keep the signed document itself in ``document``, so every try
+sends the same bytes. A worker claims due rows of every kind
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL so replicas share the queue without
+blocking each other; SQLite serialises writers anyway), marks them
+``sending`` with a lease, and records the outcome through the one lifecycle
+(:mod:`gcx.protocol.delivery`). A worker that dies mid-delivery leaves its
+rows ``sending`` with an expired lease; the next claim takes them again.
+
+That is safe for every kind because receivers are idempotent: envelopes are
+deduplicated by envelope id (a repeat is answered with the receipts issued
+the first time); a read receipt stored twice is kept once (the receiver looks
+for an existing ``read`` receipt from that organisation first); a recall
+applied twice finds the message already withdrawn and withdraws it again,
+answering ``recalled`` as before, or ``refused`` if it has been read since,
+which is the truth either way.
 """
 
 from __future__ import annotations
@@ -24,6 +43,11 @@ from gcx.store import Database, iso, parse_iso
 from gcx.store.schema import outbox
 
 CLAIM_LEASE = dt.timedelta(seconds=60)
+MESSAGE = "message"
+READ_RECEIPT = "read-receipt"
+RECALL = "recall"
+# How long a control document is tried for: as long as an envelope may live.
+CONTROL_LIFETIME = dt.timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,8 @@ class OutboxEntry:
     state: str
     attempts: int
     expires_at: dt.datetime
+    kind: str = MESSAGE
+    document: bytes | None = None
 
 
 def _entry(row: Any) -> OutboxEntry:
@@ -46,6 +72,8 @@ def _entry(row: Any) -> OutboxEntry:
         row.state,
         row.attempts,
         parse_iso(row.expires_at),
+        row.kind,
+        None if row.document is None else bytes(row.document),
     )
 
 
@@ -57,10 +85,15 @@ def enqueue(
     organisations: list[str],
     now: dt.datetime,
     expires_at: dt.datetime,
+    kind: str = MESSAGE,
+    document: bytes | None = None,
 ) -> None:
+    """Write one row of work; call it inside the transaction of the action it follows."""
     conn.execute(
         outbox.insert(),
         {
+            "kind": kind,
+            "document": document,
             "envelope_id": envelope_id,
             "peer_gateway": peer_gateway,
             "organisations": sorted(organisations),
@@ -137,7 +170,9 @@ def transition(
 
 def states_for(conn: Connection, envelope_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(
-        sa.select(outbox).where(outbox.c.envelope_id == envelope_id).order_by(outbox.c.id)
+        sa.select(outbox)
+        .where(outbox.c.envelope_id == envelope_id, outbox.c.kind == MESSAGE)
+        .order_by(outbox.c.id)
     ).all()
     return [
         {
@@ -172,7 +207,7 @@ def rows_for(conn: Connection, envelope_id: str) -> list[tuple[int, str]]:
         (r.id, r.state)
         for r in conn.execute(
             sa.select(outbox.c.id, outbox.c.state)
-            .where(outbox.c.envelope_id == envelope_id)
+            .where(outbox.c.envelope_id == envelope_id, outbox.c.kind == MESSAGE)
             .order_by(outbox.c.id)
             .with_for_update()
         )

@@ -165,9 +165,15 @@ envelope_parts = sa.Table(
 outbox = sa.Table(
     "outbox",
     metadata,
-    # One row per (envelope, receiving gateway): the unit of delivery work.
+    # One row per piece of delivery work for one receiving gateway. ``kind``
+    # names its carrier: "message" (an envelope, read from ``envelopes``) or a
+    # control document about the message ``envelope_id`` ("read-receipt",
+    # "recall"), whose signed bytes are kept in ``document`` so a retry sends
+    # exactly what was signed.
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False, server_default="message"),
     sa.Column("envelope_id", sa.String(32), nullable=False, index=True),
+    sa.Column("document", sa.LargeBinary),
     sa.Column("peer_gateway", sa.String(63), nullable=False),
     sa.Column("organisations", sa.JSON, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),

@@ -125,7 +125,11 @@ def _recent_failures(conn: Any, organisation: str) -> list[dict[str, str]]:
             envelopes,
             sa.and_(envelopes.c.id == outbox.c.envelope_id, envelopes.c.direction == "out"),
         )
-        .where(outbox.c.state.in_(_GAVE_UP), envelopes.c.sender_org == organisation)
+        .where(
+            outbox.c.kind == "message",
+            outbox.c.state.in_(_GAVE_UP),
+            envelopes.c.sender_org == organisation,
+        )
         .order_by(outbox.c.updated_at.desc())
         .limit(RECENT_FAILURES)
     ).all()

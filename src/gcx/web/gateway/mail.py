@@ -17,7 +17,6 @@ Composing and sending is in :mod:`gcx.web.gateway.mail_compose`.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -29,7 +28,7 @@ from gcx.errors import (
     NotFound,
 )
 from gcx.gateway.mailboxes import MailboxService
-from gcx.gateway.messages_api import WORKER, send_read_receipt
+from gcx.gateway.messages_api import WORKER
 from gcx.gateway.peer import GATEWAY
 from gcx.gateway.recall import recall_everywhere
 from gcx.gateway.tokens import Caller
@@ -57,7 +56,6 @@ _ENVELOPE_ID = re.compile(r"[0-9a-f]{32}")
 _MEDIA_TYPE = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}"
 )
-_RECEIPT_TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("gcx_mail_receipt_tasks")
 
 DELIVERY_STATES = {
     "queued": ("Waiting to be sent", "govuk-tag--grey"),
@@ -77,9 +75,7 @@ def navigation(site: Site) -> None:
 
 
 def add_routes(app: web.Application) -> None:
-    app[_RECEIPT_TASKS] = set()
     app.on_startup.append(_share_parts)
-    app.on_cleanup.append(_stop_receipts)
     app.router.add_get("/inbox", inbox)
     app.router.add_get("/sent", sent)
     mail_compose.add_routes(app)
@@ -90,17 +86,12 @@ def add_routes(app: web.Application) -> None:
 
 
 async def _share_parts(app: web.Application) -> None:
-    # The API's read-receipt step finds the gateway and the delivery worker
-    # under these keys; the application is not frozen until after startup.
+    # The shared steps (recall, waking the delivery worker) find the gateway
+    # and the delivery worker under these keys; the application is not frozen
+    # until after startup.
     parts = app[PARTS]
     app[GATEWAY] = parts.gateway
     app[WORKER] = parts.delivery
-
-
-async def _stop_receipts(app: web.Application) -> None:
-    pending = app[_RECEIPT_TASKS]
-    for task in list(pending):
-        task.cancel()
 
 
 # -- small helpers -------------------------------------------------------------------
@@ -289,13 +280,6 @@ def _status_view(status: dict[str, Any], names: dict[str, str]) -> dict[str, Any
     }
 
 
-def _remember(app: web.Application, coroutine: Any) -> None:
-    tasks = app[_RECEIPT_TASKS]
-    task = asyncio.create_task(coroutine)
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
-
-
 async def _message_page(
     request: web.Request,
     caller: Caller,
@@ -305,11 +289,11 @@ async def _message_page(
     status: int = 200,
 ) -> web.Response:
     messaging = parts_of(request).messaging
-    message, receipt_due = await run_sync(messaging.read, caller, envelope_id)
-    if receipt_due:
-        # As the API does: the read receipt goes to the sender's gateway after
-        # the page is answered, and a failure there is logged, not shown.
-        _remember(request.app, send_read_receipt(request.app, caller, envelope_id))
+    message, receipt_queued = await run_sync(messaging.read, caller, envelope_id)
+    if receipt_queued:
+        # As the API does: the read receipt was written to the outbox with the
+        # read, and the delivery worker carries it to the sender's gateway.
+        request.app[WORKER].wake()
     names = organisation_names(request)
     delivery = None
     if message["box"] == "sent":

@@ -1,0 +1,162 @@
+"""The outbox claim query takes due rows of every kind, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from gcx.clock import FixedClock
+from gcx.gateway import outbox
+from gcx.protocol.delivery import DeliveryEvent, DeliveryState
+from gcx.store import Database, iso
+from gcx.store.schema import outbox as outbox_table
+
+
+def _write(database: Database, now: dt.datetime) -> None:
+    with database.transaction() as conn:
+        outbox.enqueue(
+            conn,
+            envelope_id="a" * 32,
+            peer_gateway="gw-dwp",
+            organisations=["DWP"],
+            now=now,
+            expires_at=now + dt.timedelta(days=1),
+        )
+        outbox.enqueue(
+            conn,
+            kind=outbox.READ_RECEIPT,
+            document=b'{"signed": "read receipt"}',
+            envelope_id="b" * 32,
+            peer_gateway="gw-council",
+            organisations=["E09000030"],
+            now=now,
+            expires_at=now + dt.timedelta(days=1),
+        )
+        outbox.enqueue(
+            conn,
+            kind=outbox.RECALL,
+            document=b'{"signed": "recall"}',
+            envelope_id="c" * 32,
+            peer_gateway="gw-dwp",
+            organisations=["E09000030"],
+            now=now,
+            expires_at=now + dt.timedelta(days=1),
+        )
+
+
+def test_claim_takes_rows_of_every_kind_with_their_documents(
+    database: Database, clock: FixedClock
+) -> None:
+    """One claim returns message, read-receipt and recall rows, each with its kind and bytes."""
+    now = clock.now()
+    _write(database, now)
+    claimed = outbox.claim_due(database, now=now, limit=10)
+    assert sorted((e.kind, e.envelope_id[0], e.document) for e in claimed) == [
+        (outbox.MESSAGE, "a", None),
+        (outbox.READ_RECEIPT, "b", b'{"signed": "read receipt"}'),
+        (outbox.RECALL, "c", b'{"signed": "recall"}'),
+    ]
+    assert {e.state for e in claimed} == {DeliveryState.QUEUED.value}
+    assert outbox.claim_due(database, now=now, limit=10) == [], "all three are leased"
+
+
+def test_a_control_row_whose_lease_lapsed_is_claimed_again_with_the_same_bytes(
+    database: Database, clock: FixedClock
+) -> None:
+    """A worker that died mid-send leaves its row for the next claim, document unchanged."""
+    now = clock.now()
+    _write(database, now)
+    first = {e.kind: e for e in outbox.claim_due(database, now=now, limit=10)}
+    later = now + outbox.CLAIM_LEASE + dt.timedelta(seconds=1)
+    again = {e.kind: e for e in outbox.claim_due(database, now=later, limit=10)}
+    assert set(again) == {outbox.MESSAGE, outbox.READ_RECEIPT, outbox.RECALL}
+    for kind, entry in again.items():
+        assert entry.id == first[kind].id
+        assert entry.document == first[kind].document
+        assert entry.attempts == first[kind].attempts + 1, "the claim counted the first try"
+
+
+def test_retrying_control_row_waits_for_its_time_then_is_delivered(
+    database: Database, clock: FixedClock
+) -> None:
+    """Control rows share the lifecycle: retrying until due, then delivered on success."""
+    now = clock.now()
+    _write(database, now)
+    claimed = {e.kind: e for e in outbox.claim_due(database, now=now, limit=10)}
+    receipt = claimed[outbox.READ_RECEIPT]
+    retry_at = now + dt.timedelta(minutes=5)
+    with database.transaction() as conn:
+        outbox.transition(
+            conn,
+            receipt.id,
+            DeliveryEvent.TRANSIENT_FAILURE,
+            now=now,
+            next_attempt_at=retry_at,
+            error_code="peer-unreachable",
+            error="down",
+        )
+    # The other two rows' leases have lapsed by then, so they are claimed again.
+    early = outbox.claim_due(database, now=retry_at - dt.timedelta(seconds=1), limit=10)
+    assert receipt.id not in {e.id for e in early}
+    [due] = outbox.claim_due(database, now=retry_at, limit=10)
+    assert (due.id, due.kind, due.state) == (
+        receipt.id,
+        outbox.READ_RECEIPT,
+        DeliveryState.RETRYING.value,
+    )
+    with database.transaction() as conn:
+        assert (
+            outbox.transition(conn, due.id, DeliveryEvent.RECEIPT, now=retry_at)
+            == DeliveryState.DELIVERED.value
+        )
+
+
+def test_message_status_and_recall_see_only_message_rows(
+    database: Database, clock: FixedClock
+) -> None:
+    """A control row about an envelope never shows as, or is recalled as, its delivery."""
+    now = clock.now()
+    with database.transaction() as conn:
+        for kind, document in ((outbox.MESSAGE, None), (outbox.RECALL, b"signed")):
+            outbox.enqueue(
+                conn,
+                kind=kind,
+                document=document,
+                envelope_id="d" * 32,
+                peer_gateway="gw-dwp",
+                organisations=["DWP"],
+                now=now,
+                expires_at=now + dt.timedelta(days=1),
+            )
+    with database.transaction() as conn:
+        assert [r["gateway"] for r in outbox.states_for(conn, "d" * 32)] == ["gw-dwp"]
+        rows = outbox.rows_for(conn, "d" * 32)
+        kinds = conn.execute(
+            sa.select(outbox_table.c.kind).where(outbox_table.c.id.in_([r for r, _ in rows]))
+        ).scalars()
+        assert list(kinds) == [outbox.MESSAGE]
+        assert outbox.depth(conn) == 2
+
+
+def test_rows_written_before_kinds_existed_are_messages(
+    database: Database, clock: FixedClock
+) -> None:
+    """A row inserted without a kind (as the old code did) reads back as a message."""
+    now = iso(clock.now())
+    with database.transaction() as conn:
+        conn.execute(
+            outbox_table.insert().values(
+                envelope_id="e" * 32,
+                peer_gateway="gw-dwp",
+                organisations=["DWP"],
+                state=DeliveryState.QUEUED.value,
+                attempts=0,
+                next_attempt_at=now,
+                expires_at=iso(clock.now() + dt.timedelta(days=1)),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    [entry] = outbox.claim_due(database, now=clock.now(), limit=10)
+    assert (entry.kind, entry.document) == (outbox.MESSAGE, None)
