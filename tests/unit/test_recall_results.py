@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from gcx import crypto
-from gcx.gateway.recall import judge_recall_results
+from gcx.gateway.recall_results import judge_recall_answer, judge_recall_results
 from gcx.protocol.batch import RECALL_RESULT_TYPE, RECALL_TYPE, Recall, RecallResult
 from gcx.protocol.directory import Directory, GatewayEntry, OrganisationEntry
 
@@ -109,3 +110,13 @@ def test_garbage_and_a_non_list_answer_are_refused() -> None:
         "refused",
         "gateway beta answered without a list of results",
     )
+
+
+def test_a_whole_answer_body_is_judged_by_its_signed_results() -> None:
+    """A 200 body is believed only through its signed results, never for its status alone."""
+    body = json.dumps({"results": [_result("POLICE"), _result("NHS")]}).encode()
+    assert judge_recall_answer(DIRECTORY, "beta", RECALL, body) == ("recalled", None)
+    forged = json.dumps({"results": [_result("POLICE", signer="NHS")]}).encode()
+    assert judge_recall_answer(DIRECTORY, "beta", RECALL, forged)[0] == "refused"
+    for garbage in (b"not json", b"[]", b'{"results": {}}'):
+        assert judge_recall_answer(DIRECTORY, "beta", RECALL, garbage)[0] == "refused"

@@ -27,6 +27,7 @@ from gcx.gateway import outbox
 from gcx.gateway.exchange.peer_client import PeerClient, refusal_of
 from gcx.gateway.peer import verify_signed_by_org
 from gcx.gateway.peer_messages import apply_recall, store_read_receipt
+from gcx.gateway.recall_results import Outcome, judge_recall_answer, judge_recall_results
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
@@ -137,12 +138,20 @@ async def send_control(
             await run_sync(store_read_receipt, gateway, receipt, document)
             return ControlSent("stored")
         payload = verify_signed_by_org(directory, document, RECALL_TYPE, claimed=None)
-        await run_sync(apply_recall, gateway, peer.name, Recall.from_bytes(payload))
-        return ControlSent("recalled")
+        results = await run_sync(apply_recall, gateway, peer.name, Recall.from_bytes(payload))
+        return _recall_sent(judge_recall_results(directory, peer.name, document, results))
     answer = await peers.request("POST", peer, PATHS[entry.kind], document)
     if answer.status != 200:
         raise refusal_of(answer, f"Gateway {peer.name}")
-    return ControlSent("recalled" if entry.kind == outbox.RECALL else "stored")
+    if entry.kind == outbox.RECALL:
+        # Believed only as far as the signed results go, as the sender's own recall is.
+        return _recall_sent(judge_recall_answer(directory, peer.name, document, answer.body))
+    return ControlSent("stored")
+
+
+def _recall_sent(outcome: Outcome) -> ControlSent:
+    state, why = outcome
+    return ControlSent(state if why is None else f"{state}: {why}"[:500])
 
 
 def is_final_refusal(error: GcxError) -> bool:

@@ -10,6 +10,11 @@ carrier registered for its kind in :attr:`DeliveryWorker.carriers`:
 * ``read-receipt`` and ``recall``: the signed control document kept on the
   row, one request each (:mod:`gcx.gateway.control`).
 
+This module is over 400 lines because it still holds the message carrier
+(batching and receipt recording) beside the kind-agnostic loop; the two part
+when the transfer worker joins the one outbox (issue 15) and every carrier
+moves to a module of its own.
+
 Every kind shares the outbox's lease, backoff, expiry and lifecycle. Each
 row's outcome is recorded in its own short transaction with its audit entry.
 Everything here is idempotent: a row taken again after a crash is sent

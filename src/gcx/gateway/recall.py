@@ -16,14 +16,12 @@ from gcx.gateway.exchange.peer_client import PeerClient, refusal_of
 from gcx.gateway.messaging import Messaging
 from gcx.gateway.peer import verify_signed_by_org
 from gcx.gateway.peer_messages import apply_recall
+from gcx.gateway.recall_results import Outcome, judge_recall_answer, judge_recall_results
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
-from gcx.protocol import strict_json
-from gcx.protocol.batch import RECALL_RESULT_TYPE, RECALL_TYPE, Recall, RecallResult
-
-Outcome = tuple[str, str | None]
+from gcx.protocol.batch import RECALL_TYPE, Recall
 
 
 async def recall_everywhere(
@@ -68,44 +66,5 @@ async def recall_at(
             return "refused", error.message
         if answer.status != 200:
             return "refused", refusal_of(answer, f"Gateway {peer_name}").message
-        try:
-            data = strict_json.loads(answer.body)
-        except ValueError:
-            return "refused", f"gateway {peer_name} answered 200 with a body that is not JSON"
-        if not isinstance(data, dict):
-            return "refused", f"gateway {peer_name} answered 200 without an object"
-        results = data.get("results", [])
+        return judge_recall_answer(directory, peer_name, document, answer.body)
     return judge_recall_results(directory, peer_name, document, results)
-
-
-def judge_recall_results(
-    directory: dirproto.Directory, peer_name: str, document: bytes, results: Any
-) -> Outcome:
-    """What ``peer_name``'s answer to our signed recall ``document`` says, believing only
-    results signed by an organisation that gateway hosts, about this very message."""
-    entry = directory.gateway_named(peer_name)
-    hosted = set(entry.organisations) if entry is not None else set()
-    envelope_id = Recall.from_bytes(
-        verify_signed_by_org(directory, document, RECALL_TYPE, claimed=None)
-    ).envelope_id
-    if not isinstance(results, list):
-        return "refused", f"gateway {peer_name} answered without a list of results"
-    outcome: Outcome = ("recalled", None)
-    for raw in results:
-        try:
-            payload = verify_signed_by_org(
-                directory, str(raw).encode(), RECALL_RESULT_TYPE, claimed=None
-            )
-            result = RecallResult.from_bytes(payload)
-            # Checked again against the key of exactly the organisation it speaks
-            # for, which must be one that gateway hosts, about this very message.
-            verify_signed_by_org(
-                directory, str(raw).encode(), RECALL_RESULT_TYPE, claimed=result.organisation
-            )
-        except GcxError as error:
-            return "refused", f"gateway {peer_name} sent an invalid recall result: {error.message}"
-        if result.organisation not in hosted or result.envelope_id != envelope_id:
-            return "refused", f"gateway {peer_name} answered for another message or organisation"
-        if result.outcome != "recalled":
-            outcome = ("refused", result.message)
-    return outcome
