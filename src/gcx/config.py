@@ -178,7 +178,7 @@ class GatewayConfig:
     checkpoint_interval_seconds: float = 60.0
     network: str = ""
     # Bulk file transfer. Quotas are defaults per hosted organisation; the
-    # transfer_policies table overrides them per organisation (gcx.gateway.transfer_policy).
+    # transfer_policies table overrides them per organisation (gcx.gateway.transfers.policy).
     transfer_max_file_bytes: int = 100 * 1024**3
     transfer_max_batch_bytes: int = 200 * 1024**3
     transfer_storage_bytes: int = 1024**4

@@ -468,7 +468,7 @@ class AuditChainBroken(GcxError):
     default_message = "The audit log does not verify."
 
 
-# -- secure messages (gcx.gateway.receive, gcx.gateway.messaging) --------------
+# -- secure messages (gcx.gateway.messages.receive, gcx.gateway.messages.messaging) --------------
 
 
 class NotSenderGateway(PeerRefused):
@@ -617,7 +617,7 @@ class SelfCheckSignatureInvalid(SignatureInvalid):
     )
 
 
-# -- bulk file transfer (gcx.gateway.transfers) --------------------------------
+# -- bulk file transfer (gcx.gateway.transfers.sending) --------------------------------
 
 
 class TransferRefused(InputError):
@@ -684,7 +684,7 @@ class StorageFull(GcxError):
     )
 
 
-# -- service calls (gcx.protocol.services, gcx.gateway.services) -------------------
+# -- service calls (gcx.protocol.services, gcx.gateway.services.calls) -------------------
 #
 # Every refusal a gateway makes on a service call carries X-Gcx-Error (see
 # gcx.httpapi.refusal), which is how a calling system tells them from the
@@ -780,7 +780,7 @@ class BackendAnswerTooLarge(BackendError):
     default_message = "The service's backend answered with more than the service allows."
 
 
-# -- evidence files (gcx.evidence, gcx.gateway.evidence_export) -------------------
+# -- evidence files (gcx.evidence, gcx.gateway.messages.evidence_export) -------------------
 
 
 class EvidenceInvalid(CryptoError):

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gcx.errors import BackendAnswerTooLarge
-from gcx.gateway.services_common import read_capped
+from gcx.gateway.services.common import read_capped
 from gcx.httpapi import error_middleware, read_body
 
 LIMIT = 1000

@@ -24,7 +24,7 @@ from gcx.clock import FixedClock
 from gcx.config import CentralConfig, GatewayConfig
 from gcx.gateway.home import create_gateway_home, store_certificates
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.transfer_policy import transfer_files
+from gcx.gateway.transfers.policy import transfer_files
 from gcx.private_files import check_private
 from gcx.reference.demo_path import write_demo_settings
 from gcx.store import open_database

@@ -7,7 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from gcx.clock import FixedClock
-from gcx.gateway import outbox
+from gcx.gateway.exchange import outbox
 from gcx.protocol.delivery import DeliveryEvent, DeliveryState
 from gcx.store import Database, iso
 from gcx.store.schema import outbox as outbox_table

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from gcx import crypto
 from gcx.clock import FixedClock
 from gcx.errors import AccountNameTaken, NotFound, PersonTokenRefused, TokenInvalid
-from gcx.gateway.mailboxes import MailboxService
+from gcx.gateway.messages.mailboxes import MailboxService
 from gcx.gateway.tokens import TokenService
 from gcx.store import Database
 from gcx.store.schema_web import web_users

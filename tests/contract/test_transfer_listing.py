@@ -11,7 +11,7 @@ import pytest
 from gcx.clock import FixedClock
 from gcx.errors import InputError
 from gcx.gateway.tokens import Caller
-from gcx.gateway.transfer_listing import list_transfers
+from gcx.gateway.transfers.listing import list_transfers
 from gcx.store import Database, iso
 from gcx.store.schema_transfers import transfers
 

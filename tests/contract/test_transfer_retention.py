@@ -9,7 +9,7 @@ from typing import Any
 
 from gcx import audit
 from gcx.clock import FixedClock
-from gcx.gateway.transfer_housekeeping import apply_retention
+from gcx.gateway.transfers.housekeeping import apply_retention
 from gcx.store import Database, iso
 from gcx.store.schema_transfers import transfers
 from gcx.store.transfer_files import TransferFiles

@@ -24,13 +24,13 @@ from gcx import crypto
 from gcx.central.app import build_app
 from gcx.central.server import open_service
 from gcx.config import GatewayConfig
-from gcx.gateway.delivery import DeliveryWorker
 from gcx.gateway.exchange.peer_client import PeerClient
-from gcx.gateway.messaging import Messaging
+from gcx.gateway.exchange.worker import DeliveryWorker
+from gcx.gateway.messages.messaging import Messaging
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.server import build_local_api, build_peer_api
-from gcx.gateway.services import ServiceProxy, call_peers
-from gcx.gateway.transfer_delivery import TransferWorker
+from gcx.gateway.services.calls import ServiceProxy, call_peers
+from gcx.gateway.transfers.carrier import TransferWorker
 from gcx.localnet import LocalNetwork
 from gcx.web.central import build_central_web
 from gcx.web.gateway import GatewayParts, build_gateway_web

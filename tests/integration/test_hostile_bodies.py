@@ -99,12 +99,12 @@ def body_routes() -> set[tuple[str, str, str]]:
     """Every (app, method, path) that takes a request body, from the real routers."""
     from gcx.central.app import build_app
     from gcx.gateway.app import build_local_app
-    from gcx.gateway.messages_api import add_message_routes
+    from gcx.gateway.messages.api import add_message_routes
+    from gcx.gateway.messages.peer_api import add_message_routes as add_peer_message_routes
     from gcx.gateway.peer import build_peer_app
-    from gcx.gateway.peer_messages import add_message_routes as add_peer_message_routes
-    from gcx.gateway.peer_transfers import add_transfer_routes as add_peer_transfer_routes
-    from gcx.gateway.services_api import add_peer_service_routes, add_service_routes
-    from gcx.gateway.transfers_api import add_transfer_routes
+    from gcx.gateway.services.api import add_peer_service_routes, add_service_routes
+    from gcx.gateway.transfers.api import add_transfer_routes
+    from gcx.gateway.transfers.peer_api import add_transfer_routes as add_peer_transfer_routes
 
     stand_in = MagicMock()  # the routers only hold it; nothing is called
     local = build_local_app(stand_in)

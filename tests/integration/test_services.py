@@ -23,8 +23,8 @@ from aiohttp import web
 
 from gcx import crypto, listeners
 from gcx.config import GatewayConfig
-from gcx.gateway.call_log import row_digest
 from gcx.gateway.home import load_keys
+from gcx.gateway.services.call_log import row_digest
 from gcx.localnet import DEMO_GATEWAYS, GatewayProcess, LocalNetwork
 from gcx.protocol.services import REQUEST_TYPE, RESPONSE_TYPE, CallRequest, CallResponse
 from gcx.reference import sample_ninos

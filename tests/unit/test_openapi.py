@@ -48,7 +48,7 @@ SERVED: dict[tuple[str, str], Callable[[], list[dict[str, Any]]]] = {
     ("central/app.py", "/api/v1/openapi.json"): lambda: [CENTRAL_OPENAPI],
     ("central/compliance_api.py", "/openapi.json"): lambda: [_compliance()],
     ("reference/app.py", "/openapi.json"): _reference,
-    ("gateway/services_api.py", "/api/v1/services/{provider}/{service}/openapi.json"): _reference,
+    ("gateway/services/api.py", "/api/v1/services/{provider}/{service}/openapi.json"): _reference,
 }
 # Documents whose refusals are gcx's own (the reference backends answer in their own format).
 GCX_DOCUMENTS = {
@@ -164,9 +164,9 @@ def test_gateway_document_describes_every_local_route() -> None:
     routes = _local_routes(
         [
             "gateway/app.py",
-            "gateway/messages_api.py",
-            "gateway/transfers_api.py",
-            "gateway/services_api.py",
+            "gateway/messages/api.py",
+            "gateway/transfers/api.py",
+            "gateway/services/api.py",
         ]
     )
     documented = {

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 
 from gcx import crypto
-from gcx.gateway.recall_results import judge_recall_answer, judge_recall_results
+from gcx.gateway.messages.recall_results import judge_recall_answer, judge_recall_results
 from gcx.protocol.batch import RECALL_RESULT_TYPE, RECALL_TYPE, Recall, RecallResult
 from gcx.protocol.directory import Directory, GatewayEntry, OrganisationEntry
 

@@ -78,7 +78,7 @@ def evidence() -> None:
 def export_command(envelope_id: str, home: Path, out: Path, copy: str | None) -> None:
     """Write the evidence file for a message this gateway sent or received."""
     from gcx.config import GatewayConfig
-    from gcx.gateway.evidence_export import export_evidence
+    from gcx.gateway.messages.evidence_export import export_evidence
     from gcx.gateway.runtime import Gateway
 
     gateway = Gateway.open(GatewayConfig.load(home))

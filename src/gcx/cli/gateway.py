@@ -196,7 +196,7 @@ def gateway_mailbox() -> None:
 def _mailboxes(home: Path) -> Any:
     from gcx.clock import SystemClock
     from gcx.config import GatewayConfig
-    from gcx.gateway.mailboxes import MailboxService
+    from gcx.gateway.messages.mailboxes import MailboxService
     from gcx.store import open_database
 
     config = GatewayConfig.load(home)

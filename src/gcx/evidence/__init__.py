@@ -24,7 +24,7 @@ per module: ``_file`` (the layout, its canonical form, pure building),
 ``_verify`` (offline checking from the bytes and, optionally, a trusted
 anchor) and ``_calls`` (the same for service calls). It reads nothing but the
 bytes it is given; gathering a gateway's stored rows, then building, checking
-and auditing, is the gateway's (:mod:`gcx.gateway.evidence_export`).
+and auditing, is the gateway's (:mod:`gcx.gateway.messages.evidence_export`).
 """
 
 from __future__ import annotations

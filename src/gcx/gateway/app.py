@@ -14,7 +14,7 @@ from gcx.errors import Forbidden, InputError
 from gcx.gateway.central_witness import central_log_state
 from gcx.gateway.peer import GATEWAY, ping
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.services_openapi import SERVICE_PATHS
+from gcx.gateway.services.openapi import SERVICE_PATHS
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import bearer_token, error_middleware, json_body, run_sync
 from gcx.openapi import OBJECT, REFUSALS, json_ok, with_shared_components

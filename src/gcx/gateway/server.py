@@ -16,22 +16,22 @@ from gcx.errors import DirectoryError, GcxError
 from gcx.gateway.app import build_local_app
 from gcx.gateway.central_client import CentralClient
 from gcx.gateway.central_witness import CentralLogWitness
-from gcx.gateway.delivery import DeliveryWorker
 from gcx.gateway.exchange.peer_client import PeerClient, PeerFaults
+from gcx.gateway.exchange.worker import DeliveryWorker
 from gcx.gateway.home import client_ssl_for_central, has_certificates, pick_up_certificates
-from gcx.gateway.messages_api import add_message_routes
-from gcx.gateway.messaging import Messaging
+from gcx.gateway.messages.api import add_message_routes
+from gcx.gateway.messages.messaging import Messaging
+from gcx.gateway.messages.peer_api import add_message_routes as add_peer_message_routes
 from gcx.gateway.peer import build_peer_app
-from gcx.gateway.peer_messages import add_message_routes as add_peer_message_routes
-from gcx.gateway.peer_transfers import add_transfer_routes as add_peer_transfer_routes
 from gcx.gateway.refusal_log import RefusalLog
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.services import ServiceProxy, call_peers
-from gcx.gateway.services_api import add_peer_service_routes, add_service_routes
+from gcx.gateway.services.api import add_peer_service_routes, add_service_routes
+from gcx.gateway.services.calls import ServiceProxy, call_peers
 from gcx.gateway.tls_gate import serve_tls
-from gcx.gateway.transfer_delivery import TransferWorker
-from gcx.gateway.transfer_housekeeping import housekeeping
-from gcx.gateway.transfers_api import add_transfer_routes
+from gcx.gateway.transfers.api import add_transfer_routes
+from gcx.gateway.transfers.carrier import TransferWorker
+from gcx.gateway.transfers.housekeeping import housekeeping
+from gcx.gateway.transfers.peer_api import add_transfer_routes as add_peer_transfer_routes
 from gcx.httpapi import run_sync
 from gcx.private_files import check_private
 from gcx.store.db import sqlite_files

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tests.unit.fuzz._strategies import byte_mutants
 
 from gcx.errors import GcxError
-from gcx.gateway.messages_api import _compose_from_multipart
+from gcx.gateway.messages.api import _compose_from_multipart
 from gcx.web.central.statements_drafting import _read_upload
 from gcx.web.gateway.mail_compose import _read_compose
 

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.unit.fuzz._strategies import parse_or_refuse
 
-from gcx.gateway.transfers_api import _int_header, parse_metadata
+from gcx.gateway.transfers.api import _int_header, parse_metadata
 from gcx.protocol.identifiers import (
     check_account_name,
     check_gateway_name,

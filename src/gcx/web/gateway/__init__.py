@@ -30,10 +30,10 @@ class GatewayParts:
     """The running parts pages use: the same ones the local API is given."""
 
     gateway: Gateway
-    messaging: Any  # gcx.gateway.messaging.Messaging
-    delivery: Any  # gcx.gateway.delivery.DeliveryWorker
-    transfers: Any  # gcx.gateway.transfer_delivery.TransferWorker
-    services: Any  # gcx.gateway.services.ServiceProxy
+    messaging: Any  # gcx.gateway.messages.messaging.Messaging
+    delivery: Any  # gcx.gateway.exchange.worker.DeliveryWorker
+    transfers: Any  # gcx.gateway.transfers.carrier.TransferWorker
+    services: Any  # gcx.gateway.services.calls.ServiceProxy
 
 
 PARTS = web.AppKey("gcx_gateway_parts", GatewayParts)

@@ -38,11 +38,14 @@ from gcx.errors import (
     QuotaExceeded,
     TransferEmpty,
 )
-from gcx.gateway import transfer_policy, transfer_reading, transfer_uploads, transfers
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
-from gcx.gateway.transfer_listing import list_transfers
-from gcx.gateway.transfers_api import stream_incoming_file
+from gcx.gateway.transfers import policy as transfer_policy
+from gcx.gateway.transfers import reading as transfer_reading
+from gcx.gateway.transfers import sending as transfers
+from gcx.gateway.transfers import uploads as transfer_uploads
+from gcx.gateway.transfers.api import stream_incoming_file
+from gcx.gateway.transfers.listing import list_transfers
 from gcx.httpapi import multipart_errors, part_filename, part_media_type, run_sync
 from gcx.private_files import open_private
 from gcx.protocol.marking import Marking, highest, parse_marking

@@ -30,8 +30,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from gcx.errors import NinoInvalid, PurposeRequired
-from gcx.gateway.services import ServiceProxy
-from gcx.gateway.services_common import CALL_ID_HEADER, PURPOSE_HEADER
+from gcx.gateway.services.calls import ServiceProxy
+from gcx.gateway.services.common import CALL_ID_HEADER, PURPOSE_HEADER
 from gcx.httpapi import run_sync
 from gcx.protocol import strict_json
 from gcx.web.gateway import caller_of, parts_of

@@ -1,7 +1,7 @@
 """Pages: secure mail for staff (inbox, sent items, compose, read, download, status, recall).
 
-Every page calls the same :class:`gcx.gateway.messaging.Messaging` use cases as
-the local API (``gcx.gateway.messages_api``), with the signed-in person as the
+Every page calls the same :class:`gcx.gateway.messages.messaging.Messaging` use cases as
+the local API (``gcx.gateway.messages.api``), with the signed-in person as the
 caller, so who may send or read what, the refusals and the audit entries are
 the API's own. Recall and read receipts also reuse the API's steps that talk
 to peer gateways, so the checks on what a peer answers live in one place.
@@ -27,10 +27,10 @@ from gcx.errors import (
     InputError,
     NotFound,
 )
-from gcx.gateway.mailboxes import MailboxService
-from gcx.gateway.messages_api import WORKER
+from gcx.gateway.messages.api import WORKER
+from gcx.gateway.messages.mailboxes import MailboxService
+from gcx.gateway.messages.recall import recall_everywhere
 from gcx.gateway.peer import GATEWAY
-from gcx.gateway.recall import recall_everywhere
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import attachment_disposition, run_sync
 from gcx.protocol.marking import Marking, highest

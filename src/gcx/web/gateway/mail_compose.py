@@ -22,7 +22,7 @@ from gcx.errors import (
     MultipartInvalid,
     RecipientUnknown,
 )
-from gcx.gateway.messaging import Compose
+from gcx.gateway.messages.messaging import Compose
 from gcx.httpapi import multipart_errors, part_filename, part_media_type, run_sync
 from gcx.protocol.marking import Marking, parse_marking
 from gcx.protocol.message import (

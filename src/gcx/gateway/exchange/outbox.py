@@ -1,7 +1,7 @@
 """The transactional outbox: delivery work written with the action it follows, claimed after commit.
 
 A row is one piece of work for one receiving gateway, and its ``kind`` names
-the carrier that does it (:mod:`gcx.gateway.delivery` holds the registry):
+the carrier that does it (:mod:`gcx.gateway.exchange.worker` holds the registry):
 
 * ``message``: one envelope, read from ``envelopes`` when it is sent. The
   sending transaction writes the envelope, its outbox rows and their audit

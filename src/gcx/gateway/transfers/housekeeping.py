@@ -15,12 +15,12 @@ import sqlalchemy as sa
 
 from gcx import audit
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.transfer_policy import transfer_files
+from gcx.gateway.transfers.policy import transfer_files
 from gcx.httpapi import run_sync
 from gcx.store import iso
 from gcx.store.schema_transfers import transfers, uploads
 
-log = logging.getLogger("gcx.gateway.transfers")
+log = logging.getLogger("gcx.gateway.transfers.sending")
 
 # An upload nobody has added to for a week is abandoned.
 STALE_UPLOAD = dt.timedelta(days=7)

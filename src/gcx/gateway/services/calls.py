@@ -1,8 +1,8 @@
 """The service proxy: consumer and provider sides of a signed, access-controlled call.
 
 This module holds the proxy's lifecycle and the consumer side; the provider
-side and what both share are in :mod:`gcx.gateway.services_provider` and
-:mod:`gcx.gateway.services_common`.
+side and what both share are in :mod:`gcx.gateway.services.provider` and
+:mod:`gcx.gateway.services.common`.
 
 Per-call path, kept lean on purpose (the benchmark target is a quarter of
 direct throughput):
@@ -13,7 +13,7 @@ direct throughput):
   replicas converge);
 * one database write per gateway: the call log row and its audit entry go
   in one transaction, and concurrent calls share transactions (group commit,
-  :class:`gcx.gateway.call_log.CallLog`); a call is answered only once its row
+  :class:`gcx.gateway.services.call_log.CallLog`); a call is answered only once its row
   is committed;
 * kept-alive connections: pinned mutual-TLS sessions to peers (the one
   peer client, :func:`call_peers`, with a larger pool) and one client session
@@ -52,7 +52,6 @@ from gcx.errors import (
     UserMismatch,
 )
 from gcx.gateway.app import caller_of
-from gcx.gateway.call_log import CallLog, new_row
 from gcx.gateway.exchange.peer_client import (
     PeerAnswer,
     PeerClient,
@@ -61,7 +60,8 @@ from gcx.gateway.exchange.peer_client import (
     refusal_of,
 )
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.services_common import (
+from gcx.gateway.services.call_log import CallLog, new_row
+from gcx.gateway.services.common import (
     CALL_ID_HEADER,
     PURPOSE_HEADER,
     REQUEST_HEADER,
@@ -69,7 +69,7 @@ from gcx.gateway.services_common import (
     USER_HEADER,
     Backend,
 )
-from gcx.gateway.services_provider import ServiceProviding
+from gcx.gateway.services.provider import ServiceProviding
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import bearer_token, read_body, run_sync
 from gcx.protocol import directory as dirproto
@@ -89,7 +89,7 @@ from gcx.protocol.services import (
 from gcx.store import iso
 from gcx.store.schema_services import service_backends
 
-log = logging.getLogger("gcx.gateway.services")
+log = logging.getLogger("gcx.gateway.services.calls")
 
 CALLER_CACHE_SECONDS = 10.0
 CALLER_CACHE_SIZE = 10_000

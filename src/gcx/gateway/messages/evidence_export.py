@@ -24,13 +24,13 @@ from gcx.evidence import (
     verify_call_evidence,
     verify_evidence,
 )
-from gcx.gateway.envelopes import load_envelope, stored_digest
+from gcx.gateway.messages.envelopes import load_envelope, stored_digest
 from gcx.protocol import directory as dirproto
 from gcx.store.schema import directory_archive, held_directory, receipts
 from gcx.store.schema_services import service_calls
 
 if TYPE_CHECKING:
-    from gcx.gateway.messaging import Messaging
+    from gcx.gateway.messages.messaging import Messaging
     from gcx.gateway.runtime import Gateway
     from gcx.gateway.tokens import Caller
 

@@ -19,7 +19,7 @@ from gcx import crypto
 from gcx.errors import NotFound, TransferUnreadable
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
-from gcx.gateway.transfer_policy import RECEIVING_ROLES, stored_manifest, transfer_files
+from gcx.gateway.transfers.policy import RECEIVING_ROLES, stored_manifest, transfer_files
 from gcx.protocol.transfer import TransferManifest, TransferMetadata
 from gcx.store.schema_transfers import deliveries, transfer_receipts, transfers
 

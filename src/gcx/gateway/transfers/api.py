@@ -20,13 +20,16 @@ from aiohttp import web
 from pydantic import Field
 
 from gcx.errors import BodyTooLarge, InputError, TusVersionUnsupported, UploadMediaTypeRefused
-from gcx.gateway import transfer_policy, transfer_reading, transfer_uploads, transfers
 from gcx.gateway.app import OPENAPI, caller_of
 from gcx.gateway.peer import GATEWAY
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller, require_sender
-from gcx.gateway.transfer_delivery import TransferWorker
-from gcx.gateway.transfer_listing import list_transfers as list_visible
+from gcx.gateway.transfers import policy as transfer_policy
+from gcx.gateway.transfers import reading as transfer_reading
+from gcx.gateway.transfers import sending as transfers
+from gcx.gateway.transfers import uploads as transfer_uploads
+from gcx.gateway.transfers.carrier import TransferWorker
+from gcx.gateway.transfers.listing import list_transfers as list_visible
 from gcx.httpapi import attachment_disposition, json_body, run_sync
 from gcx.openapi import OBJECT, REFUSALS, json_ok
 from gcx.protocol.validation import StrictModel, validated

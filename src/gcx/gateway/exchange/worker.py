@@ -8,7 +8,7 @@ carrier registered for its kind in :attr:`DeliveryWorker.carriers`:
   busy queue is not limited to one round trip per message, and the signed
   receipts recorded.
 * ``read-receipt`` and ``recall``: the signed control document kept on the
-  row, one request each (:mod:`gcx.gateway.control`).
+  row, one request each (:mod:`gcx.gateway.messages.control`).
 
 This module is over 400 lines because it still holds the message carrier
 (batching and receipt recording) beside the kind-agnostic loop; the two part
@@ -19,7 +19,7 @@ Every kind shares the outbox's lease, backoff, expiry and lifecycle. Each
 row's outcome is recorded in its own short transaction with its audit entry.
 Everything here is idempotent: a row taken again after a crash is sent
 again, and the receiver answers a repeat with what it answered the first time
-(see :mod:`gcx.gateway.outbox`).
+(see :mod:`gcx.gateway.exchange.outbox`).
 
 Rows whose receiving gateway is this one (sender and recipient organisations
 hosted together) are accepted in-process through the same checks a peer's
@@ -48,10 +48,11 @@ from gcx.errors import (
     PeerUnreachable,
     ReceiptInvalid,
 )
-from gcx.gateway import control, outbox
-from gcx.gateway.envelopes import load_envelope, stored_digest
+from gcx.gateway.exchange import outbox
 from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_of
-from gcx.gateway.receive import accept_batch
+from gcx.gateway.messages import control
+from gcx.gateway.messages.envelopes import load_envelope, stored_digest
+from gcx.gateway.messages.receive import accept_batch
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
@@ -63,7 +64,7 @@ from gcx.protocol.receipt import Receipt
 from gcx.store import iso
 from gcx.store.schema import envelopes, receipts
 
-log = logging.getLogger("gcx.gateway.delivery")
+log = logging.getLogger("gcx.gateway.exchange.worker")
 
 BATCH_SIZE = 100
 CLAIM_LIMIT = 500

@@ -31,7 +31,7 @@ from gcx import audit, crypto
 from gcx.errors import GcxError, ReceiptInvalid
 from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_code, refusal_of
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.transfer_policy import stored_manifest, transfer_files
+from gcx.gateway.transfers.policy import stored_manifest, transfer_files
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
 from gcx.protocol import strict_json
@@ -47,7 +47,7 @@ from gcx.protocol.transfer import (
 from gcx.store import iso, parse_iso
 from gcx.store.schema_transfers import deliveries, transfer_receipts, transfers
 
-log = logging.getLogger("gcx.gateway.transfers")
+log = logging.getLogger("gcx.gateway.transfers.sending")
 
 LEASE = dt.timedelta(seconds=10)
 LEASE_RENEW_SECONDS = 3.0

@@ -22,10 +22,10 @@ from gcx.errors import (
 )
 from gcx.evidence import MEDIA_TYPE as EVIDENCE_MEDIA_TYPE
 from gcx.gateway.app import caller_of
-from gcx.gateway.delivery import DeliveryWorker
-from gcx.gateway.evidence_export import export_for_caller
-from gcx.gateway.messaging import Compose, Messaging
-from gcx.gateway.recall import recall_everywhere
+from gcx.gateway.exchange.worker import DeliveryWorker
+from gcx.gateway.messages.evidence_export import export_for_caller
+from gcx.gateway.messages.messaging import Compose, Messaging
+from gcx.gateway.messages.recall import recall_everywhere
 from gcx.gateway.tokens import require_sender
 from gcx.httpapi import (
     multipart_errors,

@@ -14,8 +14,8 @@ from aiohttp import web
 
 from gcx import audit, crypto
 from gcx.errors import NotFound, PeerRefused, RecallTooLate
+from gcx.gateway.messages.receive import accept_batch
 from gcx.gateway.peer import GATEWAY, verify_signed_by_org
-from gcx.gateway.receive import accept_batch
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import read_body, run_sync
 from gcx.protocol import directory as dirproto

@@ -17,7 +17,7 @@ from gcx import audit
 from gcx.errors import InputError, NotFound, UploadOffsetMismatch
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller, require_sender
-from gcx.gateway.transfer_policy import (
+from gcx.gateway.transfers.policy import (
     check_quota,
     check_space,
     policy_for,

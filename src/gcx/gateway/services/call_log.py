@@ -27,7 +27,7 @@ from gcx.store.schema_services import service_calls
 if TYPE_CHECKING:
     from gcx.gateway.runtime import Gateway
 
-log = logging.getLogger("gcx.gateway.services")
+log = logging.getLogger("gcx.gateway.services.calls")
 
 LOG_BATCH = 500
 BUSY_SECONDS = 0.02

@@ -30,7 +30,7 @@ from gcx.gateway.app import caller_of
 from gcx.gateway.home import client_ssl_for_central
 from gcx.gateway.peer import GATEWAY
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.services import ServiceProxy
+from gcx.gateway.services.calls import ServiceProxy
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import json_body, run_sync
 from gcx.protocol import strict_json
@@ -177,7 +177,7 @@ async def list_calls(request: web.Request) -> web.Response:
 
 async def call_evidence(request: web.Request) -> web.Response:
     from gcx.evidence import MEDIA_TYPE
-    from gcx.gateway.evidence_export import export_call_evidence
+    from gcx.gateway.messages.evidence_export import export_call_evidence
 
     caller = await caller_of(request)
     _require(caller, LOG_ROLES, "export call evidence")

@@ -23,11 +23,11 @@ from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
 from gcx.errors import CryptoError, GcxError, InputError, KindNotSupported, RemoteRefusal
-from gcx.gateway import outbox
+from gcx.gateway.exchange import outbox
 from gcx.gateway.exchange.peer_client import PeerClient, refusal_of
+from gcx.gateway.messages.peer_api import apply_recall, store_read_receipt
+from gcx.gateway.messages.recall_results import Outcome, judge_recall_answer, judge_recall_results
 from gcx.gateway.peer import verify_signed_by_org
-from gcx.gateway.peer_messages import apply_recall, store_read_receipt
-from gcx.gateway.recall_results import Outcome, judge_recall_answer, judge_recall_results
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto

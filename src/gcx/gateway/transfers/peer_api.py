@@ -47,7 +47,7 @@ from gcx.errors import (
 )
 from gcx.gateway.peer import GATEWAY, verify_signed_by_org
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.transfer_policy import (
+from gcx.gateway.transfers.policy import (
     check_space,
     manifest_digest,
     policy_for,

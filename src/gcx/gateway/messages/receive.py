@@ -40,7 +40,7 @@ from gcx.errors import (
     KindNotSupported,
     NotSenderGateway,
 )
-from gcx.gateway.envelopes import insert_envelope, put_large_parts, stored_digest
+from gcx.gateway.messages.envelopes import insert_envelope, put_large_parts, stored_digest
 from gcx.gateway.runtime import Gateway
 from gcx.protocol import directory as dirproto
 from gcx.protocol.envelope import EnvelopeHeader, unframe
@@ -50,7 +50,7 @@ from gcx.store import iso
 from gcx.store.schema import api_tokens, mailbox_items, mailboxes, receipts
 from gcx.store.schema_web import web_users
 
-log = logging.getLogger("gcx.gateway.receive")
+log = logging.getLogger("gcx.gateway.messages.receive")
 
 ISSUED = "issued"
 

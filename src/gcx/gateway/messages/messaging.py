@@ -33,8 +33,14 @@ from gcx.errors import (
     RecallRefused,
     RecipientUnknown,
 )
-from gcx.gateway import control, outbox
-from gcx.gateway.envelopes import StoredEnvelope, insert_envelope, load_envelope, put_large_parts
+from gcx.gateway.exchange import outbox
+from gcx.gateway.messages import control
+from gcx.gateway.messages.envelopes import (
+    StoredEnvelope,
+    insert_envelope,
+    load_envelope,
+    put_large_parts,
+)
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller, require_sender
 from gcx.protocol import strict_json

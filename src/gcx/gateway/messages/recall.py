@@ -13,10 +13,10 @@ from typing import Any
 
 from gcx.errors import GcxError
 from gcx.gateway.exchange.peer_client import PeerClient, refusal_of
-from gcx.gateway.messaging import Messaging
+from gcx.gateway.messages.messaging import Messaging
+from gcx.gateway.messages.peer_api import apply_recall
+from gcx.gateway.messages.recall_results import Outcome, judge_recall_answer, judge_recall_results
 from gcx.gateway.peer import verify_signed_by_org
-from gcx.gateway.peer_messages import apply_recall
-from gcx.gateway.recall_results import Outcome, judge_recall_answer, judge_recall_results
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import run_sync

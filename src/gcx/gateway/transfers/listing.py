@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from gcx.errors import InputError
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
-from gcx.gateway.transfer_reading import can_see_incoming, can_see_outgoing
+from gcx.gateway.transfers.reading import can_see_incoming, can_see_outgoing
 from gcx.store.schema_transfers import transfers
 
 _SCAN = 500

@@ -4,8 +4,8 @@ A gateway answers a recall with one signed result per organisation it hosts.
 A result is believed only if it is signed by an organisation that gateway
 hosts, is about this very message, and checks against that organisation's
 key; anything else counts as a refusal with a sentence saying why. The
-sender's own recall (gateway/recall.py) and a recall forwarded through the
-outbox after an in-flight batch (gateway/control.py) both judge answers
+sender's own recall (gateway/messages/recall.py) and a recall forwarded through the
+outbox after an in-flight batch (gateway/messages/control.py) both judge answers
 here, so neither can believe a bare 200.
 """
 

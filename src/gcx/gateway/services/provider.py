@@ -1,6 +1,6 @@
 """The provider side of service calls, and what the consumer side shares with it.
 
-:class:`ServiceProxy` (``gcx.gateway.services``) extends this with its lifecycle
+:class:`ServiceProxy` (``gcx.gateway.services.calls``) extends this with its lifecycle
 and the consumer side; see that module for the per-call budget both keep to.
 """
 
@@ -30,9 +30,9 @@ from gcx.errors import (
     RateLimited,
     SignatureInvalid,
 )
-from gcx.gateway.call_log import CallLog, new_row
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.services_common import (
+from gcx.gateway.services.call_log import CallLog, new_row
+from gcx.gateway.services.common import (
     REPLAY_WINDOW,
     REQUEST_HEADER,
     RESPONSE_HEADER,
@@ -58,7 +58,7 @@ from gcx.protocol.services import (
 )
 from gcx.store import iso
 
-log = logging.getLogger("gcx.gateway.services")
+log = logging.getLogger("gcx.gateway.services.calls")
 
 
 class ServiceProviding:

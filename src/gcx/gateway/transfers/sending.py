@@ -11,9 +11,9 @@ Rules decided here (and documented in ``docs/transfers.md``):
   to every recipient organisation; the manifest is signed with the sending
   organisation's key, and delivery is queued per recipient gateway.
 
-Uploads are in :mod:`gcx.gateway.transfer_uploads`, quotas and roles in
-:mod:`gcx.gateway.transfer_policy`, status and downloads in
-:mod:`gcx.gateway.transfer_reading`.
+Uploads are in :mod:`gcx.gateway.transfers.uploads`, quotas and roles in
+:mod:`gcx.gateway.transfers.policy`, status and downloads in
+:mod:`gcx.gateway.transfers.reading`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from gcx.errors import (
 )
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller, require_sender
-from gcx.gateway.transfer_policy import (
+from gcx.gateway.transfers.policy import (
     check_quota,
     check_space,
     manifest_digest,
@@ -40,7 +40,7 @@ from gcx.gateway.transfer_policy import (
     storage_used,
     transfer_files,
 )
-from gcx.gateway.transfer_uploads import upload_state
+from gcx.gateway.transfers.uploads import upload_state
 from gcx.protocol.envelope import SealedKey, Sender
 from gcx.protocol.marking import parse_marking
 from gcx.protocol.message import check_file_name

@@ -1,0 +1,1 @@
+"""Secure messages: sending, receiving, reading, recalling and their evidence."""

@@ -1,0 +1,1 @@
+"""Bulk file transfers: uploads, sealing, the transfer carrier and the peer side."""
