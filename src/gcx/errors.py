@@ -26,6 +26,7 @@ The tree::
     │   ├── JsonInvalid                 malformed, duplicate keys, NaN, too deep (strict_json)
     │   ├── MultipartInvalid            a multipart/form-data body that does not parse
     │   ├── MarkingMissing, MarkingUnknown, MarkingNotAllowed (422)
+    │   ├── MarkingLowered (422)    a reply or forward may not carry a lower marking
     │   ├── EnvelopeMalformed, EnvelopeExpired, EnvelopeFromFuture
     │   ├── KindNotSupported, AddressUnknown, EnvelopeInconsistent        secure messages
     │   ├── EnvelopeReplayed (409), RecipientUnknown (422)               secure messages
@@ -49,6 +50,7 @@ The tree::
     │   ├── PersonTokenRefused      a person's token is issued only to that person
     │   ├── UserMismatch            a person's token names another end user for a call
     │   ├── MessageNotYours         neither the sender nor a recipient of the message
+    │   ├── ForwardForbidden        the message's handling instructions forbid passing it on
     │   ├── SeparationOfDuties      nobody signs off, assesses or approves their own work
     │   └── ServiceForbidden        no access right admits this service call
     ├── Conflict                    state forbids it (409)
@@ -87,6 +89,7 @@ The tree::
     │   ├── ConsistencyProofInvalid (409)
     │   ├── EnvelopeDigestMismatch, EnvelopeUnreadable
     │   ├── ReceiptInvalid (502)
+    │   ├── AddressListingInvalid (502)  a peer's address listing does not check out
     │   ├── CallResponseInvalid (502)  a service call's signed answer does not check out
     │   ├── EvidenceInvalid (422)   an evidence file fails a check; the check is named
     │   ├── TransferUnreadable      a transfer's key, metadata or a segment does not open
@@ -451,6 +454,14 @@ class ReceiptInvalid(CryptoError):
     default_message = "The receipt is malformed or does not acknowledge this envelope."
 
 
+class AddressListingInvalid(CryptoError):
+    # A peer's listing is refused whole: a page shows the organisation without
+    # its people rather than anything the peer's signature does not vouch for.
+    code = "address-listing-invalid"
+    status = 502
+    default_message = "The organisation's address listing is malformed or not signed by it."
+
+
 class ConsistencyProofInvalid(CryptoError):
     code = "consistency-proof-invalid"
     status = 409
@@ -499,6 +510,19 @@ class RecipientUnknown(InputError):
 
 class MessageNotYours(Forbidden):
     code = "message-not-yours"
+
+
+class ForwardForbidden(Forbidden):
+    code = "forward-forbidden"
+    default_message = "The handling instructions of this message forbid passing it on."
+
+
+class MarkingLowered(InputError):
+    code = "marking-lowered"
+    status = 422
+    default_message = (
+        "A reply or forward keeps the marking of the message it carries; it cannot be lowered."
+    )
 
 
 class MessageRecalled(GcxError):
