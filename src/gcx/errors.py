@@ -83,6 +83,7 @@ The tree::
     │   └── BackendAnswerTooLarge (502)
     ├── MessageRecalled (410)       the sender recalled the message before it was read
     ├── RemoteRefusal               another gcx service refused, with its own code
+    │   └── ProviderGatewayRefusal  a service call's provider gateway refused (passed on)
     ├── CryptoError                 verification failed (opaque on purpose)
     │   ├── SignatureInvalid
     │   │   └── SelfCheckSignatureInvalid
@@ -404,6 +405,37 @@ class RemoteRefusal(GcxError):
             "code": self.remote_code,
             "message": self.message,
             "details": {"remote_status": self.remote_status},
+        }
+
+
+class ProviderGatewayRefusal(RemoteRefusal):
+    """The provider's gateway refused a service call; the consumer's gateway passes it on.
+
+    The caller sees the provider gateway's own code and sentence, marked as coming
+    from that gateway, with its status (502 if it refused with a success status)
+    and its ``Retry-After``, if any, so a caller can tell it from its own
+    gateway's refusals and from the backend's answers.
+    """
+
+    code = "provider-gateway-refusal"
+    default_message = "The provider's gateway refused the call."
+
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: str | None = None
+    ) -> None:
+        super().__init__(status, code, message)
+        self.retry_after = retry_after
+
+    @property
+    def answer_status(self) -> int:
+        """The status the caller is answered with: the provider gateway's, if an error one."""
+        return self.remote_status if self.remote_status >= 400 else 502
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.remote_code,
+            "message": self.message,
+            "details": {"from": "provider-gateway"},
         }
 
 
