@@ -24,6 +24,7 @@ from gcx import crypto
 from gcx.errors import CryptoError, GcxError, ReceiptInvalid
 from gcx.evidence._calls import build_call_evidence
 from gcx.protocol import directory as dirproto
+from gcx.protocol.addresses import AddressListing, ListingEntry
 from gcx.protocol.batch import ReadReceipt, Recall, RecallResult
 from gcx.protocol.checkpoint import Checkpoint
 from gcx.protocol.documents import key_paths, parse_time
@@ -172,6 +173,17 @@ def _transfer_receipt() -> TransferReceipt:
     )
 
 
+def _listing() -> AddressListing:
+    return AddressListing(
+        organisation="DWP",
+        gateway="dwp",
+        issued_at=NOW,
+        expires_at=NOW + dt.timedelta(hours=1),
+        people_listed=True,
+        entries=(ListingEntry("Claire Processor", "claims.processor", "person"),),
+    )
+
+
 def _service_change() -> ServiceChange:
     return ServiceChange(
         id=ID,
@@ -208,6 +220,7 @@ _READERS: dict[str, tuple[Callable[[], bytes], Callable[[bytes], Any]]] = {
         ReadReceipt.from_bytes,
     ),
     "gcx.transfer/1": (lambda: _manifest().to_bytes(), TransferManifest.from_bytes),
+    "gcx.address-listing/1": (lambda: _listing().to_bytes(), AddressListing.from_bytes),
     "gcx.transfer-receipt/1": (
         lambda: _transfer_receipt().to_bytes(),
         TransferReceipt.from_bytes,
@@ -474,6 +487,7 @@ _WRITTEN: dict[str, Callable[[], Any]] = {
     ),
     "gcx.read-receipt/1": lambda: json.loads(ReadReceipt(ID, "MPS", "a.person", NOW).to_bytes()),
     "gcx.transfer/1": lambda: json.loads(_manifest().to_bytes()),
+    "gcx.address-listing/1": lambda: json.loads(_listing().to_bytes()),
     "gcx.transfer-receipt/1": lambda: json.loads(_transfer_receipt().to_bytes()),
     "gcx.service-change/1": lambda: json.loads(_service_change().to_bytes()),
     "gcx.call-request/1": lambda: json.loads(_call_request().to_bytes()),
