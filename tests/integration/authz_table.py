@@ -49,6 +49,7 @@ ROLES = {
 
 TABLE: dict[tuple[str, str, str], frozenset[str]] = {
     # -- peer
+    ("peer", "GET", "/peer/v1/addresses"): frozenset({"member"}),
     ("peer", "GET", "/peer/v1/health"): frozenset({"member"}),
     ("peer", "POST", "/peer/v1/calls"): frozenset({"member"}),
     ("peer", "POST", "/peer/v1/envelopes"): frozenset({"member"}),

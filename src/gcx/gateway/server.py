@@ -19,6 +19,7 @@ from gcx.gateway.central_witness import CentralLogWitness
 from gcx.gateway.exchange.peer_client import PeerClient, PeerFaults
 from gcx.gateway.exchange.worker import DeliveryWorker
 from gcx.gateway.home import client_ssl_for_central, has_certificates, pick_up_certificates
+from gcx.gateway.messages.addresses import handle_addresses
 from gcx.gateway.messages.api import add_message_routes
 from gcx.gateway.messages.messaging import Messaging
 from gcx.gateway.messages.peer_api import add_message_routes as add_peer_message_routes
@@ -105,6 +106,7 @@ def build_peer_api(gateway: Gateway, services: ServiceProxy) -> web.Application:
     """
     app = build_peer_app(gateway)
     add_peer_message_routes(app)
+    app.router.add_get("/peer/v1/addresses", handle_addresses)
     add_peer_transfer_routes(app)
     add_peer_service_routes(app, services)
     return app
