@@ -468,6 +468,9 @@ class LocalNetwork:
             code = spec.organisations[0].code
             if spec.account not in {p["username"] for p in self.web_users.get(spec.name, [])}:
                 self.add_web_user(spec.name, spec.account, _person(spec.account), ("staff",), code)
+            # The demo's staff chose to be listed, so that colleagues at the other
+            # organisations find them by name in the address book.
+            self.list_in_address_book(spec.name, spec.account, code)
             self.add_web_user(
                 spec.name, f"{spec.name}.admin", f"{spec.name} administrator", ("admin",), code
             )
@@ -486,6 +489,18 @@ class LocalNetwork:
                 ("sign-off",),
                 code,
             )
+
+    def list_in_address_book(self, where: str, username: str, organisation: str) -> None:
+        """Record that ``username`` chose to be listed, as they would on "Your account"."""
+        from gcx.config import GatewayConfig
+        from gcx.gateway.messages.addresses import set_person_listed
+        from gcx.gateway.runtime import Gateway
+
+        gateway = Gateway.open(GatewayConfig.load(self.gateways[where].home))
+        try:
+            set_person_listed(gateway, organisation, username, True)
+        finally:
+            gateway.db.dispose()
 
     def web_url(self, where: str) -> str:
         # "localhost" rather than 127.0.0.1: browsers allow security keys (WebAuthn) on

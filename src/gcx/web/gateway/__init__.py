@@ -65,7 +65,18 @@ def gateway_accounts(gateway: Gateway) -> WebAccounts:
 
 
 def build_gateway_web(parts: GatewayParts) -> web.Application:
-    from gcx.web.gateway import activity, admin, files, lookups, mail, own_tokens
+    from gcx.web.gateway import (
+        activity,
+        address_book,
+        admin,
+        files,
+        lookups,
+        mail,
+        mail_check,
+        mail_drafts,
+        mail_reply,
+        own_tokens,
+    )
 
     config = parts.gateway.config
     site = Site(
@@ -76,7 +87,18 @@ def build_gateway_web(parts: GatewayParts) -> web.Application:
         public_origin=check_web_public_url(config.web_public_url),
         sign_in_failures_per_address=config.web_sign_in_failures_per_address,
     )
-    modules = (mail, files, lookups, activity, admin, own_tokens)
+    modules = (
+        mail,
+        mail_drafts,
+        mail_check,
+        mail_reply,
+        address_book,
+        files,
+        lookups,
+        activity,
+        admin,
+        own_tokens,
+    )
     for module in modules:
         module.navigation(site)
     oidc = OidcSettings.from_config(config)

@@ -2,6 +2,7 @@
 // GOV.UK Frontend's components start, and elements marked with data-gcx-*
 // attributes get live status and upload progress.
 import { initAll } from "/assets/govuk-frontend.min.js";
+import { filterAsYouType, liveMarking } from "/assets/gcx-compose.js";
 
 // <form data-gcx-progress="ID">: send with XMLHttpRequest (fetch cannot report upload
 // progress), showing progress in <progress id="ID">.
@@ -97,6 +98,8 @@ function enhance() {
   progressForms();
   liveRegions();
   keepAliveWhileTyping();
+  filterAsYouType();
+  liveMarking();
 }
 
 enhance();

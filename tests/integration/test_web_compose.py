@@ -1,0 +1,284 @@
+"""Issue 17 in the browser: the address book, check before sending, drafts, reply and forward.
+
+The council's benefits officer (tower-hamlets) finds a DWP colleague by name
+in the address book (DWP's gateway answers its signed listing over the peer
+hop), writes to them, checks the message on "Check your message" and sends;
+the DWP claims processor replies. Each page is checked with axe and saved as
+a screenshot; the core journeys also run with JavaScript off.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from gcx.localnet import LocalNetwork
+
+from .webutil import People, error_summary, marking_banner
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+COUNCIL = "tower-hamlets"
+DWP = "dwp"
+DELIVERY_SECONDS = 60.0
+DWP_NAME = "Department for Work and Pensions"
+
+
+@pytest.fixture
+def no_script(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(java_script_enabled=False)
+    context.set_default_timeout(90_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def other_page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    context.set_default_timeout(90_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def staff(web_network: LocalNetwork) -> Callable[[str, str], str]:
+    """More staff, so each test signs in someone whose code was not just used."""
+    made: set[tuple[str, str]] = set()
+    codes = {COUNCIL: "E09000030", DWP: "DWP", "met-police": "MPS"}
+
+    def person(where: str, username: str) -> str:
+        if (where, username) not in made:
+            web_network.add_web_user(where, username, username.title(), ("staff",), codes[where])
+            made.add((where, username))
+        return username
+
+    return person
+
+
+def reload_until(page: Page, ready: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DELIVERY_SECONDS
+    while not ready():
+        assert time.monotonic() < deadline, f"{what} did not show within {DELIVERY_SECONDS}s"
+        page.wait_for_timeout(250)
+        page.reload()
+
+
+def fill_message(page: Page, *, subject: str, marking: str, body: str) -> None:
+    page.fill("#subject", subject)
+    page.check(f"input[name=marking][value='{marking}']")
+    page.fill("#body", body)
+
+
+def send_checked(page: Page) -> str:
+    """Continue to "Check your message", send, and return the id on the confirmation page."""
+    page.click("#continue")
+    page.wait_for_url("**/drafts/*/check")
+    page.click("#send")
+    page.wait_for_url("**/messages/*/sent")
+    return page.url.rstrip("/").rsplit("/", 2)[1]
+
+
+def test_a_benefits_officer_finds_a_dwp_colleague_by_name(page: Page, people: People) -> None:
+    """Organisations by name (code secondary), mailboxes and listed people; live filter."""
+    people.sign_in(page, COUNCIL, "benefits.officer", "/address-book")
+    dwp = page.locator("section[data-organisation='DWP']")
+    assert DWP_NAME in dwp.locator("h2").inner_text()
+    assert "Claims Processor" in dwp.inner_text(), "DWP's listing came over the peer hop"
+    council = page.locator("section[data-organisation='E09000030']")
+    assert "Benefits" in council.inner_text(), "the council's shared mailbox is listed"
+    people.check(page, "address-book")
+
+    page.fill("#q", "claims proc")  # filtered as it is typed, without a reload
+    assert page.locator("section[data-organisation='MPS']").is_hidden()
+    assert dwp.is_visible()
+    assert "1 organisation matches" in page.inner_text("#address-book-count")
+    people.check(page, "address-book-filtered")
+
+    dwp.locator("a:has-text('Claims Processor')").click()
+    page.wait_for_url("**/compose?to=*")
+    assert page.input_value("#to_org") == "DWP"
+    assert page.input_value("#to_person") == "claims.processor"
+    assert f"Claims Processor, {DWP_NAME}" in page.inner_text("#to-names")
+
+
+def test_the_address_book_search_works_without_javascript(
+    no_script: Page, people: People
+) -> None:
+    """The no-JS fallback: a GET search form whose answer lists only what matches."""
+    page = no_script
+    people.sign_in(page, COUNCIL, "benefits.officer", "/address-book")
+    page.fill("#q", "Processor")
+    page.click("#search")
+    page.wait_for_url("**/address-book?q=Processor")
+    assert page.locator("section[data-organisation]").count() == 1
+    assert "Claims Processor" in page.inner_text("section[data-organisation='DWP']")
+    people.check(page, "address-book-no-js")
+    page.goto(people.url(COUNCIL, "/address-book?q=nobody+by+this+name"))
+    assert "Nothing matches" in page.inner_text("#no-match")
+
+
+def test_people_are_listed_only_once_they_choose_to_be(
+    page: Page, other_page: Page, people: People, staff: Callable[[str, str], str]
+) -> None:
+    """Not listed by default; listed after choosing on "Your account"; shown to colleagues."""
+    shy = staff(COUNCIL, "shy.officer")
+    people.sign_in(page, COUNCIL, shy, "/account")
+    page.click("a:has-text('Your listing in the address book')")
+    assert page.is_checked("#listed-2"), "nobody is listed until they choose to be"
+    people.check(page, "address-book-own")
+    colleague = staff(COUNCIL, "curious.officer")
+    people.sign_in(other_page, COUNCIL, colleague, "/address-book?q=shy")
+    assert other_page.locator("[data-address='shy.officer@E09000030']").count() == 0
+
+    page.check("#listed")
+    page.click("#save-listing")
+    assert "You are now listed" in page.inner_text(".govuk-notification-banner")
+    other_page.reload()
+    assert other_page.locator("[data-address='shy.officer@E09000030']").count() == 1
+
+
+def test_compose_check_and_send_by_name_then_the_colleague_replies(
+    page: Page, other_page: Page, people: People
+) -> None:
+    """Compose, check (names, marking and its meaning, Change links), confirmation, reply."""
+    people.sign_in(page, COUNCIL, "benefits.officer", "/compose?to=claims.processor%40DWP")
+    subject = f"Housing benefit query {time.time_ns()}"
+    fill_message(page, subject=subject, marking="OFFICIAL-SENSITIVE", body="Please confirm.")
+    assert marking_banner(page) == "OFFICIAL-SENSITIVE", "the banner follows the marking chosen"
+    page.fill("#cc", "benefits@E09000030")
+    page.click("#continue")
+    page.wait_for_url("**/drafts/*/check")
+    summary = page.inner_text("#check-summary")
+    assert f"Claims Processor, {DWP_NAME}" in summary
+    assert "Benefits, London Borough of Tower Hamlets" in summary
+    assert "claims.processor@DWP" not in summary, "recipients by name, not by address"
+    assert "only people who need to know" in summary, "the marking with what it means"
+    assert marking_banner(page) == "OFFICIAL-SENSITIVE"
+    people.check(page, "mail-check")
+
+    page.click("a[href$='#subject']")
+    assert page.input_value("#subject") == subject, "Change goes back to the draft as typed"
+    page.fill("#subject", subject + " (changed)")
+    envelope_id = send_checked(page)
+    assert "Message sent" in page.inner_text(".govuk-panel")
+    people.check(page, "mail-sent-confirmation")
+    page.click("#view-message")
+    assert page.inner_text("h1") == subject + " (changed)"
+
+    dwp = other_page
+    people.sign_in(dwp, DWP, "claims.processor", "/inbox")
+    row = f"tr[data-message='{envelope_id}']"
+    reload_until(dwp, lambda: dwp.locator(row).count() == 1, "the message in DWP's inbox")
+    dwp.click(f"{row} a")
+    dwp.click("#reply")
+    assert dwp.input_value("#to_org") == "E09000030"
+    assert dwp.input_value("#to_person") == "benefits.officer"
+    assert dwp.input_value("#subject").startswith("Re: ")
+    assert dwp.is_checked("input[name=marking][value='OFFICIAL-SENSITIVE']")
+    people.check(dwp, "mail-reply")
+    dwp.check("input[name=marking][value='OFFICIAL']")
+    dwp.click("#continue")
+    assert "Protective marking: " in error_summary(dwp), "the summary uses the field's label"
+    assert "cannot be lowered" in error_summary(dwp)
+    dwp.check("input[name=marking][value='OFFICIAL-SENSITIVE']")
+    dwp.fill("#body", "Confirmed." + dwp.input_value("#body"))
+    reply_id = send_checked(dwp)
+    assert reply_id != envelope_id
+
+
+def test_drafts_keep_their_attachments_and_can_be_deleted(
+    page: Page, people: People, staff: Callable[[str, str], str]
+) -> None:
+    """Save as draft with a file, reopen it with the file kept, delete only after asking."""
+    people.sign_in(page, COUNCIL, staff(COUNCIL, "draft.writer"), "/compose")
+    page.select_option("#to_org", "DWP")
+    page.fill("#to_person", "claims.processor")
+    page.fill("#subject", "Draft with a file")
+    page.set_input_files(
+        "#attachments", [{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"kept"}]
+    )
+    page.click("#save-draft")
+    page.wait_for_url("**/drafts")
+    row = page.locator("#drafts tbody tr").first
+    assert "Draft with a file" in row.inner_text() and "1 file" in row.inner_text()
+    people.check(page, "mail-drafts")
+
+    row.locator("a:has-text('Draft with a file')").click()
+    assert "notes.txt" in page.inner_text("#remove_attachment-fieldset, .govuk-fieldset")
+    page.check("input[name=marking][value='OFFICIAL']")
+    page.fill("#body", "Written later.")
+    page.click("#continue")
+    page.wait_for_url("**/drafts/*/check")
+    assert "notes.txt" in page.inner_text("#check-summary"), "the attachment was kept"
+    page.goto(people.url(COUNCIL, "/drafts"))
+    page.click("#drafts a:has-text('Delete')")
+    assert page.inner_text("h1") == "Are you sure you want to delete this draft?"
+    people.check(page, "mail-draft-delete")
+    page.click("#delete-draft")
+    assert page.locator("#no-drafts").count() == 1
+
+
+def test_forward_keeps_the_marking_and_obeys_handling_instructions(
+    page: Page, people: People, staff: Callable[[str, str], str]
+) -> None:
+    """A restricted message cannot be forwarded (with the reason); another keeps its marking."""
+    people.sign_in(page, COUNCIL, staff(COUNCIL, "forward.officer"), "/compose")
+    page.select_option("#to_org", "DWP")
+    page.fill("#to_person", "claims.processor")
+    fill_message(page, subject="Restricted", marking="OFFICIAL-SENSITIVE", body="Case.")
+    page.fill("#handling", "Do not forward outside the claims team.")
+    send_checked(page)
+    page.click("#view-message")
+    page.click("#forward")
+    assert page.inner_text("h1") == "You cannot forward this message"
+    reason = page.inner_text("#forward-refused")
+    assert "Do not forward outside the claims team." in reason
+    assert page.get_attribute("#forward-refused", "data-code") == "forward-forbidden"
+    people.check(page, "mail-forward-refused")
+
+    page.goto(people.url(COUNCIL, "/compose"))
+    page.select_option("#to_org", "DWP")
+    page.fill("#to_person", "claims.processor")
+    fill_message(page, subject="Open case", marking="OFFICIAL-SENSITIVE", body="Notes.")
+    page.set_input_files(
+        "#attachments", [{"name": "case.txt", "mimeType": "text/plain", "buffer": b"case"}]
+    )
+    send_checked(page)
+    page.click("#view-message")
+    page.click("#forward")
+    assert page.input_value("#subject") == "Fwd: Open case"
+    assert page.is_checked("input[name=marking][value='OFFICIAL-SENSITIVE']")
+    assert marking_banner(page) == "OFFICIAL-SENSITIVE"
+    page.fill("#to_person", "benefits")
+    page.select_option("#to_org", "E09000030")
+    page.click("#continue")
+    page.wait_for_url("**/drafts/*/check")
+    summary = page.inner_text("#check-summary")
+    assert "case.txt" in summary, "a forward carries the original's attachments"
+    assert "OFFICIAL-SENSITIVE" in summary
+    people.check(page, "mail-forward-check")
+
+
+def test_compose_check_send_and_reply_without_javascript(
+    no_script: Page, people: People, staff: Callable[[str, str], str]
+) -> None:
+    """The core journey with plain forms and links only."""
+    page = no_script
+    sender = staff(COUNCIL, "plain.writer")
+    people.sign_in(page, COUNCIL, sender, "/address-book?q=claims+processor")
+    page.click("section[data-organisation='DWP'] a:has-text('Claims Processor')")
+    fill_message(page, subject="Plain journey", marking="OFFICIAL", body="No script.")
+    envelope_id = send_checked(page)
+    assert "Message sent" in page.inner_text(".govuk-panel")
+    page.click("#view-message")
+    page.click("#reply")
+    assert page.input_value("#to_person") == "claims.processor"
+    reply_id = send_checked(page)
+    assert reply_id != envelope_id
