@@ -13,6 +13,7 @@ from gcx.clock import Clock, SystemClock
 from gcx.config import GatewayConfig
 from gcx.gateway.directory import DirectoryKeeper
 from gcx.gateway.home import GatewayKeys, load_keys
+from gcx.gateway.services.backend import BackendClient, HttpBackendClient
 from gcx.gateway.tokens import TokenService
 from gcx.store import Database, open_database
 from gcx.store.blobs import BlobStore, FileBlobStore
@@ -27,6 +28,8 @@ class Gateway:
     tokens: TokenService
     clock: Clock
     blobs: BlobStore
+    # How the provider side of a service call reaches an organisation's backend.
+    service_backend: BackendClient
 
     @classmethod
     def open(cls, config: GatewayConfig, clock: Clock | None = None) -> Gateway:
@@ -36,7 +39,7 @@ class Gateway:
         keeper = DirectoryKeeper(db, keys.anchor, config.network, clock)
         tokens = TokenService(db, list(config.organisations), clock)
         blobs = FileBlobStore(config.home / "blobs")
-        return cls(config, db, keys, keeper, tokens, clock, blobs)
+        return cls(config, db, keys, keeper, tokens, clock, blobs, HttpBackendClient())
 
     def record(
         self, *, actor: str, action: str, subject: str, details: dict[str, Any] | None = None

@@ -26,7 +26,7 @@ from gcx.gateway.messages.peer_api import add_message_routes as add_peer_message
 from gcx.gateway.peer import build_peer_app
 from gcx.gateway.refusal_log import RefusalLog
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.services.api import add_peer_service_routes, add_service_routes
+from gcx.gateway.services.api import LocalCalls, add_peer_service_routes, add_service_routes
 from gcx.gateway.services.calls import ServiceProxy, call_peers
 from gcx.gateway.tls_gate import serve_tls
 from gcx.gateway.transfers.api import add_transfer_routes
@@ -193,7 +193,7 @@ async def serve(
         from gcx.web.gateway import GatewayParts, build_gateway_web
 
         check_web_listener(config.web_host)
-        parts = GatewayParts(gateway, messaging, worker, transfer_worker, services)
+        parts = GatewayParts(gateway, messaging, worker, transfer_worker, LocalCalls(services))
         web_runner = web.AppRunner(build_gateway_web(parts), access_log=None)
         await web_runner.setup()
         await listeners.site(web_runner, "web", config.web_host, config.web_port).start()

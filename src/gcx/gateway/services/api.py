@@ -12,42 +12,48 @@ Local API (``Authorization: Bearer gcxt_…``):
   ``POST /api/v1/services/published/{service}/grants`` (grant),
   ``POST /api/v1/services/grants/{id}/revoke``, ``POST /api/v1/services/groups``.
 
-Peer API: ``POST /peer/v1/calls`` behind the mutual-TLS and directory check.
+The peer API's route (``POST /peer/v1/calls``) is in
+:mod:`gcx.gateway.services.peer_api`. Both only translate between HTTP and the
+use cases (:mod:`gcx.gateway.services.consumer`, :mod:`gcx.gateway.services.provider`,
+:mod:`gcx.gateway.services.publishing`), which take and return plain values.
 """
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
-import sqlalchemy as sa
 from aiohttp import web
 from pydantic import Field, ValidationError
 
 from gcx import crypto
-from gcx.errors import Forbidden, InputError, NotFound, PeerUnreachable, RemoteRefusal
+from gcx.errors import Forbidden, GcxError, InputError
 from gcx.gateway.app import caller_of
-from gcx.gateway.home import client_ssl_for_central
 from gcx.gateway.peer import GATEWAY
-from gcx.gateway.runtime import Gateway
+from gcx.gateway.services.call_log import recent_calls
 from gcx.gateway.services.calls import ServiceProxy
+from gcx.gateway.services.model import BodyReader, ServiceCallRequest
+from gcx.gateway.services.peer_api import add_peer_service_routes, call_refusal
+from gcx.gateway.services.publishing import new_change, store_backend, submit_change
 from gcx.gateway.tokens import Caller
-from gcx.httpapi import json_body, run_sync
-from gcx.protocol import strict_json
+from gcx.httpapi import bearer_token, json_body, read_body, run_sync
+from gcx.protocol import directory as dirproto
 from gcx.protocol.services import (
-    CHANGE_TYPE,
     AccessRight,
-    ServiceChange,
+    RightsIndex,
     ServiceEntry,
     ServiceGroup,
     normalise_methods,
     normalise_path,
 )
 from gcx.protocol.validation import StrictModel, refusal, validated
-from gcx.store import iso
-from gcx.store.schema_services import service_backends, service_calls
 
-SERVICES = web.AppKey("services", ServiceProxy)
+__all__ = ["LocalCalls", "add_peer_service_routes", "add_service_routes"]
+
+CALLER_CACHE_SECONDS = 10.0
+CALLER_CACHE_SIZE = 10_000
 ADMIN_ROLES = frozenset({"admin"})
 LOG_ROLES = frozenset({"admin", "security-officer"})
 
@@ -60,12 +66,87 @@ def _require(caller: Caller, roles: frozenset[str], what: str) -> None:
 # -- calling and discovery ----------------------------------------------------------
 
 
+class LocalCalls:
+    """Service calls by this gateway's own people and systems, as HTTP.
+
+    The local API's call route and the web pages' lookups both call through
+    here: it makes the :class:`~gcx.gateway.services.model.ServiceCallRequest`,
+    runs the consumer use case and gives its answer, or its refusal, as a response.
+    """
+
+    def __init__(self, proxy: ServiceProxy) -> None:
+        self.proxy = proxy
+        self.gateway = proxy.gateway
+        self._callers: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
+
+    def index(self, directory: dirproto.Directory) -> RightsIndex:
+        return self.proxy.index(directory)
+
+    async def caller(self, request: web.Request) -> Caller:
+        """The local API caller, from a short-lived cache of checked tokens.
+
+        A token is checked against the database once per few seconds, not once
+        per call; a revoked token stops working within :data:`CALLER_CACHE_SECONDS`.
+        """
+        token = bearer_token(request)
+        key = crypto.hash_token(token) if token else ""
+        now = time.monotonic()
+        cached = self._callers.get(key) if key else None
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        caller = await caller_of(request, record_use=False)
+        self._callers[key] = (caller, now + CALLER_CACHE_SECONDS)
+        if len(self._callers) > CALLER_CACHE_SIZE:
+            self._callers.popitem(last=False)
+        return caller
+
+    async def call(
+        self,
+        caller: Caller,
+        provider: str,
+        name: str,
+        raw_path: str,
+        *,
+        method: str,
+        headers: Mapping[str, str],
+        query: str,
+        body_reader: BodyReader,
+    ) -> web.Response:
+        """One call, answered as a response (``headers`` is a case-insensitive mapping)."""
+        call = ServiceCallRequest.from_headers(
+            caller,
+            provider,
+            name,
+            raw_path,
+            method=method,
+            query=query,
+            headers=headers,
+            read_body=body_reader,
+        )
+        try:
+            answer = await self.proxy.consumer.call(call)
+        except GcxError as error:
+            return call_refusal(error)
+        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+
+
+LOCAL_CALLS = web.AppKey("local-calls", LocalCalls)
+SERVICES = web.AppKey("services", ServiceProxy)
+
+
 async def call_service(request: web.Request) -> web.StreamResponse:
-    proxy = request.app[SERVICES]
-    caller = await proxy.caller(request)
+    calls = request.app[LOCAL_CALLS]
+    caller = await calls.caller(request)
     info = request.match_info
-    return await proxy.consume(
-        request, caller, info["provider"], info["service"], "/" + info.get("path", "")
+    return await calls.call(
+        caller,
+        info["provider"],
+        info["service"],
+        "/" + info.get("path", ""),
+        method=request.method,
+        headers=request.headers,
+        query=request.query_string,
+        body_reader=lambda limit: read_body(request, limit),
     )
 
 
@@ -125,45 +206,6 @@ async def service_openapi(request: web.Request) -> web.Response:
 # -- the call log -----------------------------------------------------------------------
 
 
-def _calls(gateway: Gateway, organisation: str, limit: int) -> list[dict[str, Any]]:
-    query = (
-        sa.select(
-            service_calls.c.id,
-            service_calls.c.side,
-            service_calls.c.at,
-            service_calls.c.consumer,
-            service_calls.c.consumer_user,
-            service_calls.c.consumer_system,
-            service_calls.c.purpose,
-            service_calls.c.provider,
-            service_calls.c.service,
-            service_calls.c.method,
-            service_calls.c.path,
-            service_calls.c.status,
-            service_calls.c.outcome,
-            service_calls.c.request_size,
-            service_calls.c.response_size,
-            service_calls.c.request_sha256,
-            service_calls.c.response_sha256,
-            service_calls.c.duration_ms,
-        )
-        .where(
-            sa.or_(
-                sa.and_(
-                    service_calls.c.side == "consumer", service_calls.c.consumer == organisation
-                ),
-                sa.and_(
-                    service_calls.c.side == "provider", service_calls.c.provider == organisation
-                ),
-            )
-        )
-        .order_by(service_calls.c.at.desc())
-        .limit(limit)
-    )
-    with gateway.db.read() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
-
-
 async def list_calls(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     _require(caller, LOG_ROLES, "read the call log")
@@ -171,7 +213,7 @@ async def list_calls(request: web.Request) -> web.Response:
         limit = max(1, min(1000, int(request.query.get("limit", "100"))))
     except ValueError as exc:
         raise InputError("'limit' must be a number.") from exc
-    rows = await run_sync(_calls, request.app[GATEWAY], caller.organisation, limit)
+    rows = await run_sync(recent_calls, request.app[GATEWAY], caller.organisation, limit)
     return web.json_response({"calls": rows})
 
 
@@ -194,64 +236,6 @@ async def call_evidence(request: web.Request) -> web.Response:
 # -- publishing and granting (admin) -----------------------------------------------------
 
 
-async def submit_change(gateway: Gateway, change: ServiceChange) -> dict[str, Any]:
-    """Sign a change as its provider organisation and hand it to central."""
-    keys = gateway.keys.organisations[change.provider]
-    document = crypto.sign_document(
-        CHANGE_TYPE, change.to_bytes(), keys.signing, crypto.key_id(keys.signing.public)
-    )
-    url = gateway.config.central_url.rstrip("/") + "/api/v1/services/changes"
-    try:
-        async with (
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=client_ssl_for_central(gateway.config)),
-                timeout=aiohttp.ClientTimeout(total=30, connect=10),
-            ) as session,
-            session.post(
-                url, data=document, headers={"Content-Type": "application/json"}
-            ) as answer,
-        ):
-            status, data = answer.status, strict_json.loads_object(await answer.read())
-    except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-        raise PeerUnreachable(f"Central could not be reached: {type(exc).__name__}.") from exc
-    if status == 404:
-        # The administrator named a service or right that does not exist: their
-        # mistake, not a failure of central's, so it is a 404 here too.
-        raise NotFound(str(data.get("message") or NotFound.default_message))
-    if status >= 400:
-        raise RemoteRefusal(status, str(data.get("code")), str(data.get("message")))
-    return data
-
-
-def _change(gateway: Gateway, provider: str, action: str, **fields: Any) -> ServiceChange:
-    return ServiceChange(
-        id=crypto.random_id(16),
-        provider=provider,
-        issued_at=gateway.clock.now(),
-        action=action,  # type: ignore[arg-type]
-        **fields,
-    )
-
-
-def _store_backend(gateway: Gateway, entry: ServiceEntry, backend_url: str) -> None:
-    now = iso(gateway.clock.now())
-    key = (service_backends.c.provider == entry.provider) & (service_backends.c.name == entry.name)
-    values = {"backend_url": backend_url, "entry": entry.model_dump(mode="json"), "updated_at": now}
-    with gateway.db.transaction() as conn:
-        if conn.execute(sa.select(service_backends.c.name).where(key)).first():
-            conn.execute(service_backends.update().where(key).values(**values))
-        else:
-            conn.execute(
-                service_backends.insert().values(provider=entry.provider, name=entry.name, **values)
-            )
-    gateway.record(
-        actor=f"organisation:{entry.provider}",
-        action="service.backend.set",
-        subject=f"{entry.provider}/{entry.name}",
-        details={"version": entry.version, "logging": entry.logging},
-    )
-
-
 async def publish(request: web.Request) -> web.Response:
     proxy = request.app[SERVICES]
     gateway = proxy.gateway
@@ -266,10 +250,10 @@ async def publish(request: web.Request) -> web.Response:
     # Strict: "requires_user": "false" is refused, not read as true.
     entry = validated(ServiceEntry, {**body, "provider": caller.organisation})
     # The backend is stored first: once the directory lists the service, calls may arrive.
-    await run_sync(_store_backend, gateway, entry, backend_url)
+    await run_sync(store_backend, gateway, entry, backend_url)
     await run_sync(proxy.reload_backends)
     result = await submit_change(
-        gateway, _change(gateway, caller.organisation, "publish", service=entry)
+        gateway, new_change(gateway, caller.organisation, "publish", service=entry)
     )
     return web.json_response({**result, "service": entry.model_dump(mode="json")}, status=201)
 
@@ -314,7 +298,7 @@ async def grant(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise refusal(exc) from exc
     result = await submit_change(
-        gateway, _change(gateway, caller.organisation, "grant", right=right)
+        gateway, new_change(gateway, caller.organisation, "grant", right=right)
     )
     return web.json_response({**result, "right": right.model_dump(mode="json")}, status=201)
 
@@ -323,7 +307,7 @@ async def revoke(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     caller = await caller_of(request)
     _require(caller, ADMIN_ROLES, "revoke access rights")
-    change = _change(gateway, caller.organisation, "revoke", right_id=request.match_info["id"])
+    change = new_change(gateway, caller.organisation, "revoke", right_id=request.match_info["id"])
     return web.json_response(await submit_change(gateway, change))
 
 
@@ -341,7 +325,7 @@ async def set_group(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise refusal(exc) from exc
     result = await submit_change(
-        gateway, _change(gateway, caller.organisation, "group", group=group)
+        gateway, new_change(gateway, caller.organisation, "group", group=group)
     )
     return web.json_response(result, status=201)
 
@@ -350,7 +334,7 @@ async def withdraw(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     caller = await caller_of(request)
     _require(caller, ADMIN_ROLES, "withdraw services")
-    change = _change(
+    change = new_change(
         gateway, caller.organisation, "withdraw", service_name=request.match_info["service"]
     )
     return web.json_response(await submit_change(gateway, change))
@@ -359,6 +343,7 @@ async def withdraw(request: web.Request) -> web.Response:
 def add_service_routes(app: web.Application, proxy: ServiceProxy) -> None:
     """Register the local API routes; the proxy is started and stopped with the app."""
     app[SERVICES] = proxy
+    app[LOCAL_CALLS] = LocalCalls(proxy)
 
     async def lifecycle(_: web.Application) -> Any:
         await proxy.start()
@@ -377,12 +362,3 @@ def add_service_routes(app: web.Application, proxy: ServiceProxy) -> None:
     app.router.add_get("/api/v1/services/{provider}/{service}/openapi.json", service_openapi)
     app.router.add_route("*", "/services/{provider}/{service}", call_service)
     app.router.add_route("*", "/services/{provider}/{service}/{path:.*}", call_service)
-
-
-def add_peer_service_routes(app: web.Application, proxy: ServiceProxy) -> None:
-    app[SERVICES] = proxy
-
-    async def handle_call(request: web.Request) -> web.StreamResponse:
-        return await request.app[SERVICES].provide(request)
-
-    app.router.add_post("/peer/v1/calls", handle_call)

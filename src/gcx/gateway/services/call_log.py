@@ -17,6 +17,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
@@ -205,3 +206,43 @@ def new_row(
         "response_document": None,
         "sealed_bodies": None,
     }
+
+
+def recent_calls(gateway: Gateway, organisation: str, limit: int) -> list[dict[str, Any]]:
+    """The latest ``limit`` calls ``organisation`` made (as consumer) or answered (as provider)."""
+    query = (
+        sa.select(
+            service_calls.c.id,
+            service_calls.c.side,
+            service_calls.c.at,
+            service_calls.c.consumer,
+            service_calls.c.consumer_user,
+            service_calls.c.consumer_system,
+            service_calls.c.purpose,
+            service_calls.c.provider,
+            service_calls.c.service,
+            service_calls.c.method,
+            service_calls.c.path,
+            service_calls.c.status,
+            service_calls.c.outcome,
+            service_calls.c.request_size,
+            service_calls.c.response_size,
+            service_calls.c.request_sha256,
+            service_calls.c.response_sha256,
+            service_calls.c.duration_ms,
+        )
+        .where(
+            sa.or_(
+                sa.and_(
+                    service_calls.c.side == "consumer", service_calls.c.consumer == organisation
+                ),
+                sa.and_(
+                    service_calls.c.side == "provider", service_calls.c.provider == organisation
+                ),
+            )
+        )
+        .order_by(service_calls.c.at.desc())
+        .limit(limit)
+    )
+    with gateway.db.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]

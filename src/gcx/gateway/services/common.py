@@ -1,13 +1,26 @@
-"""What both sides of a service call share: headers, limits, backends, reading capped bodies."""
+"""What both sides of a service call share: headers, limits, directory caches, sealing, refusals."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
-from gcx.errors import GcxError
+from gcx import crypto
+from gcx.clock import Clock
+from gcx.errors import GcxError, SignatureInvalid
 from gcx.httpapi import read_limited
+from gcx.protocol import directory as dirproto
+from gcx.protocol.services import RightsIndex
+
+if TYPE_CHECKING:
+    from gcx.gateway.home import GatewayKeys
+
+log = logging.getLogger("gcx.gateway.services.calls")
 
 REQUEST_HEADER = "X-Gcx-Call-Request"
 RESPONSE_HEADER = "X-Gcx-Call-Response"
@@ -32,3 +45,113 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int, error: type[
         limit,
         lambda: error(f"The answer is over the limit of {limit} bytes."),
     )
+
+
+class CallDirectory:
+    """The directory's facts a call needs, built once per directory version.
+
+    A call must not pay for indexing rights or parsing keys: both are kept
+    until the directory's version changes, and shared by both sides.
+    """
+
+    def __init__(self) -> None:
+        self._index: RightsIndex | None = None
+        self._keys: tuple[int, dict[str, tuple[str, crypto.VerifyKey]]] = (0, {})
+
+    def index(self, directory: dirproto.Directory) -> RightsIndex:
+        index = self._index
+        if index is None or index.version != directory.version:
+            index = RightsIndex.build(
+                directory.version,
+                directory.services,
+                directory.service_rights,
+                directory.service_groups,
+            )
+            self._index = index
+        return index
+
+    def org_key(self, directory: dirproto.Directory, code: str) -> tuple[str, crypto.VerifyKey]:
+        """An organisation's signing key (with its id), refused if the directory lists none."""
+        version, keys = self._keys
+        if version != directory.version:
+            keys = {}
+            self._keys = (directory.version, keys)
+        found = keys.get(code)
+        if found is None:
+            org = directory.organisation(code)
+            if org is None or not org.signing_key or not org.gateway:
+                raise SignatureInvalid(
+                    f"The directory lists no signing key for {code[:16]}; the call was refused."
+                )
+            key = crypto.VerifyKey.from_b64(org.signing_key)
+            found = keys[code] = (crypto.key_id(key), key)
+        return found
+
+
+def signing_keys(keys: GatewayKeys) -> dict[str, tuple[crypto.SigningKey, str]]:
+    """Each hosted organisation's signing key and its id, worked out once."""
+    return {
+        code: (org.signing, crypto.key_id(org.signing.public))
+        for code, org in keys.organisations.items()
+    }
+
+
+def seal_bodies(
+    keys: GatewayKeys,
+    clock: Clock,
+    organisation: str,
+    call_id: str,
+    request_headers: Mapping[str, str],
+    request_body: bytes,
+    response_headers: Mapping[str, str],
+    response_body: bytes,
+) -> bytes:
+    """Both bodies sealed to this organisation's own key (a gcx.envelope/1 frame)."""
+    own = keys.organisations[organisation]
+    sealed = crypto.seal_envelope(
+        kind="document",
+        sender_org=organisation,
+        sender_user="service-proxy",
+        sender_key=own.signing,
+        recipients={organisation: own.encryption.public},
+        marking="OFFICIAL-SENSITIVE",
+        parts=[
+            (
+                "request",
+                request_headers.get("content-type", "application/octet-stream"),
+                request_body,
+            ),
+            (
+                "response",
+                response_headers.get("content-type", "application/octet-stream"),
+                response_body,
+            ),
+        ],
+        now=clock.now(),
+        envelope_id=call_id,
+    )
+    return sealed.framed()
+
+
+def elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+class RowWriter(Protocol):
+    """Where a call's row goes (:class:`gcx.gateway.services.call_log.CallLog`)."""
+
+    async def write(self, row: dict[str, Any]) -> None: ...
+
+
+async def log_refused(
+    call_log: RowWriter, row: dict[str, Any], started: float, error: GcxError
+) -> None:
+    """Log a refused call's row; the refusal stands even if the log cannot take it."""
+    # A call refused before its request document was made still gets an id.
+    row["id"] = row["id"] or crypto.random_id(16)
+    row.update(status=error.status, outcome=error.code)
+    row["duration_ms"] = elapsed_ms(started)
+    try:
+        await call_log.write(row)
+    except GcxError:
+        log.warning("a refused call could not be logged")

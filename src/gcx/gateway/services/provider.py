@@ -1,25 +1,31 @@
-"""The provider side of service calls, and what the consumer side shares with it.
+"""The provider side of a service call: check the signed call, ask the backend, sign the answer.
 
-:class:`ServiceProxy` (``gcx.gateway.services.calls``) extends this with its lifecycle
-and the consumer side; see that module for the per-call budget both keep to.
+A call arrives from a peer gateway that passed the mutual-TLS and directory
+check (:mod:`gcx.gateway.services.peer_api` turns it into an
+:class:`~gcx.gateway.services.model.IncomingCall`). It is handled in two steps
+so that what is logged stays as it was:
+
+1. :meth:`ServiceProviding.verified`: the request document must verify
+   against the consumer organisation's key. A document that does not is not a
+   call this gateway can put its name to, so it is refused without a log row.
+2. :meth:`ServiceProviding.answer`: everything after is logged, answered or
+   refused, in the call log with its audit entry (a refusal is logged, then
+   raised for the api module to answer). The body is read within the
+   service's limit, checked against the signed digest, replays and rights and
+   the rate are checked, and the backend is asked through the
+   :class:`~gcx.gateway.services.backend.BackendClient` port.
+
+See :mod:`gcx.gateway.services.calls` for the per-call budget both sides keep to.
 """
 
 from __future__ import annotations
 
 import base64
-import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
-
-import aiohttp
-from aiohttp import web
 
 from gcx import crypto
 from gcx.errors import (
-    BackendAnswerTooLarge,
-    BackendTimeout,
     BackendUnreachable,
     BodyNotUtf8,
     CallReplayed,
@@ -31,15 +37,18 @@ from gcx.errors import (
     SignatureInvalid,
 )
 from gcx.gateway.runtime import Gateway
+from gcx.gateway.services.backend import BackendClient, BackendRegistry
 from gcx.gateway.services.call_log import CallLog, new_row
 from gcx.gateway.services.common import (
     REPLAY_WINDOW,
     REQUEST_HEADER,
-    RESPONSE_HEADER,
-    Backend,
-    read_capped,
+    CallDirectory,
+    elapsed_ms,
+    log_refused,
+    seal_bodies,
+    signing_keys,
 )
-from gcx.httpapi import read_body, refusal
+from gcx.gateway.services.model import IncomingCall, ProvidedAnswer
 from gcx.protocol import directory as dirproto
 from gcx.protocol import strict_json
 from gcx.protocol.services import (
@@ -50,7 +59,6 @@ from gcx.protocol.services import (
     CallRequest,
     CallResponse,
     RateLimiter,
-    RightsIndex,
     ServiceEntry,
     check_request_received,
     normalise_path,
@@ -58,76 +66,57 @@ from gcx.protocol.services import (
 )
 from gcx.store import iso
 
-log = logging.getLogger("gcx.gateway.services.calls")
-
 
 class ServiceProviding:
-    """The provider side, and the per-directory caches and refusals both sides use."""
+    """Calls to the services this gateway's organisations provide."""
 
-    # Set by ServiceProxy.__init__.
-    gateway: Gateway
-    log: CallLog
-    limiter: RateLimiter
-    backends: dict[tuple[str, str], Backend]
-    _index: RightsIndex | None
-    _keys: tuple[int, dict[str, tuple[str, crypto.VerifyKey]]]
-    _seen: OrderedDict[str, None]
-    _client: aiohttp.ClientSession | None
-    _signing: dict[str, tuple[crypto.SigningKey, str]]
+    def __init__(
+        self,
+        gateway: Gateway,
+        facts: CallDirectory,
+        call_log: CallLog,
+        backends: BackendRegistry,
+        client: BackendClient,
+    ) -> None:
+        self.gateway = gateway
+        self.facts = facts
+        self.log = call_log
+        self.backends = backends
+        self.client = client
+        self.limiter = RateLimiter()
+        # Call ids seen lately, oldest first: a call is answered once.
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._signing = signing_keys(gateway.keys)
 
-    # -- per-directory caches -------------------------------------------------------
+    def verified(self, directory: dirproto.Directory, signed: bytes) -> CallRequest:
+        """The call ``signed`` makes, if it verifies against its consumer's key.
 
-    def index(self, directory: dirproto.Directory) -> RightsIndex:
-        index = self._index
-        if index is None or index.version != directory.version:
-            index = RightsIndex.build(
-                directory.version,
-                directory.services,
-                directory.service_rights,
-                directory.service_groups,
-            )
-            self._index = index
-        return index
-
-    def org_key(self, directory: dirproto.Directory, code: str) -> tuple[str, crypto.VerifyKey]:
-        version, keys = self._keys
-        if version != directory.version:
-            keys = {}
-            self._keys = (directory.version, keys)
-        found = keys.get(code)
-        if found is None:
-            org = directory.organisation(code)
-            if org is None or not org.signing_key or not org.gateway:
-                raise SignatureInvalid(
-                    f"The directory lists no signing key for {code[:16]}; the call was refused."
-                )
-            key = crypto.VerifyKey.from_b64(org.signing_key)
-            found = keys[code] = (crypto.key_id(key), key)
-        return found
-
-    async def _refused(self, row: dict[str, Any], started: float, error: GcxError) -> web.Response:
-        # A call refused before its request document was made still gets an id.
-        row["id"] = row["id"] or crypto.random_id(16)
-        row.update(status=error.status, outcome=error.code)
-        row["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        Raises (and nothing is logged) if it is missing, not a signed document,
+        or not signed by the organisation it names.
+        """
+        if not signed:
+            raise InputError(f"A call needs its signed request document in {REQUEST_HEADER}.")
         try:
-            await self.log.write(row)
-        except GcxError:
-            log.warning("a refused call could not be logged")
-        response = refusal(error)
-        if isinstance(error, RateLimited):
-            response.headers["Retry-After"] = str(error.retry_after)
-        return response
+            payload = base64.b64decode(strict_json.loads(signed)["payload"], validate=True)
+        except (JsonInvalid, BodyNotUtf8):
+            raise  # refused as what they are: the JSON itself is bad
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SignatureInvalid("The call request is not a signed document.") from exc
+        call = CallRequest.from_bytes(payload)
+        key_id, key = self.facts.org_key(directory, call.consumer)
+        try:
+            crypto.verify_document(signed, REQUEST_TYPE, {key_id: key})
+        except CryptoError as exc:
+            raise SignatureInvalid(
+                f"The call request does not verify against {call.consumer}'s key in the directory."
+            ) from exc
+        return call
 
-    # -- the provider side ------------------------------------------------------------
-
-    async def provide(self, request: web.Request) -> web.StreamResponse:
+    async def answer(self, incoming: IncomingCall, call: CallRequest) -> ProvidedAnswer:
+        """Answer a verified call; a refusal is logged and then raised as a GcxError."""
         started = time.perf_counter()
         gateway = self.gateway
-        directory: dirproto.Directory = request["directory"]
-        peer: dirproto.GatewayEntry = request["peer"]
-        signed = request.headers.get(REQUEST_HEADER, "").encode()
-        call = self._verified_request(directory, signed)
+        directory = incoming.directory
         row = new_row(
             at=iso(gateway.clock.now()),
             side="provider",
@@ -146,15 +135,15 @@ class ServiceProviding:
             directory_version=directory.version,
             request_sha256=call.body_sha256,
             request_size=call.body_size,
-            request_document=signed,
+            request_document=incoming.signed,
         )
         try:
-            index = self.index(directory)
+            index = self.facts.index(directory)
             service = index.service(call.provider, call.service)
-            body = await read_body(request, service.max_body_bytes)
+            body = await incoming.read_body(service.max_body_bytes)
             check_request_received(
                 call,
-                peer_organisations=peer.organisations,
+                peer_organisations=incoming.peer.organisations,
                 hosted=gateway.config.organisations,
                 body_sha256=crypto.sha256_hex(body),
                 body_size=len(body),
@@ -182,7 +171,7 @@ class ServiceProviding:
             status, headers, answer = await self._backend(call, service, body)
             response = CallResponse(
                 call_id=call.id,
-                request_sha256=crypto.sha256_hex(signed),
+                request_sha256=crypto.sha256_hex(incoming.signed),
                 provider=call.provider,
                 provider_gateway=gateway.config.name,
                 service=call.service,
@@ -203,111 +192,42 @@ class ServiceProviding:
                 response_document=document,
             )
             if service.logging == "full":
-                row["sealed_bodies"] = self._seal(
-                    call.provider, call.id, call.headers, body, headers, answer
+                row["sealed_bodies"] = seal_bodies(
+                    gateway.keys,
+                    gateway.clock,
+                    call.provider,
+                    call.id,
+                    call.headers,
+                    body,
+                    headers,
+                    answer,
                 )
         except GcxError as error:
-            return await self._refused(row, started, error)
-        row["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            await log_refused(self.log, row, started, error)
+            raise
+        row["duration_ms"] = elapsed_ms(started)
         await self.log.write(row)
-        return web.Response(
-            status=200,
-            body=answer,
-            headers={
-                RESPONSE_HEADER: document.decode(),
-                "Content-Type": "application/octet-stream",
-            },
-        )
-
-    def _verified_request(self, directory: dirproto.Directory, signed: bytes) -> CallRequest:
-        if not signed:
-            raise InputError(f"A call needs its signed request document in {REQUEST_HEADER}.")
-        try:
-            payload = base64.b64decode(strict_json.loads(signed)["payload"], validate=True)
-        except (JsonInvalid, BodyNotUtf8):
-            raise  # refused as what they are: the JSON itself is bad
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SignatureInvalid("The call request is not a signed document.") from exc
-        call = CallRequest.from_bytes(payload)
-        key_id, key = self.org_key(directory, call.consumer)
-        try:
-            crypto.verify_document(signed, REQUEST_TYPE, {key_id: key})
-        except CryptoError as exc:
-            raise SignatureInvalid(
-                f"The call request does not verify against {call.consumer}'s key in the directory."
-            ) from exc
-        return call
+        return ProvidedAnswer(document=document, body=answer)
 
     async def _backend(
         self, call: CallRequest, service: ServiceEntry, body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        backend = self.backends.get((call.provider, call.service))
-        if backend is None or self._client is None:
-            raise BackendUnreachable(
-                f"{call.provider}/{call.service} has no backend configured on this gateway."
-            )
+        name = f"{call.provider}/{call.service}"
+        backend = self.backends.get(call.provider, call.service)
+        if backend is None:
+            raise BackendUnreachable(f"{name} has no backend configured on this gateway.")
         # Only the headers gcx carries reach the backend, whatever a consumer signed.
         headers = {k: v for k, v in call.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
         path = normalise_path(call.path)
         url = backend.url.rstrip("/") + path + (f"?{call.query}" if call.query else "")
-        try:
-            async with self._client.request(
-                call.method,
-                url,
-                data=body if body else None,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=service.timeout_seconds),
-                allow_redirects=False,
-            ) as answer:
-                data = await read_capped(answer, service.max_body_bytes, BackendAnswerTooLarge)
-                headers = {
-                    h: answer.headers[h] for h in FORWARDED_RESPONSE_HEADERS if h in answer.headers
-                }
-                return answer.status, headers, data
-        except TimeoutError as exc:
-            raise BackendTimeout(
-                f"The backend of {call.provider}/{call.service} did not answer within "
-                f"{service.timeout_seconds:g} s."
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise BackendUnreachable(
-                f"The backend of {call.provider}/{call.service} could not be reached: "
-                f"{type(exc).__name__}."
-            ) from exc
-
-    # -- bodies at rest -------------------------------------------------------------------
-
-    def _seal(
-        self,
-        organisation: str,
-        call_id: str,
-        request_headers: Mapping[str, str],
-        request_body: bytes,
-        response_headers: Mapping[str, str],
-        response_body: bytes,
-    ) -> bytes:
-        """Both bodies sealed to this organisation's own key (a gcx.envelope/1 frame)."""
-        keys = self.gateway.keys.organisations[organisation]
-        sealed = crypto.seal_envelope(
-            kind="document",
-            sender_org=organisation,
-            sender_user="service-proxy",
-            sender_key=keys.signing,
-            recipients={organisation: keys.encryption.public},
-            marking="OFFICIAL-SENSITIVE",
-            parts=[
-                (
-                    "request",
-                    request_headers.get("content-type", "application/octet-stream"),
-                    request_body,
-                ),
-                (
-                    "response",
-                    response_headers.get("content-type", "application/octet-stream"),
-                    response_body,
-                ),
-            ],
-            now=self.gateway.clock.now(),
-            envelope_id=call_id,
+        answer = await self.client.call(
+            call.method,
+            url,
+            headers=headers,
+            body=body,
+            timeout_seconds=service.timeout_seconds,
+            limit=service.max_body_bytes,
+            name=name,
         )
-        return sealed.framed()
+        kept = {h: answer.headers[h] for h in FORWARDED_RESPONSE_HEADERS if h in answer.headers}
+        return answer.status, kept, answer.body

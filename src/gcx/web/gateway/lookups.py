@@ -30,7 +30,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from gcx.errors import NinoInvalid, PurposeRequired
-from gcx.gateway.services.calls import ServiceProxy
+from gcx.gateway.services.api import LocalCalls as ServiceProxy
 from gcx.gateway.services.common import CALL_ID_HEADER, PURPOSE_HEADER
 from gcx.httpapi import run_sync
 from gcx.protocol import strict_json
