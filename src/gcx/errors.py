@@ -47,6 +47,7 @@ The tree::
     ├── Forbidden                   you may not (403)
     │   ├── CsrfRefused             a browser form did not come from our own page
     │   ├── RoleRequired            the caller lacks the role the step needs
+    │   ├── RoleHeldElsewhere       a role given at central (or a gateway), not where it was asked
     │   ├── PersonTokenRefused      a person's token is issued only to that person
     │   ├── UserMismatch            a person's token names another end user for a call
     │   ├── MessageNotYours         neither the sender nor a recipient of the message
@@ -619,6 +620,11 @@ class ExtensionTooLong(InputError):
 class RoleRequired(Forbidden):
     code = "role-required"
     default_message = "Your account does not hold the role this step needs."
+
+
+class RoleHeldElsewhere(Forbidden):
+    code = "role-held-elsewhere"
+    default_message = "This role is not given here; the network operator gives it at central."
 
 
 class PersonTokenRefused(Forbidden):
