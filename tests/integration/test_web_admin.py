@@ -146,7 +146,7 @@ def test_the_overview_shows_the_last_delivery_to_each_peer(
         with db.transaction() as conn:
             conn.execute(
                 outbox.update()
-                .where(outbox.c.envelope_id == sent["id"])
+                .where(outbox.c.subject_id == sent["id"])
                 .values(state="expired", last_error_code="peer-unreachable", last_error="test")
             )
     finally:
@@ -368,7 +368,12 @@ def test_a_token_is_shown_once_and_refused_once_revoked(
     row = admin.locator("#tokens tbody tr", has=admin.locator("th:text-is('case-system')"))
     assert "Active" in row.inner_text()
     assert token not in admin.content()
-    row.locator("button:has-text('Revoke')").click()
+    row.locator("a:has-text('Revoke')").click()
+    assert "Are you sure you want to revoke these tokens?" in admin.inner_text("h1")
+    assert f"case-system@{ORG}" in admin.inner_text("main")
+    assert api_status(web_network, token) == 200, "nothing is revoked before the confirmation"
+    people.check(admin, "admin-token-revoke")
+    admin.click("#confirm-revoke")
     assert f"Revoked 1 token of case-system@{ORG}" in admin.inner_text(".govuk-notification-banner")
     assert "Revoked" in row.inner_text()
     assert api_status(web_network, token) == 401, "a revoked token is refused at once"
@@ -424,5 +429,11 @@ def test_a_person_makes_their_own_token_which_acts_as_them(
         f"web:benefits.officer@{ORG}"
     }
     page.goto(people.url(WHERE, "/account/tokens"))
-    page.locator("#tokens button:has-text('Revoke')").first.click()
+    page.locator("#tokens a:has-text('Revoke')").first.click()
+    assert "Are you sure you want to revoke this token?" in page.inner_text("h1")
+    people.check(page, "own-token-revoke")
+    page.click("#cancel-revoke")
+    assert api_status(web_network, token) == 200, "cancelling revokes nothing"
+    page.locator("#tokens a:has-text('Revoke')").first.click()
+    page.click("#confirm-revoke")
     assert api_status(web_network, token) == 401

@@ -203,6 +203,14 @@ def test_a_message_recalled_before_it_is_read_cannot_be_opened(
     envelope_id = message_id(page)
     reload_until(page, lambda: delivery_state(page) == "delivered", "delivery")
     page.click("#recall-button")
+    assert page.url.endswith(f"/messages/{envelope_id}/recall"), "a recall asks first"
+    assert "Are you sure you want to recall this message?" in page.inner_text("h1")
+    assert "safeguarding.officer@MPS" in page.inner_text("#recall-recipients")
+    people.check(page, "mail-recall-confirm")
+    page.click("#cancel-recall")
+    assert delivery_state(page) == "delivered", "cancelling recalls nothing"
+    page.click("#recall-button")
+    page.click("#confirm-recall")
     assert "The message was recalled" in page.inner_text(".govuk-notification-banner")
     assert delivery_state(page) == "recalled"
     assert page.locator("#recall-button").count() == 0
@@ -247,6 +255,7 @@ def test_a_recall_after_reading_is_refused_with_the_reason(
     # No read receipt was asked for, so the sender's page still offers a recall.
     page.reload()
     page.click("#recall-button")
+    page.click("#confirm-recall")
     summary = error_summary(page)
     assert "could not be recalled everywhere" in summary
     assert "Already read by claims.processor@DWP" in summary

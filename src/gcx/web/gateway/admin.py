@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gcx.errors import AccountNameTaken, Forbidden, GcxError
+from gcx.errors import AccountNameTaken, Forbidden, GcxError, NotFound
 from gcx.gateway.tokens import ROLES as TOKEN_ROLES
 from gcx.httpapi import run_sync
 from gcx.protocol.identifiers import check_account_name
@@ -73,6 +73,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/tokens", tokens)
     app.router.add_get("/admin/tokens/add", add_token_form)
     app.router.add_post("/admin/tokens/add", add_token)
+    app.router.add_get("/admin/tokens/revoke", revoke_confirm)
     app.router.add_post("/admin/tokens/revoke", revoke_token)
 
 
@@ -163,6 +164,28 @@ async def add_token(request: web.Request) -> web.StreamResponse:
         token=token,
         values=values,
         organisation=organisation,
+    )
+
+
+@needs("admin")
+async def revoke_confirm(request: web.Request) -> web.StreamResponse:
+    """Ask before revoking an account's tokens: the systems using them stop at once."""
+    organisation = _organisation(user_of(request))
+    account = request.query.get("account", "")[:100]
+    listed = await run_sync(parts_of(request).gateway.tokens.list_for, organisation)
+    active = [t for t in listed if t["account"] == account and not t["revoked_at"]]
+    if not active:
+        raise NotFound(f"{organisation} has no active token for that account.")
+    for token in active:
+        for key in ("created_at", "last_used_at"):
+            token[key + "_text"] = moment(token[key])
+    return render(
+        request,
+        "gateway/admin_token_revoke.html",
+        title="Are you sure you want to revoke these tokens?",
+        account=account,
+        organisation=organisation,
+        tokens=active,
     )
 
 

@@ -82,6 +82,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/messages/{id}", read)
     app.router.add_get("/messages/{id}/status", status_fragment)
     app.router.add_get("/messages/{id}/attachments/{index}", download)
+    app.router.add_get("/messages/{id}/recall", recall_confirm)
     app.router.add_post("/messages/{id}/recall", recall)
 
 
@@ -371,6 +372,28 @@ async def _recall(request: web.Request, caller: Caller, envelope_id: str) -> dic
     """Recall as the API does: withdraw what has not left, then ask each gateway holding it."""
     parts = parts_of(request)
     return await recall_everywhere(parts.messaging, parts.delivery.peers, caller, envelope_id)
+
+
+@needs(*MAIL_ROLES)
+async def recall_confirm(request: web.Request) -> web.StreamResponse:
+    """The page that asks before a recall: a recall cannot be undone, so never one click."""
+    caller = mail_caller(request)
+    envelope_id = _envelope_id(request)
+    messaging = parts_of(request).messaging
+    # Status is the sender's view only, so nobody else reaches this page.
+    status = await run_sync(messaging.status, caller, envelope_id)
+    message, _ = await run_sync(messaging.read, caller, envelope_id)
+    view = _status_view(status, organisation_names(request))
+    if not view["recallable"]:
+        raise redirect(request, f"/messages/{envelope_id}")
+    return render(
+        request,
+        "gateway/mail_recall_confirm.html",
+        title="Are you sure you want to recall this message?",
+        marking=message["marking"],
+        message=message,
+        to=[_named(a, organisation_names(request)) for a in message["to"] + message["cc"]],
+    )
 
 
 @needs(*MAIL_ROLES)

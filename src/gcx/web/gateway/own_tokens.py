@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gcx.errors import Forbidden, InputError
+from gcx.errors import Forbidden, InputError, NotFound
 from gcx.httpapi import run_sync
 from gcx.web.gateway import parts_of
 from gcx.web.site import Site, field_text, form_of, redirect, render, user_of
@@ -28,6 +28,7 @@ def navigation(site: Site) -> None:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/account/tokens", own_tokens)
     app.router.add_post("/account/tokens", issue_token)
+    app.router.add_get("/account/tokens/{id:[0-9]{1,18}}/revoke", revoke_confirm)
     app.router.add_post("/account/tokens/revoke", revoke_token)
 
 
@@ -52,6 +53,24 @@ async def issue_token(request: web.Request) -> web.StreamResponse:
     await form_of(request)  # the frame has checked its CSRF token; nothing else is asked
     token = await run_sync(parts_of(request).gateway.tokens.issue_to_person, person_id, by=actor)
     return render(request, "gateway/own_token_added.html", title="Your new API token", token=token)
+
+
+async def revoke_confirm(request: web.Request) -> web.StreamResponse:
+    """Ask before revoking: a revoked token never works again, so it never takes one click."""
+    person_id, _ = _person(request)
+    token_id = int(request.match_info["id"])
+    listed = await run_sync(parts_of(request).gateway.tokens.list_own, person_id)
+    token = next((t for t in listed if t["id"] == token_id and not t["revoked_at"]), None)
+    if token is None:
+        raise NotFound("You have no active token like that; it may have been revoked already.")
+    for key in ("created_at", "last_used_at"):
+        token[key + "_text"] = moment(token[key])
+    return render(
+        request,
+        "gateway/own_token_revoke.html",
+        title="Are you sure you want to revoke this token?",
+        token=token,
+    )
 
 
 async def revoke_token(request: web.Request) -> web.StreamResponse:
