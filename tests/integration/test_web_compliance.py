@@ -205,9 +205,12 @@ def test_a_new_member_is_taken_through_the_code_of_connection(
     # The lead assessor sees it waiting again, starts, and records a result per control.
     assessor.goto(people.url("central", "/statements"))
     waiting = assessor.locator("table", has_text="Submitted, under assessment or assessed")
-    assert waiting.locator(f"a:has-text('{sid}')").count() == 1
+    # Named by organisation and date, never by its identifier.
+    assert waiting.locator(f"a[href='/statements/{sid}']").count() == 1
+    link_text = waiting.locator(f"a[href='/statements/{sid}']").inner_text()
+    assert "North West Fire and Rescue statement started" in link_text and sid not in link_text
     people.check(assessor, "compliance-list-assessor")
-    assessor.click(f"a:has-text('{sid}')")
+    assessor.click(f"a[href='/statements/{sid}']")
     assessor.click("button:has-text('Start the assessment')")
     assert assessor.url.endswith(f"/assessment/{catalogue.areas[0].id}")
     assert first.model_answer in assessor.inner_text("main")
@@ -247,7 +250,7 @@ def test_a_new_member_is_taken_through_the_code_of_connection(
 
     # The officer sees the statement approved.
     page.goto(people.url("central", "/statements"))
-    row = page.locator("tr", has_text=sid)
+    row = page.locator("tr", has=page.locator(f"a[href='/statements/{sid}']"))
     assert "Approved" in row.inner_text()
 
     # Each sees their own part in "What I did", in words.

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from gcx.web.words import clock_time, count_text, day, moment, size_text
+from gcx.web.words import access_words, clock_time, count_text, day, moment, size_text
 
 
 @pytest.mark.parametrize(
@@ -74,3 +74,12 @@ def test_count_text_agrees() -> None:
     assert count_text(1, "file") == "1 file"
     assert count_text(2, "file") == "2 files"
     assert count_text(0, "reply", "replies") == "0 replies"
+
+
+def test_access_rights_are_said_in_words_not_methods() -> None:
+    assert access_words(["GET"], ["/"]) == "Look up records"
+    assert access_words(["POST"], ["/"]) == "Send checks and requests"
+    assert access_words(["any"], ["/"]) == "Look up records and send requests"
+    assert access_words(["GET"], ["/customers"]) == (
+        "Look up records (some parts of the service only)"
+    )

@@ -13,6 +13,7 @@ would cost more with every day it runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -91,12 +92,31 @@ ACTIONS = {
 }
 
 
+# Where the thing an entry is about can be opened, by the start of its action.
+# Identifiers are for programs: the page links to the thing instead of showing one.
+_LINKS = (
+    ("message.", "/messages/{}", "the message"),
+    ("transfer.", "/files/{}", "the files"),
+    ("compliance.statement.", "/statements/{}", "the statement"),
+)
+_OPAQUE = re.compile(r"[0-9a-fA-F]{16,}|[A-Za-z0-9_-]{22,}")
+
+
 @dataclass(frozen=True)
 class Activity:
     at: str
     action: str
     words: str
     subject: str
+    link: str | None = None
+
+
+def _about(action: str, subject: str) -> tuple[str, str | None]:
+    """What the "About" column shows for an entry: words, and a link where one helps."""
+    for prefix, href, words in _LINKS:
+        if action.startswith(prefix) and _OPAQUE.fullmatch(subject):
+            return words, href.format(subject)
+    return ("" if _OPAQUE.fullmatch(subject) else subject), None
 
 
 def _mine(actors: set[str], username: str) -> Any:
@@ -131,10 +151,10 @@ def my_activity(
         ).all()
     items = [
         Activity(
-            at=moment(row.at),
-            action=row.action,
-            words=ACTIONS.get(row.action, row.action),
-            subject=row.subject,
+            moment(row.at),
+            row.action,
+            ACTIONS.get(row.action, row.action),
+            *_about(row.action, row.subject),
         )
         for row in rows
     ]

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gcx.errors import NotFound
 from gcx.httpapi import run_sync
-from gcx.web import security_keys, sign_in
+from gcx.web import security_keys, sign_in, words
 from gcx.web.assets import govuk_frontend_dir
 from gcx.web.site import (
     SITE_KEY,
@@ -48,6 +48,13 @@ def _templates() -> jinja2.Environment:
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
+    )
+    # One style for dates, times and sizes on every page (gcx.web.words).
+    env.globals.update(
+        day=words.day,
+        moment=words.moment,
+        size_text=words.size_text,
+        access_words=words.access_words,
     )
     return env
 

@@ -90,3 +90,22 @@ def size_text(size: int | None) -> str:
 def count_text(count: int, one: str, many: str | None = None) -> str:
     """``1 file``, ``3 files``: a count with its noun agreeing."""
     return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+_READING = frozenset({"GET", "HEAD"})
+
+
+def access_words(methods: list[str], paths: list[str]) -> str:
+    """An access right to a service in words: what staff may do, not methods and paths.
+
+    ``methods`` are HTTP methods (``any`` for all of them) and ``paths`` the parts
+    of the service the right covers (``/`` for all of it), as the services list gives them.
+    """
+    named = {m.upper() for m in methods}
+    if named and named <= _READING:
+        what = "Look up records"
+    elif "ANY" in named or named & _READING:
+        what = "Look up records and send requests"
+    else:
+        what = "Send checks and requests"
+    return what if "/" in paths else f"{what} (some parts of the service only)"

@@ -21,11 +21,14 @@ from gcx.web.central import principal_of, statements_drafting, statements_review
 from gcx.web.central.statements_common import (
     MARKING,
     load_statement,
+    organisation_names,
     service,
     state_tag,
+    statement_name,
 )
 from gcx.web.central.statements_overview import overview_page
 from gcx.web.site import FormErrors, Site, field_text, form_of, needs, redirect, render
+from gcx.web.words import moment
 
 ROLES = ("security-officer", "sign-off", "assessor", "operator")
 # States an assessor is asked to act on, or has acted on.
@@ -53,6 +56,7 @@ async def _list_page(
         statements = [s for s in statements if s["state"] not in ORGANISATION_ONLY]
     waiting = [s for s in statements if s["state"] in ASSESSOR_STATES] if central else []
     others = [s for s in statements if s not in waiting]
+    names = await run_sync(organisation_names, request)
     return render(
         request,
         "central/statements_list.html",
@@ -61,19 +65,20 @@ async def _list_page(
         errors=errors,
         status=status,
         central=central,
-        waiting=[_row(s) for s in waiting],
-        others=[_row(s) for s in others],
+        waiting=[_row(s, names) for s in waiting],
+        others=[_row(s, names) for s in others],
         can_start="security-officer" in by.roles and by.organisation is not None,
         organisation=by.organisation,
     )
 
 
-def _row(summary: dict[str, Any]) -> dict[str, Any]:
+def _row(summary: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     return {
         "id": summary["id"],
-        "organisation": summary["organisation"],
+        "name": statement_name(summary, names),
+        "organisation": names.get(summary["organisation"], summary["organisation"]),
         "state": state_tag(summary["state"]),
-        "updated": str(summary["updated_at"])[:16].replace("T", " "),
+        "updated": moment(summary["updated_at"]),
     }
 
 

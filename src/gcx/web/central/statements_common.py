@@ -16,7 +16,8 @@ from gcx.central.compliance import ComplianceService
 from gcx.compliance.catalogue import Area, Catalogue, Control
 from gcx.compliance.statement import EDITABLE, StatementState
 from gcx.httpapi import run_sync
-from gcx.web.central import COMPLIANCE, principal_of
+from gcx.web.central import CENTRAL, COMPLIANCE, principal_of
+from gcx.web.words import day, moment
 
 # Statements of compliance describe an organisation's controls, not the data it
 # exchanges; nothing in the catalogue or a statement carries a higher marking,
@@ -39,6 +40,23 @@ STATE_LABELS: dict[str, tuple[str, str]] = {
     "abandoned": ("Abandoned", "govuk-tag--grey"),
 }
 
+# Words for each step in a statement's history (``create`` and the events of
+# :class:`gcx.compliance.statement.StatementEvent`).
+STEP_LABELS: dict[str, str] = {
+    "create": "Started",
+    "request-sign-off": "Sent for sign-off",
+    "decline-sign-off": "Sign-off declined",
+    "sign-off": "Signed off and submitted",
+    "start-assessment": "Assessment started",
+    "return": "Sent back for changes",
+    "complete-assessment": "Assessment completed",
+    "approve": "Approved",
+    "reject": "Rejected",
+    "withdraw": "Withdrawn",
+    "supersede": "Replaced by a newer statement",
+    "abandon": "Abandoned",
+}
+
 RESULT_LABELS: dict[str, str] = {
     "compliant": "Met (compliant)",
     "partially-compliant": "Partly met (partially compliant)",
@@ -52,8 +70,46 @@ def service(request: web.Request) -> ComplianceService:
 
 
 def state_tag(state: str) -> dict[str, str]:
-    text, colour = STATE_LABELS.get(state, (state, "govuk-tag--grey"))
+    text, colour = STATE_LABELS.get(
+        state, (state.replace("-", " ").capitalize(), "govuk-tag--grey")
+    )
     return {"text": text, "classes": colour}
+
+
+def state_words(state: str) -> str:
+    return state_tag(state)["text"]
+
+
+def step_words(step: str) -> str:
+    return STEP_LABELS.get(step, step.replace("-", " ").capitalize())
+
+
+def statement_name(summary: dict[str, Any], names: dict[str, str]) -> str:
+    """How people name a statement: whose it is and when it was started, never its id.
+
+    ``names`` maps organisation codes to their names; a code without one is shown as is.
+    """
+    whose = names.get(summary["organisation"], summary["organisation"])
+    kind = "renewal" if summary.get("renewal_of") else "statement"
+    return f"{whose} {kind} started {day(summary['created_at'])}"
+
+
+def organisation_names(request: web.Request) -> dict[str, str]:
+    """Every member organisation's name by its code (for naming statements)."""
+    return {o["code"]: o["name"] for o in request.app[CENTRAL].list_organisations()}
+
+
+def history_rows(view: dict[str, Any]) -> list[dict[str, str]]:
+    """A statement's history in words: when, who, what happened, and where it left it."""
+    return [
+        {
+            "when": moment(entry["at"]),
+            "who": str(entry["by"]).split(":", 1)[-1],
+            "step": step_words(entry["step"]),
+            "state": state_words(entry["state"]),
+        }
+        for entry in view["history"]
+    ]
 
 
 @dataclass(frozen=True)
@@ -62,6 +118,8 @@ class Loaded:
 
     view: dict[str, Any]
     catalogue: Catalogue
+    # How people name it: whose it is and when it was started (see statement_name).
+    name: str
 
     @property
     def id(self) -> str:
@@ -122,7 +180,8 @@ async def load_statement(request: web.Request, statement_id: str) -> Loaded:
     svc = service(request)
     view = await run_sync(svc.statement, principal_of(request), statement_id)
     catalogue = await run_sync(svc.catalogue, view["catalogue_version"])
-    return Loaded(view, catalogue)
+    names = await run_sync(organisation_names, request)
+    return Loaded(view, catalogue, statement_name(view, names))
 
 
 def choice_label(control: Control, value: str | None) -> str | None:

@@ -17,6 +17,7 @@ from gcx.web.central.statements_common import (
     MARKING,
     RESULT_LABELS,
     Loaded,
+    history_rows,
     service,
     state_tag,
 )
@@ -40,10 +41,13 @@ async def overview_page(
         standing = await run_sync(service(request).standing_of, by, loaded.view["organisation"])
         if standing["certificate"] and standing["certificate"]["statement"] == loaded.id:
             certificate = standing["certificate"]
+    name = loaded.name
     return render(
         request,
         "central/statements_statement.html",
-        title=f"Statement {loaded.id}",
+        title=name,
+        name=name,
+        history=history_rows(loaded.view),
         marking=MARKING,
         errors=errors,
         status=status,

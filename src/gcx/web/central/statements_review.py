@@ -107,7 +107,8 @@ def answers_page(
     return render(
         request,
         "central/statements_sign_off.html",
-        title=f"Review statement {loaded.id}",
+        title=f"Review the {loaded.name}",
+        name=loaded.name,
         marking=MARKING,
         errors=errors,
         status=status,
@@ -196,7 +197,8 @@ def assessment_page(
     return render(
         request,
         "central/statements_assessment.html",
-        title=f"Assess {current['area'].title}: statement {loaded.id}",
+        title=f"Assess {current['area'].title}: {loaded.name}",
+        name=loaded.name,
         marking=MARKING,
         errors=errors,
         status=status,
