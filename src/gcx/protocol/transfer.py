@@ -45,6 +45,7 @@ RECEIPT_FORMAT = "gcx.transfer-receipt/1"
 RECEIPT_TYPE = "application/vnd.gcx.transfer-receipt+json"
 TAG_BYTES = 16
 MAX_FILES = 10_000
+MAX_NOTE_CHARS = 2000
 MAX_CHUNKS = 1 << 22  # 4 TiB at 1 MiB segments
 MIN_SEGMENT = 64 * 1024
 MAX_SEGMENT = 16 * 1024 * 1024
@@ -165,16 +166,20 @@ class FileMetadata(_Model):
 
 class TransferMetadata(_Model):
     files: tuple[FileMetadata, ...]
+    # The sender's covering note, encrypted with the files (issue 17). Optional
+    # and left out when empty, so metadata without one is byte for byte what
+    # older gateways wrote and read.
+    note: str | None = Field(default=None, min_length=1, max_length=MAX_NOTE_CHARS)
 
     def to_bytes(self) -> bytes:
-        return canonical_json(self.model_dump(mode="json"))
+        return canonical_json(self.model_dump(mode="json", exclude_none=True))
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> TransferMetadata:
         # The sender wrote this under the content key, so it decrypts; an
         # admitted but faulty sender can still have written nonsense.
         try:
-            return load_model(cls, payload)
+            return load_model(cls, payload, optional=("note",))
         except (ValidationError, ValueError) as exc:
             raise TransferUnreadable(
                 "The transfer's metadata is not in the gcx.transfer/1 format."

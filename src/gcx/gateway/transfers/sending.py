@@ -124,9 +124,13 @@ def create_transfer(
     to: list[str],
     marking: str,
     upload_ids: list[str],
+    note: str | None = None,
     names: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Encrypt completed uploads chunk by chunk, sign the manifest and queue delivery."""
+    """Encrypt completed uploads chunk by chunk, sign the manifest and queue delivery.
+
+    ``note``, the sender's covering note, travels encrypted in the metadata.
+    """
     require_sender(caller, "files")
     if not upload_ids:
         raise TransferEmpty()
@@ -207,7 +211,7 @@ def create_transfer(
         files.delete("out", transfer_id)
         raise
     now = gateway.clock.now()
-    metadata = TransferMetadata(files=tuple(described))
+    metadata = TransferMetadata(files=tuple(described), note=note or None)
     manifest = TransferManifest(
         id=transfer_id,
         sender=Sender(organisation=caller.organisation, user=caller.account),
