@@ -38,6 +38,7 @@ CENTRAL_ACCOUNTS = frozenset(
 )
 OFFICERS = frozenset({"security-officer", "other-org-officer"})  # drafting, either organisation
 SENDERS = frozenset({"staff", "admin", "system", "other-org-staff"})
+MAIL_USERS = frozenset({"admin", "other-org-staff", "staff"})  # the mail pages
 
 ROLES = {
     "peer": frozenset({"none", "member"}),
@@ -102,6 +103,21 @@ TABLE: dict[tuple[str, str, str], frozenset[str]] = {
     ("gateway-web", "GET", "/account/security-keys"): SIGNED_IN,
     ("gateway-web", "GET", "/account/tokens"): SIGNED_IN,
     ("gateway-web", "GET", "/account/tokens/{id}/revoke"): SIGNED_IN,
+    ("gateway-web", "GET", "/account/address-book"): MAIL_USERS,
+    ("gateway-web", "GET", "/address-book"): MAIL_USERS,
+    ("gateway-web", "GET", "/admin/address-book"): frozenset({"admin"}),
+    ("gateway-web", "GET", "/drafts"): MAIL_USERS,
+    ("gateway-web", "GET", "/drafts/{id}"): MAIL_USERS,
+    ("gateway-web", "GET", "/drafts/{id}/check"): MAIL_USERS,
+    ("gateway-web", "GET", "/drafts/{id}/delete"): MAIL_USERS,
+    ("gateway-web", "GET", "/messages/{id}/forward"): frozenset({"staff"}),
+    ("gateway-web", "GET", "/messages/{id}/reply"): frozenset({"staff"}),
+    ("gateway-web", "GET", "/messages/{id}/reply-all"): frozenset({"staff"}),
+    ("gateway-web", "GET", "/messages/{id}/sent"): frozenset({"staff"}),
+    ("gateway-web", "POST", "/account/address-book"): MAIL_USERS,
+    ("gateway-web", "POST", "/admin/address-book"): frozenset({"admin"}),
+    ("gateway-web", "POST", "/drafts/{id}/delete"): MAIL_USERS,
+    ("gateway-web", "POST", "/drafts/{id}/send"): MAIL_USERS,
     ("gateway-web", "GET", "/activity"): SIGNED_IN,
     ("gateway-web", "GET", "/admin"): frozenset({"admin"}),
     ("gateway-web", "GET", "/admin/people"): frozenset({"admin"}),

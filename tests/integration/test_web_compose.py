@@ -108,9 +108,7 @@ def test_a_benefits_officer_finds_a_dwp_colleague_by_name(page: Page, people: Pe
     assert f"Claims Processor, {DWP_NAME}" in page.inner_text("#to-names")
 
 
-def test_the_address_book_search_works_without_javascript(
-    no_script: Page, people: People
-) -> None:
+def test_the_address_book_search_works_without_javascript(no_script: Page, people: People) -> None:
     """The no-JS fallback: a GET search form whose answer lists only what matches."""
     page = no_script
     people.sign_in(page, COUNCIL, "benefits.officer", "/address-book")

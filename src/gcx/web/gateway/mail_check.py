@@ -24,15 +24,15 @@ from gcx.web.gateway import parts_of
 from gcx.web.gateway.address_book import gather, name_of, recipients
 from gcx.web.gateway.mail_common import MAIL_ROLES, MARKING_HINTS, mail_caller, organisation_names
 from gcx.web.gateway.mail_compose import (
+    all_problems,
     carried_marking,
     compose_page,
     drafts_of,
     page_marking,
     source_message,
-    source_problems,
 )
 from gcx.web.gateway.mail_drafts import draft_id_of
-from gcx.web.gateway.mail_form import ComposeForm, field_for, form_errors, problems
+from gcx.web.gateway.mail_form import ComposeForm, field_for, form_errors
 from gcx.web.site import Site, needs, redirect, render
 from gcx.web.words import moment, size_text
 
@@ -81,7 +81,7 @@ async def _refused(
 async def check(request: web.Request) -> web.StreamResponse:
     draft_id = draft_id_of(request)
     form, source = await _load(request, draft_id)
-    found = problems(form) + source_problems(form, source)
+    found = await all_problems(request, form, source)
     if found:
         return await _refused(request, form, draft_id, source, found)
     names = organisation_names(request)
@@ -114,7 +114,7 @@ async def send(request: web.Request) -> web.StreamResponse:
     caller = mail_caller(request)
     draft_id = draft_id_of(request)
     form, source = await _load(request, draft_id)
-    found = problems(form) + source_problems(form, source)
+    found = await all_problems(request, form, source)
     if not found:
         try:
             result = await run_sync(parts_of(request).messaging.send, caller, form.compose())

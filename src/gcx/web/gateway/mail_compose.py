@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gcx.errors import GcxError
+from gcx.errors import GcxError, RecipientUnknown
 from gcx.gateway.messages.drafts import DraftStore
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import run_sync
@@ -96,6 +96,32 @@ def source_problems(form: ComposeForm, source: dict[str, Any] | None) -> list[tu
     except GcxError as error:
         found.append(("marking", error))
     return found
+
+
+async def all_problems(
+    request: web.Request, form: ComposeForm, source: dict[str, Any] | None
+) -> list[tuple[str, GcxError]]:
+    """The form's own checks, the organisations it names, and what the source forbids.
+
+    Organisations are checked against the directory here, so that "Check your
+    message" never shows an address the send would refuse.
+    """
+    found = problems(form)
+    codes = {o.code for o in await gather(request)}
+    if codes and not found:
+        for field_id, addresses in (("to_org", form.to_address()), ("cc", form.cc_addresses())):
+            unknown = [a.rpartition("@")[2] for a in addresses if a.rpartition("@")[2] not in codes]
+            if unknown:
+                found.append(
+                    (
+                        field_id,
+                        RecipientUnknown(
+                            f"{unknown[0][:16]} is not an organisation the network directory "
+                            "lists as connected; check the address."
+                        ),
+                    )
+                )
+    return found + source_problems(form, source)
 
 
 def page_marking(form: ComposeForm, floor: Marking | None) -> str:
@@ -218,7 +244,7 @@ async def save(request: web.Request) -> web.StreamResponse:
                 "/drafts",
                 flash="Your draft was saved with its attachments. Nobody else can see it.",
             )
-    found = problems(form) + source_problems(form, source) + found
+    found = await all_problems(request, form, source) + found
     if not found:
         raise redirect(request, f"/drafts/{draft_id}/check")
     found.sort(key=lambda item: _ORDER.index(item[0]) if item[0] in _ORDER else len(_ORDER))
