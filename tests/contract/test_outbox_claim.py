@@ -17,7 +17,7 @@ def _write(database: Database, now: dt.datetime) -> None:
     with database.transaction() as conn:
         outbox.enqueue(
             conn,
-            envelope_id="a" * 32,
+            subject_id="a" * 32,
             peer_gateway="gw-dwp",
             organisations=["DWP"],
             now=now,
@@ -27,7 +27,7 @@ def _write(database: Database, now: dt.datetime) -> None:
             conn,
             kind=outbox.READ_RECEIPT,
             document=b'{"signed": "read receipt"}',
-            envelope_id="b" * 32,
+            subject_id="b" * 32,
             peer_gateway="gw-council",
             organisations=["E09000030"],
             now=now,
@@ -37,7 +37,7 @@ def _write(database: Database, now: dt.datetime) -> None:
             conn,
             kind=outbox.RECALL,
             document=b'{"signed": "recall"}',
-            envelope_id="c" * 32,
+            subject_id="c" * 32,
             peer_gateway="gw-dwp",
             organisations=["E09000030"],
             now=now,
@@ -52,7 +52,7 @@ def test_claim_takes_rows_of_every_kind_with_their_documents(
     now = clock.now()
     _write(database, now)
     claimed = outbox.claim_due(database, now=now, limit=10)
-    assert sorted((e.kind, e.envelope_id[0], e.document) for e in claimed) == [
+    assert sorted((e.kind, e.subject_id[0], e.document) for e in claimed) == [
         (outbox.MESSAGE, "a", None),
         (outbox.READ_RECEIPT, "b", b'{"signed": "read receipt"}'),
         (outbox.RECALL, "c", b'{"signed": "recall"}'),
@@ -123,7 +123,7 @@ def test_message_status_and_recall_see_only_message_rows(
                 conn,
                 kind=kind,
                 document=document,
-                envelope_id="d" * 32,
+                subject_id="d" * 32,
                 peer_gateway="gw-dwp",
                 organisations=["DWP"],
                 now=now,
@@ -147,7 +147,7 @@ def test_rows_written_before_kinds_existed_are_messages(
     with database.transaction() as conn:
         conn.execute(
             outbox_table.insert().values(
-                envelope_id="e" * 32,
+                subject_id="e" * 32,
                 peer_gateway="gw-dwp",
                 organisations=["DWP"],
                 state=DeliveryState.QUEUED.value,

@@ -71,7 +71,7 @@ def _outbox_rows(db_url: str, message_id: str) -> list[tuple[str, str]]:
         with database.read() as conn:
             rows = conn.execute(
                 sa.select(outbox.c.kind, outbox.c.state)
-                .where(outbox.c.envelope_id == message_id)
+                .where(outbox.c.subject_id == message_id)
                 .order_by(outbox.c.id)
             ).all()
         return [(r.kind, r.state) for r in rows]
@@ -86,7 +86,7 @@ def _delivery_receipts(db_url: str, message_id: str) -> int:
             return len(
                 conn.execute(
                     sa.select(receipts.c.id).where(
-                        receipts.c.envelope_id == message_id, receipts.c.kind == "delivery"
+                        receipts.c.subject_id == message_id, receipts.c.kind == "delivery"
                     )
                 ).all()
             )

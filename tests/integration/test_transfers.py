@@ -351,8 +351,8 @@ async def test_full_disk_stops_with_a_clear_status_and_resumes_when_freed(
         async def waiting_for_space() -> str:
             body = await _status(network, "dwp", transfer_id)
             (delivery,) = body["deliveries"]
-            assert "storage-full" in (delivery["last_error"] or ""), delivery
-            return str(delivery["last_error"])
+            assert (delivery["last_error"] or {}).get("code") == "storage-full", delivery
+            return str(delivery["last_error"]["message"])
 
         await eventually(waiting_for_space, timeout=90, what="sender reporting storage-full")
         assert not (area / "received" / transfer_id).exists()

@@ -81,7 +81,7 @@ def test_files_sent_without_javascript_arrive_and_download_whole(
     # The sender follows delivery on the status page (refreshed in place with JavaScript).
     people.sign_in(page, COUNCIL, "benefits.officer", f"/files/{transfer_id}")
     people.check(page, "files-status-sent")
-    page.wait_for_selector("[data-organisation=DWP][data-state=receipted]", timeout=60_000)
+    page.wait_for_selector("[data-organisation=DWP][data-state=delivered]", timeout=60_000)
     assert "Signed receipt" in page.inner_text("#recipients")
     page.goto(people.url(COUNCIL, "/files"))
     assert transfer_id in (page.inner_html("#sent") or "")
@@ -130,7 +130,7 @@ def test_files_sent_with_javascript_show_the_status_page(
     if "Complete" not in page.inner_text("#transfer-state"):
         live = page.get_attribute("#delivery", "data-gcx-live")
         assert live == f"/files/{transfer_id}/live"
-    page.wait_for_selector("[data-organisation=DWP][data-state=receipted]", timeout=60_000)
+    page.wait_for_selector("[data-organisation=DWP][data-state=delivered]", timeout=60_000)
 
 
 def test_a_send_without_files_or_marking_is_refused_with_the_error_summary(

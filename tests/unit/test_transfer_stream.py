@@ -12,15 +12,12 @@ from gcx import crypto
 from gcx.errors import EnvelopeExpired, EnvelopeMalformed, ReceiptInvalid, TransferUnreadable
 from gcx.protocol.envelope import SealedKey, Sender
 from gcx.protocol.transfer import (
-    DeliveryEvent,
-    DeliveryState,
     ReceiptFile,
     TransferFile,
     TransferManifest,
     TransferReceipt,
     check_manifest,
     check_receipt,
-    next_state,
 )
 
 SEGMENT = 64 * 1024
@@ -159,9 +156,3 @@ def test_receipt_must_name_every_file_with_its_digest() -> None:
             files=(("a.pdf", 3, "2" * 64),),
         )
 
-
-def test_delivery_lifecycle_table() -> None:
-    """A receipted delivery cannot be claimed again."""
-    assert next_state(DeliveryState.RETRYING, DeliveryEvent.CLAIM) is DeliveryState.SENDING
-    with pytest.raises(Exception, match="cannot go"):
-        next_state(DeliveryState.RECEIPTED, DeliveryEvent.CLAIM)

@@ -14,10 +14,11 @@ from gcx.audit.checkpoint import AuditTree
 from gcx.config import GatewayConfig
 from gcx.errors import DirectoryError, GcxError
 from gcx.gateway.app import build_local_app
+from gcx.gateway.carriers import carriers_for
 from gcx.gateway.central_client import CentralClient
 from gcx.gateway.central_witness import CentralLogWitness
 from gcx.gateway.exchange.peer_client import PeerClient, PeerFaults
-from gcx.gateway.exchange.worker import DeliveryWorker
+from gcx.gateway.exchange.worker import ExchangeWorker
 from gcx.gateway.home import client_ssl_for_central, has_certificates, pick_up_certificates
 from gcx.gateway.messages.addresses import handle_addresses
 from gcx.gateway.messages.api import add_message_routes
@@ -30,7 +31,6 @@ from gcx.gateway.services.api import LocalCalls, add_peer_service_routes, add_se
 from gcx.gateway.services.calls import ServiceProxy, call_peers
 from gcx.gateway.tls_gate import serve_tls
 from gcx.gateway.transfers.api import add_transfer_routes
-from gcx.gateway.transfers.carrier import TransferWorker
 from gcx.gateway.transfers.housekeeping import housekeeping
 from gcx.gateway.transfers.peer_api import add_transfer_routes as add_peer_transfer_routes
 from gcx.httpapi import run_sync
@@ -115,14 +115,14 @@ def build_peer_api(gateway: Gateway, services: ServiceProxy) -> web.Application:
 def build_local_api(
     gateway: Gateway,
     messaging: Messaging,
-    worker: DeliveryWorker,
-    transfer_worker: TransferWorker,
+    worker: ExchangeWorker,
+    peers: PeerClient,
     services: ServiceProxy,
 ) -> web.Application:
     """The local API's routes, for the hosted organisations' people and systems (see above)."""
     app = build_local_app(gateway)
-    add_message_routes(app, messaging, worker)
-    add_transfer_routes(app, transfer_worker)
+    add_message_routes(app, messaging, worker, peers)
+    add_transfer_routes(app, worker)
     add_service_routes(app, services)
     return app
 
@@ -159,8 +159,7 @@ async def serve(
         require_client_cert=True,
     )
     peers = PeerClient.for_gateway(gateway, faults=faults)
-    worker = DeliveryWorker(gateway, peers)
-    transfer_worker = TransferWorker(gateway, peers)
+    worker = ExchangeWorker(gateway, carriers_for(gateway, peers))
     services = ServiceProxy(gateway, call_peers(gateway))
     peer_app = build_peer_api(gateway, services)
     peer_runner = web.AppRunner(peer_app, access_log=None)
@@ -183,7 +182,7 @@ async def serve(
         sock=listeners.inherited("peer", config.peer_port),
     )
     messaging = Messaging(gateway)
-    local_app = build_local_api(gateway, messaging, worker, transfer_worker, services)
+    local_app = build_local_api(gateway, messaging, worker, peers, services)
     local_runner = web.AppRunner(local_app, access_log=None)
     await local_runner.setup()
     await listeners.site(local_runner, "api", config.api_host, config.api_port).start()
@@ -193,7 +192,7 @@ async def serve(
         from gcx.web.gateway import GatewayParts, build_gateway_web
 
         check_web_listener(config.web_host)
-        parts = GatewayParts(gateway, messaging, worker, transfer_worker, LocalCalls(services))
+        parts = GatewayParts(gateway, messaging, worker, peers, LocalCalls(services))
         web_runner = web.AppRunner(build_gateway_web(parts), access_log=None)
         await web_runner.setup()
         await listeners.site(web_runner, "web", config.web_host, config.web_port).start()
@@ -232,7 +231,6 @@ async def serve(
             asyncio.create_task(poller()),
             asyncio.create_task(checkpointer()),
             asyncio.create_task(worker.run()),
-            asyncio.create_task(transfer_worker.run()),
             asyncio.create_task(housekeeping(gateway)),
             asyncio.create_task(refusals.run()),
         ]

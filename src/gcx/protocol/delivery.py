@@ -1,8 +1,13 @@
-"""The delivery lifecycle of an outbox entry, as one table, and when to try again.
+"""The one lifecycle of every outbox entry, as one table, and when to try again.
 
-An outbox entry is one envelope on its way to one receiving gateway. Its
-state changes only through :func:`next_state`, which reads :data:`TRANSITIONS`;
-a pair missing from the table is refused with :class:`StateTransitionRefused`.
+An outbox entry is one piece of work on its way to one receiving gateway,
+whatever its kind: an envelope, a bulk transfer, or a control document (a
+read receipt, a recall). Every kind follows this one lifecycle; ``recall``
+applies to envelopes only, and ``delivered`` means whatever the kind's proof
+is (an envelope's or a transfer's signed receipts, a control document's
+acceptance). Its state changes only through :func:`next_state`, which reads
+:data:`TRANSITIONS`; a pair missing from the table is refused with
+:class:`StateTransitionRefused`.
 
 States:
 

@@ -14,7 +14,9 @@ The receipt (``gcx.transfer-receipt/1``, DSSE
 organisation once every chunk is held and verified: it names the manifest's
 digest and every file with its size and plaintext SHA-256, so the sender holds
 proof of exactly what arrived. Existing ``gcx.receipt/1`` receipts for
-messages are unchanged.
+messages are unchanged. A transfer's delivery to each receiving gateway
+follows the one lifecycle every kind of exchange follows
+(:mod:`gcx.protocol.delivery`).
 
 Everything here is pure: data in, decisions out.
 """
@@ -22,7 +24,6 @@ Everything here is pure: data in, decisions out.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -32,7 +33,6 @@ from gcx.errors import (
     EnvelopeFromFuture,
     EnvelopeMalformed,
     ReceiptInvalid,
-    StateTransitionRefused,
     TransferUnreadable,
 )
 from gcx.protocol.directory import canonical_json
@@ -238,52 +238,3 @@ def check_receipt(
         raise ReceiptInvalid("The receipt does not acknowledge this transfer.")
     if tuple((f.name, f.size, f.sha256) for f in receipt.files) != files:
         raise ReceiptInvalid("The receipt does not name every file sent with its SHA-256.")
-
-
-# -- the sending side's lifecycle, one table (after h11's _state.py) ------------
-
-
-class DeliveryState(enum.StrEnum):
-    QUEUED = "queued"
-    SENDING = "sending"
-    RETRYING = "retrying"
-    RECEIPTED = "receipted"
-    FAILED = "failed"
-    EXPIRED = "expired"
-
-
-class DeliveryEvent(enum.StrEnum):
-    CLAIM = "claim"
-    TEMPORARY_FAILURE = "temporary-failure"
-    REFUSED = "refused"
-    RECEIPT = "receipt"
-    EXPIRE = "expire"
-
-
-_S, _E = DeliveryState, DeliveryEvent
-TRANSITIONS: dict[tuple[DeliveryState, DeliveryEvent], DeliveryState] = {
-    (_S.QUEUED, _E.CLAIM): _S.SENDING,
-    (_S.RETRYING, _E.CLAIM): _S.SENDING,
-    # A lease that lapsed (the sender crashed) is claimed again from SENDING.
-    (_S.SENDING, _E.CLAIM): _S.SENDING,
-    (_S.SENDING, _E.TEMPORARY_FAILURE): _S.RETRYING,
-    (_S.SENDING, _E.REFUSED): _S.FAILED,
-    (_S.SENDING, _E.RECEIPT): _S.RECEIPTED,
-    (_S.QUEUED, _E.EXPIRE): _S.EXPIRED,
-    (_S.RETRYING, _E.EXPIRE): _S.EXPIRED,
-    (_S.SENDING, _E.EXPIRE): _S.EXPIRED,
-}
-
-
-def next_state(state: DeliveryState, event: DeliveryEvent) -> DeliveryState:
-    try:
-        return TRANSITIONS[(state, event)]
-    except KeyError:
-        raise StateTransitionRefused(
-            f"A transfer delivery cannot go from {state.value} on {event.value}."
-        ) from None
-
-
-def retry_delay(attempts: int) -> dt.timedelta:
-    """Capped exponential backoff: 1 s, 2 s, 4 s … at most 60 s."""
-    return dt.timedelta(seconds=min(60.0, 2.0 ** max(0, attempts - 1)))

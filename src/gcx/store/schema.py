@@ -165,14 +165,17 @@ envelope_parts = sa.Table(
 outbox = sa.Table(
     "outbox",
     metadata,
-    # One row per piece of delivery work for one receiving gateway. ``kind``
-    # names its carrier: "message" (an envelope, read from ``envelopes``) or a
-    # control document about the message ``envelope_id`` ("read-receipt",
-    # "recall"), whose signed bytes are kept in ``document`` so a retry sends
-    # exactly what was signed.
+    # One row per piece of work for one receiving gateway, whatever its kind.
+    # ``kind`` names the carrier that does it and ``subject_id`` what it is
+    # about: "message" (the envelope, read from ``envelopes``), "transfer"
+    # (the transfer, read from ``transfers`` and the chunk store) or a control
+    # document about the message ``subject_id`` ("read-receipt", "recall"),
+    # whose signed bytes are kept in ``document`` so a retry sends exactly
+    # what was signed. ``progress`` counts the parts a multi-part kind has
+    # handed over (a transfer's chunks the receiver holds).
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("kind", sa.String(16), nullable=False, server_default="message"),
-    sa.Column("envelope_id", sa.String(32), nullable=False, index=True),
+    sa.Column("subject_id", sa.String(32), nullable=False, index=True),
     sa.Column("document", sa.LargeBinary),
     sa.Column("peer_gateway", sa.String(63), nullable=False),
     sa.Column("organisations", sa.JSON, nullable=False),
@@ -181,6 +184,7 @@ outbox = sa.Table(
     sa.Column("next_attempt_at", sa.String(40), nullable=False),
     sa.Column("expires_at", sa.String(40), nullable=False),
     sa.Column("claimed_until", sa.String(40)),
+    sa.Column("progress", sa.Integer),
     sa.Column("last_error_code", sa.String(64)),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", sa.String(40), nullable=False),
@@ -191,15 +195,21 @@ outbox = sa.Table(
 receipts = sa.Table(
     "receipts",
     metadata,
+    # Every signed receipt this gateway holds, of every kind of exchange, about
+    # the message or transfer ``subject_id``. ``kind`` says which receipt it
+    # is and, by its name, which side holds it: "delivery" and "transfer" came
+    # back from a recipient to us as sender; "issued" and "transfer-issued"
+    # are what we signed as recipient (kept to answer a repeat the same way);
+    # "read" is a read receipt, on both sides.
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("envelope_id", sa.String(32), nullable=False, index=True),
+    sa.Column("subject_id", sa.String(32), nullable=False, index=True),
     sa.Column("organisation", sa.String(16), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("document", sa.LargeBinary, nullable=False),
     sa.Column("received_at", sa.String(40), nullable=False),
     sa.Column("late", sa.Boolean, nullable=False),
-    sa.UniqueConstraint("envelope_id", "organisation", "kind", name="uq_receipts_one_per_kind"),
+    sa.UniqueConstraint("subject_id", "organisation", "kind", name="uq_receipts_one_per_kind"),
 )
 
 mailbox_items = sa.Table(

@@ -3,8 +3,10 @@
 The bytes themselves live in the transfer chunk store
 (:mod:`gcx.store.transfer_files`); these tables hold what must survive a
 crash with its audit entry: uploads and their durable offsets, transfers and
-their signed manifests, one delivery row per (transfer, receiving gateway),
-receipts, and per-organisation quotas and retention.
+their signed manifests, and per-organisation quotas and retention. A
+transfer's delivery to each receiving gateway is a row of the one outbox
+(kind ``transfer``) and its receipts are rows of the one ``receipts`` table
+(migration ``0014``).
 """
 
 from __future__ import annotations
@@ -52,36 +54,6 @@ transfers = sa.Table(
     sa.Column("completed_at", sa.String(40)),
     sa.Column("expires_at", sa.String(40), nullable=False),
     sa.Column("retain_until", sa.String(40)),
-)
-
-deliveries = sa.Table(
-    "transfer_deliveries",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("transfer_id", sa.String(32), nullable=False, index=True),
-    sa.Column("peer_gateway", sa.String(63), nullable=False),
-    sa.Column("organisations", sa.JSON, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False, index=True),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("next_attempt_at", sa.String(40), nullable=False),
-    sa.Column("lease_until", sa.String(40)),
-    sa.Column("chunks_held", sa.Integer, nullable=False),
-    sa.Column("last_error", sa.Text),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("updated_at", sa.String(40), nullable=False),
-    sa.UniqueConstraint("transfer_id", "peer_gateway", name="uq_transfer_delivery"),
-)
-
-transfer_receipts = sa.Table(
-    "transfer_receipts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("transfer_id", sa.String(32), nullable=False, index=True),
-    sa.Column("direction", sa.String(3), nullable=False),
-    sa.Column("organisation", sa.String(16), nullable=False),
-    sa.Column("document", sa.LargeBinary, nullable=False),
-    sa.Column("received_at", sa.String(40), nullable=False),
-    sa.UniqueConstraint("transfer_id", "direction", "organisation", name="uq_transfer_receipt"),
 )
 
 transfer_policies = sa.Table(

@@ -28,7 +28,7 @@ from tests.unit.fuzz._strategies import (
 from gcx import crypto
 from gcx.central.checkpoints import _claimed_gateway
 from gcx.central.services import _unverified_provider
-from gcx.gateway.exchange.worker import _claimed_recipient
+from gcx.gateway.messages.carrier import _claimed_recipient
 from gcx.gateway.transfers.peer_api import _claimed_sender
 from gcx.protocol import directory as dirproto
 from gcx.protocol.batch import READ_RECEIPT_TYPE, ReadReceipt, Recall, RecallResult

@@ -1,11 +1,15 @@
-"""The transactional outbox: delivery work written with the action it follows, claimed after commit.
+"""The one outbox: exchange work written with the action it follows, claimed after commit.
 
-A row is one piece of work for one receiving gateway, and its ``kind`` names
-the carrier that does it (:mod:`gcx.gateway.exchange.worker` holds the registry):
+A row is one piece of work for one receiving gateway, whatever its kind;
+``kind`` names the carrier that does it (carriers are registered in
+:mod:`gcx.gateway.exchange.carriers`) and ``subject_id`` what it is about:
 
 * ``message``: one envelope, read from ``envelopes`` when it is sent. The
   sending transaction writes the envelope, its outbox rows and their audit
   entries together.
+* ``transfer``: one bulk transfer for one receiving gateway, read from
+  ``transfers`` and the chunk store; ``progress`` counts the chunks the
+  receiver holds, so a restart resumes rather than starts again.
 * ``read-receipt``: the signed read receipt for an envelope this gateway
   received, written in the transaction that marks the message read.
 * ``recall``: the signed recall of an envelope the peer accepted after its
@@ -13,25 +17,29 @@ the carrier that does it (:mod:`gcx.gateway.exchange.worker` holds the registry)
   receipt (the one that shows the recall must follow the message).
 
 Control rows keep the signed document itself in ``document``, so every try
-sends the same bytes. A worker claims due rows of every kind
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL so replicas share the queue without
-blocking each other; SQLite serialises writers anyway), marks them
-``sending`` with a lease, and records the outcome through the one lifecycle
-(:mod:`gcx.protocol.delivery`). A worker that dies mid-delivery leaves its
-rows ``sending`` with an expired lease; the next claim takes them again.
+sends the same bytes. A worker claims due rows (``FOR UPDATE SKIP LOCKED``
+on PostgreSQL so replicas share the queue without blocking each other; SQLite
+serialises writers anyway), marks them ``sending`` with a lease it renews
+while it works (:func:`renew`), and records the outcome through the one
+lifecycle (:mod:`gcx.protocol.delivery`). A worker that dies mid-delivery
+leaves its rows ``sending`` with a lease that lapses; the next claim takes
+them again.
 
 That is safe for every kind because receivers are idempotent: envelopes are
 deduplicated by envelope id (a repeat is answered with the receipts issued
-the first time); a read receipt stored twice is kept once (the receiver looks
-for an existing ``read`` receipt from that organisation first); a recall
-applied twice finds the message already withdrawn and withdraws it again,
-answering ``recalled`` as before, or ``refused`` if it has been read since,
-which is the truth either way.
+the first time); a transfer offered again is answered with the chunks still
+missing, and completing it again returns the receipts already signed; a read
+receipt stored twice is kept once (the receiver looks for an existing
+``read`` receipt from that organisation first); a recall applied twice finds
+the message already withdrawn and withdraws it again, answering ``recalled``
+as before, or ``refused`` if it has been read since, which is the truth
+either way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +50,11 @@ from gcx.protocol.delivery import DeliveryEvent, DeliveryState, next_state
 from gcx.store import Database, iso, parse_iso
 from gcx.store.schema import outbox
 
-CLAIM_LEASE = dt.timedelta(seconds=60)
+# A claim holds a row this long; the worker renews it while it works, so a
+# long transfer keeps its rows and a dead worker's rows are free again soon.
+CLAIM_LEASE = dt.timedelta(seconds=15)
 MESSAGE = "message"
+TRANSFER = "transfer"
 READ_RECEIPT = "read-receipt"
 RECALL = "recall"
 # How long a control document is tried for: as long as an envelope may live.
@@ -53,7 +64,7 @@ CONTROL_LIFETIME = dt.timedelta(days=30)
 @dataclass(frozen=True)
 class OutboxEntry:
     id: int
-    envelope_id: str
+    subject_id: str
     peer_gateway: str
     organisations: tuple[str, ...]
     state: str
@@ -61,12 +72,13 @@ class OutboxEntry:
     expires_at: dt.datetime
     kind: str = MESSAGE
     document: bytes | None = None
+    progress: int | None = None
 
 
 def _entry(row: Any) -> OutboxEntry:
     return OutboxEntry(
         row.id,
-        row.envelope_id,
+        row.subject_id,
         row.peer_gateway,
         tuple(row.organisations),
         row.state,
@@ -74,13 +86,14 @@ def _entry(row: Any) -> OutboxEntry:
         parse_iso(row.expires_at),
         row.kind,
         None if row.document is None else bytes(row.document),
+        row.progress,
     )
 
 
 def enqueue(
     conn: Connection,
     *,
-    envelope_id: str,
+    subject_id: str,
     peer_gateway: str,
     organisations: list[str],
     now: dt.datetime,
@@ -94,7 +107,7 @@ def enqueue(
         {
             "kind": kind,
             "document": document,
-            "envelope_id": envelope_id,
+            "subject_id": subject_id,
             "peer_gateway": peer_gateway,
             "organisations": sorted(organisations),
             "state": DeliveryState.QUEUED.value,
@@ -103,25 +116,42 @@ def enqueue(
             "expires_at": iso(expires_at),
             "created_at": iso(now),
             "updated_at": iso(now),
+            "progress": 0 if kind == TRANSFER else None,
         },
     )
 
 
-def claim_due(db: Database, *, now: dt.datetime, limit: int) -> list[OutboxEntry]:
-    """Take up to ``limit`` due rows for this worker, oldest first."""
+def claim_due(
+    db: Database,
+    *,
+    now: dt.datetime,
+    limit: int,
+    kinds: Collection[str] | None = None,
+    other_than: Collection[str] = (),
+) -> list[OutboxEntry]:
+    """Take up to ``limit`` due rows for this worker, oldest first.
+
+    ``kinds`` restricts the claim to those kinds and ``other_than`` leaves
+    some out: the worker claims kinds whose carrier takes a few rows at a
+    time (transfers) apart from the rest, so it never holds more of them than
+    it can work on while other replicas could.
+    """
     waiting = [DeliveryState.QUEUED.value, DeliveryState.RETRYING.value]
+    due = sa.or_(
+        sa.and_(outbox.c.state.in_(waiting), outbox.c.next_attempt_at <= iso(now)),
+        sa.and_(
+            outbox.c.state == DeliveryState.SENDING.value,
+            outbox.c.claimed_until < iso(now),
+        ),
+    )
+    if kinds is not None:
+        due = sa.and_(due, outbox.c.kind.in_(list(kinds)))
+    if other_than:
+        due = sa.and_(due, outbox.c.kind.not_in(list(other_than)))
     with db.transaction() as conn:
         rows = conn.execute(
             sa.select(outbox)
-            .where(
-                sa.or_(
-                    sa.and_(outbox.c.state.in_(waiting), outbox.c.next_attempt_at <= iso(now)),
-                    sa.and_(
-                        outbox.c.state == DeliveryState.SENDING.value,
-                        outbox.c.claimed_until < iso(now),
-                    ),
-                )
-            )
+            .where(due)
             .order_by(outbox.c.next_attempt_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -139,6 +169,28 @@ def claim_due(db: Database, *, now: dt.datetime, limit: int) -> list[OutboxEntry
             )
         )
     return [_entry(r) for r in rows]
+
+
+def renew(db: Database, ids: Collection[int], *, now: dt.datetime) -> None:
+    """Extend the lease of rows a worker is still working on (one statement for all)."""
+    if not ids:
+        return
+    with db.transaction() as conn:
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.id.in_(list(ids)), outbox.c.state == DeliveryState.SENDING.value)
+            .values(claimed_until=iso(now + CLAIM_LEASE))
+        )
+
+
+def set_progress(db: Database, entry_id: int, progress: int, *, now: dt.datetime) -> None:
+    """Record how many parts of a multi-part kind the receiver now holds."""
+    with db.transaction() as conn:
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.id == entry_id)
+            .values(progress=progress, updated_at=iso(now))
+        )
 
 
 def transition(
@@ -168,10 +220,11 @@ def transition(
     return state.value
 
 
-def states_for(conn: Connection, envelope_id: str) -> list[dict[str, Any]]:
+def states_for(conn: Connection, subject_id: str, kind: str = MESSAGE) -> list[dict[str, Any]]:
+    """Each receiving gateway's row for one subject, as the status APIs show it."""
     rows = conn.execute(
         sa.select(outbox)
-        .where(outbox.c.envelope_id == envelope_id, outbox.c.kind == MESSAGE)
+        .where(outbox.c.subject_id == subject_id, outbox.c.kind == kind)
         .order_by(outbox.c.id)
     ).all()
     return [
@@ -180,6 +233,7 @@ def states_for(conn: Connection, envelope_id: str) -> list[dict[str, Any]]:
             "organisations": list(r.organisations),
             "state": r.state,
             "attempts": r.attempts,
+            **({"progress": r.progress} if r.progress is not None else {}),
             "next_attempt_at": r.next_attempt_at,
             "last_error": (
                 {"code": r.last_error_code, "message": r.last_error} if r.last_error_code else None
@@ -201,13 +255,13 @@ def depth(conn: Connection) -> int:
     )
 
 
-def rows_for(conn: Connection, envelope_id: str) -> list[tuple[int, str]]:
-    """(row id, state) of every delivery of one envelope, locked for update."""
+def rows_for(conn: Connection, subject_id: str, kind: str = MESSAGE) -> list[tuple[int, str]]:
+    """(row id, state) of every row of one subject, locked for update."""
     return [
         (r.id, r.state)
         for r in conn.execute(
             sa.select(outbox.c.id, outbox.c.state)
-            .where(outbox.c.envelope_id == envelope_id, outbox.c.kind == MESSAGE)
+            .where(outbox.c.subject_id == subject_id, outbox.c.kind == kind)
             .order_by(outbox.c.id)
             .with_for_update()
         )

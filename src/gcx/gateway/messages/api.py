@@ -22,7 +22,8 @@ from gcx.errors import (
 )
 from gcx.evidence import MEDIA_TYPE as EVIDENCE_MEDIA_TYPE
 from gcx.gateway.app import caller_of
-from gcx.gateway.exchange.worker import DeliveryWorker
+from gcx.gateway.exchange.peer_client import PeerClient
+from gcx.gateway.exchange.worker import ExchangeWorker
 from gcx.gateway.messages.evidence_export import export_for_caller
 from gcx.gateway.messages.messaging import Compose, Messaging
 from gcx.gateway.messages.recall import recall_everywhere
@@ -40,7 +41,8 @@ from gcx.protocol.message import MAX_TOTAL_ATTACHMENT_BYTES
 from gcx.protocol.validation import StrictModel, validated
 
 log = logging.getLogger("gcx.gateway.messages")
-WORKER = web.AppKey("worker", DeliveryWorker)
+WORKER = web.AppKey("worker", ExchangeWorker)
+PEERS = web.AppKey("peers", PeerClient)
 MESSAGING = web.AppKey("messaging", Messaging)
 
 # Base64 grows data by a third; allow for it and for the JSON around it.
@@ -231,7 +233,7 @@ async def download_attachment(request: web.Request) -> web.Response:
 async def recall_message(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     result = await recall_everywhere(
-        request.app[MESSAGING], request.app[WORKER].peers, caller, request.match_info["id"]
+        request.app[MESSAGING], request.app[PEERS], caller, request.match_info["id"]
     )
     return web.json_response(result)
 
@@ -249,9 +251,12 @@ async def message_evidence(request: web.Request) -> web.Response:
     )
 
 
-def add_message_routes(app: web.Application, messaging: Messaging, worker: DeliveryWorker) -> None:
+def add_message_routes(
+    app: web.Application, messaging: Messaging, worker: ExchangeWorker, peers: PeerClient
+) -> None:
     app[MESSAGING] = messaging
     app[WORKER] = worker
+    app[PEERS] = peers
     app.router.add_post("/api/v1/messages", send_message)
     app.router.add_get("/api/v1/messages", list_messages)
     app.router.add_get("/api/v1/messages/{id}", read_message)

@@ -5,8 +5,8 @@ and about one message. It is signed once, when the action it reports
 happens, and written to the outbox as a row of its own kind in that same
 transaction (:func:`enqueue_read_receipt`, :func:`enqueue_recall`); the
 signed bytes are kept on the row, so a retry after a crash sends exactly the
-document first signed. The delivery worker then carries it with
-:func:`send_control`, the carrier registered for both kinds, under the
+document first signed. The one worker then hands it to
+:class:`ControlCarrier`, the carrier registered for both kinds, under the
 outbox's lease, backoff and expiry. Nothing here is sent fire-and-forget.
 
 The wire is unchanged: ``POST /peer/v1/read-receipts`` and
@@ -22,8 +22,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
-from gcx.errors import CryptoError, GcxError, InputError, KindNotSupported, RemoteRefusal
+from gcx.errors import (
+    CryptoError,
+    DirectoryError,
+    GcxError,
+    InputError,
+    KindNotSupported,
+    RemoteRefusal,
+)
 from gcx.gateway.exchange import outbox
+from gcx.gateway.exchange.carrier import receiving_gateway
+from gcx.gateway.exchange.outcomes import Outcomes
 from gcx.gateway.exchange.peer_client import PeerClient, refusal_of
 from gcx.gateway.messages.peer_api import apply_recall, store_read_receipt
 from gcx.gateway.messages.recall_results import Outcome, judge_recall_answer, judge_recall_results
@@ -32,6 +41,7 @@ from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
 from gcx.protocol.batch import READ_RECEIPT_TYPE, RECALL_TYPE, ReadReceipt, Recall
+from gcx.protocol.delivery import DeliveryEvent
 from gcx.store.schema import envelopes
 
 PATHS = {outbox.READ_RECEIPT: "/peer/v1/read-receipts", outbox.RECALL: "/peer/v1/recalls"}
@@ -72,7 +82,7 @@ def enqueue_read_receipt(
         conn,
         kind=outbox.READ_RECEIPT,
         document=_signed(gateway, organisation, READ_RECEIPT_TYPE, receipt.to_bytes()),
-        envelope_id=envelope_id,
+        subject_id=envelope_id,
         peer_gateway=str(sender_gateway),
         organisations=[organisation],
         now=now,
@@ -104,7 +114,7 @@ def enqueue_recall(
         conn,
         kind=outbox.RECALL,
         document=_signed(gateway, organisation, RECALL_TYPE, recall.to_bytes()),
-        envelope_id=envelope_id,
+        subject_id=envelope_id,
         peer_gateway=peer_gateway,
         organisations=[organisation],
         now=now,
@@ -164,3 +174,49 @@ def is_final_refusal(error: GcxError) -> bool:
     if isinstance(error, RemoteRefusal):
         return 400 <= error.remote_status < 500 and error.remote_status not in (408, 429)
     return isinstance(error, InputError | CryptoError)
+
+
+class ControlCarrier:
+    """Carries control documents (read receipts, recalls), one request each."""
+
+    kinds: tuple[str, ...] = (outbox.READ_RECEIPT, outbox.RECALL)
+    max_rows: int | None = None
+
+    def __init__(self, gateway: Gateway, peers: PeerClient, outcomes: Outcomes) -> None:
+        self.gateway = gateway
+        self.peers = peers
+        self.outcomes = outcomes
+
+    async def carry(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
+        try:
+            directory, peer = receiving_gateway(self.gateway, peer_name)
+        except (GcxError, DirectoryError) as error:
+            await run_sync(self.outcomes.failed_all, entries, error)
+            return
+        for entry in entries:
+            try:
+                sent = await send_control(self.gateway, self.peers, peer, directory, entry)
+            except GcxError as error:
+                final = is_final_refusal(error)
+                await run_sync(self.outcomes.failed, entry, error, permanent=final)
+                continue
+            await run_sync(self._sent, entry, sent)
+
+    def _sent(self, entry: outbox.OutboxEntry, sent: ControlSent) -> None:
+        now = self.gateway.clock.now()
+        with self.gateway.db.transaction() as conn:
+            if outbox.state_of(conn, entry.id) != "sending":
+                return  # another worker took it after our lease lapsed and ended it
+            outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
+            audit.append(
+                conn,
+                actor="delivery",
+                action=(
+                    "message.recall-forwarded"
+                    if entry.kind == outbox.RECALL
+                    else "receipt.read-sent"
+                ),
+                subject=entry.subject_id,
+                now=now,
+                details={"gateway": entry.peer_gateway, "outcome": sent.outcome},
+            )

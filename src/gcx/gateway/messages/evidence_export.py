@@ -90,7 +90,7 @@ def export_message_evidence(
         kinds = _RECEIPT_KINDS[direction]
         rows = conn.execute(
             sa.select(receipts.c.organisation, receipts.c.kind, receipts.c.document)
-            .where(receipts.c.envelope_id == envelope_id, receipts.c.kind.in_(list(kinds)))
+            .where(receipts.c.subject_id == envelope_id, receipts.c.kind.in_(list(kinds)))
             .order_by(receipts.c.id)
         ).all()
         directory_document = _directory_document(conn, stored.directory_version)

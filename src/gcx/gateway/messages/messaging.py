@@ -191,7 +191,7 @@ class Messaging:
             for peer, orgs in sorted(by_gateway.items()):
                 outbox.enqueue(
                     conn,
-                    envelope_id=header.id,
+                    subject_id=header.id,
                     peer_gateway=peer,
                     organisations=orgs,
                     now=now,
@@ -435,7 +435,7 @@ class Messaging:
             deliveries = outbox.states_for(conn, envelope_id)
             held = conn.execute(
                 sa.select(receipts)
-                .where(receipts.c.envelope_id == envelope_id)
+                .where(receipts.c.subject_id == envelope_id)
                 .order_by(receipts.c.id)
             ).all()
         states = {d["state"] for d in deliveries}

@@ -154,7 +154,7 @@ def store_read_receipt(gateway: Gateway, receipt: ReadReceipt, document: bytes) 
             )
         exists = conn.execute(
             sa.select(receipts.c.id).where(
-                receipts.c.envelope_id == receipt.envelope_id,
+                receipts.c.subject_id == receipt.envelope_id,
                 receipts.c.organisation == receipt.organisation,
                 receipts.c.kind == "read",
             )
@@ -163,7 +163,7 @@ def store_read_receipt(gateway: Gateway, receipt: ReadReceipt, document: bytes) 
             return
         conn.execute(
             receipts.insert().values(
-                envelope_id=receipt.envelope_id,
+                subject_id=receipt.envelope_id,
                 organisation=receipt.organisation,
                 kind="read",
                 outcome="read",

@@ -126,7 +126,7 @@ def _issued(conn: Connection, envelope_id: str) -> list[str]:
         bytes(d).decode()
         for d in conn.execute(
             sa.select(receipts.c.document)
-            .where(receipts.c.envelope_id == envelope_id, receipts.c.kind == ISSUED)
+            .where(receipts.c.subject_id == envelope_id, receipts.c.kind == ISSUED)
             .order_by(receipts.c.id)
         ).scalars()
     ]
@@ -256,7 +256,7 @@ def _store(
         conn.execute(
             receipts.insert(),
             {
-                "envelope_id": header.id,
+                "subject_id": header.id,
                 "organisation": org,
                 "kind": ISSUED,
                 "outcome": outcome,

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from gcx.errors import BodyTooLarge, InputError, TusVersionUnsupported, UploadMediaTypeRefused
 from gcx.gateway.app import OPENAPI, caller_of
+from gcx.gateway.exchange.worker import ExchangeWorker
 from gcx.gateway.peer import GATEWAY
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller, require_sender
@@ -28,14 +29,13 @@ from gcx.gateway.transfers import policy as transfer_policy
 from gcx.gateway.transfers import reading as transfer_reading
 from gcx.gateway.transfers import sending as transfers
 from gcx.gateway.transfers import uploads as transfer_uploads
-from gcx.gateway.transfers.carrier import TransferWorker
 from gcx.gateway.transfers.listing import list_transfers as list_visible
 from gcx.httpapi import attachment_disposition, json_body, run_sync
 from gcx.openapi import OBJECT, REFUSALS, json_ok
 from gcx.protocol.validation import StrictModel, validated
 
 TUS_VERSION = "1.0.0"
-TRANSFER_WORKER = web.AppKey("transfer_worker", TransferWorker)
+TRANSFER_WORKER = web.AppKey("transfer_worker", ExchangeWorker)
 _TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
 
 
@@ -398,7 +398,7 @@ OPENAPI_PATHS: dict[str, Any] = {
 OPENAPI["paths"].update(OPENAPI_PATHS)
 
 
-def add_transfer_routes(app: web.Application, worker: TransferWorker) -> None:
+def add_transfer_routes(app: web.Application, worker: ExchangeWorker) -> None:
     app[TRANSFER_WORKER] = worker
     app.router.add_route("OPTIONS", "/api/v1/uploads", tus_options)
     app.router.add_post("/api/v1/uploads", create_upload)

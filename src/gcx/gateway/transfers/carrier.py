@@ -1,59 +1,57 @@
-"""The transfer worker: carries transfers to receiving gateways, chunk by chunk.
+"""The transfer carrier: a transfer to one receiving gateway, chunk by chunk.
 
-One ``transfer_deliveries`` row is one transfer for one receiving gateway. The
-worker claims a due row with a short lease (``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL, so replicas share the work), renews the lease while it works,
-offers the signed manifest, sends the chunks the receiver says are missing
-with several in flight, and asks the receiver to complete. The receipts are
-verified against the recipient organisations' keys in the directory and kept.
+A transfer's delivery to each receiving gateway is one row of the one outbox
+(kind ``transfer``), claimed by the one worker, which keeps its lease alive
+while this carrier works. The carrier offers the signed manifest, sends the
+chunks the receiver says are missing with several in flight
+(``transfer_parallel_chunks``), and asks the receiver to complete. The
+receipts are verified against the recipient organisations' keys in the
+directory and kept in the one receipt store (kind ``transfer``).
 
 Everything is idempotent and resumable: a worker that dies leaves its row
 ``sending`` with a lease that lapses; whoever claims it next offers again
 and the receiver answers with what is still missing, so the transfer
-continues from the last chunk the receiver acknowledged (stored), not from
-zero. A refusal that will not change (bad manifest, quota) fails the row; a
-full disk, an unreachable peer or a restart are retried with backoff. Every
-request goes through the one peer client, whose transport failures (the
-server not being the gateway named included) are all retried here: a new
-directory may mend them before the transfer expires.
+continues from the chunks the receiver holds (the row's ``progress``), not
+from zero. A refusal that will not change (bad manifest, quota) fails the
+row; a full disk, an unreachable peer or a restart are retried with the
+outbox's backoff until the transfer expires. Every request goes through the
+one peer client and every refusal through its one parser. When a
+transfer's last row ends, the transfer is finished in the same transaction
+and its ciphertext deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
-from gcx.errors import GcxError, ReceiptInvalid
+from gcx.errors import DirectoryError, GcxError, ReceiptInvalid
+from gcx.gateway.exchange import outbox
+from gcx.gateway.exchange.carrier import receiving_gateway
+from gcx.gateway.exchange.outcomes import Outcomes
 from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_code, refusal_of
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.transfers.policy import stored_manifest, transfer_files
+from gcx.gateway.transfers.policy import RECEIPT_KIND, stored_manifest, transfer_files
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
 from gcx.protocol import strict_json
-from gcx.protocol.transfer import (
-    RECEIPT_TYPE,
-    DeliveryEvent,
-    DeliveryState,
-    TransferReceipt,
-    check_receipt,
-    next_state,
-    retry_delay,
-)
+from gcx.protocol.delivery import FINAL_STATES, DeliveryEvent, DeliveryState
+from gcx.protocol.transfer import RECEIPT_TYPE, TransferReceipt, check_receipt
 from gcx.store import iso, parse_iso
-from gcx.store.schema_transfers import deliveries, transfer_receipts, transfers
+from gcx.store.schema import outbox as outbox_table
+from gcx.store.schema import receipts
+from gcx.store.schema_transfers import transfers
 
-log = logging.getLogger("gcx.gateway.transfers.sending")
+log = logging.getLogger("gcx.gateway.transfers")
 
-LEASE = dt.timedelta(seconds=10)
-LEASE_RENEW_SECONDS = 3.0
+# Transfers one worker carries at once (each with its own chunks in flight).
 MAX_TRANSFERS_IN_FLIGHT = 2
 CHUNK_RESENDS = 3
-IDLE_POLL_SECONDS = 1.0
 # Refusals that will not change if the same manifest is offered again.
 PERMANENT_CODES = frozenset(
     {
@@ -69,234 +67,124 @@ PERMANENT_CODES = frozenset(
 )
 
 
-# Private control flow inside one delivery attempt, not gcx errors: they carry a
-# sentence from where a chunk failed to the loop that records the outcome, and
-# never leave this module (which is why they are not in errors.py).
-class _Temporary(Exception):
-    def __init__(self, message: str) -> None:
+# Private control flow inside one try, not a gcx error: it carries the reason
+# from wherever the try failed to where the outcome is recorded, and never
+# leaves this module (which is why it is not in errors.py).
+class _TryFailed(Exception):
+    def __init__(self, code: str, message: str, *, permanent: bool) -> None:
         super().__init__(message)
-        self.message = message
+        self.body = {"code": code, "message": message}
+        self.permanent = permanent
 
 
-class _Permanent(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class TransferCarrier:
+    kinds: tuple[str, ...] = (outbox.TRANSFER,)
+    max_rows: int | None = MAX_TRANSFERS_IN_FLIGHT
 
+    def __init__(self, gateway: Gateway, peers: PeerClient, outcomes: Outcomes) -> None:
+        self.gateway = gateway
+        self.peers = peers
+        self.outcomes = outcomes
 
-def claim_due(gateway: Gateway, limit: int) -> list[Any]:
-    now = gateway.clock.now()
-    with gateway.db.transaction() as conn:
-        query = (
-            sa.select(deliveries)
-            .where(
-                sa.or_(
-                    sa.and_(
-                        deliveries.c.state.in_(
-                            (DeliveryState.QUEUED.value, DeliveryState.RETRYING.value)
-                        ),
-                        deliveries.c.next_attempt_at <= iso(now),
-                    ),
-                    sa.and_(
-                        deliveries.c.state == DeliveryState.SENDING.value,
-                        deliveries.c.lease_until < iso(now),
-                    ),
-                )
-            )
-            .order_by(deliveries.c.id)
-            .limit(limit)
-        )
-        if not gateway.db.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        rows = list(conn.execute(query).all())
-        for row in rows:
-            next_state(DeliveryState(row.state), DeliveryEvent.CLAIM)
-            conn.execute(
-                deliveries.update()
-                .where(deliveries.c.id == row.id)
-                .values(
-                    state=DeliveryState.SENDING.value,
-                    lease_until=iso(now + LEASE),
-                    attempts=row.attempts + 1,
-                    updated_at=iso(now),
-                )
-            )
-    return rows
+    async def carry(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
+        for entry in entries:
+            await self._carry_one(entry)
 
+    async def _carry_one(self, entry: outbox.OutboxEntry) -> None:
+        try:
+            receipts_held = await self._deliver(entry)
+        except _TryFailed as problem:
+            log.warning("transfer %s to %s: %s", entry.subject_id, entry.peer_gateway, problem.body)
+            await run_sync(self._failed, entry, problem.body, problem.permanent)
+        except Exception as exc:
+            log.exception("transfer %s to %s failed", entry.subject_id, entry.peer_gateway)
+            body = {"code": "internal-error", "message": f"internal error: {type(exc).__name__}"}
+            await run_sync(self._failed, entry, body, False)
+        else:
+            await run_sync(self._delivered, entry, receipts_held)
 
-def _renew(gateway: Gateway, delivery_id: int) -> None:
-    now = gateway.clock.now()
-    with gateway.db.transaction() as conn:
-        conn.execute(
-            deliveries.update()
-            .where(
-                deliveries.c.id == delivery_id,
-                deliveries.c.state == DeliveryState.SENDING.value,
-            )
-            .values(lease_until=iso(now + LEASE))
-        )
+    # -- recording ----------------------------------------------------------------
 
+    def _failed(self, entry: outbox.OutboxEntry, body: dict[str, Any], permanent: bool) -> None:
+        state = self.outcomes.failed(entry, body, permanent=permanent, then=self._settle)
+        if state in FINAL_STATES:
+            self._drop_if_finished(entry.subject_id)
 
-def _progress(gateway: Gateway, delivery_id: int, held: int) -> None:
-    with gateway.db.transaction() as conn:
-        conn.execute(
-            deliveries.update()
-            .where(deliveries.c.id == delivery_id)
-            .values(chunks_held=held, updated_at=iso(gateway.clock.now()))
-        )
-
-
-def _outcome(
-    gateway: Gateway,
-    row: Any,
-    event: DeliveryEvent,
-    message: str | None,
-    receipts: dict[str, bytes] | None = None,
-) -> None:
-    now = gateway.clock.now()
-    with gateway.db.transaction() as conn:
-        current = conn.execute(
-            sa.select(deliveries.c.state, deliveries.c.attempts).where(deliveries.c.id == row.id)
-        ).first()
-        if current is None or current.state != DeliveryState.SENDING.value:
-            return
-        state = next_state(DeliveryState(current.state), event)
-        values: dict[str, Any] = {
-            "state": state.value,
-            "last_error": message,
-            "updated_at": iso(now),
-        }
-        if state is DeliveryState.RETRYING:
-            values["next_attempt_at"] = iso(now + retry_delay(current.attempts))
-        conn.execute(deliveries.update().where(deliveries.c.id == row.id).values(**values))
-        if receipts:
-            for org, document in receipts.items():
+    def _delivered(self, entry: outbox.OutboxEntry, held: dict[str, bytes]) -> None:
+        now = self.gateway.clock.now()
+        with self.gateway.db.transaction() as conn:
+            if outbox.state_of(conn, entry.id) != DeliveryState.SENDING.value:
+                return  # another worker took it after our lease lapsed and ended it
+            for org, document in sorted(held.items()):
                 exists = conn.execute(
-                    sa.select(transfer_receipts.c.id).where(
-                        transfer_receipts.c.transfer_id == row.transfer_id,
-                        transfer_receipts.c.direction == "out",
-                        transfer_receipts.c.organisation == org,
+                    sa.select(receipts.c.id).where(
+                        receipts.c.subject_id == entry.subject_id,
+                        receipts.c.organisation == org,
+                        receipts.c.kind == RECEIPT_KIND,
                     )
                 ).first()
                 if exists is None:
                     conn.execute(
-                        transfer_receipts.insert().values(
-                            transfer_id=row.transfer_id,
-                            direction="out",
+                        receipts.insert().values(
+                            subject_id=entry.subject_id,
                             organisation=org,
+                            kind=RECEIPT_KIND,
+                            outcome="accepted",
                             document=document,
                             received_at=iso(now),
+                            late=False,
                         )
                     )
-        action = {
-            DeliveryState.RECEIPTED: "transfer.receipted",
-            DeliveryState.RETRYING: "transfer.retrying",
-            DeliveryState.FAILED: "transfer.failed",
-        }.get(state, "transfer." + state.value)
-        audit.append(
-            conn,
-            actor="gateway:" + gateway.config.name,
-            action=action,
-            subject=row.transfer_id,
-            now=now,
-            details={"gateway": row.peer_gateway, "message": message},
-        )
-        pending = conn.execute(
-            sa.select(deliveries.c.state).where(deliveries.c.transfer_id == row.transfer_id)
-        ).all()
-        states = {p.state for p in pending}
-        finished = states <= {DeliveryState.RECEIPTED.value, DeliveryState.FAILED.value}
-        if finished:
-            final = "complete" if states == {DeliveryState.RECEIPTED.value} else "failed"
-            conn.execute(
-                transfers.update()
-                .where(transfers.c.id == row.transfer_id, transfers.c.direction == "out")
-                .values(state=final, completed_at=iso(now), updated_at=iso(now))
+            state = outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
+            audit.append(
+                conn,
+                actor="gateway:" + self.gateway.config.name,
+                action="transfer.receipted",
+                subject=entry.subject_id,
+                now=now,
+                details={"gateway": entry.peer_gateway, "organisations": sorted(held)},
             )
-    if finished:
-        # The ciphertext is no longer needed here once every receiver has it (or never will).
-        transfer_files(gateway).delete("out", row.transfer_id)
+            self._settle(conn, entry, state or DeliveryState.DELIVERED.value)
+        self._drop_if_finished(entry.subject_id)
 
-
-def _outgoing(gateway: Gateway, transfer_id: str) -> Any:
-    with gateway.db.read() as conn:
-        return conn.execute(
-            sa.select(transfers).where(
-                transfers.c.id == transfer_id, transfers.c.direction == "out"
-            )
-        ).first()
-
-
-class TransferWorker:
-    def __init__(self, gateway: Gateway, peers: PeerClient) -> None:
-        self.gateway = gateway
-        self.peers = peers
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        in_flight: set[asyncio.Task[None]] = set()
-        while True:
-            self._wake.clear()
-            claimed: list[Any] = []
-            room = MAX_TRANSFERS_IN_FLIGHT - len(in_flight)
-            if room > 0:
-                try:
-                    claimed = await run_sync(claim_due, self.gateway, room)
-                except Exception:
-                    log.exception("claiming transfer work failed; trying again shortly")
-            for row in claimed:
-                task = asyncio.create_task(self._deliver_logged(row))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            if claimed:
-                continue
-            wake = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait(
-                    [wake, *in_flight],
-                    timeout=IDLE_POLL_SECONDS,
-                    return_when=asyncio.FIRST_COMPLETED,
+    def _settle(self, conn: Connection, entry: outbox.OutboxEntry, state: str) -> None:
+        """Finish the transfer once all its rows have ended, in the transaction ending the last."""
+        if DeliveryState(state) not in FINAL_STATES:
+            return
+        states = {
+            s
+            for (s,) in conn.execute(
+                sa.select(outbox_table.c.state).where(
+                    outbox_table.c.subject_id == entry.subject_id,
+                    outbox_table.c.kind == outbox.TRANSFER,
                 )
-            finally:
-                wake.cancel()
+            )
+        }
+        if not states <= {s.value for s in FINAL_STATES}:
+            return
+        final = "complete" if states == {DeliveryState.DELIVERED.value} else "failed"
+        now = iso(self.gateway.clock.now())
+        conn.execute(
+            transfers.update()
+            .where(transfers.c.id == entry.subject_id, transfers.c.direction == "out")
+            .values(state=final, completed_at=now, updated_at=now)
+        )
 
-    async def _deliver_logged(self, row: Any) -> None:
-        renew = asyncio.create_task(self._keep_lease(row.id))
-        try:
-            receipts = await self._deliver(row)
-            await run_sync(_outcome, self.gateway, row, DeliveryEvent.RECEIPT, None, receipts)
-        except _Temporary as problem:
-            log.warning("transfer %s to %s: %s", row.transfer_id, row.peer_gateway, problem.message)
-            await run_sync(
-                _outcome, self.gateway, row, DeliveryEvent.TEMPORARY_FAILURE, problem.message
-            )
-        except _Permanent as problem:
-            log.warning(
-                "transfer %s refused by %s: %s", row.transfer_id, row.peer_gateway, problem.message
-            )
-            await run_sync(_outcome, self.gateway, row, DeliveryEvent.REFUSED, problem.message)
-        except Exception as exc:
-            log.exception("transfer %s to %s failed", row.transfer_id, row.peer_gateway)
-            await run_sync(
-                _outcome,
-                self.gateway,
-                row,
-                DeliveryEvent.TEMPORARY_FAILURE,
-                f"internal error: {type(exc).__name__}",
-            )
-        finally:
-            renew.cancel()
+    def _drop_if_finished(self, transfer_id: str) -> None:
+        """The ciphertext is no longer needed here once every receiver has it (or never will)."""
+        with self.gateway.db.read() as conn:
+            state = conn.execute(
+                sa.select(transfers.c.state).where(
+                    transfers.c.id == transfer_id, transfers.c.direction == "out"
+                )
+            ).scalar()
+        if state in ("complete", "failed"):
+            transfer_files(self.gateway).delete("out", transfer_id)
 
-    async def _keep_lease(self, delivery_id: int) -> None:
-        while True:
-            await asyncio.sleep(LEASE_RENEW_SECONDS)
-            try:
-                await run_sync(_renew, self.gateway, delivery_id)
-            except Exception:
-                log.exception("renewing a transfer lease failed")
+    def _progress(self, entry: outbox.OutboxEntry, held: int) -> None:
+        outbox.set_progress(self.gateway.db, entry.id, held, now=self.gateway.clock.now())
+
+    # -- one try ------------------------------------------------------------------
 
     async def _call(
         self,
@@ -309,31 +197,38 @@ class TransferWorker:
         try:
             return await self.peers.request(method, peer, path, body, content_type=content_type)
         except GcxError as error:
-            raise _Temporary(f"{error.code}: {error.message}") from error
+            raise _TryFailed(error.code, error.message, permanent=False) from error
 
     def _judge(self, answer: PeerAnswer) -> None:
         refusal = refusal_of(answer, "The receiving gateway")
         code, message = refusal_code(refusal), refusal.message
         if answer.status == 507 or code == "storage-full":
-            raise _Temporary(f"storage-full: the receiving gateway is out of space: {message}")
-        if code in PERMANENT_CODES or answer.status in (400, 403, 413):
-            raise _Permanent(f"{code}: {message}")
-        raise _Temporary(f"{code}: {message}")
+            raise _TryFailed(
+                "storage-full",
+                f"The receiving gateway is out of space: {message}",
+                permanent=False,
+            )
+        permanent = code in PERMANENT_CODES or answer.status in (400, 403, 413)
+        raise _TryFailed(code, message, permanent=permanent)
 
-    async def _deliver(self, row: Any) -> dict[str, bytes]:
+    async def _deliver(self, entry: outbox.OutboxEntry) -> dict[str, bytes]:
         gateway = self.gateway
         try:
-            directory = gateway.directory.current()
-        except GcxError as error:
-            raise _Temporary(error.message) from error
-        peer = directory.gateway_named(row.peer_gateway)
-        if peer is None:
-            raise _Temporary(f"Gateway {row.peer_gateway} is not in the current directory.")
-        outgoing = await run_sync(_outgoing, gateway, row.transfer_id)
+            directory, peer = receiving_gateway(gateway, entry.peer_gateway)
+        except (GcxError, DirectoryError) as error:
+            raise _TryFailed(error.code, error.message, permanent=False) from error
+        outgoing = await run_sync(_outgoing, gateway, entry.subject_id)
         if outgoing is None:
-            raise _Permanent("The transfer is no longer held here.")
+            raise _TryFailed(
+                "transfer-missing", "The transfer is no longer held here.", permanent=True
+            )
         if parse_iso(outgoing.expires_at) <= gateway.clock.now():
-            raise _Permanent("envelope-expired: the transfer expired before it was delivered.")
+            # Not final on its own: the outbox ends the row as expired, not refused.
+            raise _TryFailed(
+                "envelope-expired",
+                "The transfer expired before it was delivered.",
+                permanent=False,
+            )
         document: bytes = outgoing.manifest
         manifest = await run_sync(stored_manifest, document)
         answer = await self._call(peer, "POST", "/peer/v1/transfers", document)
@@ -346,21 +241,24 @@ class TransferWorker:
             gateway.record,
             actor=f"gateway:{gateway.config.name}",
             action="transfer.offer-answered",
-            subject=row.transfer_id,
+            subject=entry.subject_id,
             details={"gateway": peer.name, "missing": len(missing), "chunks": total},
         )
         if offer.get("state") != "complete" and missing:
-            await self._send_chunks(peer, row, missing, total)
+            await self._send_chunks(peer, entry, missing, total)
         answer = await self._call(
-            peer, "POST", f"/peer/v1/transfers/{row.transfer_id}/complete", b""
+            peer, "POST", f"/peer/v1/transfers/{entry.subject_id}/complete", b""
         )
         if answer.status != 200:
             self._judge(answer)
         documents = [str(d).encode() for d in strict_json.loads(answer.body).get("receipts", [])]
-        return await run_sync(self._check_receipts, directory, outgoing, row, documents)
+        try:
+            return await run_sync(self._check_receipts, directory, outgoing, entry, documents)
+        except ReceiptInvalid as error:
+            raise _TryFailed(error.code, error.message, permanent=False) from error
 
     async def _send_chunks(
-        self, peer: dirproto.GatewayEntry, row: Any, missing: list[int], total: int
+        self, peer: dirproto.GatewayEntry, entry: outbox.OutboxEntry, missing: list[int], total: int
     ) -> None:
         files = transfer_files(self.gateway)
         queue: asyncio.Queue[int] = asyncio.Queue()
@@ -377,11 +275,11 @@ class TransferWorker:
                 except asyncio.QueueEmpty:
                     return
                 for attempt in range(CHUNK_RESENDS + 1):
-                    data = await run_sync(files.read_chunk, "out", row.transfer_id, number)
+                    data = await run_sync(files.read_chunk, "out", entry.subject_id, number)
                     answer = await self._call(
                         peer,
                         "PUT",
-                        f"/peer/v1/transfers/{row.transfer_id}/chunks/{number}",
+                        f"/peer/v1/transfers/{entry.subject_id}/chunks/{number}",
                         data,
                         "application/octet-stream",
                     )
@@ -392,30 +290,34 @@ class TransferWorker:
                         log.warning(
                             "chunk %d of %s refused as changed; sending it again",
                             number,
-                            row.transfer_id,
+                            entry.subject_id,
                         )
                         continue
                     self._judge(answer)
                 async with lock:
                     held += 1
                     if held % 64 == 0:
-                        await run_sync(_progress, self.gateway, row.id, held)
+                        await run_sync(self._progress, entry, held)
 
         workers = max(1, self.gateway.config.transfer_parallel_chunks)
         await asyncio.gather(*(sender() for _ in range(workers)))
-        await run_sync(_progress, self.gateway, row.id, total)
+        await run_sync(self._progress, entry, total)
 
     def _check_receipts(
-        self, directory: dirproto.Directory, outgoing: Any, row: Any, documents: list[bytes]
+        self,
+        directory: dirproto.Directory,
+        outgoing: Any,
+        entry: outbox.OutboxEntry,
+        documents: list[bytes],
     ) -> dict[str, bytes]:
         expected = tuple((f["name"], int(f["size"]), f["sha256"]) for f in outgoing.files)
         found: dict[str, bytes] = {}
         for document in documents:
-            for org in row.organisations:
-                entry = directory.organisation(org)
-                if entry is None or not entry.signing_key:
+            for org in entry.organisations:
+                holder = directory.organisation(org)
+                if holder is None or not holder.signing_key:
                     continue
-                key = crypto.VerifyKey.from_b64(entry.signing_key)
+                key = crypto.VerifyKey.from_b64(holder.signing_key)
                 try:
                     payload = crypto.verify_document(
                         document, RECEIPT_TYPE, {crypto.key_id(key): key}
@@ -425,14 +327,23 @@ class TransferWorker:
                 receipt = TransferReceipt.from_bytes(payload)
                 check_receipt(
                     receipt,
-                    transfer_id=row.transfer_id,
+                    transfer_id=entry.subject_id,
                     manifest_digest=outgoing.manifest_digest,
                     organisation=org,
                     files=expected,
                 )
                 found[org] = document
-        if set(found) != set(row.organisations):
+        if set(found) != set(entry.organisations):
             raise ReceiptInvalid(
                 "The receiving gateway did not return a valid receipt for every recipient."
             )
         return found
+
+
+def _outgoing(gateway: Gateway, transfer_id: str) -> Any:
+    with gateway.db.read() as conn:
+        return conn.execute(
+            sa.select(transfers).where(
+                transfers.c.id == transfer_id, transfers.c.direction == "out"
+            )
+        ).first()

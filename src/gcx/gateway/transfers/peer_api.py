@@ -48,6 +48,7 @@ from gcx.errors import (
 from gcx.gateway.peer import GATEWAY, verify_signed_by_org
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.transfers.policy import (
+    ISSUED_RECEIPT_KIND,
     check_space,
     manifest_digest,
     policy_for,
@@ -68,7 +69,8 @@ from gcx.protocol.transfer import (
     check_manifest,
 )
 from gcx.store import iso
-from gcx.store.schema_transfers import transfer_receipts, transfers
+from gcx.store.schema import receipts
+from gcx.store.schema_transfers import transfers
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MANIFESTS = web.AppKey("transfer_manifests", OrderedDict)
@@ -194,12 +196,12 @@ def _set_status(gateway: Gateway, transfer_id: str, message: str | None) -> None
 def stored_receipts(gateway: Gateway, transfer_id: str) -> list[str]:
     with gateway.db.read() as conn:
         rows = conn.execute(
-            sa.select(transfer_receipts.c.document)
+            sa.select(receipts.c.document)
             .where(
-                transfer_receipts.c.transfer_id == transfer_id,
-                transfer_receipts.c.direction == "in",
+                receipts.c.subject_id == transfer_id,
+                receipts.c.kind == ISSUED_RECEIPT_KIND,
             )
-            .order_by(transfer_receipts.c.organisation)
+            .order_by(receipts.c.organisation)
         ).all()
     return [r.document.decode() for r in rows]
 
@@ -334,12 +336,14 @@ def complete_transfer(gateway: Gateway, peer_name: str, transfer_id: str) -> lis
             return stored_receipts(gateway, transfer_id)
         for org, signed in documents.items():
             conn.execute(
-                transfer_receipts.insert().values(
-                    transfer_id=transfer_id,
-                    direction="in",
+                receipts.insert().values(
+                    subject_id=transfer_id,
                     organisation=org,
+                    kind=ISSUED_RECEIPT_KIND,
+                    outcome="accepted",
                     document=signed,
                     received_at=iso(now),
+                    late=False,
                 )
             )
         audit.append(

@@ -27,6 +27,11 @@ from gcx.store.schema_transfers import transfer_policies, transfers, uploads
 from gcx.store.transfer_files import TransferFiles
 
 RECEIVING_ROLES = frozenset({"staff", "system"})
+# The kinds of a transfer's receipts in the one receipt store: the receipts a
+# recipient signed and sent back to us as sender, and those we signed as
+# recipient (kept so that completing again answers the same way).
+RECEIPT_KIND = "transfer"
+ISSUED_RECEIPT_KIND = "transfer-issued"
 
 
 @dataclass(frozen=True)

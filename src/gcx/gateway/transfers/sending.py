@@ -30,6 +30,7 @@ from gcx.errors import (
     TransferEmpty,
     TransferRefused,
 )
+from gcx.gateway.exchange import outbox
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller, require_sender
 from gcx.gateway.transfers.policy import (
@@ -47,7 +48,6 @@ from gcx.protocol.message import check_file_name
 from gcx.protocol.transfer import (
     DEFAULT_TTL,
     PAYLOAD_TYPE,
-    DeliveryState,
     FileMetadata,
     TransferFile,
     TransferManifest,
@@ -56,7 +56,6 @@ from gcx.protocol.transfer import (
 from gcx.protocol.validation import refusal
 from gcx.store import iso
 from gcx.store.schema_transfers import (
-    deliveries,
     transfers,
     uploads,
 )
@@ -124,8 +123,8 @@ def create_transfer(
     to: list[str],
     marking: str,
     upload_ids: list[str],
-    note: str | None = None,
     names: list[str] | None = None,
+    note: str | None = None,
 ) -> dict[str, Any]:
     """Encrypt completed uploads chunk by chunk, sign the manifest and queue delivery.
 
@@ -263,19 +262,15 @@ def create_transfer(
                 expires_at=iso(manifest.expires_at),
             )
         )
-        for peer, orgs in by_gateway.items():
-            conn.execute(
-                deliveries.insert().values(
-                    transfer_id=transfer_id,
-                    peer_gateway=peer,
-                    organisations=orgs,
-                    state=DeliveryState.QUEUED.value,
-                    attempts=0,
-                    next_attempt_at=iso(now),
-                    chunks_held=0,
-                    created_at=iso(now),
-                    updated_at=iso(now),
-                )
+        for peer, orgs in sorted(by_gateway.items()):
+            outbox.enqueue(
+                conn,
+                kind=outbox.TRANSFER,
+                subject_id=transfer_id,
+                peer_gateway=peer,
+                organisations=orgs,
+                now=now,
+                expires_at=manifest.expires_at,
             )
         conn.execute(
             uploads.update()

@@ -3,7 +3,7 @@
 Everything here is read from what the gateway already keeps: the directory
 keeper's status (as the local API's status call reports it), the TLS
 certificate in the home (judged as the self-check judges it for central), and
-the delivery rows of messages (``outbox``) and files (``transfer_deliveries``).
+the rows of the one outbox, messages and files alike.
 Queues and peers are the gateway's; failed deliveries are listed only for the
 administrator's own organisation, whose sending they are.
 """
@@ -21,16 +21,17 @@ from gcx.errors import DirectoryError
 from gcx.gateway.central_witness import central_log_state
 from gcx.gateway.runtime import Gateway
 from gcx.store.schema import envelopes, outbox
-from gcx.store.schema_transfers import deliveries, transfers
+from gcx.store.schema_transfers import transfers
 from gcx.web.words import moment
 
-# States of a delivery (a message's outbox row or a transfer's delivery row).
+# States of a row of the one outbox, whatever its kind.
 _WAITING = ("queued", "sending", "retrying")
-_DELIVERED = ("delivered", "receipted")
+_DELIVERED = ("delivered",)
 # A retrying row has failed at least once; failed and expired ones have given up.
 _FAILED = ("retrying", "failed", "expired")
 _GAVE_UP = ("failed", "expired")
 RECENT_FAILURES = 10
+_WHAT = {"message": "Message", "transfer": "File transfer"}
 
 
 def _duration(seconds: float) -> str:
@@ -60,8 +61,8 @@ def gateway_health(gateway: Gateway, organisation: str) -> dict[str, Any]:
             if central_log[key]:
                 central_log[key + "_text"] = moment(central_log[key])
     with gateway.db.read() as conn:
-        message_states = _count_by_state(conn, outbox)
-        transfer_states = _count_by_state(conn, deliveries)
+        message_states = _count_by_state(conn, outbox.c.kind != "transfer")
+        transfer_states = _count_by_state(conn, outbox.c.kind == "transfer")
         last = _last_by_peer(conn)
         failures = _recent_failures(conn, organisation)
     health["queue"] = {
@@ -88,33 +89,44 @@ def _certificate(gateway: Gateway, now: dt.datetime) -> dict[str, Any] | None:
     }
 
 
-def _count_by_state(conn: Any, table: sa.Table) -> dict[str, int]:
-    rows = conn.execute(sa.select(table.c.state, sa.func.count()).group_by(table.c.state)).all()
+def _count_by_state(conn: Any, which: Any) -> dict[str, int]:
+    rows = conn.execute(
+        sa.select(outbox.c.state, sa.func.count()).where(which).group_by(outbox.c.state)
+    ).all()
     return {str(state): int(count) for state, count in rows}
 
 
 def _last_by_peer(conn: Any) -> dict[str, dict[str, str]]:
     """Per peer gateway, when a delivery last succeeded and last failed (messages or files)."""
     last: dict[str, dict[str, str]] = {}
-    for table in (outbox, deliveries):
-        rows = conn.execute(
-            sa.select(table.c.peer_gateway, table.c.state, sa.func.max(table.c.updated_at))
-            .where(table.c.state.in_(_DELIVERED + _FAILED))
-            .group_by(table.c.peer_gateway, table.c.state)
-        ).all()
-        for peer, state, when in rows:
-            kind = "delivered" if state in _DELIVERED else "failed"
-            seen = last.setdefault(str(peer), {})
-            # Stored instants share one ISO format, so text order is time order.
-            if when and when > seen.get(kind, ""):
-                seen[kind] = str(when)
+    rows = conn.execute(
+        sa.select(outbox.c.peer_gateway, outbox.c.state, sa.func.max(outbox.c.updated_at))
+        .where(outbox.c.state.in_(_DELIVERED + _FAILED))
+        .group_by(outbox.c.peer_gateway, outbox.c.state)
+    ).all()
+    for peer, state, when in rows:
+        kind = "delivered" if state in _DELIVERED else "failed"
+        seen = last.setdefault(str(peer), {})
+        # Stored instants share one ISO format, so text order is time order.
+        if when and when > seen.get(kind, ""):
+            seen[kind] = str(when)
     return last
 
 
 def _recent_failures(conn: Any, organisation: str) -> list[dict[str, str]]:
-    message_rows = conn.execute(
+    """The organisation's latest messages and transfers that gave up, from the one outbox."""
+    sent_by = sa.union_all(
+        sa.select(envelopes.c.id.label("subject_id"), sa.literal("message").label("kind")).where(
+            envelopes.c.direction == "out", envelopes.c.sender_org == organisation
+        ),
+        sa.select(transfers.c.id.label("subject_id"), sa.literal("transfer").label("kind")).where(
+            transfers.c.direction == "out", transfers.c.sender_org == organisation
+        ),
+    ).subquery()
+    rows = conn.execute(
         sa.select(
-            outbox.c.envelope_id,
+            outbox.c.kind,
+            outbox.c.subject_id,
             outbox.c.peer_gateway,
             outbox.c.state,
             outbox.c.last_error_code,
@@ -122,58 +134,24 @@ def _recent_failures(conn: Any, organisation: str) -> list[dict[str, str]]:
             outbox.c.updated_at,
         )
         .join(
-            envelopes,
-            sa.and_(envelopes.c.id == outbox.c.envelope_id, envelopes.c.direction == "out"),
+            sent_by,
+            sa.and_(sent_by.c.subject_id == outbox.c.subject_id, sent_by.c.kind == outbox.c.kind),
         )
-        .where(
-            outbox.c.kind == "message",
-            outbox.c.state.in_(_GAVE_UP),
-            envelopes.c.sender_org == organisation,
-        )
+        .where(outbox.c.state.in_(_GAVE_UP))
         .order_by(outbox.c.updated_at.desc())
         .limit(RECENT_FAILURES)
     ).all()
-    transfer_rows = conn.execute(
-        sa.select(
-            deliveries.c.transfer_id,
-            deliveries.c.peer_gateway,
-            deliveries.c.state,
-            deliveries.c.last_error,
-            deliveries.c.updated_at,
-        )
-        .join(
-            transfers,
-            sa.and_(transfers.c.id == deliveries.c.transfer_id, transfers.c.direction == "out"),
-        )
-        .where(deliveries.c.state.in_(_GAVE_UP), transfers.c.sender_org == organisation)
-        .order_by(deliveries.c.updated_at.desc())
-        .limit(RECENT_FAILURES)
-    ).all()
-    failures = [
+    return [
         {
-            "what": "Message",
-            "id": r.envelope_id,
+            "what": _WHAT[r.kind],
+            "id": r.subject_id,
             "peer": r.peer_gateway,
             "state": r.state,
             "reason": ": ".join(x for x in (r.last_error_code, r.last_error) if x),
-            "at": r.updated_at,
+            "at": moment(r.updated_at),
         }
-        for r in message_rows
-    ] + [
-        {
-            "what": "File transfer",
-            "id": r.transfer_id,
-            "peer": r.peer_gateway,
-            "state": r.state,
-            "reason": r.last_error or "",
-            "at": r.updated_at,
-        }
-        for r in transfer_rows
+        for r in rows
     ]
-    failures.sort(key=lambda f: f["at"], reverse=True)
-    for failure in failures[:RECENT_FAILURES]:
-        failure["at"] = moment(failure["at"])
-    return failures[:RECENT_FAILURES]
 
 
 def _peers(gateway: Gateway, last: dict[str, dict[str, str]]) -> tuple[list[dict[str, Any]], str]:

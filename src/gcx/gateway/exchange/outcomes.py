@@ -1,0 +1,105 @@
+"""Recording how a try at an outbox row ended, the same way for every kind.
+
+A carrier that could not hand its row over calls :meth:`Outcomes.failed`
+with the reason and whether it is final. A final refusal ends the row
+``failed``; anything else waits with exponential backoff and full jitter
+(:func:`gcx.protocol.delivery.next_attempt_at`) and ends it ``expired`` once
+the next try would come after the subject's expiry. Each outcome is one short
+transaction with its audit entry; a carrier that must settle its subject in
+that same transaction (a transfer is finished when its last row ends) passes
+``then``.
+
+Audit actions are ``<prefix>.failed``, ``<prefix>.expired`` and
+``<prefix>.retrying``, where the prefix is ``delivery`` for envelopes (their
+historic names) and the kind for everything else, so an alert says what it
+was that did not arrive.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from gcx import audit
+from gcx.errors import GcxError
+from gcx.gateway.exchange import outbox
+from gcx.gateway.runtime import Gateway
+from gcx.protocol.delivery import DeliveryEvent, next_attempt_at
+from gcx.store import iso
+
+# Runs inside the transaction that ended a row, with the row and its new state.
+Settle = Callable[[Connection, outbox.OutboxEntry, str], None]
+
+
+def action_prefix(kind: str) -> str:
+    return "delivery" if kind == outbox.MESSAGE else kind
+
+
+class Outcomes:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._random = random.SystemRandom().random
+
+    def failed_all(
+        self, entries: Sequence[outbox.OutboxEntry], error: GcxError, permanent: bool = False
+    ) -> None:
+        for entry in entries:
+            self.failed(entry, error, permanent=permanent)
+
+    def failed(
+        self,
+        entry: outbox.OutboxEntry,
+        error: GcxError | dict[str, Any],
+        *,
+        permanent: bool,
+        then: Settle | None = None,
+    ) -> str | None:
+        """Record one failed try; returns the row's new state (None if it was not ours)."""
+        gateway = self.gateway
+        now = gateway.clock.now()
+        body = error.to_dict() if isinstance(error, GcxError) else error
+        code, message = str(body.get("code")), str(body.get("message"))
+        prefix = action_prefix(entry.kind)
+        details: dict[str, Any] = {"gateway": entry.peer_gateway, "code": code}
+        with gateway.db.transaction() as conn:
+            if outbox.state_of(conn, entry.id) != "sending":
+                # Another worker took the row after our lease lapsed and ended it.
+                return None
+            retry_at = (
+                None
+                if permanent
+                else next_attempt_at(now, max(entry.attempts, 1), entry.expires_at, self._random)
+            )
+            if permanent or retry_at is None:
+                event = DeliveryEvent.PERMANENT_REFUSAL if permanent else DeliveryEvent.EXPIRE
+                state = outbox.transition(
+                    conn, entry.id, event, now=now, error_code=code, error=message
+                )
+                action = f"{prefix}.{'failed' if permanent else 'expired'}"
+                details.update(message=message, alert=True)
+            else:
+                state = outbox.transition(
+                    conn,
+                    entry.id,
+                    DeliveryEvent.TRANSIENT_FAILURE,
+                    now=now,
+                    next_attempt_at=retry_at,
+                    error_code=code,
+                    error=message,
+                )
+                action = f"{prefix}.retrying"
+                details.update(attempts=entry.attempts, next=iso(retry_at))
+            audit.append(
+                conn,
+                actor="delivery",
+                action=action,
+                subject=entry.subject_id,
+                now=now,
+                details=details,
+            )
+            if then is not None and state is not None:
+                then(conn, entry, state)
+        return state

@@ -1,0 +1,264 @@
+"""The message carrier: envelopes to a receiving gateway, in batches, and their signed receipts.
+
+Up to ``BATCH_SIZE`` envelopes for one gateway travel in one mutual-TLS
+request (``POST /peer/v1/envelopes``, a ``application/vnd.gcx.batch`` body),
+so a busy queue is not limited to one round trip per message. The answer
+holds one result per envelope: the signed receipts of its recipient
+organisations, or a refusal. Every receipt is checked against the
+recipient's key in the directory outside any transaction; the batch's
+receipts are then recorded in one. Envelopes whose receiving gateway is this
+one (sender and recipient organisations hosted together) are accepted
+in-process through the same checks a peer's envelope passes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gcx import audit, crypto
+from gcx.errors import DirectoryError, GcxError, PeerUnreachable, ReceiptInvalid
+from gcx.gateway.exchange import outbox
+from gcx.gateway.exchange.carrier import receiving_gateway
+from gcx.gateway.exchange.outcomes import Outcomes
+from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_of
+from gcx.gateway.messages import control
+from gcx.gateway.messages.envelopes import load_envelope, stored_digest
+from gcx.gateway.messages.receive import accept_batch
+from gcx.gateway.runtime import Gateway
+from gcx.httpapi import run_sync
+from gcx.protocol import directory as dirproto
+from gcx.protocol import strict_json
+from gcx.protocol.batch import frame_batch
+from gcx.protocol.delivery import DeliveryEvent, DeliveryState, is_late_receipt
+from gcx.protocol.envelope import frame
+from gcx.protocol.receipt import Receipt
+from gcx.store import iso
+from gcx.store.schema import envelopes, receipts
+
+BATCH_SIZE = 100
+# Refusal codes that will not change on a retry.
+PERMANENT_CODES = frozenset(
+    {"envelope-malformed", "envelope-replayed", "kind-not-supported", "input-invalid"}
+)
+
+
+class MessageCarrier:
+    kinds: tuple[str, ...] = (outbox.MESSAGE,)
+    max_rows: int | None = None
+
+    def __init__(self, gateway: Gateway, peers: PeerClient, outcomes: Outcomes) -> None:
+        self.gateway = gateway
+        self.peers = peers
+        self.outcomes = outcomes
+
+    async def carry(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
+        for start in range(0, len(entries), BATCH_SIZE):
+            await self._deliver(peer_name, entries[start : start + BATCH_SIZE])
+
+    async def _deliver(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
+        gateway = self.gateway
+        try:
+            directory, peer = receiving_gateway(gateway, peer_name)
+            frames = await run_sync(self._frames, entries)
+            if peer_name == gateway.config.name:
+                results = await run_sync(accept_batch, gateway, peer, directory, frames)
+            else:
+                answer = await self.peers.request(
+                    "POST",
+                    peer,
+                    "/peer/v1/envelopes",
+                    frame_batch(frames),
+                    content_type="application/vnd.gcx.batch",
+                )
+                results = _batch_results(answer, len(entries))
+        except (GcxError, DirectoryError) as error:
+            await run_sync(self.outcomes.failed_all, entries, error)
+            return
+        await run_sync(self._record, entries, results, directory)
+
+    def _frames(self, entries: Sequence[outbox.OutboxEntry]) -> list[bytes]:
+        with self.gateway.db.read() as conn:
+            stored = [load_envelope(conn, self.gateway.blobs, e.subject_id, "out") for e in entries]
+        return [frame(s.signed_header, s.parts) for s in stored]
+
+    def _record(
+        self,
+        entries: Sequence[outbox.OutboxEntry],
+        results: list[dict[str, Any]],
+        directory: dirproto.Directory,
+    ) -> None:
+        """Check every receipt outside any transaction, then record the batch in one."""
+        with self.gateway.db.read() as conn:
+            digests = {e.subject_id: stored_digest(conn, e.subject_id, "out") for e in entries}
+        received: list[tuple[outbox.OutboxEntry, dict[str, tuple[Receipt, bytes]]]] = []
+        for entry, result in zip(entries, results, strict=True):
+            if result.get("error"):
+                error = result["error"]
+                self.outcomes.failed(
+                    entry, error, permanent=str(error.get("code")) in PERMANENT_CODES
+                )
+                continue
+            try:
+                held = self._verified_receipts(
+                    entry, result.get("receipts", []), directory, digests[entry.subject_id]
+                )
+            except GcxError as error:
+                self.outcomes.failed(entry, error, permanent=False)
+                continue
+            missing = set(entry.organisations) - set(held)
+            if missing:
+                self.outcomes.failed(
+                    entry,
+                    PeerUnreachable(f"No receipt came back for {', '.join(sorted(missing))}."),
+                    permanent=False,
+                )
+                continue
+            received.append((entry, held))
+        if received:
+            now = self.gateway.clock.now()
+            with self.gateway.db.transaction() as conn:
+                for entry, held in received:
+                    self._store_receipts(conn, entry, held, now)
+
+    def _verified_receipts(
+        self,
+        entry: outbox.OutboxEntry,
+        documents: Sequence[Any],
+        directory: dirproto.Directory,
+        digest: str | None,
+    ) -> dict[str, tuple[Receipt, bytes]]:
+        if digest is None:
+            raise ReceiptInvalid(f"Envelope {entry.subject_id} is no longer held here.")
+        held: dict[str, tuple[Receipt, bytes]] = {}
+        for document in documents:
+            raw = str(document).encode()
+            claimed = _claimed_recipient(raw)
+            if claimed not in entry.organisations:
+                raise ReceiptInvalid(f"A receipt came back from {claimed[:16]}, not a recipient.")
+            org = directory.organisation(claimed)
+            if org is None or org.signing_key is None:
+                raise ReceiptInvalid(f"{claimed} has no signing key in the directory.")
+            receipt = crypto.verify_receipt(
+                raw,
+                crypto.VerifyKey.from_b64(org.signing_key),
+                envelope_id=entry.subject_id,
+                envelope_digest=digest,
+                recipient=claimed,
+            )
+            held[claimed] = (receipt, raw)
+        return held
+
+    def _store_receipts(
+        self,
+        conn: Connection,
+        entry: outbox.OutboxEntry,
+        held: dict[str, tuple[Receipt, bytes]],
+        now: dt.datetime,
+    ) -> None:
+        """Record an entry's receipts, and queue the recall if it was recalled on the wire.
+
+        The sender recalled the message while this batch was in flight and the
+        peer has now accepted it, so the recall must follow it there. It is
+        queued in this transaction, with the receipts that show it is due, and
+        only when they are first recorded: a batch taken again after a crash
+        is answered with the same receipts and queues nothing more.
+        """
+        newly_held = False
+        all_refused = all(not r.accepted for r, _ in held.values())
+        state = outbox.state_of(conn, entry.id)
+        late = is_late_receipt(DeliveryState(state))
+        for org, (receipt, raw) in sorted(held.items()):
+            exists = conn.execute(
+                sa.select(receipts.c.id).where(
+                    receipts.c.subject_id == entry.subject_id,
+                    receipts.c.organisation == org,
+                    receipts.c.kind == "delivery",
+                )
+            ).first()
+            if exists:
+                continue
+            newly_held = True
+            conn.execute(
+                receipts.insert().values(
+                    subject_id=entry.subject_id,
+                    organisation=org,
+                    kind="delivery",
+                    outcome=receipt.outcome,
+                    document=raw,
+                    received_at=iso(now),
+                    late=late,
+                )
+            )
+            audit.append(
+                conn,
+                actor=f"organisation:{org}",
+                action="receipt.received",
+                subject=entry.subject_id,
+                now=now,
+                details={
+                    "outcome": receipt.outcome,
+                    "late": late,
+                    "unknown_addresses": list(receipt.unknown_addresses),
+                    "refusal": receipt.refusal.model_dump() if receipt.refusal else None,
+                },
+            )
+        if all_refused and state == DeliveryState.RECALLED.value:
+            pass  # refused where it was going anyway; the sender's recall stands
+        elif all_refused:
+            refusal = next(r.refusal for r, _ in held.values() if r.refusal)
+            outbox.transition(
+                conn,
+                entry.id,
+                DeliveryEvent.PERMANENT_REFUSAL,
+                now=now,
+                error_code=refusal.code,
+                error=refusal.message,
+            )
+        else:
+            # From recalled this keeps recalled (the recall must then travel to
+            # the peer); from failed or expired it is the late receipt case.
+            outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
+        if state == DeliveryState.RECALLED.value and not all_refused and newly_held:
+            sender = conn.execute(
+                sa.select(envelopes.c.sender_org, envelopes.c.sender_user).where(
+                    envelopes.c.id == entry.subject_id, envelopes.c.direction == "out"
+                )
+            ).one()
+            control.enqueue_recall(
+                conn,
+                self.gateway,
+                envelope_id=entry.subject_id,
+                organisation=sender.sender_org,
+                user=sender.sender_user,
+                peer_gateway=entry.peer_gateway,
+                now=now,
+            )
+
+
+def _claimed_recipient(document: bytes) -> str:
+    """The recipient a receipt claims, read before verifying to pick the key."""
+    try:
+        payload = strict_json.loads(base64.b64decode(strict_json.loads(document)["payload"]))
+        return str(payload["recipient"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReceiptInvalid("A receipt is not a signed gcx.receipt/1 document.") from exc
+
+
+def _batch_results(answer: PeerAnswer, count: int) -> list[dict[str, Any]]:
+    """One result per envelope from the peer's answer; a refused batch is retried whole."""
+    if answer.status != 200:
+        raise refusal_of(answer)
+    try:
+        data = strict_json.loads(answer.body)
+    except ValueError as exc:
+        raise PeerUnreachable("The peer answered 200 with a body that is not JSON.") from exc
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, list) or len(results) != count:
+        raise PeerUnreachable("The peer's answer does not have one result per envelope.")
+    return [r if isinstance(r, dict) else {"error": {"code": "input-invalid"}} for r in results]
