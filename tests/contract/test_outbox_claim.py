@@ -160,3 +160,70 @@ def test_rows_written_before_kinds_existed_are_messages(
         )
     [entry] = outbox.claim_due(database, now=clock.now(), limit=10)
     assert (entry.kind, entry.document) == (outbox.MESSAGE, None)
+
+
+def _transfers(database: Database, now: dt.datetime, count: int) -> None:
+    with database.transaction() as conn:
+        for n in range(count):
+            outbox.enqueue(
+                conn,
+                kind=outbox.TRANSFER,
+                subject_id=f"{n:032x}",
+                peer_gateway="gw-council",
+                organisations=["E09000030"],
+                now=now,
+                expires_at=now + dt.timedelta(days=7),
+            )
+
+
+def test_long_kinds_are_claimed_apart_and_only_as_many_as_asked(
+    database: Database, clock: FixedClock
+) -> None:
+    """The worker claims batch kinds without transfers, and transfers only up to its room."""
+    now = clock.now()
+    _write(database, now)
+    _transfers(database, now, 3)
+    batch = outbox.claim_due(database, now=now, limit=10, other_than=(outbox.TRANSFER,))
+    assert sorted(e.kind for e in batch) == [outbox.MESSAGE, outbox.READ_RECEIPT, outbox.RECALL]
+    [first] = outbox.claim_due(database, now=now, limit=1, kinds=(outbox.TRANSFER,))
+    assert (first.kind, first.progress) == (outbox.TRANSFER, 0)
+    rest = outbox.claim_due(database, now=now, limit=10, kinds=(outbox.TRANSFER,))
+    assert len(rest) == 2 and first.id not in {e.id for e in rest}
+    assert outbox.claim_due(database, now=now, limit=10) == []
+
+
+def test_a_renewed_lease_is_not_claimed_again_and_a_lapsed_one_is(
+    database: Database, clock: FixedClock
+) -> None:
+    """While its worker renews the lease a long transfer stays its own; once the renewals stop
+    (the worker died) the row is claimed again, with the progress recorded so far."""
+    now = clock.now()
+    _transfers(database, now, 1)
+    [entry] = outbox.claim_due(database, now=now, limit=1, kinds=(outbox.TRANSFER,))
+    outbox.set_progress(database, entry.id, 17, now=now)
+    for seconds in (5, 10, 15, 20, 25):
+        later = now + dt.timedelta(seconds=seconds)
+        outbox.renew(database, {entry.id}, now=later)
+        assert outbox.claim_due(database, now=later + dt.timedelta(seconds=1), limit=5) == []
+    lapsed = now + dt.timedelta(seconds=25) + outbox.CLAIM_LEASE + dt.timedelta(seconds=1)
+    [again] = outbox.claim_due(database, now=lapsed, limit=5)
+    assert (again.id, again.state, again.progress, again.attempts) == (
+        entry.id,
+        DeliveryState.SENDING.value,
+        17,
+        2,
+    )
+
+
+def test_renewing_never_revives_an_ended_row(database: Database, clock: FixedClock) -> None:
+    """A lease renewed after the row ended (a late heartbeat) leaves it ended and unclaimable."""
+    now = clock.now()
+    _transfers(database, now, 1)
+    [entry] = outbox.claim_due(database, now=now, limit=1)
+    with database.transaction() as conn:
+        outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
+    outbox.renew(database, {entry.id}, now=now + dt.timedelta(seconds=5))
+    assert outbox.claim_due(database, now=now + dt.timedelta(hours=1), limit=5) == []
+    with database.read() as conn:
+        [status] = outbox.states_for(conn, entry.subject_id, outbox.TRANSFER)
+    assert (status["state"], status["progress"]) == (DeliveryState.DELIVERED.value, 0)

@@ -38,6 +38,7 @@ either way.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -168,7 +169,9 @@ def claim_due(
                 updated_at=iso(now),
             )
         )
-    return [_entry(r) for r in rows]
+    # ``attempts`` counts this try, as the row now does; ``state`` stays the one
+    # it was claimed from (``sending`` there means a lapsed lease taken over).
+    return [dataclasses.replace(_entry(r), attempts=r.attempts + 1) for r in rows]
 
 
 def renew(db: Database, ids: Collection[int], *, now: dt.datetime) -> None:
