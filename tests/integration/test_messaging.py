@@ -318,6 +318,7 @@ def _seal(
     now: dt.datetime | None = None,
     envelope_id: str | None = None,
     body: str = "crafted",
+    kind: str = "message",
 ) -> crypto.SealedEnvelope:
     keys = _keys(sender)
     org = sender.codes[0]
@@ -336,7 +337,7 @@ def _seal(
     )
     mps = directory.organisation("MPS")
     return crypto.seal_envelope(
-        kind="message",
+        kind=kind,
         sender_org=org,
         sender_user=sender.spec.account,
         sender_key=signing,
@@ -416,6 +417,28 @@ async def test_tampered_envelopes_are_refused_with_signed_receipts(
             e.details_dict.get("code") for e in log.entries() if e.action == "envelope.refused"
         }
     assert {"envelope-digest-mismatch", "signature-invalid", "envelope-expired"} <= refused
+
+
+async def test_envelope_of_a_kind_with_no_router_is_refused_not_dropped(
+    network: LocalNetwork,
+) -> None:
+    """A correctly signed envelope of a kind this gateway has no router for (a typed
+    document, before documents exist) is refused with kind-not-supported and a signed
+    refusal receipt, audited, and never shows in anyone's inbox."""
+    council, police = _gw(network, "tower-hamlets"), _gw(network, "met-police")
+    _, directory = await central_directory(network)
+    document = _seal(network, directory, council, kind="document")
+    [result] = await _post_batch(council, police, directory, [document.framed()])
+    assert _refusal_code(result) == "kind-not-supported"
+    with audit_log(police.config.db_url) as log:
+        refused = [
+            e.details_dict.get("code")
+            for e in log.entries("envelope.refused")
+            if e.subject == document.header.id
+        ]
+    assert refused == ["kind-not-supported"]
+    _status, inbox = await get(police, "/api/v1/messages?box=inbox&limit=500")
+    assert document.header.id not in {m["id"] for m in inbox["messages"]}
 
 
 async def test_duplicates_are_eliminated_and_replayed_ids_refused(

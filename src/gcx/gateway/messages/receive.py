@@ -33,22 +33,20 @@ from sqlalchemy.exc import IntegrityError
 from gcx import audit, crypto
 from gcx.errors import (
     AddressUnknown,
-    EnvelopeInconsistent,
     EnvelopeReplayed,
     GcxError,
     InputError,
-    KindNotSupported,
     NotSenderGateway,
 )
 from gcx.gateway.messages.envelopes import insert_envelope, put_large_parts, stored_digest
+from gcx.gateway.messages.routing import NameCache, route
 from gcx.gateway.runtime import Gateway
 from gcx.protocol import directory as dirproto
 from gcx.protocol.envelope import EnvelopeHeader, unframe
-from gcx.protocol.message import Address, MessageContent
+from gcx.protocol.message import Address
 from gcx.protocol.receipt import accepted_receipt, refused_receipt
 from gcx.store import iso
-from gcx.store.schema import api_tokens, mailbox_items, mailboxes, receipts
-from gcx.store.schema_web import web_users
+from gcx.store.schema import mailbox_items, receipts
 
 log = logging.getLogger("gcx.gateway.messages.receive")
 
@@ -81,7 +79,7 @@ def accept_batch(
     envelope. Should that transaction fail on a duplicate (the same envelope
     arriving on two connections at once), each envelope is stored on its own.
     """
-    names = _NameCache(gateway)
+    names = NameCache(gateway)
     prepared = [_prepare(gateway, peer, directory, frame, names) for frame in frames]
     accepted = [p for p in prepared if isinstance(p, _Accepted)]
     if accepted:
@@ -132,26 +130,12 @@ def _issued(conn: Connection, envelope_id: str) -> list[str]:
     ]
 
 
-class _NameCache:
-    """The people and shared mailboxes of each hosted organisation, read once per batch."""
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        self._names: dict[str, set[str]] = {}
-
-    def __call__(self, org: str) -> set[str]:
-        if org not in self._names:
-            with self.gateway.db.read() as conn:
-                self._names[org] = _local_names(conn, org)
-        return self._names[org]
-
-
 def _prepare(
     gateway: Gateway,
     peer: dirproto.GatewayEntry,
     directory: dirproto.Directory,
     frame: bytes,
-    names: _NameCache,
+    names: NameCache,
 ) -> _Accepted | dict[str, Any]:
     now = gateway.clock.now()
     try:
@@ -181,7 +165,7 @@ def _prepare(
 
     try:
         header = _verify(gateway, peer, directory, signed_header, parts, claimed)
-        deliveries = _route(gateway, header, parts, hosted, names)
+        deliveries = route(gateway, header, parts, hosted, names)
     except GcxError as error:
         return _refuse(gateway, peer, claimed, digest, hosted, error)
 
@@ -307,67 +291,6 @@ def _verify(
         sender_organisation=sender_org,
         now=gateway.clock.now(),
     )
-
-
-def _route(
-    gateway: Gateway,
-    header: EnvelopeHeader,
-    parts: Sequence[bytes],
-    hosted: list[str],
-    names: _NameCache,
-) -> list[tuple[str, list[Address], list[Address]]]:
-    """For each hosted organisation addressed: the addresses known here and those not."""
-    if header.kind != "message":
-        raise KindNotSupported(f"This gateway does not yet accept envelopes of kind {header.kind}.")
-    deliveries: list[tuple[str, list[Address], list[Address]]] = []
-    for org in hosted:
-        plain = crypto.open_envelope(header, parts, org, gateway.keys.organisations[org].encryption)
-        content = MessageContent.from_bytes(plain[0].data)
-        _check_consistent(header, content)
-        addresses = [a for a in content.recipients if a.organisation == org]
-        if not addresses:
-            continue  # the sender's own copy of what it sent; nothing to deliver
-        known_names = names(org)
-        known = [a for a in addresses if a.local is None or a.local in known_names]
-        unknown = [a for a in addresses if a not in known]
-        deliveries.append((org, known, unknown))
-    if not deliveries:
-        raise InputError("The envelope addresses nobody at this gateway.")
-    return deliveries
-
-
-def _check_consistent(header: EnvelopeHeader, content: MessageContent) -> None:
-    """The message inside must say what the signed header says about sender and marking.
-
-    The header is what the sending organisation signed in the clear; a sender
-    or marking inside the encrypted content that disagrees with it would let a
-    message show one thing to its reader and another to everyone else.
-    """
-    expected_sender = f"{header.sender.user}@{header.sender.organisation}"
-    if content.sender != expected_sender or content.marking != header.marking:
-        raise EnvelopeInconsistent(
-            "The message's sender or marking does not match its signed envelope header."
-        )
-
-
-def _local_names(conn: Connection, org: str) -> set[str]:
-    people = conn.execute(
-        sa.select(api_tokens.c.account).where(
-            api_tokens.c.organisation == org,
-            api_tokens.c.account_kind == "user",
-            api_tokens.c.revoked_at.is_(None),
-        )
-    ).scalars()
-    shared = conn.execute(
-        sa.select(mailboxes.c.name).where(mailboxes.c.organisation == org)
-    ).scalars()
-    # People who only use the web pages have no token, but are addressable all the same.
-    web = conn.execute(
-        sa.select(web_users.c.username).where(
-            web_users.c.organisation == org, web_users.c.disabled_at.is_(None)
-        )
-    ).scalars()
-    return set(people) | set(shared) | set(web)
 
 
 def _refuse(
