@@ -70,6 +70,14 @@ from gcx.crypto._tls import (
     server_context,
 )
 from gcx.crypto._tokens import hash_token, new_token, random_id, sha256_hex, token_matches
+from gcx.crypto._transfer import (
+    SealedTransfer,
+    TransferKey,
+    TransferSealer,
+    open_transfer,
+    sign_transfer_receipt,
+    verify_transfer_receipt,
+)
 from gcx.crypto._webauthn import (
     RegisteredKey,
     credential_id_of,
@@ -101,8 +109,11 @@ __all__ = [
     "RegisteredKey",
     "SealedEnvelope",
     "SealedFile",
+    "SealedTransfer",
     "SigningKey",
     "StreamCipher",
+    "TransferKey",
+    "TransferSealer",
     "VerifyKey",
     "build_enrolment_request",
     "client_context",
@@ -130,6 +141,7 @@ __all__ = [
     "open_envelope",
     "open_metadata",
     "open_secret",
+    "open_transfer",
     "pae",
     "parse_enrolment_request",
     "password_matches",
@@ -152,6 +164,7 @@ __all__ = [
     "sha256_hex",
     "sign_document",
     "sign_receipt",
+    "sign_transfer_receipt",
     "signature_key_ids",
     "token_matches",
     "totp_code",
@@ -169,4 +182,5 @@ __all__ = [
     "verify_key_registration",
     "verify_key_sign_in",
     "verify_receipt",
+    "verify_transfer_receipt",
 ]

@@ -17,6 +17,7 @@ from gcx.gateway.services.backend import BackendClient, HttpBackendClient
 from gcx.gateway.tokens import TokenService
 from gcx.store import Database, open_database
 from gcx.store.blobs import BlobStore, FileBlobStore
+from gcx.store.transfer_files import ChunkStore, TransferFiles
 
 
 @dataclass
@@ -30,6 +31,8 @@ class Gateway:
     blobs: BlobStore
     # How the provider side of a service call reaches an organisation's backend.
     service_backend: BackendClient
+    # Where bulk transfers' uploads and chunks live, beside the message blob store.
+    chunks: ChunkStore
 
     @classmethod
     def open(cls, config: GatewayConfig, clock: Clock | None = None) -> Gateway:
@@ -39,7 +42,8 @@ class Gateway:
         keeper = DirectoryKeeper(db, keys.anchor, config.network, clock)
         tokens = TokenService(db, list(config.organisations), clock)
         blobs = FileBlobStore(config.home / "blobs")
-        return cls(config, db, keys, keeper, tokens, clock, blobs, HttpBackendClient())
+        chunks = TransferFiles(config.home / "blobs" / "transfers")
+        return cls(config, db, keys, keeper, tokens, clock, blobs, HttpBackendClient(), chunks)
 
     def record(
         self, *, actor: str, action: str, subject: str, details: dict[str, Any] | None = None

@@ -16,7 +16,11 @@ half-received is ever presented as complete. An upload holds the sender's
 plaintext, so every file here is 0600 and every folder 0700, whatever the
 umask (gcx.private_files).
 
-An S3-compatible adapter is future work (see docs/transfers.md).
+:class:`ChunkStore` is the port the gateway's transfer code uses, as
+:class:`gcx.store.blobs.BlobStore` is for message parts; the runtime
+(:mod:`gcx.gateway.runtime`) chooses the adapter, and :class:`TransferFiles`
+is the filesystem one. An S3-compatible adapter is future work (see
+docs/transfers.md).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from gcx.errors import NotFound, StorageFull
 from gcx.private_files import create_private, open_private, private_dir
@@ -54,7 +59,28 @@ def _disk_errors() -> Iterator[None]:
         raise
 
 
+class ChunkStore(Protocol):
+    """Uploads being appended to, and transfers' chunks in their areas (out, incoming, received)."""
+
+    def free_bytes(self) -> tuple[int, int]: ...
+    def spool_dir(self) -> Path: ...
+    def upload_path(self, upload_id: str) -> Path: ...
+    def create_upload(self, upload_id: str) -> None: ...
+    def upload_size(self, upload_id: str) -> int: ...
+    def truncate_upload(self, upload_id: str, offset: int) -> None: ...
+    def delete_upload(self, upload_id: str) -> None: ...
+    def write_chunk(self, area: str, transfer_id: str, number: int, data: bytes) -> None: ...
+    def read_chunk(self, area: str, transfer_id: str, number: int) -> bytes: ...
+    def chunks_held(self, area: str, transfer_id: str) -> set[int]: ...
+    def chunk_sha256(self, area: str, transfer_id: str, number: int) -> str: ...
+    def publish(self, transfer_id: str) -> None: ...
+    def is_published(self, transfer_id: str) -> bool: ...
+    def delete(self, area: str, transfer_id: str) -> None: ...
+
+
 class TransferFiles:
+    """The filesystem adapter of :class:`ChunkStore`."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         for name in ("uploads", "out", "incoming", "received"):
@@ -74,6 +100,10 @@ class TransferFiles:
         return stats.f_bavail * stats.f_frsize, stats.f_blocks * stats.f_frsize
 
     # -- uploads ------------------------------------------------------------------
+
+    def spool_dir(self) -> Path:
+        """Where a web form's files are spooled (private, on the uploads' disk) before use."""
+        return self.root / "uploads"
 
     def upload_path(self, upload_id: str) -> Path:
         return self.root / "uploads" / self._check(upload_id)

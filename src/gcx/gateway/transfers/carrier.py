@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
-from gcx.errors import DirectoryError, GcxError, ReceiptInvalid
+from gcx.errors import DirectoryError, GcxError, ReceiptInvalid, SignatureInvalid
 from gcx.gateway.exchange import outbox
 from gcx.gateway.exchange.carrier import receiving_gateway
 from gcx.gateway.exchange.outcomes import Outcomes
@@ -41,7 +41,6 @@ from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
 from gcx.protocol import strict_json
 from gcx.protocol.delivery import FINAL_STATES, DeliveryEvent, DeliveryState
-from gcx.protocol.transfer import RECEIPT_TYPE, TransferReceipt, check_receipt
 from gcx.store import iso, parse_iso
 from gcx.store.schema import outbox as outbox_table
 from gcx.store.schema import receipts
@@ -317,21 +316,17 @@ class TransferCarrier:
                 holder = directory.organisation(org)
                 if holder is None or not holder.signing_key:
                     continue
-                key = crypto.VerifyKey.from_b64(holder.signing_key)
                 try:
-                    payload = crypto.verify_document(
-                        document, RECEIPT_TYPE, {crypto.key_id(key): key}
+                    crypto.verify_transfer_receipt(
+                        document,
+                        crypto.VerifyKey.from_b64(holder.signing_key),
+                        transfer_id=entry.subject_id,
+                        manifest_digest=outgoing.manifest_digest,
+                        organisation=org,
+                        files=expected,
                     )
-                except GcxError:
-                    continue
-                receipt = TransferReceipt.from_bytes(payload)
-                check_receipt(
-                    receipt,
-                    transfer_id=entry.subject_id,
-                    manifest_digest=outgoing.manifest_digest,
-                    organisation=org,
-                    files=expected,
-                )
+                except SignatureInvalid:
+                    continue  # signed by another recipient: tried against its key in turn
                 found[org] = document
         if set(found) != set(entry.organisations):
             raise ReceiptInvalid(

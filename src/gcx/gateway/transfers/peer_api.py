@@ -61,7 +61,6 @@ from gcx.protocol import directory as dirproto
 from gcx.protocol import strict_json
 from gcx.protocol.transfer import (
     PAYLOAD_TYPE,
-    RECEIPT_TYPE,
     ReceiptFile,
     TransferManifest,
     TransferMetadata,
@@ -294,11 +293,8 @@ def complete_transfer(gateway: Gateway, peer_name: str, transfer_id: str) -> lis
     documents: dict[str, bytes] = {}
     for org in hosted:
         keys = gateway.keys.organisations[org]
-        sealed = next(k for k in manifest.keys if k.organisation == org)
-        content_key = crypto.open_content_key(sealed.sealed_key, keys.encryption, transfer_id, org)
-        metadata = TransferMetadata.from_bytes(
-            crypto.open_metadata(content_key, transfer_id, manifest.metadata)
-        )
+        opened = crypto.open_transfer(manifest, org, keys.encryption)
+        metadata = TransferMetadata.from_bytes(opened.metadata())
         if not metadata.matches(manifest):
             raise TransferRefused("The transfer's encrypted metadata does not match its manifest.")
         receipt = TransferReceipt(
@@ -312,9 +308,7 @@ def complete_transfer(gateway: Gateway, peer_name: str, transfer_id: str) -> lis
                 for f in metadata.files
             ),
         )
-        documents[org] = crypto.sign_document(
-            RECEIPT_TYPE, receipt.to_bytes(), keys.signing, crypto.key_id(keys.signing.public)
-        )
+        documents[org] = crypto.sign_transfer_receipt(receipt, keys.signing)
     with gateway.db.transaction() as conn:
         retention = min(policy_for(conn, gateway, org).retention_days for org in hosted)
         updated = conn.execute(

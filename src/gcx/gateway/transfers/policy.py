@@ -24,7 +24,7 @@ from gcx.protocol import strict_json
 from gcx.protocol.transfer import TransferManifest
 from gcx.store import iso
 from gcx.store.schema_transfers import transfer_policies, transfers, uploads
-from gcx.store.transfer_files import TransferFiles
+from gcx.store.transfer_files import ChunkStore
 
 RECEIVING_ROLES = frozenset({"staff", "system"})
 # The kinds of a transfer's receipts in the one receipt store: the receipts a
@@ -42,8 +42,9 @@ class Policy:
     retention_days: float
 
 
-def transfer_files(gateway: Gateway) -> TransferFiles:
-    return TransferFiles(gateway.config.home / "blobs" / "transfers")
+def transfer_files(gateway: Gateway) -> ChunkStore:
+    """The gateway's chunk store (the adapter is chosen in :mod:`gcx.gateway.runtime`)."""
+    return gateway.chunks
 
 
 def stored_manifest(document: bytes) -> TransferManifest:
@@ -135,7 +136,7 @@ def storage_used(conn: Connection, organisation: str) -> int:
     return int(used)
 
 
-def check_space(gateway: Gateway, files: TransferFiles, needed: int) -> None:
+def check_space(gateway: Gateway, files: ChunkStore, needed: int) -> None:
     free, capacity = files.free_bytes()
     # The reserve keeps the disk from filling to the last byte (the database
     # and audit log share it); on a small volume it is at most 5% of it.

@@ -17,19 +17,27 @@ from sqlalchemy.engine import Connection
 
 from gcx import crypto
 from gcx.errors import NotFound, TransferUnreadable
+from gcx.gateway.exchange import outbox
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
-from gcx.gateway.transfers.policy import RECEIVING_ROLES, stored_manifest, transfer_files
+from gcx.gateway.transfers.downloads import mark_downloaded
+from gcx.gateway.transfers.policy import (
+    ISSUED_RECEIPT_KIND,
+    RECEIPT_KIND,
+    RECEIVING_ROLES,
+    stored_manifest,
+    transfer_files,
+)
 from gcx.protocol.transfer import TransferManifest, TransferMetadata
-from gcx.store.schema_transfers import deliveries, transfer_receipts, transfers
+from gcx.store.schema import receipts
+from gcx.store.schema_transfers import transfers
 
 
-def _receipts(conn: Connection, transfer_id: str, direction: str) -> list[dict[str, Any]]:
+def _receipts(conn: Connection, transfer_id: str, kind: str) -> list[dict[str, Any]]:
     rows = conn.execute(
-        sa.select(transfer_receipts).where(
-            transfer_receipts.c.transfer_id == transfer_id,
-            transfer_receipts.c.direction == direction,
-        )
+        sa.select(receipts)
+        .where(receipts.c.subject_id == transfer_id, receipts.c.kind == kind)
+        .order_by(receipts.c.id)
     ).all()
     return [
         {
@@ -59,9 +67,6 @@ def transfer_status(gateway: Gateway, caller: Caller, transfer_id: str) -> dict[
         }
         out = rows.get("out")
         if out is not None and can_see_outgoing(caller, out):
-            held = conn.execute(
-                sa.select(deliveries).where(deliveries.c.transfer_id == transfer_id)
-            ).all()
             return {
                 "id": transfer_id,
                 "direction": "out",
@@ -74,23 +79,13 @@ def transfer_status(gateway: Gateway, caller: Caller, transfer_id: str) -> dict[
                 "manifest_digest": out.manifest_digest,
                 "created_at": out.created_at,
                 "completed_at": out.completed_at,
-                "deliveries": [
-                    {
-                        "gateway": d.peer_gateway,
-                        "organisations": d.organisations,
-                        "state": d.state,
-                        "attempts": d.attempts,
-                        "chunks_held": d.chunks_held,
-                        "last_error": d.last_error,
-                    }
-                    for d in held
-                ],
-                "receipts": _receipts(conn, transfer_id, "out"),
+                "deliveries": outbox.states_for(conn, transfer_id, outbox.TRANSFER),
+                "receipts": _receipts(conn, transfer_id, RECEIPT_KIND),
             }
         incoming = rows.get("in")
         if incoming is None or not can_see_incoming(caller, incoming.recipients):
             raise NotFound("No transfer with that identifier is visible to you.")
-        receipts = _receipts(conn, transfer_id, "in")
+        issued = _receipts(conn, transfer_id, ISSUED_RECEIPT_KIND)
     body: dict[str, Any] = {
         "id": transfer_id,
         "direction": "in",
@@ -105,7 +100,7 @@ def transfer_status(gateway: Gateway, caller: Caller, transfer_id: str) -> dict[
         "completed_at": incoming.completed_at,
         "retain_until": incoming.retain_until,
         "status_message": incoming.status_message,
-        "receipts": receipts,
+        "receipts": issued,
     }
     if incoming.state == "complete":
         _, metadata, _ = open_incoming(gateway, caller, transfer_id)
@@ -115,8 +110,9 @@ def transfer_status(gateway: Gateway, caller: Caller, transfer_id: str) -> dict[
 
 def open_incoming(
     gateway: Gateway, caller: Caller, transfer_id: str
-) -> tuple[TransferManifest, TransferMetadata, bytes]:
-    """The manifest, decrypted metadata and content key of a complete received transfer."""
+) -> tuple[TransferManifest, TransferMetadata, crypto.TransferKey]:
+    """The manifest, decrypted metadata and key (for the caller's organisation) of a complete
+    received transfer."""
     with gateway.db.read() as conn:
         row = conn.execute(
             sa.select(transfers).where(transfers.c.id == transfer_id, transfers.c.direction == "in")
@@ -124,22 +120,16 @@ def open_incoming(
     if row is None or not can_see_incoming(caller, row.recipients) or row.state != "complete":
         raise NotFound("No complete transfer with that identifier is visible to you.")
     manifest = stored_manifest(row.manifest)
-    sealed = next(k for k in manifest.keys if k.organisation == caller.organisation)
     org_key = gateway.keys.organisations[caller.organisation].encryption
-    content_key = crypto.open_content_key(
-        sealed.sealed_key, org_key, transfer_id, caller.organisation
-    )
-    metadata = TransferMetadata.from_bytes(
-        crypto.open_metadata(content_key, transfer_id, manifest.metadata)
-    )
-    return manifest, metadata, content_key
+    key = crypto.open_transfer(manifest, caller.organisation, org_key)
+    return manifest, TransferMetadata.from_bytes(key.metadata()), key
 
 
 def decrypted_segments(
     gateway: Gateway,
     manifest: TransferManifest,
     metadata: TransferMetadata,
-    content_key: bytes,
+    key: crypto.TransferKey,
     index: int,
 ) -> Iterator[bytes]:
     """Plaintext of file ``index``, one segment at a time; checks its SHA-256 at the end.
@@ -150,7 +140,7 @@ def decrypted_segments(
     """
     entry = manifest.files[index]
     expected = metadata.files[index].sha256
-    cipher = crypto.StreamCipher(content_key, manifest.id, index, bytes.fromhex(entry.nonce_prefix))
+    cipher = key.file_cipher(index)
     files = transfer_files(gateway)
     digest = hashlib.sha256()
     for segment in range(entry.chunks):
@@ -169,3 +159,5 @@ def record_download(gateway: Gateway, caller: Caller, transfer_id: str, index: i
         subject=transfer_id,
         details={"file": index},
     )
+    # After the audit entry: the lists' "new" or "downloaded" follows the record.
+    mark_downloaded(gateway, caller, transfer_id)

@@ -42,15 +42,12 @@ from gcx.gateway.transfers.policy import (
     transfer_files,
 )
 from gcx.gateway.transfers.uploads import upload_state
-from gcx.protocol.envelope import SealedKey, Sender
+from gcx.protocol.envelope import Sender
 from gcx.protocol.marking import parse_marking
 from gcx.protocol.message import check_file_name
 from gcx.protocol.transfer import (
     DEFAULT_TTL,
-    PAYLOAD_TYPE,
     FileMetadata,
-    TransferFile,
-    TransferManifest,
     TransferMetadata,
 )
 from gcx.protocol.validation import refusal
@@ -59,7 +56,7 @@ from gcx.store.schema_transfers import (
     transfers,
     uploads,
 )
-from gcx.store.transfer_files import TransferFiles
+from gcx.store.transfer_files import ChunkStore
 
 
 def recipient_keys(gateway: Gateway, to: list[str]) -> dict[str, crypto.EncryptionPublicKey]:
@@ -107,11 +104,9 @@ def preflight(
 # -- making a transfer ------------------------------------------------------------------
 
 
-def _chunk_writer(
-    files: TransferFiles, transfer_id: str, first: int
-) -> Callable[[int, bytes], None]:
-    def write(segment: int, data: bytes) -> None:
-        files.write_chunk("out", transfer_id, first + segment, data)
+def _chunk_writer(files: ChunkStore, transfer_id: str) -> Callable[[int, bytes], None]:
+    def write(number: int, data: bytes) -> None:
+        files.write_chunk("out", transfer_id, number, data)
 
     return write
 
@@ -161,34 +156,12 @@ def create_transfer(
     check_space(gateway, files, sum(sizes))
 
     transfer_id = secrets.token_hex(16)
-    content_key = crypto.new_content_key()
-    segment = gateway.config.transfer_segment_bytes
-    entries: list[TransferFile] = []
+    sealer = crypto.TransferSealer(transfer_id, gateway.config.transfer_segment_bytes)
     described: list[FileMetadata] = []
-    chunk_digests: list[str] = []
     try:
         for index, (state, name) in enumerate(zip(states, chosen, strict=True)):
-            first = len(chunk_digests)
             with files.upload_path(state.id).open("rb") as source:
-                sealed = crypto.encrypt_file(
-                    source,
-                    state.length,
-                    content_key=content_key,
-                    transfer_id=transfer_id,
-                    index=index,
-                    segment_size=segment,
-                    write_chunk=_chunk_writer(files, transfer_id, first),
-                )
-            entries.append(
-                TransferFile(
-                    index=index,
-                    size=sealed.size,
-                    nonce_prefix=sealed.nonce_prefix,
-                    first_chunk=first,
-                    chunks=len(sealed.chunk_sha256),
-                )
-            )
-            chunk_digests.extend(sealed.chunk_sha256)
+                sealed = sealer.add_file(source, state.length, _chunk_writer(files, transfer_id))
             described.append(
                 FileMetadata(
                     index=index,
@@ -211,29 +184,16 @@ def create_transfer(
         raise
     now = gateway.clock.now()
     metadata = TransferMetadata(files=tuple(described), note=note or None)
-    manifest = TransferManifest(
-        id=transfer_id,
+    sealed_transfer = sealer.seal(
         sender=Sender(organisation=caller.organisation, user=caller.account),
-        recipients=tuple(to),
+        recipients=keys,
         marking=decision.marking,
         created_at=now,
         expires_at=now + DEFAULT_TTL,
-        segment_size=segment,
-        keys=tuple(
-            SealedKey(
-                organisation=org,
-                sealed_key=crypto.seal_content_key(content_key, public, transfer_id, org),
-            )
-            for org, public in keys.items()
-        ),
-        metadata=crypto.seal_metadata(content_key, transfer_id, metadata.to_bytes()),
-        files=tuple(entries),
-        chunks=tuple(chunk_digests),
+        metadata=metadata.to_bytes(),
+        signing_key=gateway.keys.organisations[caller.organisation].signing,
     )
-    own = gateway.keys.organisations[caller.organisation].signing
-    document = crypto.sign_document(
-        PAYLOAD_TYPE, manifest.to_bytes(), own, crypto.key_id(own.public)
-    )
+    manifest, document = sealed_transfer.manifest, sealed_transfer.document
     directory = gateway.directory.current()
     by_gateway: dict[str, list[str]] = {}
     for org in to:
@@ -255,7 +215,7 @@ def create_transfer(
                 files=[f.model_dump() for f in described],
                 ciphertext_bytes=manifest.ciphertext_bytes,
                 plaintext_bytes=manifest.plaintext_bytes,
-                chunk_count=len(chunk_digests),
+                chunk_count=len(manifest.chunks),
                 state="sending",
                 created_at=iso(now),
                 updated_at=iso(now),

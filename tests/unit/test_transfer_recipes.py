@@ -1,0 +1,107 @@
+"""The transfer recipes: what gateway code seals, opens and receipts a transfer with."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+
+import pytest
+
+from gcx import crypto
+from gcx.errors import ReceiptInvalid, SignatureInvalid, TransferUnreadable
+from gcx.protocol.envelope import Sender
+from gcx.protocol.transfer import PAYLOAD_TYPE, ReceiptFile, TransferManifest, TransferReceipt
+
+NOW = dt.datetime(2026, 12, 6, 9, 0, tzinfo=dt.UTC)
+TID = "ab" * 16
+SEGMENT = 64 * 1024
+FILES = [b"first file " * 10_000, b"", b"x" * SEGMENT]
+
+
+def _sealed() -> tuple[crypto.SealedTransfer, dict[int, bytes], crypto.EncryptionKey, list[str]]:
+    sender = crypto.SigningKey.generate()
+    council, police = crypto.EncryptionKey.generate(), crypto.EncryptionKey.generate()
+    chunks: dict[int, bytes] = {}
+    sealer = crypto.TransferSealer(TID, SEGMENT)
+    digests = []
+    for data in FILES:
+        sealed = sealer.add_file(io.BytesIO(data), len(data), chunks.__setitem__)
+        digests.append(sealed.sha256)
+    transfer = sealer.seal(
+        sender=Sender(organisation="DWP", user="clerk"),
+        recipients={"E09000030": council.public, "MPS": police.public},
+        marking="OFFICIAL-SENSITIVE",
+        created_at=NOW,
+        expires_at=NOW + dt.timedelta(days=7),
+        metadata=b'{"files": "as the caller writes them"}',
+        signing_key=sender,
+    )
+    # The document is the manifest, signed by the sender, in the form gcx verifies.
+    payload = crypto.verify_document(
+        transfer.document, PAYLOAD_TYPE, {crypto.key_id(sender.public): sender.public}
+    )
+    assert TransferManifest.from_bytes(payload) == transfer.manifest
+    return transfer, chunks, council, digests
+
+
+def test_sealed_files_open_for_each_recipient_and_only_for_them() -> None:
+    """Chunks are numbered across the transfer; each file opens whole for a recipient, and
+    another organisation's key opens nothing."""
+    transfer, chunks, council, digests = _sealed()
+    manifest = transfer.manifest
+    assert sorted(chunks) == list(range(len(manifest.chunks)))
+    assert [hashlib.sha256(chunks[n]).hexdigest() for n in sorted(chunks)] == list(manifest.chunks)
+    key = crypto.open_transfer(manifest, "E09000030", council)
+    assert key.metadata() == b'{"files": "as the caller writes them"}'
+    for index, data in enumerate(FILES):
+        entry = manifest.files[index]
+        cipher = key.file_cipher(index)
+        opened = b"".join(
+            cipher.open(s, chunks[entry.first_chunk + s], last=s == entry.chunks - 1)
+            for s in range(entry.chunks)
+        )
+        assert opened == data and hashlib.sha256(opened).hexdigest() == digests[index]
+    with pytest.raises(TransferUnreadable):
+        crypto.open_transfer(manifest, "MPS", council)
+    with pytest.raises(TransferUnreadable):
+        crypto.open_transfer(manifest, "HMRC", council)
+
+
+def test_a_file_of_the_wrong_length_is_refused() -> None:
+    sealer = crypto.TransferSealer(TID, SEGMENT)
+    with pytest.raises(ValueError):
+        sealer.add_file(io.BytesIO(b"short"), 10, lambda _n, _d: None)
+
+
+def test_transfer_receipts_verify_only_for_what_was_sent() -> None:
+    """A recipient's signed receipt verifies against its key for exactly these files; another
+    key, another transfer or another list of files is refused."""
+    recipient = crypto.SigningKey.generate()
+    files = (("case.pdf", 10, "0" * 64),)
+    receipt = TransferReceipt(
+        transfer_id=TID,
+        manifest_digest="sha256:" + "1" * 64,
+        recipient="MPS",
+        gateway="gw-police",
+        received_at=NOW,
+        files=(ReceiptFile(index=0, name="case.pdf", size=10, sha256="0" * 64),),
+    )
+    document = crypto.sign_transfer_receipt(receipt, recipient)
+    expected = {
+        "transfer_id": TID,
+        "manifest_digest": "sha256:" + "1" * 64,
+        "organisation": "MPS",
+        "files": files,
+    }
+    assert crypto.verify_transfer_receipt(document, recipient.public, **expected) == receipt
+    with pytest.raises(SignatureInvalid):
+        crypto.verify_transfer_receipt(document, crypto.SigningKey.generate().public, **expected)
+    with pytest.raises(ReceiptInvalid):
+        crypto.verify_transfer_receipt(
+            document, recipient.public, **{**expected, "transfer_id": "cd" * 16}
+        )
+    with pytest.raises(ReceiptInvalid):
+        crypto.verify_transfer_receipt(
+            document, recipient.public, **{**expected, "files": (("case.pdf", 11, "0" * 64),)}
+        )
