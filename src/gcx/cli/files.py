@@ -11,6 +11,9 @@ time left. ``--wait`` waits for every recipient's signed receipt.
 ``gcx file get`` downloads each file to ``NAME.partial`` in the target
 folder, checks its SHA-256 against the one the transfer lists, and only then
 renames it into place.
+
+This module is over 400 lines because resumable upload (state file, tus
+offsets, progress) and verified download are one command group's two halves.
 """
 
 from __future__ import annotations

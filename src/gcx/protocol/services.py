@@ -17,6 +17,10 @@ Theory of operation for one call (``docs/services.md`` has the wire format):
 
 Everything here is pure: it takes ``now`` (or a monotonic reading) and data,
 and returns decisions or raises gcx errors.
+
+This module is over 400 lines because the call document, the access rights and
+the rate limits are judged together for every call; they are the one sans-IO
+decision about a service call and are kept side by side.
 """
 
 from __future__ import annotations

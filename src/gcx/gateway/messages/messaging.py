@@ -12,6 +12,11 @@ system's token); to ``system@ORG`` by that system's token; to ``ORG`` (the
 whole organisation) by the organisation's administrators, who route it. The
 sender may read their own sent items: the envelope's content key is also
 sealed to the sending organisation for that purpose.
+
+This module is over 400 lines because it is one class, :class:`Messaging`, whose
+send, read, status and recall steps share the access rules (:meth:`readable_copy`,
+the mailbox membership checks); split apart, each part would carry its own copy
+of who may see what, which is the rule that must not drift.
 """
 
 from __future__ import annotations

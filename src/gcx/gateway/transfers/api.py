@@ -8,6 +8,10 @@ appends (answered 204 with the new offset), ``DELETE`` ends it. Each PATCH is
 fsynced and its offset recorded before it is answered; if the connection drops
 mid-PATCH, the bytes received so far are kept, so a client resumes from the
 offset HEAD reports, after a dropped connection or a gateway restart alike.
+
+This module is over 400 lines because it holds the whole tus protocol surface
+(creation, offsets, termination, its headers and refusals) beside the transfer
+routes that consume uploads; the tus header rules are kept in one place.
 """
 
 from __future__ import annotations
