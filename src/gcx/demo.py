@@ -370,4 +370,10 @@ def _print_serving(network: LocalNetwork, path: Path, ready: float) -> None:
                 f"    {roles:<17} {person['username']:<26} password {person['password']}  "
                 f"2FA secret {person['totp_secret']}{org}"
             )
+    if {"tower-hamlets", "dwp"} <= set(network.web_users):
+        click.echo(
+            "\n  To try it: sign in to tower-hamlets as benefits.officer, open the Address book,"
+            "\n  search for Claims and write to Claims Processor at DWP; sign in to dwp as"
+            "\n  claims.processor to read it and reply."
+        )
     click.echo(f"\n  details, tokens and TLS file paths: {path}")
