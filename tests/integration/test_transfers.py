@@ -22,8 +22,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 from gcx.localnet import LocalNetwork
+from gcx.store import Database
+from gcx.store.db import _MIGRATIONS
 
 from .conftest import NetworkFactory
 from .fault_gateway import fault_program
@@ -361,3 +366,77 @@ async def test_full_disk_stops_with_a_clear_status_and_resumes_when_freed(
         _get_and_check(network, transfer_id, tmp_path / "out", [source])
     finally:
         subprocess.run(["umount", "-l", str(area)], check=False)
+
+
+def _downgrade_to_0013(db_url: str) -> None:
+    """Bring a stopped gateway's database back to the schema before the one exchange."""
+    database = Database(db_url)
+    try:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0013_control_outbox")
+    finally:
+        database.dispose()
+
+
+def _old_tables(db_url: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    database = Database(db_url)
+    try:
+        with database.engine.connect() as connection:
+            waiting = connection.execute(
+                sa.text("SELECT transfer_id, state FROM transfer_deliveries ORDER BY id")
+            ).all()
+            held = connection.execute(
+                sa.text("SELECT transfer_id, direction FROM transfer_receipts ORDER BY id")
+            ).all()
+    finally:
+        database.dispose()
+    return [tuple(r) for r in waiting], [tuple(r) for r in held]
+
+
+async def test_a_gateway_upgraded_in_place_finishes_the_work_its_old_schema_held(
+    network: LocalNetwork, tmp_path: Path
+) -> None:
+    """The sender's database is taken back to migration 0013 (its own transfer delivery and
+    receipt tables) while it holds a finished transfer and one still waiting for a receiver
+    that is down; started again, the gateway upgrades it in place, keeps the finished one's
+    receipts and delivers the waiting one, once and intact."""
+    finished_source = _file(tmp_path, "finished.bin", 2 * MIB)
+    result = await asyncio.to_thread(_send, network, finished_source, wait=True)
+    assert result.returncode == 0, result.stderr
+    finished = json.loads(result.stdout)["id"]
+
+    council, dwp = network.gateways["tower-hamlets"], network.gateways["dwp"]
+    network.stop_process(council.process)
+    waiting_source = _file(tmp_path, "waiting.bin", 3 * MIB)
+    result = await asyncio.to_thread(_send, network, waiting_source)
+    assert result.returncode == 0, result.stderr
+    waiting = json.loads(result.stdout)["id"]
+
+    async def tried() -> None:
+        (delivery,) = (await _status(network, "dwp", waiting))["deliveries"]
+        assert delivery["state"] == "retrying", delivery
+
+    await eventually(tried, timeout=60, what="the sender retrying while the receiver is down")
+    network.stop_process(dwp.process)
+    await asyncio.to_thread(_downgrade_to_0013, dwp.config.db_url)
+    old_waiting, old_receipts = _old_tables(dwp.config.db_url)
+    assert (waiting, "retrying") in old_waiting and (finished, "receipted") in old_waiting
+    assert (finished, "out") in old_receipts
+
+    network.start_gateway("tower-hamlets")
+    network.start_gateway("dwp")
+    await network.wait_for_gateway("tower-hamlets")
+    await network.wait_for_gateway("dwp")
+    done = await _wait_complete(network, waiting)
+    assert [r["organisation"] for r in done["receipts"]] == [COUNCIL]
+    kept = await _status(network, "dwp", finished)
+    assert kept["state"] == "complete"
+    assert [r["organisation"] for r in kept["receipts"]] == [COUNCIL]
+    assert [d["state"] for d in kept["deliveries"]] == ["delivered"]
+    with audit_log(council.config.db_url) as log:
+        received = [e for e in log.entries("transfer.received") if e.subject == waiting]
+    assert len(received) == 1
+    _get_and_check(network, waiting, tmp_path / "out", [waiting_source])
