@@ -14,8 +14,9 @@ request before sending. Start a gateway through this program with
   again;
 * ``--chunk-delay SECONDS`` waits before sending each chunk, to widen the
   window for killing a process mid-transfer;
-* ``--hold PATH=GATE`` holds every request to the peer path ``PATH`` until
-  the file ``GATE`` exists, and creates ``GATE.waiting`` while it holds one,
+* ``--hold PATH=GATE`` holds every request to a peer path matching ``PATH``
+  (a shell-style pattern: ``/peer/v1/transfers/*/chunks/20``) until the file
+  ``GATE`` exists, and creates ``GATE.waiting`` while it holds one,
   so a test can stop a request at a known step, act, and then let it go (or
   kill the process while it is held) without guessing at timing.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fnmatch
 import logging
 import re
 import sys
@@ -69,7 +71,7 @@ class ChunkFaults:
         self._corrupted: set[tuple[str, int]] = set()
 
     async def outgoing(self, method: str, path: str, body: bytes) -> bytes:
-        gate = self.hold.get(path)
+        gate = next((g for p, g in self.hold.items() if fnmatch.fnmatchcase(path, p)), None)
         if gate is not None:
             waiting_marker(gate).touch()
             while not gate.exists():

@@ -31,7 +31,7 @@ from gcx.store import Database
 from gcx.store.db import _MIGRATIONS
 
 from .conftest import NetworkFactory
-from .fault_gateway import fault_program
+from .fault_gateway import fault_program, waiting_marker
 from .netutil import HTTP_TIMEOUT, audit_log, eventually, http, log_tails
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -281,10 +281,13 @@ async def test_changed_chunk_is_detected_and_sent_again(
 async def _kill_mid_transfer(
     network: LocalNetwork, tmp_path: Path, victim: str, size: int
 ) -> tuple[str, Path]:
-    """Send with a per-chunk delay, SIGKILL ``victim`` once some chunks are held, restart it."""
+    """Send with one chunk held back at the sender, SIGKILL ``victim`` once the receiver holds
+    some chunks (it cannot complete while that chunk is held), restart it."""
     dwp = network.gateways["dwp"]
+    gate = tmp_path / f"release-{victim}"
     network.stop_process(dwp.process)
-    network.start_gateway("dwp", program=fault_program(chunk_delay=0.1))
+    program = fault_program(hold={"/peer/v1/transfers/*/chunks/20": gate})
+    network.start_gateway("dwp", program=program)
     await network.wait_for_gateway("dwp")
     source = _file(tmp_path, f"kill-{victim}.bin", size)
     result = await asyncio.to_thread(_send, network, source)
@@ -294,6 +297,7 @@ async def _kill_mid_transfer(
 
     async def some_held() -> None:
         held = list((incoming / transfer_id).glob("[0-9]*"))
+        assert waiting_marker(gate).exists(), "chunk 20 not yet held at the sender"
         assert len(held) >= 5, f"{len(held)} chunks held"
 
     await eventually(some_held, timeout=60, what="receiver holding some chunks")
@@ -314,7 +318,7 @@ async def test_gateway_killed_mid_transfer_completes_once_with_the_right_hash(
     size = 40 * MIB
     transfer_id, source = await _kill_mid_transfer(network, tmp_path, victim, size)
     if victim == "tower-hamlets":
-        # The sender was slowed; restart it unslowed so the test stays quick.
+        # The sender still holds chunk 20 back; restart it without faults to finish.
         network.stop_process(network.gateways["dwp"].process)
         network.start_gateway("dwp")
         await network.wait_for_gateway("dwp")

@@ -39,6 +39,7 @@ from gcx.errors import NotFound, StorageFull
 from gcx.private_files import create_private, open_private, private_dir
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
+AREAS = ("uploads", "out", "incoming", "received")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -81,9 +82,12 @@ class ChunkStore(Protocol):
 class TransferFiles:
     """The filesystem adapter of :class:`ChunkStore`."""
 
+    # The store is made once, when the gateway starts, and lives as long as it does;
+    # each area folder is made again when it is used, so an operator who mounts a
+    # new filesystem over the store (a bigger disk) does not have to recreate them.
     def __init__(self, root: Path) -> None:
         self.root = root
-        for name in ("uploads", "out", "incoming", "received"):
+        for name in AREAS:
             private_dir(root / name)
 
     @staticmethod
@@ -103,13 +107,14 @@ class TransferFiles:
 
     def spool_dir(self) -> Path:
         """Where a web form's files are spooled (private, on the uploads' disk) before use."""
-        return self.root / "uploads"
+        return private_dir(self.root / "uploads")
 
     def upload_path(self, upload_id: str) -> Path:
         return self.root / "uploads" / self._check(upload_id)
 
     def create_upload(self, upload_id: str) -> None:
         with _disk_errors():
+            private_dir(self.root / "uploads")
             create_private(self.upload_path(upload_id))
 
     def upload_size(self, upload_id: str) -> int:
@@ -173,6 +178,7 @@ class TransferFiles:
         if target.exists():
             return
         _fsync_dir(source)
+        private_dir(target.parent)
         os.replace(source, target)
         _fsync_dir(target.parent)
 
