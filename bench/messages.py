@@ -133,7 +133,7 @@ class ReceiptWatcher:
         """Envelope id -> (received_at as epoch seconds, outcome)."""
         with self._connect() as connection:
             rows = connection.execute(
-                "SELECT envelope_id, received_at, outcome FROM receipts "
+                "SELECT subject_id, received_at, outcome FROM receipts "
                 "WHERE kind = 'delivery' AND id > ?",
                 (self.after_id,),
             ).fetchall()

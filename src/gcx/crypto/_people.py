@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import os
 import secrets
 
@@ -76,10 +77,15 @@ def password_needs_rehash(encoded: str) -> bool:
 
 def dummy_password_check(password: str) -> None:
     """Spend the time a real check would, so an unknown account is not told apart by timing."""
-    password_matches(password, _DUMMY_HASH)
+    password_matches(password, _dummy_hash())
 
 
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy_hash() -> str:
+    # Made on first use rather than at import: every gcx command imports this
+    # module, and an Argon2id hash costs a noticeable part of a second that a
+    # command which never checks a password should not pay.
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def new_totp_secret() -> bytes:

@@ -33,6 +33,44 @@ from gcx.store import iso
 # Runs inside the transaction that ended a row, with the row and its new state.
 Settle = Callable[[Connection, outbox.OutboxEntry, str], None]
 
+# Refusals that will not change if the same bytes are offered again, whatever the
+# kind: the receiver judged the thing itself (its form, signature, times, size),
+# not its own state at the moment.
+FINAL_CODES = frozenset(
+    {
+        "envelope-malformed",
+        "envelope-replayed",
+        "envelope-expired",
+        "envelope-from-future",
+        "signature-invalid",
+        "kind-not-supported",
+        "input-invalid",
+        "transfer-refused",
+        "transfer-unreadable",
+        "quota-exceeded",
+        "peer-refused",
+    }
+)
+# Refusals that say "not now": the receiver may be able to take it later.
+PASSING_CODES = frozenset({"storage-full", "rate-limited", "peer-timeout", "peer-unreachable"})
+# 4xx statuses that mean "try later" rather than "never".
+_PASSING_STATUSES = frozenset({408, 409, 425, 429})
+
+
+def is_final_refusal(code: str, status: int | None = None) -> bool:
+    """Whether a peer's refusal (its code, and HTTP status if there was one) is for good.
+
+    The one judgement every carrier uses. A code says more than a status, so
+    it decides when it is known either way; otherwise a 4xx is final except
+    the "try later" ones, and anything else (5xx, no status) is tried again
+    until the work expires.
+    """
+    if code in PASSING_CODES:
+        return False
+    if code in FINAL_CODES:
+        return True
+    return status is not None and 400 <= status < 500 and status not in _PASSING_STATUSES
+
 
 def action_prefix(kind: str) -> str:
     return "delivery" if kind == outbox.MESSAGE else kind

@@ -25,7 +25,7 @@ from gcx import audit, crypto
 from gcx.errors import DirectoryError, GcxError, PeerUnreachable, ReceiptInvalid
 from gcx.gateway.exchange import outbox
 from gcx.gateway.exchange.carrier import receiving_gateway
-from gcx.gateway.exchange.outcomes import Outcomes
+from gcx.gateway.exchange.outcomes import Outcomes, is_final_refusal
 from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_of
 from gcx.gateway.messages import control
 from gcx.gateway.messages.envelopes import load_envelope, stored_digest
@@ -42,10 +42,6 @@ from gcx.store import iso
 from gcx.store.schema import envelopes, receipts
 
 BATCH_SIZE = 100
-# Refusal codes that will not change on a retry.
-PERMANENT_CODES = frozenset(
-    {"envelope-malformed", "envelope-replayed", "kind-not-supported", "input-invalid"}
-)
 
 
 class MessageCarrier:
@@ -100,9 +96,8 @@ class MessageCarrier:
         for entry, result in zip(entries, results, strict=True):
             if result.get("error"):
                 error = result["error"]
-                self.outcomes.failed(
-                    entry, error, permanent=str(error.get("code")) in PERMANENT_CODES
-                )
+                final = is_final_refusal(str(error.get("code")))
+                self.outcomes.failed(entry, error, permanent=final)
                 continue
             try:
                 held = self._verified_receipts(

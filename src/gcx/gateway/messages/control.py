@@ -32,7 +32,7 @@ from gcx.errors import (
 )
 from gcx.gateway.exchange import outbox
 from gcx.gateway.exchange.carrier import receiving_gateway
-from gcx.gateway.exchange.outcomes import Outcomes
+from gcx.gateway.exchange.outcomes import Outcomes, is_final_refusal
 from gcx.gateway.exchange.peer_client import PeerClient, refusal_of
 from gcx.gateway.messages.peer_api import apply_recall, store_read_receipt
 from gcx.gateway.messages.recall_results import Outcome, judge_recall_answer, judge_recall_results
@@ -164,15 +164,16 @@ def _recall_sent(outcome: Outcome) -> ControlSent:
     return ControlSent(state if why is None else f"{state}: {why}"[:500])
 
 
-def is_final_refusal(error: GcxError) -> bool:
+def _never_taken(error: GcxError) -> bool:
     """Whether sending the same signed document again could never help.
 
-    True for a peer's own 4xx refusal (other than "try later": 408, 429) and
-    for the same checks failing in-process; a transport failure, a 5xx or an
-    answer that is not a gcx refusal is tried again until the row expires.
+    A peer's own refusal is judged as every carrier judges one
+    (:func:`~gcx.gateway.exchange.outcomes.is_final_refusal`); the same checks
+    failing in-process are final too; a transport failure or an answer that is
+    not a gcx refusal is tried again until the row expires.
     """
     if isinstance(error, RemoteRefusal):
-        return 400 <= error.remote_status < 500 and error.remote_status not in (408, 429)
+        return is_final_refusal(error.remote_code, error.remote_status)
     return isinstance(error, InputError | CryptoError)
 
 
@@ -197,7 +198,7 @@ class ControlCarrier:
             try:
                 sent = await send_control(self.gateway, self.peers, peer, directory, entry)
             except GcxError as error:
-                final = is_final_refusal(error)
+                final = _never_taken(error)
                 await run_sync(self.outcomes.failed, entry, error, permanent=final)
                 continue
             await run_sync(self._sent, entry, sent)

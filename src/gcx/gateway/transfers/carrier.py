@@ -33,7 +33,7 @@ from gcx import audit, crypto
 from gcx.errors import DirectoryError, GcxError, ReceiptInvalid, SignatureInvalid
 from gcx.gateway.exchange import outbox
 from gcx.gateway.exchange.carrier import receiving_gateway
-from gcx.gateway.exchange.outcomes import Outcomes
+from gcx.gateway.exchange.outcomes import Outcomes, is_final_refusal
 from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_code, refusal_of
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.transfers.policy import RECEIPT_KIND, stored_manifest, transfer_files
@@ -51,19 +51,6 @@ log = logging.getLogger("gcx.gateway.transfers")
 # Transfers one worker carries at once (each with its own chunks in flight).
 MAX_TRANSFERS_IN_FLIGHT = 2
 CHUNK_RESENDS = 3
-# Refusals that will not change if the same manifest is offered again.
-PERMANENT_CODES = frozenset(
-    {
-        "envelope-malformed",
-        "envelope-expired",
-        "envelope-from-future",
-        "signature-invalid",
-        "transfer-refused",
-        "quota-exceeded",
-        "transfer-unreadable",
-        "peer-refused",
-    }
-)
 
 
 # Private control flow inside one try, not a gcx error: it carries the reason
@@ -207,8 +194,7 @@ class TransferCarrier:
                 f"The receiving gateway is out of space: {message}",
                 permanent=False,
             )
-        permanent = code in PERMANENT_CODES or answer.status in (400, 403, 413)
-        raise _TryFailed(code, message, permanent=permanent)
+        raise _TryFailed(code, message, permanent=is_final_refusal(code, answer.status))
 
     async def _deliver(self, entry: outbox.OutboxEntry) -> dict[str, bytes]:
         gateway = self.gateway
