@@ -120,6 +120,10 @@ class ExchangeWorker:
                     )
         except Exception:
             log.exception("claiming exchange work failed; trying again shortly")
+        # A row this worker still carries can come back if a renewal was late (the
+        # database stalled past the lease): the claim has taken its lease again, and
+        # the carrier already at work on it goes on; it is not started twice.
+        claimed = [e for e in claimed if e.id not in self._held]
         self._held.update(e.id for e in claimed)
         return claimed
 
