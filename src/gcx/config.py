@@ -132,6 +132,13 @@ class CentralConfig:
     # Wrong passwords allowed from one client address in five minutes, across
     # accounts, before it is refused for a while (gcx.web.throttle).
     web_sign_in_failures_per_address: int = 20
+    # Who people call when they cannot sign in or something is wrong, shown on
+    # every page and on the sign-in help page (gcx.web.site.ServiceDesk). Empty
+    # fields are left out; with none, pages say to contact the IT service desk.
+    service_desk_name: str = ""
+    service_desk_phone: str = ""
+    service_desk_email: str = ""
+    service_desk_hours: str = ""
 
     @classmethod
     def load(cls, home: Path) -> CentralConfig:
@@ -204,6 +211,13 @@ class GatewayConfig:
     oidc_client_secret_file: str | None = None
     oidc_username_claim: str = "preferred_username"
     oidc_provider_name: str = "your organisation"
+    # Who people call when they cannot sign in or something is wrong, shown on
+    # every page and on the sign-in help page (gcx.web.site.ServiceDesk). Empty
+    # fields are left out; with none, pages say to contact the IT service desk.
+    service_desk_name: str = ""
+    service_desk_phone: str = ""
+    service_desk_email: str = ""
+    service_desk_hours: str = ""
 
     @classmethod
     def load(cls, home: Path) -> GatewayConfig:

@@ -33,7 +33,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gcx import listeners
 from gcx.central.client import OperatorClient
@@ -47,6 +47,18 @@ MARKER = ".gcx-localnet"
 ADMIN_SYSTEM = "admin-system"
 # What Python runs for ``gcx``; tests may start a gateway through another program.
 GCX_PROGRAM = ("-m", "gcx.cli.main")
+_Config = TypeVar("_Config", CentralConfig, GatewayConfig)
+
+
+def _with_demo_service_desk(config: _Config) -> _Config:
+    """The service desk the demo's pages name: a drama telephone number, a reserved domain."""
+    return dataclasses.replace(
+        config,
+        service_desk_name="the gcx demo service desk",
+        service_desk_phone="01632 960 000",
+        service_desk_email="service.desk@gcx-demo.example",
+        service_desk_hours="Monday to Friday, 8am to 6pm",
+    )
 
 
 def free_port() -> int:
@@ -262,7 +274,9 @@ class LocalNetwork:
         if self.web:
             self.central_web_port = self._hold("central", "web")
             config = CentralConfig.load(self.central_home)
-            dataclasses.replace(config, web_port=self.central_web_port).save()
+            _with_demo_service_desk(
+                dataclasses.replace(config, web_port=self.central_web_port)
+            ).save()
         self.operator_token = _run_cli(
             ["central", "operator", "add", "--home", str(self.central_home), "operator"], self.env
         ).strip()
@@ -313,7 +327,9 @@ class LocalNetwork:
             directory_poll_seconds=self.poll_seconds,
         )
         if self.web:
-            config = dataclasses.replace(config, web_port=self._hold(spec.name, "web"))
+            config = _with_demo_service_desk(
+                dataclasses.replace(config, web_port=self._hold(spec.name, "web"))
+            )
             config.save()
         result = await submit_enrolment(config, request)
         if approve:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 
 from gcx.localnet import LocalNetwork
 
@@ -42,9 +42,98 @@ def test_wrong_password_shows_the_error_summary(page: Page, people: People) -> N
     assert "The user name, password or security code is not right." in error_summary(page)
     assert page.title().startswith("Error:")
     people.check(page, "sign-in-refused")
-    # The summary's link moves focus to the field it is about.
+    # The refusal is the password's: shown beside it, and the summary's link goes there.
+    assert page.locator("#password-error").count() == 1
+    assert page.locator("#username-error").count() == 0
+    assert page.input_value("#username") == "claims.processor", "the name typed is kept"
     page.click(".govuk-error-summary a")
-    assert page.evaluate("document.activeElement.id") == "username"
+    assert page.evaluate("document.activeElement.id") == "password"
+
+
+def test_empty_fields_are_each_asked_for_and_not_counted(
+    page: Page, people: People, web_network: LocalNetwork
+) -> None:
+    page.goto(people.url("dwp", "/sign-in"))
+    page.click("button:has-text('Continue')")
+    summary = error_summary(page)
+    assert "Enter your user name." in summary and "Enter your password." in summary
+    assert page.locator("#username-error").count() == 1
+    assert page.locator("#password-error").count() == 1
+    people.check(page, "sign-in-empty")
+    page.fill("#username", "claims.processor")
+    page.click("button:has-text('Continue')")
+    assert "Enter your password." in error_summary(page)
+    assert "Enter your user name." not in error_summary(page)
+
+
+def _fail_once(page: Page, people: People, where: str, username: str) -> str:
+    page.goto(people.url(where, "/sign-in"))
+    page.fill("#username", username)
+    page.fill("#password", "certainly-not-the-password")
+    page.click("button:has-text('Continue')")
+    return error_summary(page)
+
+
+def test_a_warning_comes_before_the_lockout_and_tells_nothing_about_names(
+    page: Page, people: People, web_network: LocalNetwork
+) -> None:
+    web_network.add_web_user("dwp", "warn.me", "Warn Me", ("staff",), "DWP")
+    real = [_fail_once(page, people, "dwp", "warn.me") for _ in range(4)]
+    unknown = [_fail_once(page, people, "dwp", "no.such.person") for _ in range(4)]
+    assert "more time" not in real[0], "one slip needs no warning"
+    assert "You can try 3 more times before sign-in is locked for 15 minutes." in real[1]
+    assert "You can try 1 more time before sign-in is locked" in real[3]
+    people.check(page, "sign-in-warning")
+    assert real == unknown, "a name that is no account is warned, and locked, the same way"
+    assert "locked" in _fail_once(page, people, "dwp", "warn.me")
+    assert "locked" in _fail_once(page, people, "dwp", "no.such.person")
+
+
+def test_help_for_a_forgotten_password_or_lost_authenticator(
+    browser: Browser, people: People
+) -> None:
+    """The help page is reached from both sign-in steps, with JavaScript off."""
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(people.url("tower-hamlets", "/sign-in"))
+        page.click("a:has-text('Forgotten your password or lost your authenticator app?')")
+        assert page.url.endswith("/sign-in/help")
+        text = page.inner_text("main")
+        assert "If you have forgotten your password" in text
+        assert "If you have lost your phone or authenticator app" in text
+        assert "your organisation's gcx administrator" in text
+        assert "Contact " in page.inner_text("#service-desk")
+        people.check_without_javascript(page, "sign-in-help")
+        page.goto(people.url("central", "/sign-in/help"))
+        assert "the network operator" in page.inner_text("main")
+        people.check_without_javascript(page, "sign-in-help-central")
+        # The code step links to it too.
+        person = people.person("tower-hamlets", "benefits.officer")
+        page.goto(people.url("tower-hamlets", "/sign-in"))
+        page.fill("#username", "benefits.officer")
+        page.fill("#password", person["password"])
+        page.click("button:has-text('Continue')")
+        assert "/sign-in/code" in page.url
+        page.click("button:has-text('Sign in')")
+        assert "Enter the 6-digit code" in error_summary(page), "an empty code is asked for"
+        page.click("a:has-text('Lost your phone or authenticator app?')")
+        assert "/sign-in/help" in page.url
+    finally:
+        context.close()
+
+
+def test_signing_in_works_with_javascript_off(browser: Browser, people: People) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        _fail_once(page, people, "met-police", "safeguarding.officer")
+        assert page.locator("#password-error").count() == 1
+        people.sign_in(page, "met-police", "safeguarding.officer", "/account")
+        assert page.url.endswith("/account")
+        people.check_without_javascript(page, "sign-in-no-js")
+    finally:
+        context.close()
 
 
 def test_wrong_code_is_refused_and_the_same_code_never_works_twice(

@@ -129,6 +129,26 @@ class People:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{self.label}-{name}.png"), full_page=True)
 
+    def check_without_javascript(self, page: Page, name: str, address: str | None = None) -> None:
+        """:meth:`check` for a page in a context with JavaScript off.
+
+        axe is JavaScript, and evaluating it where scripts are off never returns,
+        so the page as shown is saved as a screenshot, and axe checks the same
+        address in a twin context with scripts on and the same cookies (a page
+        that answered a POST is checked at ``address``, the page it shows again).
+        """
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{self.label}-{name}.png"), full_page=True)
+        browser = page.context.browser
+        assert browser is not None
+        twin = browser.new_context(storage_state=page.context.storage_state())
+        try:
+            copy = twin.new_page()
+            copy.goto(address or page.url)
+            assert_accessible(copy)
+        finally:
+            twin.close()
+
 
 def assert_accessible(page: Page) -> None:
     # Evaluated through the DevTools protocol, which the page's Content Security

@@ -7,9 +7,11 @@ code; after the code the session is replaced by a new one (a new cookie
 value, so a session identifier seen before sign-in is worth nothing after).
 
 Five failures in a row, of either step, lock the account for fifteen
-minutes; every failure, lockout and sign-in is in the audit log, and the
-counters are written before the refusal is raised, so nothing about a failed
-attempt is lost. Sessions end after 30 minutes without a request, after 12
+minutes, and each refusal says how many tries are left (names that are no
+account count and lock the same way, so the warning tells nothing of them).
+Every failure, lockout and sign-in is in the audit log, and the counters are
+written before the refusal is raised, so nothing about a failed attempt is
+lost. Sessions end after 30 minutes without a request, after 12
 hours in any case, and at sign-out.
 """
 
@@ -246,7 +248,7 @@ class WebAccounts(WebPeople):
                     now=now,
                     details={"until": iso(now + LOCKOUT)},
                 )
-        raise AccountLocked() if locked else SignInRefused()
+        raise AccountLocked() if locked else SignInRefused(tries_left=MAX_FAILURES - failures)
 
     def _record_unknown_failure(self, name: str, now: dt.datetime) -> NoReturn:
         """Count a failed password step for a name that is no account, as for an account.
@@ -291,7 +293,8 @@ class WebAccounts(WebPeople):
                 # The name typed is not kept: it may be a password typed into the wrong box.
                 details={"failed": why, "failures": failures},
             )
-        raise AccountLocked() if locked else SignInRefused()
+        # Counted as for an account, so the warning of tries left tells nothing either.
+        raise AccountLocked() if locked else SignInRefused(tries_left=MAX_FAILURES - failures)
 
     def _record_refusal(self, known: str | None, why: str, now: dt.datetime) -> None:
         with self.db.transaction() as conn:

@@ -75,6 +75,7 @@ ACTIONS = {
     "organisation.added": "Registered an organisation",
     "compliance.statement.created": "Started a Code of Connection statement",
     "compliance.answer.written": "Answered a control",
+    "compliance.answers.reconfirmed": "Re-confirmed last year's answers",
     "compliance.evidence.added": "Added evidence",
     "compliance.evidence.read": "Read evidence",
     "compliance.statement.request-sign-off": "Asked for sign-off",

@@ -21,12 +21,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from markupsafe import Markup
 from multidict import MultiDictProxy
 
-from gcx.errors import DuplicateEnrolment, Forbidden, GcxError, InputError, NotFound
+from gcx.errors import (
+    DuplicateEnrolment,
+    Forbidden,
+    GcxError,
+    InputError,
+    NotFound,
+    RoleHeldElsewhere,
+)
 from gcx.httpapi import run_sync
 from gcx.protocol.identifiers import check_account_name
 from gcx.web.accounts import WebUser
+from gcx.web.qr import qr_svg
 from gcx.web.site import FormErrors, field_text, form_of, needs, redirect, render, site_of, user_of
 from gcx.web.words import moment
 
@@ -50,6 +59,23 @@ class PeopleScope:
     roles_needing_organisation: frozenset[str] = field(default_factory=frozenset)
     # Ticked on an empty add form: the everyday role, never a powerful one.
     default_roles: tuple[str, ...] = ()
+    # Roles another site gives (a gateway's administrator may not give central's),
+    # with the sentence that says where: never offered here, and refused if posted.
+    held_elsewhere: dict[str, str] = field(default_factory=dict)
+
+
+# What a gateway's administrator is told about roles only central gives. The Code
+# of Connection is drafted, signed off and assessed at central, by people the
+# network operator adds there, so a gateway account with these roles would do
+# nothing and could mislead.
+CENTRAL_ONLY_ROLES = {
+    "sign-off": (
+        "The sign-off role is given at central, where Code of Connection statements are "
+        "signed off; ask the network operator to add the person there."
+    ),
+    "operator": "The operator role is held only at central, by the network operator.",
+    "assessor": "The assessor role is held only at central, by the network's assessors.",
+}
 
 
 def checked(form: MultiDictProxy[Any], name: str) -> list[str]:
@@ -142,7 +168,13 @@ class _PeoplePages:
         )
 
     def _role_items(self, chosen: Iterable[str]) -> list[dict[str, Any]]:
-        return role_items(self.scope.roles, chosen, self.scope.role_hints)
+        offered = [r for r in self.scope.roles if r not in self.scope.held_elsewhere]
+        return role_items(offered, chosen, self.scope.role_hints)
+
+    def _refuse_roles_held_elsewhere(self, roles: Iterable[str]) -> None:
+        for role in roles:
+            if role in self.scope.held_elsewhere:
+                raise RoleHeldElsewhere(self.scope.held_elsewhere[role])
 
     async def _person_of(self, request: web.Request, username: str) -> dict[str, Any]:
         """One of the people this manager sees, or NotFound."""
@@ -219,6 +251,16 @@ class _PeoplePages:
         }
         choices = await self._choices(request)
         try:
+            self._refuse_roles_held_elsewhere(values["roles"])
+        except GcxError as exc:
+            return self._add_person_page(
+                request,
+                choices,
+                values=values,
+                errors=FormErrors.of(exc, "roles"),
+                status=exc.status,
+            )
+        try:
             organisation = self._new_organisation(user, choices, values)
         except GcxError as exc:
             return self._add_person_page(
@@ -251,6 +293,7 @@ class _PeoplePages:
             "added.html",
             title="Person added",
             made=made,
+            qr=_authenticator_qr(made.totp_uri, values["display_name"]),
             display_name=values["display_name"],
             roles=values["roles"],
         )
@@ -286,6 +329,7 @@ class _PeoplePages:
         form = await form_of(request)
         roles = checked(form, "roles")
         try:
+            self._refuse_roles_held_elsewhere(set(roles) - set(found["roles"]))
             if found["username"] == user.username and self.scope.manager not in roles:
                 # Otherwise the site could be left with nobody to manage it.
                 raise Forbidden(
@@ -334,6 +378,7 @@ class _PeoplePages:
             "added.html",
             title="Sign-in details reset",
             made=made,
+            qr=_authenticator_qr(made.totp_uri, found["display_name"]),
             display_name=found["display_name"],
             roles=found["roles"],
             reset=True,
@@ -355,6 +400,10 @@ class _PeoplePages:
             self.scope.base,
             flash=f"{found['display_name']} ({found['username']}) is disabled and signed out.",
         )
+
+
+def _authenticator_qr(uri: str, display_name: str) -> Markup:
+    return qr_svg(uri, f"QR code for {display_name}'s authenticator app")
 
 
 def _organisation_items(

@@ -15,6 +15,7 @@ from gcx.errors import (
     SignInThrottled,
 )
 from gcx.httpapi import run_sync
+from gcx.web.accounts import LOCKOUT, MAX_FAILURES
 from gcx.web.site import (
     COOKIE,
     KEYS_KEY,
@@ -76,7 +77,31 @@ def _sign_in_page(
 
 def sign_in_refused_page(request: web.Request, exc: GcxError) -> web.Response:
     """The sign-in page again, with why the last attempt was refused."""
-    return _sign_in_page(request, errors=FormErrors.of(exc, "username"))
+    return _sign_in_page(request, errors=refusal_errors(exc, "username"))
+
+
+# Warn once this few tries are left: earlier, a slip of the finger needs no warning.
+WARN_AT_TRIES_LEFT = 3
+
+
+def refusal_errors(exc: GcxError, field_id: str) -> FormErrors:
+    """A sign-in refusal beside the field it is about, warning before a lockout.
+
+    A wrong password or code counts towards the lockout whether or not the name
+    is an account's (see :mod:`gcx.web.accounts`), so saying how many tries are
+    left tells nothing about which names exist.
+    """
+    message = exc.message
+    tries_left = exc.details.get("tries_left")
+    if isinstance(tries_left, int) and 0 < tries_left <= WARN_AT_TRIES_LEFT:
+        minutes = int(LOCKOUT.total_seconds() // 60)
+        times = "1 more time" if tries_left == 1 else f"{tries_left} more times"
+        message += (
+            f" You can try {times} before sign-in is locked for {minutes} minutes. "
+            "If you have forgotten your password or lost your authenticator, get help "
+            "instead of trying again."
+        )
+    return FormErrors([(field_id, message, exc.code)])
 
 
 def errors_status(errors: FormErrors | None) -> int:
@@ -102,11 +127,18 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     username = field_text(form, "username", 64).lower()
     password = form.get("password", "")
     next_page = safe_next(field_text(form, "next", 2000))
-    if not username:
+    missing = [
+        (field_id, words, "input-invalid")
+        for field_id, given, words in (
+            ("username", username, "Enter your user name."),
+            ("password", password, "Enter your password."),
+        )
+        if not given
+    ]
+    if missing:
+        # Nothing was tried, so nothing counts towards a lockout.
         return _sign_in_page(
-            request,
-            next_page=next_page,
-            errors=FormErrors([("username", "Enter your user name.", "input-invalid")]),
+            request, username=username, next_page=next_page, errors=FormErrors(missing)
         )
     site = site_of(request)
     address = client_address(request, behind_proxy=site.public_origin is not None)
@@ -116,8 +148,10 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     except (SignInRefused, AccountLocked, SignInThrottled) as exc:
         if not isinstance(exc, SignInThrottled) and site.throttle.failed(address):
             await run_sync(site.accounts.record_throttled, address, site.throttle.limit)
+        # A wrong password is the password's error; a lock is the account's (its name's).
+        field_id = "password" if isinstance(exc, SignInRefused) else "username"
         return _sign_in_page(
-            request, username=username, next_page=next_page, errors=FormErrors.of(exc, "username")
+            request, username=username, next_page=next_page, errors=refusal_errors(exc, field_id)
         )
     response = web.HTTPFound(
         "/sign-in/code" + (f"?next={urllib.parse.quote(next_page)}" if next_page else "")
@@ -179,15 +213,22 @@ async def check_code(request: web.Request) -> web.StreamResponse:
     pending = request.cookies.get(SECOND_FACTOR_COOKIE, "")
     next_page = safe_next(field_text(form, "next", 2000))
     accounts = site_of(request).accounts
+    code = field_text(form, "code", 20)
+    if not code:
+        # Nothing was tried, so nothing counts towards a lockout.
+        missing = FormErrors(
+            [("code", "Enter the 6-digit code your authenticator app shows.", "input-invalid")]
+        )
+        return _code_page(request, request.cookies.get(PENDING_COOKIE, ""), next_page, missing)
     try:
-        cookie = await run_sync(accounts.check_code, pending, field_text(form, "code", 20))
+        cookie = await run_sync(accounts.check_code, pending, code)
     except SessionExpired as exc:
         return _sign_in_page(request, next_page=next_page, errors=FormErrors.of(exc, "username"))
     except AccountLocked as exc:
         return _sign_in_page(request, next_page=next_page, errors=FormErrors.of(exc, "username"))
     except GcxError as exc:
         csrf = request.cookies.get(PENDING_COOKIE, "")
-        return _code_page(request, csrf, next_page, FormErrors.of(exc, "code"))
+        return _code_page(request, csrf, next_page, refusal_errors(exc, "code"))
     session = await run_sync(accounts.session, cookie)
     response = web.HTTPFound(next_page or site_of(request).home_for(session.user))
     set_session_cookie(response, cookie)
@@ -203,6 +244,33 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     response = web.HTTPFound("/signed-out")
     clear_session_cookie(response)
     raise response
+
+
+@public
+async def sign_in_help(request: web.Request) -> web.StreamResponse:
+    """What to do about a forgotten password, a lost authenticator or a locked account."""
+    if site_of(request).kind == "central":
+        who = "the network operator"
+        detail = (
+            "Central's accounts (for operators, assessors and each organisation's security and "
+            "sign-off officers) are managed by the network operator."
+        )
+    else:
+        who = "your organisation's gcx administrator"
+        detail = (
+            "Your organisation's gcx administrators manage the accounts on this gateway. If you "
+            "do not know who they are, ask your manager or your IT service desk."
+        )
+    return render(
+        request,
+        "sign_in_help.html",
+        title="If you cannot sign in",
+        who=who,
+        who_detail=detail,
+        max_failures=MAX_FAILURES,
+        lockout_minutes=int(LOCKOUT.total_seconds() // 60),
+        marking=None,
+    )
 
 
 @public
@@ -262,6 +330,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/account/password", change_password)
     app.router.add_get("/sign-in", sign_in_form)
     app.router.add_post("/sign-in", sign_in)
+    app.router.add_get("/sign-in/help", sign_in_help)
     app.router.add_get("/sign-in/code", code_form)
     app.router.add_post("/sign-in/code", check_code)
     app.router.add_post("/sign-out", sign_out)

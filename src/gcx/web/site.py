@@ -69,6 +69,29 @@ class NavItem:
     roles: frozenset[str]
 
 
+@dataclass(frozen=True)
+class ServiceDesk:
+    """Who people contact for help: on every page's footer and the sign-in help page.
+
+    From configuration (``service_desk_*``); any part may be empty, and with
+    no name the pages say "your IT service desk".
+    """
+
+    name: str = ""
+    phone: str = ""
+    email: str = ""
+    hours: str = ""
+
+    @classmethod
+    def from_config(cls, config: Any) -> ServiceDesk:
+        return cls(
+            name=str(getattr(config, "service_desk_name", "")).strip()[:200],
+            phone=str(getattr(config, "service_desk_phone", "")).strip()[:50],
+            email=str(getattr(config, "service_desk_email", "")).strip()[:200],
+            hours=str(getattr(config, "service_desk_hours", "")).strip()[:200],
+        )
+
+
 @dataclass
 class Site:
     """One service's web pages: who it is, its sign-in rules and its navigation."""
@@ -86,6 +109,8 @@ class Site:
     public_origin: str | None = None
     # Failed password steps allowed per client address in five minutes (see gcx.web.throttle).
     sign_in_failures_per_address: int = 20
+    # Who to contact for help (footer of every page, sign-in help page).
+    service_desk: ServiceDesk = field(default_factory=ServiceDesk)
     throttle: SignInThrottle = field(init=False)
 
     def __post_init__(self) -> None:
@@ -190,7 +215,11 @@ class FormErrors:
         return cls([(field_id, exc.message, exc.code)])
 
     def summary(self) -> list[dict[str, str]]:
-        return [{"text": message, "href": f"#{fid}"} for fid, message, _ in self.items]
+        # A field id that is a path links to another page (a control still to answer).
+        return [
+            {"text": message, "href": fid if fid.startswith("/") else f"#{fid}"}
+            for fid, message, _ in self.items
+        ]
 
     def for_field(self, field_id: str) -> dict[str, str] | None:
         for fid, message, _ in self.items:

@@ -19,8 +19,9 @@ from aiohttp import web
 
 from gcx.errors import NotFound
 from gcx.httpapi import run_sync
-from gcx.web import security_keys, sign_in, words
+from gcx.web import help_pages, security_keys, sign_in, words
 from gcx.web.assets import govuk_frontend_dir
+from gcx.web.markings import marking_words
 from gcx.web.site import (
     SITE_KEY,
     TEMPLATES_KEY,
@@ -55,6 +56,7 @@ def _templates() -> jinja2.Environment:
         moment=words.moment,
         size_text=words.size_text,
         access_words=words.access_words,
+        marking_words=marking_words,
     )
     return env
 
@@ -73,6 +75,7 @@ def build_site_app(
     _add_assets(app)
     sign_in.add_routes(app)
     security_keys.add_routes(app)
+    help_pages.add_routes(app)
     for add in pages:
         add(app)
     return app

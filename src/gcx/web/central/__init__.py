@@ -15,7 +15,7 @@ from gcx.central.compliance import ComplianceService, Principal
 from gcx.central.service import CentralService
 from gcx.config import check_web_public_url
 from gcx.web.accounts import WebAccounts, WebUser
-from gcx.web.site import Site, user_of
+from gcx.web.site import ServiceDesk, Site, user_of
 from gcx.web.site_app import build_site_app
 
 CENTRAL_WEB_ROLES = ("operator", "assessor", "security-officer", "sign-off")
@@ -59,6 +59,7 @@ def build_central_web(service: CentralService) -> web.Application:
         ],
         public_origin=check_web_public_url(service.config.web_public_url),
         sign_in_failures_per_address=service.config.web_sign_in_failures_per_address,
+        service_desk=ServiceDesk.from_config(service.config),
     )
     modules = (statements, network, people, activity)
     for module in modules:

@@ -19,7 +19,7 @@ from gcx.gateway.tokens import Caller
 from gcx.web.accounts import WebAccounts, WebUser
 from gcx.web.oidc import OidcClient, OidcSettings
 from gcx.web.oidc import add_routes as add_oidc_routes
-from gcx.web.site import Site, user_of
+from gcx.web.site import ServiceDesk, Site, user_of
 from gcx.web.site_app import build_site_app
 
 GATEWAY_WEB_ROLES = ("staff", "admin", "security-officer", "sign-off")
@@ -86,6 +86,7 @@ def build_gateway_web(parts: GatewayParts) -> web.Application:
         homes=[("staff", "/inbox"), ("admin", "/admin"), ("security-officer", "/account")],
         public_origin=check_web_public_url(config.web_public_url),
         sign_in_failures_per_address=config.web_sign_in_failures_per_address,
+        service_desk=ServiceDesk.from_config(config),
     )
     modules = (
         mail,

@@ -30,7 +30,13 @@ from gcx.protocol.identifiers import check_account_name
 from gcx.web.accounts import WebUser
 from gcx.web.gateway import GATEWAY_WEB_ROLES, parts_of
 from gcx.web.gateway.admin_health import gateway_health
-from gcx.web.people_pages import PeopleScope, add_people_routes, checked, role_items
+from gcx.web.people_pages import (
+    CENTRAL_ONLY_ROLES,
+    PeopleScope,
+    add_people_routes,
+    checked,
+    role_items,
+)
 from gcx.web.site import (
     FormErrors,
     Site,
@@ -60,6 +66,7 @@ PEOPLE = PeopleScope(
     service_words="this gateway's pages",
     manager_words="administrator",
     default_roles=("staff",),
+    held_elsewhere=CENTRAL_ONLY_ROLES,
 )
 
 

@@ -69,7 +69,8 @@ DELIVERY_STATES = {
 
 
 def navigation(site: Site) -> None:
-    site.nav(text="Inbox", href="/inbox", roles={"staff"})
+    # Administrators read what is sent to the whole organisation, so they have an Inbox too.
+    site.nav(text="Inbox", href="/inbox", roles={"staff", "admin"})
     site.nav(text="Sent", href="/sent", roles={"staff"})
     site.nav(text="New message", href="/compose", roles={"staff"})
 
