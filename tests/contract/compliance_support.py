@@ -54,7 +54,11 @@ class Network:
         officer = officer or self.officer
         statement = self.coco.create_statement(officer, organisation)
         for control in self.coco.current_catalogue().controls:
-            self.coco.answer(officer, statement["id"], control.id, answer=f"We meet {control.id}.")
+            # A structured question is answered by its choice (the first is "met").
+            choice = control.choices.options[0].value if control.choices else None
+            self.coco.answer(
+                officer, statement["id"], control.id, answer=f"We meet {control.id}.", choice=choice
+            )
         return statement
 
     def submitted(self, organisation: str = ORG) -> str:

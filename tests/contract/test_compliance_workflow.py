@@ -270,10 +270,45 @@ def test_renewal_copies_answers_for_reconfirmation(network: Network) -> None:
     with pytest.raises(StateTransitionRefused):
         network.coco.request_sign_off(network.officer, renewal["id"])
     for control in network.coco.current_catalogue().controls:
-        network.coco.answer(network.officer, renewal["id"], control.id, answer="Still true.")
+        choice = control.choices.options[0].value if control.choices else None
+        network.coco.answer(
+            network.officer, renewal["id"], control.id, answer="Still true.", choice=choice
+        )
     assert network.coco.request_sign_off(network.officer, renewal["id"])["state"] == (
         "awaiting-sign-off"
     )
+
+
+def test_unchanged_answers_are_reconfirmed_in_one_step(network: Network) -> None:
+    """A renewal's copied answers are confirmed at once; the step is audited with each control."""
+    network.approved()
+    network.clock.advance(days(330))
+    renewal = network.coco.create_statement(network.officer, ORG)
+    first = network.coco.current_catalogue().controls[0]
+    network.coco.answer(network.officer, renewal["id"], first.id, answer="Changed this year.")
+    confirmed = network.coco.reconfirm_unchanged(network.officer, renewal["id"])
+    assert confirmed == len(network.coco.current_catalogue().controls) - 1
+    assert network.coco.statement(network.officer, renewal["id"])["progress"]["to_reconfirm"] == 0
+    assert network.coco.reconfirm_unchanged(network.officer, renewal["id"]) == 0
+    assert network.coco.request_sign_off(network.officer, renewal["id"])["state"] == (
+        "awaiting-sign-off"
+    )
+    with pytest.raises(StateTransitionRefused):
+        network.coco.reconfirm_unchanged(network.officer, renewal["id"])
+
+
+def test_a_structured_question_left_unchosen_is_not_answered(network: Network) -> None:
+    """Text without the choice does not count, and sign-off is refused naming the control."""
+    catalogue = network.coco.current_catalogue()
+    structured = next(c for c in catalogue.controls if c.choices)
+    statement = network.draft()
+    network.coco.answer(network.officer, statement["id"], structured.id, answer="Plenty of text.")
+    view = network.coco.statement(network.officer, statement["id"])
+    assert view["progress"]["answered"] == len(catalogue.controls) - 1
+    assert view["progress"]["unchosen"] == [structured.id]
+    with pytest.raises(StateTransitionRefused) as refused:
+        network.coco.request_sign_off(network.officer, statement["id"])
+    assert refused.value.details["unanswered"] == [structured.id]
 
 
 def test_officer_of_another_organisation_cannot_read_a_statement(network: Network) -> None:

@@ -319,6 +319,9 @@ TABLE: dict[tuple[str, str, str], frozenset[str]] = {
     ("central-web", "POST", "/statements/{id}/request-sign-off"): frozenset(
         {"other-org-officer", "security-officer"}
     ),
+    ("central-web", "POST", "/statements/{id}/reconfirm"): frozenset(
+        {"other-org-officer", "security-officer"}
+    ),
     ("central-web", "POST", "/statements/{id}/return"): frozenset({"assessor", "operator"}),
     ("central-web", "POST", "/statements/{id}/sign-off"): frozenset({"sign-off"}),
 }

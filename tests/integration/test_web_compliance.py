@@ -22,7 +22,7 @@ from gcx.compliance.catalogue import builtin_catalogue
 from gcx.localnet import LocalNetwork
 
 from .conftest import run_async
-from .webutil import People, error_summary, marking_banner
+from .webutil import SCREENSHOTS, People, error_summary, marking_banner
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -261,3 +261,184 @@ def test_a_new_member_is_taken_through_the_code_of_connection(
     people.check(page, "central-activity")
     operator.goto(people.url("central", "/activity"))
     assert "Approved a statement" in operator.inner_text("main")
+
+
+# -- the second round (issue 17): structured questions, read-only look, sign-off home,
+# the verdict before completing, counts as links, printing, renewals ------------------
+
+FRESH = "LANFIRE"
+
+
+@pytest.fixture(scope="module")
+def drafted_by_api(web_network: LocalNetwork) -> dict[str, str]:
+    """A fresh member's statement, every control answered through the API but one
+    structured question, whose text was saved without its choice."""
+    catalogue = builtin_catalogue()
+    unchosen = next(c for c in catalogue.controls if c.choices)
+
+    async def draft() -> str:
+        async with web_network.operator() as operator:
+            await operator.add_organisation(FRESH, "Lancashire Fire and Rescue", "fire-and-rescue")
+            token = await operator.add_compliance_account(
+                "iso.lanfire", ["security-officer"], FRESH
+            )
+        async with web_network.client_for(token) as officer:
+            statement = await officer.compliance("POST", "/statements", {"organisation": FRESH})
+            for control in catalogue.controls:
+                body = {"answer": f"Lancashire Fire meets {control.id}."}
+                if control.choices and control.id != unchosen.id:
+                    body["choice"] = control.choices.options[0].value
+                await officer.compliance(
+                    "PUT", f"/statements/{statement['id']}/answers/{control.id}", body
+                )
+        return str(statement["id"])
+
+    sid = run_async(draft())
+    web_network.add_web_user("central", "iso.lanfire", "Lee Officer", ("security-officer",), FRESH)
+    web_network.add_web_user("central", "siro.lanfire", "Lou Senior", ("sign-off",), FRESH)
+    return {"sid": sid, "unchosen": unchosen.id, "title": unchosen.title}
+
+
+def test_an_unchosen_structured_question_blocks_sign_off_and_pages_then_read_only(
+    browser: Browser, people: People, drafted_by_api: dict[str, str]
+) -> None:
+    """With JavaScript off: the refusal lists the control; once sent, nothing looks editable."""
+    sid, unchosen = drafted_by_api["sid"], drafted_by_api["unchosen"]
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        people.sign_in(page, "central", "iso.lanfire", f"/statements/{sid}")
+        item = page.locator(".govuk-task-list__item", has_text=unchosen)
+        assert "Choose an answer" in item.inner_text()
+        assert "69 of 70 controls" in page.inner_text("main")
+        page.click("button:has-text('Submit for sign-off')")
+        summary = error_summary(page)
+        assert f"{unchosen} {drafted_by_api['title']}: choose an answer" in summary
+        people.check_without_javascript(
+            page, "coco-unchosen-refused", people.url("central", f"/statements/{sid}")
+        )
+        page.click(f".govuk-error-summary a:has-text('{unchosen}')")
+        assert page.url.endswith(f"/statements/{sid}/controls/{unchosen}")
+        assert page.locator("#unchosen").count() == 1
+        people.check_without_javascript(page, "coco-unchosen-control")
+        page.check("#choice")
+        page.click("button:has-text('Save and continue')")
+        page.goto(people.url("central", f"/statements/{sid}"))
+        page.click("button:has-text('Submit for sign-off')")
+        assert "Sent for sign-off" in page.inner_text("main")
+
+        # Sent for sign-off: a control's page shows the answer, with no form to change it.
+        page.goto(people.url("central", f"/statements/{sid}/controls/{unchosen}"))
+        assert page.locator("#read-only").count() == 1
+        assert page.locator("#answer-read-only").count() == 1
+        assert page.locator("textarea, input[type=file], button:has-text('Save')").count() == 0
+        people.check_without_javascript(page, "coco-read-only-control")
+    finally:
+        context.close()
+
+
+def test_the_sign_off_officer_sees_what_waits_and_can_print_it(
+    browser: Browser, people: People, drafted_by_api: dict[str, str]
+) -> None:
+    sid = drafted_by_api["sid"]
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        people.sign_in(page, "central", "siro.lanfire")
+        assert page.url.endswith("/statements"), "the sign-off officer's home"
+        waiting = page.locator("#to-sign")
+        assert "Lancashire Fire and Rescue statement started" in waiting.inner_text()
+        people.check_without_javascript(page, "coco-sign-off-home")
+        waiting.locator("a").first.click()
+        assert page.url.endswith(f"/statements/{sid}/answers")
+        page.emulate_media(media="print")
+        assert not page.locator(".govuk-service-navigation").is_visible()
+        assert not page.locator("button:has-text('Sign off and submit')").is_visible()
+        assert page.locator(".gcx-marking--top").is_visible(), "the marking is printed"
+        page.screenshot(path=str(SCREENSHOTS / f"{people.label}-coco-print.png"), full_page=True)
+        page.pdf(path=str(SCREENSHOTS / f"{people.label}-coco-print.pdf"))
+        page.emulate_media(media="screen")
+        page.click("button:has-text('Sign off and submit')")
+        assert "Submitted for assessment" in page.inner_text("main")
+    finally:
+        context.close()
+
+
+def test_the_assessor_sees_the_verdict_before_completing(
+    page: Page, people: People, drafted_by_api: dict[str, str]
+) -> None:
+    sid = drafted_by_api["sid"]
+    catalogue = builtin_catalogue()
+    people.sign_in(page, "central", "lead.assessor", f"/statements/{sid}")
+    page.click("button:has-text('Start the assessment')")
+    first_area = catalogue.areas[0].id
+    must = next(c for c in catalogue.controls if c.area == first_area and c.level.value == "MUST")
+    for control in (c for c in catalogue.controls if c.area == first_area):
+        page.check(f"#result-{control.id}")
+        page.fill(f"#reason-{control.id}", "Seen.")
+    page.check(f"#result-{must.id}-3")  # the third result: not met
+    page.fill(f"#reason-{must.id}", "No SIRO is appointed.")
+    page.click("button:has-text('Save and go to the next area')")
+    page.goto(people.url("central", f"/statements/{sid}"))
+    preview = page.locator("#verdict-preview")
+    assert "no result yet" in preview.inner_text()
+    assert page.inner_text("#verdict-preview-outcome") == "Does not meet the Code of Connection"
+    deciding = page.inner_text("#verdict-preview-controls")
+    assert must.id in deciding and "a MUST control is not met" in deciding
+    people.check(page, "coco-verdict-preview")
+
+
+def test_the_operators_counts_link_to_what_they_count(
+    page: Page, people: People, drafted_by_api: dict[str, str]
+) -> None:
+    people.sign_in(page, "central", "network.operator", "/network")
+    row = page.locator(".govuk-summary-list__row", has_text="Statements awaiting assessment")
+    row.locator("a").click()
+    assert "/statements" in page.url
+    assert page.locator(f"#waiting a[href='/statements/{drafted_by_api['sid']}']").count() == 1
+    people.check(page, "coco-counts-link")
+
+
+def test_a_renewal_confirms_unchanged_answers_at_once_and_shows_changes(
+    browser: Browser, people: People, web_network: LocalNetwork
+) -> None:
+    """With JavaScript off: an upload keeps the answer typed; the rest confirmed in one step."""
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        people.sign_in(page, "central", "iso.mps", "/statements")
+        page.click("button:has-text('Start a new statement')")
+        sid = _statement_id(page)
+        total = len(builtin_catalogue().controls)
+        assert page.locator("#reconfirm").inner_text() == f"Confirm all {total} unchanged answers"
+        people.check_without_javascript(page, "coco-renewal")
+
+        page.goto(people.url("central", f"/statements/{sid}/controls/GOV-01"))
+        page.fill("#answer", "Our SIRO changed in May: the Deputy Commissioner.")
+        page.set_input_files(
+            "#evidence",
+            {"name": "siro-letter.txt", "mimeType": "text/plain", "buffer": b"Appointment.\n"},
+        )
+        page.click("button:has-text('Upload evidence')")
+        main = page.inner_text("main")
+        assert "siro-letter.txt uploaded as evidence for GOV-01. Your answer was saved too." in main
+        assert page.input_value("#answer") == "Our SIRO changed in May: the Deputy Commissioner."
+
+        page.goto(people.url("central", f"/statements/{sid}"))
+        page.click("#reconfirm")
+        assert f"{total - 1} answers from last year re-confirmed" in page.inner_text("main")
+        page.click("button:has-text('Submit for sign-off')")
+        assert "Sent for sign-off" in page.inner_text("main")
+    finally:
+        context.close()
+    signer = browser.new_context()
+    try:
+        page = signer.new_page()
+        people.sign_in(page, "central", "siro.mps", f"/statements/{sid}/answers")
+        changed = page.locator("[data-changed=true]")
+        assert changed.count() == 1 and "GOV-01" in changed.inner_text()
+        assert "Changed since last year" in changed.inner_text()
+        assert "1 answer changed since then" in page.inner_text("#changed-count")
+        people.check(page, "coco-renewal-changes")
+    finally:
+        signer.close()

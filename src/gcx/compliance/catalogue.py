@@ -176,6 +176,19 @@ class Control(_Model):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
+    def unchosen(self, answer: dict[str, Any] | None) -> bool:
+        """Whether ``answer`` leaves this control's structured question without a choice.
+
+        A control with answer choices is answered by the choice (the assessor and
+        the scripted result read it); text alone leaves it unanswered, however
+        much there is, so such an answer is not counted and blocks sign-off.
+        """
+        return answer is not None and self.choices is not None and not answer.get("choice")
+
+    def answered_by(self, answer: dict[str, Any] | None) -> bool:
+        """Whether ``answer`` (as stored: text, choice, …) counts as answering this control."""
+        return answer is not None and not self.unchosen(answer)
+
 
 class Catalogue(_Model):
     format: Literal["gcx.coco-catalogue/1"]

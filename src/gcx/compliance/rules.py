@@ -105,7 +105,7 @@ def _verdict_v1(
                     control.id,
                     control.level,
                     result,
-                    f"the plan's target date {target.isoformat()} has passed",
+                    f"the plan's target date, {target:%-d %B %Y}, has passed",
                 )
             )
     outcome = Outcome.DOES_NOT_MEET if shortfalls else Outcome.MEETS

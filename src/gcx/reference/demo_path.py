@@ -85,11 +85,11 @@ async def admit_through_coco(
         statement = await officer.compliance("POST", "/statements", {"organisation": organisation})
         sid = statement["id"]
         for control in controls:
-            await officer.compliance(
-                "PUT",
-                f"/statements/{sid}/answers/{control['id']}",
-                {"answer": f"[demo, synthetic] {control['model_answer']}"},
-            )
+            answer = {"answer": f"[demo, synthetic] {control['model_answer']}"}
+            if control.get("choices"):
+                # A structured question counts as answered only with a choice.
+                answer["choice"] = control["choices"]["options"][0]["value"]
+            await officer.compliance("PUT", f"/statements/{sid}/answers/{control['id']}", answer)
         await officer.compliance("POST", f"/statements/{sid}/request-sign-off", {})
     async with client_for(tokens[f"sign-off:{organisation}"]) as signer:
         await signer.compliance("POST", f"/statements/{sid}/sign-off", {})

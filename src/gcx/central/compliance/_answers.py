@@ -152,6 +152,50 @@ class Answers:
             )
             return statement_view(conn, statement_row(conn, statement_id), catalogue)
 
+    def reconfirm_unchanged(self, by: Principal, statement_id: str) -> int:
+        """Re-confirm, in one step, every answer copied from last year and not yet changed.
+
+        A renewal starts with last year's answers, each needing re-confirmation.
+        An officer who has checked them all confirms the rest at once rather than
+        saving seventy pages; answers they changed were re-confirmed by saving.
+        Returns how many were confirmed. The audit entry names them all.
+        """
+        require_role(by, Role.SECURITY_OFFICER)
+        now = self.clock.now()
+        with audit.refusals_recorded(self.db, self.clock), self.db.transaction() as conn:
+            row = statement_row(conn, statement_id, lock=True)
+            _require_member(by, row.organisation)
+            require_editable(row)
+            stale = [
+                r.control_id
+                for r in conn.execute(
+                    sa.select(compliance_answers.c.control_id).where(
+                        compliance_answers.c.statement_id == statement_id,
+                        compliance_answers.c.needs_reconfirmation.is_(True),
+                    )
+                )
+            ]
+            if not stale:
+                return 0
+            conn.execute(
+                compliance_answers.update()
+                .where(
+                    compliance_answers.c.statement_id == statement_id,
+                    compliance_answers.c.control_id.in_(stale),
+                )
+                .values(needs_reconfirmation=False, updated_at=iso(now), updated_by=by.name)
+            )
+            touch(conn, row, by, now)
+            audit.append(
+                conn,
+                actor=by.actor,
+                action="compliance.answers.reconfirmed",
+                subject=statement_id,
+                now=now,
+                details={"controls": sorted(stale)},
+            )
+            return len(stale)
+
     def add_evidence(
         self,
         by: Principal,

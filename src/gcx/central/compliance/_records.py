@@ -152,7 +152,9 @@ def statement_view(conn: Connection, row: Any, catalogue: Catalogue) -> dict[str
         "assessments": assessments,
         "progress": {
             "controls": len(catalogue.controls),
-            "answered": len(answers),
+            # Structured questions left unchosen are not answers (Control.answered_by).
+            "answered": sum(1 for c in catalogue.controls if c.answered_by(answers.get(c.id))),
+            "unchosen": [c.id for c in catalogue.controls if c.unchosen(answers.get(c.id))],
             "to_reconfirm": sum(1 for a in answers.values() if a["needs_reconfirmation"]),
         },
     }

@@ -70,6 +70,7 @@ class ComplianceService:
         self.abandon = self.statements.abandon
 
         self.answer = self.answers.answer
+        self.reconfirm_unchanged = self.answers.reconfirm_unchanged
         self.add_evidence = self.answers.add_evidence
         self.evidence_content = self.answers.evidence_content
 

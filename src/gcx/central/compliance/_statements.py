@@ -240,7 +240,8 @@ class Statements:
     def request_sign_off(self, by: Principal, statement_id: str) -> dict[str, Any]:
         def check(conn: Connection, row: Any, catalogue: Catalogue) -> dict[str, Any]:
             answers = answers_of(conn, statement_id)
-            unanswered = [c for c in catalogue.control_ids if c not in answers]
+            # A structured question with text but no choice is not answered.
+            unanswered = [c.id for c in catalogue.controls if not c.answered_by(answers.get(c.id))]
             stale = sorted(c for c, a in answers.items() if a["needs_reconfirmation"])
             if unanswered or stale:
                 raise StateTransitionRefused(

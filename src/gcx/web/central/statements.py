@@ -15,11 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gcx.errors import GcxError
+from gcx.errors import GcxError, StateTransitionRefused
 from gcx.httpapi import run_sync
 from gcx.web.central import principal_of, statements_drafting, statements_review
 from gcx.web.central.statements_common import (
     MARKING,
+    Loaded,
     load_statement,
     organisation_names,
     service,
@@ -55,7 +56,13 @@ async def _list_page(
         # A statement is the organisation's own until its sign-off officer submits it.
         statements = [s for s in statements if s["state"] not in ORGANISATION_ONLY]
     waiting = [s for s in statements if s["state"] in ASSESSOR_STATES] if central else []
-    others = [s for s in statements if s not in waiting]
+    # A sign-off officer's home page starts with what waits for them.
+    to_sign = (
+        [s for s in statements if s["state"] == "awaiting-sign-off"]
+        if "sign-off" in by.roles and not central
+        else []
+    )
+    others = [s for s in statements if s not in waiting and s not in to_sign]
     names = await run_sync(organisation_names, request)
     return render(
         request,
@@ -67,6 +74,8 @@ async def _list_page(
         central=central,
         waiting=[_row(s, names) for s in waiting],
         others=[_row(s, names) for s in others],
+        to_sign=[_row(s, names) for s in to_sign],
+        is_signer="sign-off" in by.roles,
         can_start="security-officer" in by.roles and by.organisation is not None,
         organisation=by.organisation,
     )
@@ -129,12 +138,77 @@ async def _step(
 
 @needs("security-officer")
 async def request_sign_off(request: web.Request) -> web.StreamResponse:
-    return await _step(
+    statement_id = request.match_info["id"]
+    try:
+        await run_sync(service(request).request_sign_off, principal_of(request), statement_id)
+    except StateTransitionRefused as exc:
+        loaded = await load_statement(request, statement_id)
+        errors = not_ready_errors(loaded, exc)
+        return await overview_page(request, loaded, errors=errors, status=exc.status)
+    raise redirect(
         request,
-        service(request).request_sign_off,
-        field="submit-for-sign-off",
-        done="Sent for sign-off. A sign-off officer of your organisation (not you) must now "
+        f"/statements/{statement_id}",
+        flash="Sent for sign-off. A sign-off officer of your organisation (not you) must now "
         "review and sign it.",
+    )
+
+
+# The error summary names this many controls still to answer, then says how many more.
+NAMED_IN_SUMMARY = 15
+
+
+def not_ready_errors(loaded: Loaded, exc: GcxError) -> FormErrors:
+    """Why a statement cannot go for sign-off: the refusal, then each control to see to.
+
+    Each control links to its own page, so the summary is the list of work left.
+    """
+    items = [("submit-for-sign-off", exc.message, exc.code)]
+    named = []
+    for control_id in exc.details.get("unanswered", []):
+        control = loaded.catalogue.control(control_id)
+        if control is None:
+            continue
+        unchosen = control.unchosen(loaded.answers.get(control_id))
+        todo = "choose an answer" if unchosen else "answer it"
+        named.append((control, todo))
+    for control_id in exc.details.get("to_reconfirm", []):
+        control = loaded.catalogue.control(control_id)
+        if control is not None:
+            named.append((control, "re-confirm last year's answer"))
+    for control, todo in named[:NAMED_IN_SUMMARY]:
+        items.append(
+            (
+                f"/statements/{loaded.id}/controls/{control.id}",
+                f"{control.id} {control.title}: {todo}",
+                exc.code,
+            )
+        )
+    if len(named) > NAMED_IN_SUMMARY:
+        items.append(
+            ("task-list", f"And {len(named) - NAMED_IN_SUMMARY} more in the list below", exc.code)
+        )
+    return FormErrors(items)
+
+
+@needs("security-officer")
+async def reconfirm_unchanged(request: web.Request) -> web.StreamResponse:
+    """A renewal's unchanged answers, all re-confirmed in one step."""
+    statement_id = request.match_info["id"]
+    try:
+        done = await run_sync(
+            service(request).reconfirm_unchanged, principal_of(request), statement_id
+        )
+    except GcxError as exc:
+        loaded = await load_statement(request, statement_id)
+        return await overview_page(
+            request, loaded, errors=FormErrors.of(exc, "reconfirm"), status=exc.status
+        )
+    words = "1 answer" if done == 1 else f"{done} answers"
+    raise redirect(
+        request,
+        f"/statements/{statement_id}",
+        flash=f"{words} from last year re-confirmed. The sign-off officer will see which "
+        "answers changed.",
     )
 
 
@@ -169,6 +243,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/statements", start_statement)
     app.router.add_get("/statements/{id}", statement_page)
     app.router.add_post("/statements/{id}/request-sign-off", request_sign_off)
+    app.router.add_post("/statements/{id}/reconfirm", reconfirm_unchanged)
     app.router.add_post("/statements/{id}/approve", approve)
     app.router.add_post("/statements/{id}/reject", reject)
     statements_drafting.add_routes(app)

@@ -7,7 +7,7 @@ for life), so every page loads both through :func:`load_statement`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +15,7 @@ from aiohttp import web
 from gcx.central.compliance import ComplianceService
 from gcx.compliance.catalogue import Area, Catalogue, Control
 from gcx.compliance.statement import EDITABLE, StatementState
+from gcx.errors import GcxError
 from gcx.httpapi import run_sync
 from gcx.web.central import CENTRAL, COMPLIANCE, principal_of
 from gcx.web.words import day, moment
@@ -120,6 +121,17 @@ class Loaded:
     catalogue: Catalogue
     # How people name it: whose it is and when it was started (see statement_name).
     name: str
+    # A renewal's previous statement's answers, to show what changed since (else empty).
+    previous_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def changed_since_last_year(self, control_id: str) -> bool:
+        """Whether a renewal's answer to ``control_id`` differs from last year's."""
+        if not self.view.get("renewal_of"):
+            return False
+        now, before = self.answers.get(control_id), self.previous_answers.get(control_id)
+        if now is None or before is None:
+            return now is not before
+        return any(now.get(k) != before.get(k) for k in ("answer", "choice", "plan", "plan_target"))
 
     @property
     def id(self) -> str:
@@ -145,7 +157,10 @@ class Loaded:
 
     def control_done(self, control_id: str) -> bool:
         answer = self.answers.get(control_id)
-        return answer is not None and not answer["needs_reconfirmation"]
+        control = self.catalogue.control(control_id)
+        if answer is None or answer["needs_reconfirmation"]:
+            return False
+        return control is None or control.answered_by(answer)
 
     def next_to_answer(self, after: str) -> str | None:
         """The next control (in catalogue order, wrapping round) that still needs an answer."""
@@ -181,7 +196,14 @@ async def load_statement(request: web.Request, statement_id: str) -> Loaded:
     view = await run_sync(svc.statement, principal_of(request), statement_id)
     catalogue = await run_sync(svc.catalogue, view["catalogue_version"])
     names = await run_sync(organisation_names, request)
-    return Loaded(view, catalogue, statement_name(view, names))
+    previous: dict[str, dict[str, Any]] = {}
+    if view.get("renewal_of"):
+        try:
+            earlier = await run_sync(svc.statement, principal_of(request), view["renewal_of"])
+            previous = dict(earlier["answers"])
+        except GcxError:
+            previous = {}  # not readable by this person: nothing is marked as changed
+    return Loaded(view, catalogue, statement_name(view, names), previous)
 
 
 def choice_label(control: Control, value: str | None) -> str | None:

@@ -17,10 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
 from gcx.compliance.catalogue import Control, Level
-from gcx.errors import GcxError, NotFound
+from gcx.errors import GcxError, InputError, NotFound
 from gcx.httpapi import (
     attachment_disposition,
     multipart_errors,
@@ -32,8 +33,10 @@ from gcx.web.central import principal_of
 from gcx.web.central.statements_common import (
     MARKING,
     Loaded,
+    choice_label,
     load_statement,
     service,
+    state_words,
 )
 from gcx.web.site import (
     FormErrors,
@@ -93,6 +96,10 @@ def control_page(
         errors=errors,
         status=status,
         s=loaded.view,
+        # Sent for sign-off (or beyond): shown as it stands, with no form to change it.
+        read_only=not loaded.editable,
+        state_words=state_words(loaded.state),
+        chosen_label=choice_label(control, answer.get("choice")),
         control=control,
         area=area,
         position=position + 1,
@@ -155,6 +162,29 @@ async def save_answer(request: web.Request) -> web.StreamResponse:
         )
     }
     plan = values["plan"] or None
+    attached = form.get("evidence")
+    try:
+        if isinstance(attached, FileField) and attached.filename:
+            # A file chosen and "Save and continue" pressed: the person meant both.
+            await run_sync(
+                service(request).add_evidence,
+                principal_of(request),
+                statement_id,
+                filename=attached.filename,
+                media_type=attached.content_type or "",
+                data=attached.file.read(service(request).settings.evidence_max_bytes + 1),
+                controls=[control_id],
+            )
+    except GcxError as exc:
+        loaded = await load_statement(request, statement_id)
+        return control_page(
+            request,
+            loaded,
+            _control(loaded, control_id),
+            errors=FormErrors.of(exc, "evidence"),
+            status=exc.status,
+            values=values,
+        )
     try:
         await run_sync(
             service(request).answer,
@@ -177,6 +207,12 @@ async def save_answer(request: web.Request) -> web.StreamResponse:
             values=values,
         )
     loaded = await load_statement(request, statement_id)
+    if _control(loaded, control_id).unchosen(loaded.answers.get(control_id)):
+        raise redirect(
+            request,
+            f"/statements/{statement_id}/controls/{control_id}",
+            flash=f"{control_id} saved, but not answered yet: choose an answer to its question.",
+        )
     following = loaded.next_to_answer(control_id)
     if following is None:
         raise redirect(
@@ -190,9 +226,26 @@ async def save_answer(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _read_upload(request: web.Request, limit: int) -> tuple[str, str, bytes]:
-    """The first file in the multipart body: its name, declared type and bytes.
+ANSWER_FIELDS = (
+    "choice",
+    "answer",
+    "plan",
+    "plan-target-day",
+    "plan-target-month",
+    "plan-target-year",
+)
+# The answer's fields are text of at most 20,000 characters; a part larger than
+# this is not an answer typed in the form, and is read no further.
+_MAX_FIELD_BYTES = 4 * 20_000 + 1024
 
+
+async def _read_upload(
+    request: web.Request, limit: int, typed: dict[str, str]
+) -> tuple[str, str, bytes]:
+    """The file in the multipart body (its name, declared type and bytes), and the answer typed.
+
+    The answer's fields come before the file in the form; they are put in
+    ``typed`` so the answer typed and not yet saved is saved with the upload.
     A file past ``limit`` comes back as ``limit + 1`` bytes, so the use case
     refuses it as too large with its own code, as the API does.
     """
@@ -204,6 +257,11 @@ async def _read_upload(request: web.Request, limit: int) -> tuple[str, str, byte
                 return "", "", b""
             if isinstance(part, BodyPartReader) and part.name == "evidence":
                 break
+            if isinstance(part, BodyPartReader) and part.name in ANSWER_FIELDS:
+                value = bytearray()
+                while len(value) <= _MAX_FIELD_BYTES and (chunk := await part.read_chunk(8192)):
+                    value += chunk
+                typed[part.name] = value.decode("utf-8", errors="replace").strip()[:20_000]
             if isinstance(part, BodyPartReader):
                 await part.release()
         filename = part_filename(part) or ""
@@ -225,9 +283,13 @@ async def _read_upload(request: web.Request, limit: int) -> tuple[str, str, byte
 async def upload_evidence(request: web.Request) -> web.StreamResponse:
     statement_id, control_id = request.match_info["id"], request.match_info["control"]
     svc = service(request)
+    typed: dict[str, str] = {}
     try:
-        filename, media_type, data = await _read_upload(request, svc.settings.evidence_max_bytes)
-        result = await run_sync(
+        limit = svc.settings.evidence_max_bytes
+        filename, media_type, data = await _read_upload(request, limit, typed)
+        if not filename:
+            raise InputError("Choose a file to upload as evidence.")
+        await run_sync(
             svc.add_evidence,
             principal_of(request),
             statement_id,
@@ -237,6 +299,7 @@ async def upload_evidence(request: web.Request) -> web.StreamResponse:
             controls=[control_id],
         )
     except GcxError as exc:
+        # The answer typed is shown again as typed, so a refused file loses nothing.
         loaded = await load_statement(request, statement_id)
         return control_page(
             request,
@@ -244,12 +307,60 @@ async def upload_evidence(request: web.Request) -> web.StreamResponse:
             _control(loaded, control_id),
             errors=FormErrors.of(exc, "evidence"),
             status=exc.status,
+            values=_typed_values(typed) if typed else None,
         )
+    note = ""
+    loaded = await load_statement(request, statement_id)
+    if typed and _typed_differs(loaded, control_id, typed):
+        try:
+            await _save_typed(request, statement_id, control_id, typed)
+            note = " Your answer was saved too."
+        except GcxError as exc:
+            return control_page(
+                request,
+                loaded,
+                _control(loaded, control_id),
+                errors=FormErrors.of(exc, _field_for(exc)),
+                status=exc.status,
+                values=_typed_values(typed),
+            )
     raise redirect(
         request,
         f"/statements/{statement_id}/controls/{control_id}",
-        flash=f"{filename} uploaded as evidence for {control_id} "
-        f"(SHA-256 {result['sha256'][:16]}…).",
+        flash=f"{filename} uploaded as evidence for {control_id}.{note}",
+    )
+
+
+def _typed_values(typed: dict[str, str]) -> dict[str, str]:
+    return {name: typed.get(name, "") for name in ANSWER_FIELDS}
+
+
+def _typed_differs(loaded: Loaded, control_id: str, typed: dict[str, str]) -> bool:
+    """Whether the answer posted with an upload is not the one saved (so it must be kept)."""
+    saved = loaded.answers.get(control_id) or {}
+    if not typed.get("answer"):
+        return False  # nothing typed to keep; an empty answer is not saved over a real one
+    return (
+        typed.get("answer", "") != (saved.get("answer") or "")
+        or (typed.get("choice") or None) != saved.get("choice")
+        or (typed.get("plan") or None) != saved.get("plan")
+    )
+
+
+async def _save_typed(
+    request: web.Request, statement_id: str, control_id: str, typed: dict[str, str]
+) -> None:
+    day, month, year = (typed.get(f"plan-target-{p}", "") for p in ("day", "month", "year"))
+    target = f"{year.zfill(4)}-{month.zfill(2)}-{day.zfill(2)}" if (day or month or year) else None
+    await run_sync(
+        service(request).answer,
+        principal_of(request),
+        statement_id,
+        control_id,
+        answer=typed.get("answer", ""),
+        choice=typed.get("choice") or None,
+        plan=typed.get("plan") or None,
+        plan_target=target,
     )
 
 

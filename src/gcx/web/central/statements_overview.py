@@ -7,12 +7,15 @@ both.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from aiohttp import web
 
+from gcx.compliance.catalogue import Result
+from gcx.compliance.rules import Outcome, compute_verdict
 from gcx.httpapi import run_sync
-from gcx.web.central import principal_of
+from gcx.web.central import CENTRAL, principal_of
 from gcx.web.central.statements_common import (
     MARKING,
     RESULT_LABELS,
@@ -42,6 +45,12 @@ async def overview_page(
         if standing["certificate"] and standing["certificate"]["statement"] == loaded.id:
             certificate = standing["certificate"]
     name = loaded.name
+    mine = primary is not None and primary["assessor"] == user.username
+    preview = (
+        verdict_preview(loaded, primary, request.app[CENTRAL].clock.now())
+        if mine and primary is not None and primary["state"] == "open"
+        else None
+    )
     return render(
         request,
         "central/statements_statement.html",
@@ -60,7 +69,8 @@ async def overview_page(
         is_member=member,
         is_assessor="assessor" in by.roles,
         is_operator="operator" in by.roles,
-        my_assessment=primary is not None and primary["assessor"] == user.username,
+        my_assessment=mine,
+        preview=preview,
         primary=primary,
         results_recorded=len(primary["results"]) if primary else 0,
         control_ids=list(loaded.catalogue.control_ids),
@@ -73,6 +83,43 @@ async def overview_page(
         certificate=certificate,
         values=values or {},
     )
+
+
+def verdict_preview(loaded: Loaded, assessment: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """The verdict the network's rule would give the results recorded so far, and why.
+
+    The same pure rule the use case applies on completion (gcx.compliance.rules),
+    so what the assessor sees before completing is what completing records.
+    """
+    results = {c: Result(r["result"]) for c, r in assessment["results"].items()}
+    targets = {
+        c: dt.date.fromisoformat(a["plan_target"]) if a.get("plan_target") else None
+        for c, a in loaded.answers.items()
+    }
+    verdict = compute_verdict(loaded.catalogue, results, targets, now)
+    missing = [s for s in verdict.shortfalls if s.result == "none"]
+    deciding = [
+        {
+            "control": s.control,
+            "title": _title(loaded, s.control),
+            "level": "Must" if s.level == "MUST" else "Should",
+            "result": RESULT_LABELS.get(s.result, s.result),
+            "why": s.why,
+        }
+        for s in verdict.shortfalls
+        if s.result != "none"
+    ]
+    return {
+        "meets": verdict.outcome is Outcome.MEETS,
+        "rule": verdict.rule,
+        "missing": len(missing),
+        "deciding": deciding,
+    }
+
+
+def _title(loaded: Loaded, control_id: str) -> str:
+    control = loaded.catalogue.control(control_id)
+    return control.title if control is not None else ""
 
 
 def _task_areas(loaded: Loaded) -> list[dict[str, Any]]:
@@ -89,6 +136,9 @@ def _task_areas(loaded: Loaded) -> list[dict[str, Any]]:
                 }
             elif answer is None:
                 status = {"tag": {"text": "Not yet started", "classes": "govuk-tag--blue"}}
+            elif control.unchosen(answer):
+                # Text without the structured question's choice is not an answer yet.
+                status = {"tag": {"text": "Choose an answer", "classes": "govuk-tag--orange"}}
             elif answer["needs_reconfirmation"]:
                 status = {"tag": {"text": "Re-confirm", "classes": "govuk-tag--yellow"}}
             else:

@@ -33,7 +33,7 @@ from gcx.web.central.statements_common import (
 )
 from gcx.web.central.statements_overview import overview_page
 from gcx.web.site import FormErrors, field_text, form_of, needs, redirect, render
-from gcx.web.words import size_text
+from gcx.web.words import day, size_text
 
 # -- reading the answers, and signing off -------------------------------------------------
 
@@ -53,6 +53,8 @@ def _answered_areas(loaded: Loaded) -> list[dict[str, Any]]:
                     "control": control,
                     "answer": answer,
                     "summary": _summary_rows(control, answer, evidence),
+                    # For the sign-off officer of a renewal: what is new since last year.
+                    "changed": loaded.changed_since_last_year(control.id),
                 }
             )
         areas.append({"area": area, "rows": rows})
@@ -75,7 +77,7 @@ def _summary_rows(
         if answer["needs_reconfirmation"]:
             rows.append(_row("Note", text="Copied from last year and not yet re-confirmed"))
         if answer["plan"]:
-            rows.append(_row("Plan", text=f"{answer['plan']} (target {answer['plan_target']})"))
+            rows.append(_row("Plan", text=f"{answer['plan']} (by {day(answer['plan_target'])})"))
     links = [
         Markup('<a class="govuk-link" href="/evidence/{}">{}</a> ({})').format(
             e["id"], e["filename"], e["size_text"]
@@ -104,6 +106,7 @@ def answers_page(
     reason: str = "",
 ) -> web.Response:
     by = principal_of(request)
+    areas = _answered_areas(loaded)
     return render(
         request,
         "central/statements_sign_off.html",
@@ -114,7 +117,8 @@ def answers_page(
         status=status,
         s=loaded.view,
         state=state_tag(loaded.state),
-        areas=_answered_areas(loaded),
+        areas=areas,
+        changed_count=sum(1 for a in areas for r in a["rows"] if r["changed"]),
         can_sign=loaded.state == "awaiting-sign-off" and "sign-off" in by.roles,
         reason=reason,
     )
