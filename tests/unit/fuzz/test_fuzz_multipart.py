@@ -25,7 +25,7 @@ from tests.unit.fuzz._strategies import byte_mutants
 from gcx.errors import GcxError
 from gcx.gateway.messages.api import _compose_from_multipart
 from gcx.web.central.statements_drafting import _read_upload
-from gcx.web.gateway.mail_compose import _read_compose
+from gcx.web.gateway.mail_form import read_compose
 
 BOUNDARY = "gcxBoundary7MA4YWxk"
 _FORM = (
@@ -74,11 +74,11 @@ def _request(body: bytes, content_type: str) -> web.Request:
 
 
 async def _compose_form(request: web.Request) -> Any:
-    return await _read_compose(request)
+    return await read_compose(request)
 
 
 async def _upload(request: web.Request) -> Any:
-    return await _read_upload(request, 1024)
+    return await _read_upload(request, 1024, {})
 
 
 # Each reader, and the name its form gives the file field.
