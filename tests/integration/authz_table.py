@@ -133,12 +133,17 @@ TABLE: dict[tuple[str, str, str], frozenset[str]] = {
     ("gateway-web", "GET", "/files"): frozenset({"other-org-staff", "staff"}),
     ("gateway-web", "GET", "/files/send"): frozenset({"other-org-staff", "staff"}),
     ("gateway-web", "GET", "/files/{id}"): frozenset({"other-org-staff", "staff"}),
+    ("gateway-web", "GET", "/files/{id}/all.zip"): frozenset({"other-org-staff", "staff"}),
     ("gateway-web", "GET", "/files/{id}/files/{n}"): frozenset({"other-org-staff", "staff"}),
+    ("gateway-web", "GET", "/files/{id}/receipts/{organisation}"): frozenset(
+        {"other-org-staff", "staff"}
+    ),
     ("gateway-web", "GET", "/files/{id}/live"): frozenset({"other-org-staff", "staff"}),
     ("gateway-web", "GET", "/inbox"): frozenset({"admin", "other-org-staff", "staff"}),
     ("gateway-web", "GET", "/lookups"): frozenset({"other-org-staff", "staff"}),
     ("gateway-web", "GET", "/messages/{id}"): frozenset({"staff"}),
     ("gateway-web", "GET", "/messages/{id}/attachments/{index}"): frozenset({"staff"}),
+    ("gateway-web", "GET", "/messages/{id}/evidence"): frozenset({"staff"}),
     ("gateway-web", "GET", "/messages/{id}/recall"): frozenset({"staff"}),
     ("gateway-web", "GET", "/messages/{id}/status"): frozenset({"staff"}),
     ("gateway-web", "GET", "/sent"): frozenset({"admin", "other-org-staff", "staff"}),

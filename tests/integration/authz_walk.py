@@ -56,6 +56,7 @@ FILL = {
     "gateway": "nobody",
     "username": "nobody",
     "filename": "x",
+    "organisation": "DWP",
 }
 # Refusals that are not about who is asking: a wrong password or code on the
 # public sign-in forms (which is what an empty form posted there is), and a

@@ -32,6 +32,7 @@ from typing import Any
 
 import jinja2
 from aiohttp import BodyPartReader, MultipartReader, web
+from markupsafe import Markup
 from multidict import MultiDictProxy
 
 from gcx.errors import (
@@ -60,6 +61,9 @@ STREAM_KEY = web.RequestKey("gcx_form_stream", MultipartReader)
 _MAX_TOKEN_BYTES = 256
 # The sign-in forms' token, before there is a session to hold one.
 PENDING_CSRF_KEY = web.RequestKey("gcx_pending_csrf", str)
+# Counts shown beside navigation links, by href: (count, what it counts), set by
+# a service's middleware (the gateway's unread messages) before the page renders.
+NAV_COUNTS_KEY = web.RequestKey("gcx_nav_counts", dict)
 
 
 @dataclass(frozen=True)
@@ -256,9 +260,17 @@ def render(
             if request.path == item.href or request.path.startswith(item.href + "/")
         ]
         current = max(matching, key=len) if matching else None
+        counts = request.get(NAV_COUNTS_KEY, {})
         nav = [
             {"text": item.text, "href": item.href, "active": item.href == current} for item in shown
         ]
+        for entry in nav:
+            count, what = counts.get(entry["href"], (0, ""))
+            if count:
+                entry["html"] = Markup(
+                    '{} <span class="gcx-nav-count">{}<span class="govuk-visually-hidden"> {}'
+                    "</span></span>"
+                ).format(entry.pop("text"), count, what)
     page = (
         request.app[TEMPLATES_KEY]
         .get_template(template)

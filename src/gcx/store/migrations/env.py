@@ -5,6 +5,7 @@ from alembic import context
 # Importing these modules registers their tables on the one metadata.
 from gcx.store import (
     schema_compliance,
+    schema_lists,
     schema_mail,
     schema_services,
     schema_transfers,
@@ -12,7 +13,14 @@ from gcx.store import (
 )
 from gcx.store.schema import metadata
 
-_FEATURE_SCHEMAS = (schema_compliance, schema_mail, schema_services, schema_transfers, schema_web)
+_FEATURE_SCHEMAS = (
+    schema_compliance,
+    schema_lists,
+    schema_mail,
+    schema_services,
+    schema_transfers,
+    schema_web,
+)
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata)

@@ -20,14 +20,16 @@ the download in the audit log before the first byte is sent.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import secrets
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from aiohttp import BodyPartReader, web
+from multidict import MultiDict
 
 from gcx.errors import (
     BodyNotUtf8,
@@ -38,6 +40,7 @@ from gcx.errors import (
     QuotaExceeded,
     TransferEmpty,
 )
+from gcx.gateway.messages.finding import MailFilter
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
 from gcx.gateway.transfers import policy as transfer_policy
@@ -45,12 +48,19 @@ from gcx.gateway.transfers import reading as transfer_reading
 from gcx.gateway.transfers import sending as transfers
 from gcx.gateway.transfers import uploads as transfer_uploads
 from gcx.gateway.transfers.api import stream_incoming_file
+from gcx.gateway.transfers.downloads import downloaded
 from gcx.gateway.transfers.listing import list_transfers
 from gcx.httpapi import multipart_errors, part_filename, part_media_type, run_sync
 from gcx.private_files import open_private
 from gcx.protocol.marking import Marking, highest, parse_marking
 from gcx.protocol.message import check_file_name
+from gcx.protocol.transfer import MAX_NOTE_CHARS
+from gcx.store.schema_lists import transfer_downloads
+from gcx.store.schema_transfers import transfers as transfer_rows
 from gcx.web.gateway import caller_of, parts_of
+from gcx.web.gateway.evidence_pages import TRANSFER_RECEIPT_WORDS
+from gcx.web.gateway.files_received import day_start, received_details, sender_text
+from gcx.web.gateway.mail_lists import page_link, read_filter
 from gcx.web.site import (
     FormErrors,
     Site,
@@ -123,27 +133,97 @@ def _page_marking(markings: list[str]) -> str:
 # -- the list ---------------------------------------------------------------------------
 
 
+def _conditions(caller: Caller, wanted: MailFilter) -> list[sa.ColumnElement[bool]]:
+    """The Files page's filters as SQL on the transfers table (see mail_lists)."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if wanted.marking:
+        conditions.append(transfer_rows.c.marking == wanted.marking)
+    if wanted.organisation:
+        # Sent to it or received from it. Recipients are a JSON list of codes
+        # (letters, digits, hyphens), so the quoted code matches one element.
+        conditions.append(
+            sa.or_(
+                sa.and_(
+                    transfer_rows.c.direction == "in",
+                    transfer_rows.c.sender_org == wanted.organisation,
+                ),
+                sa.and_(
+                    transfer_rows.c.direction == "out",
+                    sa.cast(transfer_rows.c.recipients, sa.Text).like(f'%"{wanted.organisation}"%'),
+                ),
+            )
+        )
+    if wanted.since:
+        conditions.append(transfer_rows.c.created_at >= day_start(wanted.since))
+    if wanted.until:
+        conditions.append(
+            transfer_rows.c.created_at < day_start(wanted.until + dt.timedelta(days=1))
+        )
+    if wanted.unread:
+        conditions.append(transfer_rows.c.direction == "in")
+        conditions.append(
+            ~sa.exists().where(
+                transfer_downloads.c.transfer_id == transfer_rows.c.id,
+                transfer_downloads.c.organisation == caller.organisation,
+            )
+        )
+    return conditions
+
+
 @needs("staff")
 async def files_page(request: web.Request) -> web.StreamResponse:
     gateway = parts_of(request).gateway
+    caller = caller_of(request)
     before = request.query.get("before")
-    page = await run_sync(list_transfers, gateway, caller_of(request), PAGE_SIZE, before)
-    items = page.items
+    form = read_filter(
+        MultiDict((k, v) for k, v in request.query.items() if k not in ("before", "after"))
+    )
+    items: list[dict[str, Any]] = []
+    older = None
+    if form.errors is None:
+        page = await run_sync(
+            list_transfers,
+            gateway,
+            caller,
+            PAGE_SIZE,
+            before,
+            _conditions(caller, form.wanted),
+        )
+        items, older = page.items, page.older
     names = await run_sync(_organisation_names, gateway)
+    seen = await run_sync(
+        downloaded, gateway, caller.organisation, [i["id"] for i in items if i["direction"] == "in"]
+    )
     for item in items:
         item["when"] = moment(item["created_at"])
         item["size"] = size_text(item["bytes"])
         item["state_words"] = TRANSFER_WORDS.get(item["state"], item["state"])
         item["to_names"] = ", ".join(names.get(o, o) for o in item["recipients"])
+        user, _, org = item["sender"].partition("@")
+        item["from_text"] = sender_text(user, org, names)
+        item["new"] = item["direction"] == "in" and item["id"] not in seen
     return render(
         request,
         "gateway/files_list.html",
+        status=400 if form.errors else 200,
+        errors=form.errors,
         title="Files",
         sent=[i for i in items if i["direction"] == "out"],
         received=[i for i in items if i["direction"] == "in"],
         marking=_page_marking([i["marking"] for i in items]),
-        before=before,
-        older=page.older and urllib.parse.quote(page.older, safe=""),
+        form=form,
+        organisations=[
+            {"code": code, "name": name}
+            for code, name in sorted(names.items(), key=lambda item: item[1])
+            if code != caller.organisation
+        ],
+        path="/files",
+        paging={
+            "first": page_link("/files", form.values) if before else None,
+            "first_text": "Newest files",
+            "next": page_link("/files", form.values, before=older) if older else None,
+            "next_text": "Older files",
+        },
     )
 
 
@@ -162,6 +242,7 @@ class _Spooled:
 class _SendForm:
     to: list[str] = field(default_factory=list)
     marking: str = ""
+    note: str = ""
     files: list[_Spooled] = field(default_factory=list)
 
     def discard(self) -> None:
@@ -188,6 +269,8 @@ def _send_page(
         choices=_recipient_choices(gateway, caller.organisation),
         chosen=form.to,
         chosen_marking=form.marking,
+        chosen_note=form.note,
+        note_limit=MAX_NOTE_CHARS,
     )
 
 
@@ -275,6 +358,8 @@ async def _read_send_form(
                 form.to.append(await _field(part))
             elif part.name == "marking":
                 form.marking = await _field(part)
+            elif part.name == "note":
+                form.note = await _field(part)
             else:
                 await part.release()
 
@@ -294,6 +379,14 @@ def _check_send_form(form: _SendForm) -> FormErrors | None:
         problems.append(("marking", exc.message, exc.code))
     if not form.files:
         problems.append(("files", "Choose one or more files to send.", TransferEmpty.code))
+    if len(form.note) > MAX_NOTE_CHARS:
+        problems.append(
+            (
+                "note",
+                f"The covering note must be {MAX_NOTE_CHARS:,} characters or fewer.",
+                "input-invalid",
+            )
+        )
     names = [spooled.name for spooled in form.files]
     if len(set(names)) != len(names):
         problems.append(
@@ -331,7 +424,7 @@ def _send(gateway: Gateway, caller: Caller, form: _SendForm) -> dict[str, Any]:
         for spooled in form.files:
             upload_ids.append(_into_upload(gateway, caller, spooled))
         return transfers.create_transfer(
-            gateway, caller, to=to, marking=form.marking, upload_ids=upload_ids
+            gateway, caller, to=to, marking=form.marking, upload_ids=upload_ids, note=form.note
         )
     except BaseException:
         for upload_id in upload_ids:
@@ -404,6 +497,8 @@ def _status(gateway: Gateway, caller: Caller, transfer_id: str) -> dict[str, Any
             }
         )
     status["recipient_rows"] = recipients
+    for receipt in status.get("receipts") or []:
+        receipt["organisation_name"] = names.get(receipt["organisation"], receipt["organisation"])
     # Nothing changes once a transfer is complete or failed, so the page stops asking.
     status["final"] = status["state"] in ("complete", "failed")
     status["state_words"] = TRANSFER_WORDS.get(status["state"], status["state"])
@@ -411,6 +506,7 @@ def _status(gateway: Gateway, caller: Caller, transfer_id: str) -> dict[str, Any
     status["completed"] = moment(status.get("completed_at"))
     status["kept_until"] = moment(status.get("retain_until"))
     status["size"] = size_text(status["bytes"])
+    status.update(received_details(gateway, caller, status))
     for described in status.get("files") or []:
         described["size_text"] = size_text(described["size"])
     return status
@@ -431,6 +527,7 @@ async def status_page(request: web.Request) -> web.StreamResponse:
         title="Files sent" if status["direction"] == "out" else "Files received",
         transfer=status,
         marking=status["marking"],
+        receipt_words=TRANSFER_RECEIPT_WORDS,
     )
 
 

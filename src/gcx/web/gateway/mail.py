@@ -24,11 +24,9 @@ from aiohttp import web
 
 from gcx.errors import (
     GcxError,
-    InputError,
     NotFound,
 )
 from gcx.gateway.messages.api import WORKER
-from gcx.gateway.messages.mailboxes import MailboxService
 from gcx.gateway.messages.recall import recall_everywhere
 from gcx.gateway.peer import GATEWAY
 from gcx.gateway.tokens import Caller
@@ -77,8 +75,6 @@ def navigation(site: Site) -> None:
 
 def add_routes(app: web.Application) -> None:
     app.on_startup.append(_share_parts)
-    app.router.add_get("/inbox", inbox)
-    app.router.add_get("/sent", sent)
     mail_compose.add_routes(app)
     app.router.add_get("/messages/{id}", read)
     app.router.add_get("/messages/{id}/status", status_fragment)
@@ -117,92 +113,6 @@ def _named(address: str, names: dict[str, str]) -> str:
     return f"{address} ({names[org]})" if org in names else address
 
 
-# -- inbox and sent items ----------------------------------------------------------------
-
-
-def _my_mailboxes(request: web.Request, caller: Caller) -> list[str]:
-    gateway = parts_of(request).gateway
-    service = MailboxService(gateway.db, list(gateway.config.organisations), gateway.clock)
-    return [
-        m["mailbox"]
-        for m in service.list()
-        if m["mailbox"].endswith(f"@{caller.organisation}") and caller.account in m["members"]
-    ]
-
-
-@needs(*MAIL_ROLES)
-async def inbox(request: web.Request) -> web.StreamResponse:
-    caller = mail_caller(request)
-    messaging = parts_of(request).messaging
-    before = _before(request)
-    page = await run_sync(messaging.list_box, caller, "inbox", LIST_LIMIT, before)
-    items = page.items
-    mailboxes = await run_sync(_my_mailboxes, request, caller)
-    names = organisation_names(request)
-    rows = []
-    for item in items:
-        owner = item["mailbox"]
-        rows.append(
-            {
-                **item,
-                "from_text": _named(item["from"], names),
-                "for_text": (
-                    "You"
-                    if owner == caller.account
-                    else "The whole organisation"
-                    if owner == "*"
-                    else f"{owner}@{caller.organisation}"
-                ),
-                "when": moment(item["created_at"]),
-                "read_when": moment(item["read_at"]),
-            }
-        )
-    return render(
-        request,
-        "gateway/mail_inbox.html",
-        title="Inbox",
-        marking=_marking_of([i["marking"] for i in items]),
-        messages=rows,
-        mailboxes=mailboxes,
-        before=before,
-        older=page.older,
-    )
-
-
-def _before(request: web.Request) -> int | None:
-    """The ``before`` cursor of an older page of a mailbox list, if one was asked for."""
-    text = request.query.get("before")
-    if text is None:
-        return None
-    if not text.isdigit() or len(text) > 18:
-        raise InputError("That is not a page of this list; go back to the newest messages.")
-    return int(text)
-
-
-def _sent_rows(
-    request: web.Request, caller: Caller, before: int | None
-) -> tuple[list[dict[str, Any]], int | None]:
-    messaging = parts_of(request).messaging
-    page = messaging.list_box(caller, "sent", LIST_LIMIT, before)
-    rows = []
-    for item in page.items:
-        status = messaging.status(caller, item["id"])
-        reads = [r for r in status["receipts"] if r["kind"] == "read"]
-        rows.append(
-            {
-                **item,
-                "to_text": ", ".join(item.get("to", [])),
-                "when": moment(item["created_at"]),
-                "state": _state(status["state"]),
-                "read_text": ", ".join(
-                    f"{r.get('reader', 'someone')}@{r['organisation']}, {moment(r['received_at'])}"
-                    for r in reads
-                ),
-            }
-        )
-    return rows, page.older
-
-
 def _state(state: str) -> dict[str, str]:
     if state in DELIVERY_STATES:
         text, colour = DELIVERY_STATES[state]
@@ -212,20 +122,7 @@ def _state(state: str) -> dict[str, str]:
     return {"value": state, "text": text, "classes": colour}
 
 
-@needs(*MAIL_ROLES)
-async def sent(request: web.Request) -> web.StreamResponse:
-    caller = mail_caller(request)
-    before = _before(request)
-    rows, older = await run_sync(_sent_rows, request, caller, before)
-    return render(
-        request,
-        "gateway/mail_sent.html",
-        title="Sent messages",
-        marking=_marking_of([r["marking"] for r in rows]),
-        messages=rows,
-        before=before,
-        older=older,
-    )
+# The inbox and sent lists are gcx.web.gateway.mail_lists.
 
 
 # -- compose and send --------------------------------------------------------------

@@ -1,0 +1,52 @@
+"""Whether a received batch of files has been downloaded in a receiving organisation.
+
+The audit log records every download (``transfer.downloaded``). Lists need
+only "new" or "downloaded" for a page of batches, so the first download per
+(transfer, organisation) is also kept in ``transfer_downloads`` and read by
+primary key. Writing it twice is harmless: the first row stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from gcx.gateway.runtime import Gateway
+from gcx.gateway.tokens import Caller
+from gcx.store import iso
+from gcx.store.schema_lists import transfer_downloads
+
+
+def mark_downloaded(gateway: Gateway, caller: Caller, transfer_id: str) -> None:
+    """Note the first download of ``transfer_id`` by the caller's organisation."""
+    if downloaded(gateway, caller.organisation, [transfer_id]):
+        return
+    try:
+        with gateway.db.transaction() as conn:
+            conn.execute(
+                transfer_downloads.insert().values(
+                    transfer_id=transfer_id,
+                    organisation=caller.organisation,
+                    account=caller.account,
+                    downloaded_at=iso(gateway.clock.now()),
+                )
+            )
+    except IntegrityError:
+        pass  # a colleague's download got there first; theirs is the first
+
+
+def downloaded(gateway: Gateway, organisation: str, transfer_ids: Iterable[str]) -> dict[str, str]:
+    """When each of ``transfer_ids`` was first downloaded in ``organisation``, if it was."""
+    ids = list(transfer_ids)
+    if not ids:
+        return {}
+    with gateway.db.read() as conn:
+        rows = conn.execute(
+            sa.select(transfer_downloads.c.transfer_id, transfer_downloads.c.downloaded_at).where(
+                transfer_downloads.c.organisation == organisation,
+                transfer_downloads.c.transfer_id.in_(ids),
+            )
+        ).all()
+    return {row.transfer_id: row.downloaded_at for row in rows}
