@@ -20,7 +20,10 @@ TID = "ef" * 16
 def _gateway(database: Database, home: Path, clock: FixedClock) -> Any:
     # apply_retention needs only these parts of a Gateway.
     return SimpleNamespace(
-        db=database, clock=clock, config=SimpleNamespace(name="tower-hamlets", home=home)
+        db=database,
+        clock=clock,
+        config=SimpleNamespace(name="tower-hamlets", home=home),
+        chunks=TransferFiles(home / "blobs" / "transfers"),
     )
 
 
