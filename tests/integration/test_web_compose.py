@@ -142,6 +142,20 @@ def test_people_are_listed_only_once_they_choose_to_be(
     assert other_page.locator("[data-address='shy.officer@E09000030']").count() == 1
 
 
+def test_an_organisation_can_list_its_shared_mailboxes_only(page: Page, people: People) -> None:
+    """The administrator's choice hides every person, whatever each chose."""
+    people.sign_in(page, "met-police", "met-police.admin", "/admin")
+    page.click("a[href='/admin/address-book']")
+    people.check(page, "address-book-admin")
+    page.check("#people-2")
+    page.click("#save-policy")
+    assert "Only your shared mailboxes" in page.inner_text(".govuk-notification-banner")
+    page.goto(people.url("met-police", "/address-book"))
+    police = page.locator("section[data-organisation='MPS']")
+    assert "lists its shared mailboxes only" in police.inner_text()
+    assert page.locator("[data-address='safeguarding.officer@MPS']").count() == 0
+
+
 def test_compose_check_and_send_by_name_then_the_colleague_replies(
     page: Page, other_page: Page, people: People
 ) -> None:
