@@ -296,5 +296,12 @@ def test_received_files_show_their_note_download_as_one_zip_and_sit_in_the_inbox
         assert "Downloaded" in dwp.inner_text(row)
         dwp.goto(people.url(DWP, "/files?unread=yes"))
         assert dwp.locator(f"#received a[href='/files/{transfer_id}']").count() == 0
+
+        # The local API gives the note back too, here to the reader's own token.
+        token = web_network.add_token(DWP, reader)
+        api = web_network.gateways[DWP].config.api_url + f"/api/v1/transfers/{transfer_id}"
+        request = urllib.request.Request(api, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request) as answer:
+            assert json.loads(answer.read())["note"] == note
     finally:
         context.close()

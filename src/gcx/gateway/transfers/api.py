@@ -36,6 +36,7 @@ from gcx.gateway.transfers import uploads as transfer_uploads
 from gcx.gateway.transfers.listing import list_transfers as list_visible
 from gcx.httpapi import attachment_disposition, json_body, run_sync
 from gcx.openapi import OBJECT, REFUSALS, json_ok
+from gcx.protocol.transfer import MAX_NOTE_CHARS
 from gcx.protocol.validation import StrictModel, validated
 
 TUS_VERSION = "1.0.0"
@@ -179,6 +180,8 @@ class TransferRequest(StrictModel):
     marking: str | None = None
     uploads: list[str]
     names: list[str] | None = None
+    # The covering note, encrypted with the files in the transfer's metadata.
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
 
 
 class PolicyRequest(StrictModel):
@@ -217,6 +220,7 @@ async def create_transfer(request: web.Request) -> web.Response:
             marking=asked.marking or "",
             upload_ids=_strings(asked.uploads),
             names=asked.names,
+            note=asked.note,
         )
     )
     request.app[TRANSFER_WORKER].wake()

@@ -105,6 +105,7 @@ def transfer_status(gateway: Gateway, caller: Caller, transfer_id: str) -> dict[
     if incoming.state == "complete":
         _, metadata, _ = open_incoming(gateway, caller, transfer_id)
         body["files"] = [f.model_dump() for f in metadata.files]
+        body["note"] = metadata.note
     return body
 
 

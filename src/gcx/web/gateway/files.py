@@ -359,7 +359,8 @@ async def _read_send_form(
             elif part.name == "marking":
                 form.marking = await _field(part)
             elif part.name == "note":
-                form.note = await _field(part)
+                # Browsers send a text area's line breaks as CRLF; the note keeps plain ones.
+                form.note = (await _field(part)).replace("\r\n", "\n")
             else:
                 await part.release()
 
