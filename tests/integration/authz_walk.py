@@ -24,13 +24,14 @@ from gcx import crypto
 from gcx.central.app import build_app
 from gcx.central.server import open_service
 from gcx.config import GatewayConfig
+from gcx.gateway.carriers import carriers_for
 from gcx.gateway.exchange.peer_client import PeerClient
-from gcx.gateway.exchange.worker import DeliveryWorker
+from gcx.gateway.exchange.worker import ExchangeWorker
 from gcx.gateway.messages.messaging import Messaging
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.server import build_local_api, build_peer_api
+from gcx.gateway.services.api import LocalCalls
 from gcx.gateway.services.calls import ServiceProxy, call_peers
-from gcx.gateway.transfers.carrier import TransferWorker
 from gcx.localnet import LocalNetwork
 from gcx.web.central import build_central_web
 from gcx.web.gateway import GatewayParts, build_gateway_web
@@ -88,16 +89,15 @@ def build_applications(network: LocalNetwork, gateway_name: str) -> dict[str, we
     """The five applications a network serves, built as ``gcx`` builds them."""
     gateway = Gateway.open(GatewayConfig.load(network.gateways[gateway_name].home))
     peers = PeerClient.for_gateway(gateway)
-    delivery = DeliveryWorker(gateway, peers)
-    transfers = TransferWorker(gateway, peers)
+    worker = ExchangeWorker(gateway, carriers_for(gateway, peers))
     services = ServiceProxy(gateway, call_peers(gateway))
     messaging = Messaging(gateway)
     central = open_service(network.central_home)
     return {
         "peer": build_peer_api(gateway, services),
-        "local": build_local_api(gateway, messaging, delivery, transfers, services),
+        "local": build_local_api(gateway, messaging, worker, peers, services),
         "gateway-web": build_gateway_web(
-            GatewayParts(gateway, messaging, delivery, transfers, services)
+            GatewayParts(gateway, messaging, worker, peers, LocalCalls(services))
         ),
         "central-api": build_app(central, republish=False),
         "central-web": build_central_web(central),

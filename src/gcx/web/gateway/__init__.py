@@ -31,8 +31,8 @@ class GatewayParts:
 
     gateway: Gateway
     messaging: Any  # gcx.gateway.messages.messaging.Messaging
-    delivery: Any  # gcx.gateway.exchange.worker.DeliveryWorker
-    transfers: Any  # gcx.gateway.transfers.carrier.TransferWorker
+    exchange: Any  # gcx.gateway.exchange.worker.ExchangeWorker
+    peers: Any  # gcx.gateway.exchange.peer_client.PeerClient
     services: Any  # gcx.gateway.services.calls.ServiceProxy
 
 

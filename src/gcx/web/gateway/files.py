@@ -82,7 +82,7 @@ DELIVERY_WORDS = {
     "queued": "Waiting to send",
     "sending": "Sending",
     "retrying": "Trying again",
-    "receipted": "Delivered",
+    "delivered": "Delivered",
     "failed": "Failed",
     "expired": "Expired",
 }
@@ -331,7 +331,7 @@ async def _read_send_form(
 ) -> None:
     reader = await form_stream(request)
     limits = await run_sync(_limits, gateway, caller, request.content_length)
-    spool_dir = transfer_policy.transfer_files(gateway).root / "uploads"
+    spool_dir = transfer_policy.transfer_files(gateway).spool_dir()
     with multipart_errors():
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
@@ -461,7 +461,7 @@ async def send(request: web.Request) -> web.StreamResponse:
             return _send_page(request, form, errors=FormErrors.of(exc, field_id), status=exc.status)
     finally:
         form.discard()
-    parts.transfers.wake()
+    parts.exchange.wake()
     count = len(result["files"])
     raise redirect(
         request,
@@ -493,7 +493,7 @@ def _status(gateway: Gateway, caller: Caller, transfer_id: str) -> dict[str, Any
                 if delivery
                 else "",
                 "attempts": delivery["attempts"] if delivery else 0,
-                "last_error": delivery["last_error"] if delivery else None,
+                "last_error": (delivery["last_error"] or {}).get("message") if delivery else None,
                 "receipt_at": moment(receipt["received_at"]) if receipt else "",
             }
         )

@@ -26,7 +26,7 @@ from gcx.errors import (
     GcxError,
     NotFound,
 )
-from gcx.gateway.messages.api import WORKER
+from gcx.gateway.messages.api import PEERS, WORKER
 from gcx.gateway.messages.recall import recall_everywhere
 from gcx.gateway.peer import GATEWAY
 from gcx.gateway.tokens import Caller
@@ -89,7 +89,8 @@ async def _share_parts(app: web.Application) -> None:
     # until after startup.
     parts = app[PARTS]
     app[GATEWAY] = parts.gateway
-    app[WORKER] = parts.delivery
+    app[WORKER] = parts.exchange
+    app[PEERS] = parts.peers
 
 
 # -- small helpers -------------------------------------------------------------------
@@ -123,9 +124,6 @@ def _state(state: str) -> dict[str, str]:
 
 
 # The inbox and sent lists are gcx.web.gateway.mail_lists.
-
-
-# -- compose and send --------------------------------------------------------------
 
 
 # -- reading a message ---------------------------------------------------------------
@@ -269,7 +267,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 async def _recall(request: web.Request, caller: Caller, envelope_id: str) -> dict[str, Any]:
     """Recall as the API does: withdraw what has not left, then ask each gateway holding it."""
     parts = parts_of(request)
-    return await recall_everywhere(parts.messaging, parts.delivery.peers, caller, envelope_id)
+    return await recall_everywhere(parts.messaging, parts.peers, caller, envelope_id)
 
 
 @needs(*MAIL_ROLES)
