@@ -11,6 +11,11 @@ first runs) and hands the bound socket to that process when it starts it
 (gcx.listeners). No port is chosen free and bound later, so no other process
 on the machine can take it in between. A process started again after a stop
 binds the port it had before; that port was free only while it was stopped.
+
+This module is over 400 lines because it is the one place that starts, stops,
+enrols and wires a whole network (central, gateways, certificates, tokens,
+listeners) for both the demo and the tests; the steps are order-dependent and
+read best in sequence.
 """
 
 from __future__ import annotations
