@@ -155,4 +155,3 @@ def test_receipt_must_name_every_file_with_its_digest() -> None:
             organisation="E09000030",
             files=(("a.pdf", 3, "2" * 64),),
         )
-
