@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from gcx import audit, crypto
 from gcx.errors import DirectoryError, GcxError, PeerUnreachable, ReceiptInvalid
 from gcx.gateway.exchange import outbox
+from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.exchange.carrier import receiving_gateway
 from gcx.gateway.exchange.outcomes import Outcomes, is_final_refusal
 from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_of
@@ -38,8 +39,7 @@ from gcx.protocol.batch import frame_batch
 from gcx.protocol.delivery import DeliveryEvent, DeliveryState, is_late_receipt
 from gcx.protocol.envelope import frame
 from gcx.protocol.receipt import Receipt
-from gcx.store import iso
-from gcx.store.schema import envelopes, receipts
+from gcx.store.schema import envelopes
 
 BATCH_SIZE = 100
 
@@ -169,27 +169,18 @@ class MessageCarrier:
         state = outbox.state_of(conn, entry.id)
         late = is_late_receipt(DeliveryState(state))
         for org, (receipt, raw) in sorted(held.items()):
-            exists = conn.execute(
-                sa.select(receipts.c.id).where(
-                    receipts.c.subject_id == entry.subject_id,
-                    receipts.c.organisation == org,
-                    receipts.c.kind == "delivery",
-                )
-            ).first()
-            if exists:
+            if not receipt_store.hold(
+                conn,
+                subject_id=entry.subject_id,
+                organisation=org,
+                kind="delivery",
+                outcome=receipt.outcome,
+                document=raw,
+                now=now,
+                late=late,
+            ):
                 continue
             newly_held = True
-            conn.execute(
-                receipts.insert().values(
-                    subject_id=entry.subject_id,
-                    organisation=org,
-                    kind="delivery",
-                    outcome=receipt.outcome,
-                    document=raw,
-                    received_at=iso(now),
-                    late=late,
-                )
-            )
             audit.append(
                 conn,
                 actor=f"organisation:{org}",

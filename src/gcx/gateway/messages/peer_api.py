@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gcx import audit, crypto
 from gcx.errors import NotFound, PeerRefused, RecallTooLate
+from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.messages.receive import accept_batch
 from gcx.gateway.peer import GATEWAY, verify_signed_by_org
 from gcx.gateway.runtime import Gateway
@@ -29,7 +30,7 @@ from gcx.protocol.batch import (
     unframe_batch,
 )
 from gcx.store import iso
-from gcx.store.schema import envelopes, mailbox_items, receipts
+from gcx.store.schema import envelopes, mailbox_items
 
 # A batch holds whole messages (attachments up to 100 MiB in all, as
 # ciphertext) plus framing; larger payloads are the bulk-transfer path's job.
@@ -152,26 +153,16 @@ def store_read_receipt(gateway: Gateway, receipt: ReadReceipt, document: bytes) 
                 f"No message {receipt.envelope_id[:40]} was sent to "
                 f"{receipt.organisation[:16]} from here."
             )
-        exists = conn.execute(
-            sa.select(receipts.c.id).where(
-                receipts.c.subject_id == receipt.envelope_id,
-                receipts.c.organisation == receipt.organisation,
-                receipts.c.kind == "read",
-            )
-        ).first()
-        if exists:
+        if not receipt_store.hold(
+            conn,
+            subject_id=receipt.envelope_id,
+            organisation=receipt.organisation,
+            kind="read",
+            outcome="read",
+            document=document,
+            now=now,
+        ):
             return
-        conn.execute(
-            receipts.insert().values(
-                subject_id=receipt.envelope_id,
-                organisation=receipt.organisation,
-                kind="read",
-                outcome="read",
-                document=document,
-                received_at=iso(now),
-                late=False,
-            )
-        )
         audit.append(
             conn,
             actor=f"organisation:{receipt.organisation}",

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -38,6 +37,7 @@ from gcx.errors import (
     InputError,
     NotSenderGateway,
 )
+from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.messages.envelopes import insert_envelope, put_large_parts, stored_digest
 from gcx.gateway.messages.routing import NameCache, route
 from gcx.gateway.runtime import Gateway
@@ -46,7 +46,7 @@ from gcx.protocol.envelope import EnvelopeHeader, unframe
 from gcx.protocol.message import Address
 from gcx.protocol.receipt import accepted_receipt, refused_receipt
 from gcx.store import iso
-from gcx.store.schema import mailbox_items, receipts
+from gcx.store.schema import mailbox_items
 
 log = logging.getLogger("gcx.gateway.messages.receive")
 
@@ -120,14 +120,7 @@ def accept_one(
 
 
 def _issued(conn: Connection, envelope_id: str) -> list[str]:
-    return [
-        bytes(d).decode()
-        for d in conn.execute(
-            sa.select(receipts.c.document)
-            .where(receipts.c.subject_id == envelope_id, receipts.c.kind == ISSUED)
-            .order_by(receipts.c.id)
-        ).scalars()
-    ]
+    return receipt_store.documents(conn, envelope_id, ISSUED)
 
 
 def _prepare(
@@ -237,17 +230,14 @@ def _store(
                 },
             )
     for org, outcome, document in item.signed:
-        conn.execute(
-            receipts.insert(),
-            {
-                "subject_id": header.id,
-                "organisation": org,
-                "kind": ISSUED,
-                "outcome": outcome,
-                "document": document,
-                "received_at": iso(now),
-                "late": False,
-            },
+        receipt_store.hold(
+            conn,
+            subject_id=header.id,
+            organisation=org,
+            kind=ISSUED,
+            outcome=outcome,
+            document=document,
+            now=now,
         )
     audit.append(
         conn,

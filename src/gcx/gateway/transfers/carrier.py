@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 from gcx import audit, crypto
 from gcx.errors import DirectoryError, GcxError, ReceiptInvalid, SignatureInvalid
 from gcx.gateway.exchange import outbox
+from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.exchange.carrier import receiving_gateway
 from gcx.gateway.exchange.outcomes import Outcomes, is_final_refusal
 from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_code, refusal_of
@@ -43,7 +44,6 @@ from gcx.protocol import strict_json
 from gcx.protocol.delivery import FINAL_STATES, DeliveryEvent, DeliveryState
 from gcx.store import iso, parse_iso
 from gcx.store.schema import outbox as outbox_table
-from gcx.store.schema import receipts
 from gcx.store.schema_transfers import transfers
 
 log = logging.getLogger("gcx.gateway.transfers")
@@ -102,25 +102,15 @@ class TransferCarrier:
             if outbox.state_of(conn, entry.id) != DeliveryState.SENDING.value:
                 return  # another worker took it after our lease lapsed and ended it
             for org, document in sorted(held.items()):
-                exists = conn.execute(
-                    sa.select(receipts.c.id).where(
-                        receipts.c.subject_id == entry.subject_id,
-                        receipts.c.organisation == org,
-                        receipts.c.kind == RECEIPT_KIND,
-                    )
-                ).first()
-                if exists is None:
-                    conn.execute(
-                        receipts.insert().values(
-                            subject_id=entry.subject_id,
-                            organisation=org,
-                            kind=RECEIPT_KIND,
-                            outcome="accepted",
-                            document=document,
-                            received_at=iso(now),
-                            late=False,
-                        )
-                    )
+                receipt_store.hold(
+                    conn,
+                    subject_id=entry.subject_id,
+                    organisation=org,
+                    kind=RECEIPT_KIND,
+                    outcome="accepted",
+                    document=document,
+                    now=now,
+                )
             state = outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
             audit.append(
                 conn,

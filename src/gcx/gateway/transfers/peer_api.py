@@ -45,6 +45,7 @@ from gcx.errors import (
     StorageFull,
     TransferRefused,
 )
+from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.peer import GATEWAY, verify_signed_by_org
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.transfers.policy import (
@@ -68,7 +69,6 @@ from gcx.protocol.transfer import (
     check_manifest,
 )
 from gcx.store import iso
-from gcx.store.schema import receipts
 from gcx.store.schema_transfers import transfers
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -194,15 +194,7 @@ def _set_status(gateway: Gateway, transfer_id: str, message: str | None) -> None
 
 def stored_receipts(gateway: Gateway, transfer_id: str) -> list[str]:
     with gateway.db.read() as conn:
-        rows = conn.execute(
-            sa.select(receipts.c.document)
-            .where(
-                receipts.c.subject_id == transfer_id,
-                receipts.c.kind == ISSUED_RECEIPT_KIND,
-            )
-            .order_by(receipts.c.organisation)
-        ).all()
-    return [r.document.decode() for r in rows]
+        return receipt_store.documents(conn, transfer_id, ISSUED_RECEIPT_KIND)
 
 
 def _incoming(gateway: Gateway, transfer_id: str, peer_name: str) -> tuple[str, str, bytes]:
@@ -329,16 +321,14 @@ def complete_transfer(gateway: Gateway, peer_name: str, transfer_id: str) -> lis
         if updated.rowcount == 0:  # completed concurrently by another request or replica
             return stored_receipts(gateway, transfer_id)
         for org, signed in documents.items():
-            conn.execute(
-                receipts.insert().values(
-                    subject_id=transfer_id,
-                    organisation=org,
-                    kind=ISSUED_RECEIPT_KIND,
-                    outcome="accepted",
-                    document=signed,
-                    received_at=iso(now),
-                    late=False,
-                )
+            receipt_store.hold(
+                conn,
+                subject_id=transfer_id,
+                organisation=org,
+                kind=ISSUED_RECEIPT_KIND,
+                outcome="accepted",
+                document=signed,
+                now=now,
             )
         audit.append(
             conn,
