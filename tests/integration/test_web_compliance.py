@@ -299,7 +299,7 @@ def drafted_by_api(web_network: LocalNetwork) -> dict[str, str]:
     return {"sid": sid, "unchosen": unchosen.id, "title": unchosen.title}
 
 
-def test_an_unchosen_structured_question_blocks_sign_off_and_pages_then_read_only(
+def _unchosen_blocks_sign_off_then_pages_are_read_only(
     browser: Browser, people: People, drafted_by_api: dict[str, str]
 ) -> None:
     """With JavaScript off: the refusal lists the control; once sent, nothing looks editable."""
@@ -337,7 +337,7 @@ def test_an_unchosen_structured_question_blocks_sign_off_and_pages_then_read_onl
         context.close()
 
 
-def test_the_sign_off_officer_sees_what_waits_and_can_print_it(
+def _sign_off_officer_sees_what_waits_and_prints_it(
     browser: Browser, people: People, drafted_by_api: dict[str, str]
 ) -> None:
     sid = drafted_by_api["sid"]
@@ -364,7 +364,7 @@ def test_the_sign_off_officer_sees_what_waits_and_can_print_it(
         context.close()
 
 
-def test_the_assessor_sees_the_verdict_before_completing(
+def _assessor_sees_the_verdict_before_completing(
     page: Page, people: People, drafted_by_api: dict[str, str]
 ) -> None:
     sid = drafted_by_api["sid"]
@@ -388,7 +388,7 @@ def test_the_assessor_sees_the_verdict_before_completing(
     people.check(page, "coco-verdict-preview")
 
 
-def test_the_operators_counts_link_to_what_they_count(
+def _operators_counts_link_to_what_they_count(
     page: Page, people: People, drafted_by_api: dict[str, str]
 ) -> None:
     people.sign_in(page, "central", "network.operator", "/network")
@@ -397,6 +397,21 @@ def test_the_operators_counts_link_to_what_they_count(
     assert "/statements" in page.url
     assert page.locator(f"#waiting a[href='/statements/{drafted_by_api['sid']}']").count() == 1
     people.check(page, "coco-counts-link")
+
+
+def test_a_statement_from_an_unchosen_question_to_the_operators_counts(
+    browser: Browser, page: Page, people: People, drafted_by_api: dict[str, str]
+) -> None:
+    """One statement's steps in order, in one test (each needs the one before, and
+    tests of a module may run in different processes, each with its own network)."""
+    _unchosen_blocks_sign_off_then_pages_are_read_only(browser, people, drafted_by_api)
+    _sign_off_officer_sees_what_waits_and_prints_it(browser, people, drafted_by_api)
+    _assessor_sees_the_verdict_before_completing(page, people, drafted_by_api)
+    operator = browser.new_context()
+    try:
+        _operators_counts_link_to_what_they_count(operator.new_page(), people, drafted_by_api)
+    finally:
+        operator.close()
 
 
 def test_a_renewal_confirms_unchanged_answers_at_once_and_shows_changes(
