@@ -28,7 +28,7 @@ from gcx.gateway.tokens import Caller
 from gcx.httpapi import run_sync
 from gcx.protocol.forwarding import check_forward_allowed, check_marking_floor
 from gcx.protocol.marking import Marking, highest, parse_marking
-from gcx.protocol.message import check_attachment_sizes
+from gcx.protocol.message import check_attachment_sizes, check_file_name
 from gcx.web.gateway import parts_of
 from gcx.web.gateway.address_book import gather, name_of, recipients
 from gcx.web.gateway.mail_common import (
@@ -220,6 +220,10 @@ async def save(request: web.Request) -> web.StreamResponse:
         form.attachments = carried + form.attachments
     if attachment_refusal is None:
         try:
+            # A name the message could not carry (a path, a device name) is refused
+            # now, before it is kept in a draft, as sending would refuse it.
+            for name, _media_type, _data in form.attachments:
+                check_file_name(name)
             form.attachments = await run_sync(_merge_attachments, store, caller, draft_id, form)
             check_attachment_sizes([len(d) for _, _, d in form.attachments])
         except GcxError as error:
