@@ -108,7 +108,7 @@ def body_routes() -> set[tuple[str, str, str]]:
 
     stand_in = MagicMock()  # the routers only hold it; nothing is called
     local = build_local_app(stand_in)
-    add_message_routes(local, stand_in, stand_in)
+    add_message_routes(local, stand_in, stand_in, stand_in)
     add_transfer_routes(local, stand_in)
     add_service_routes(local, stand_in)
     peer = build_peer_app(stand_in)

@@ -303,9 +303,26 @@ def _with_files(
     newest = None if form.cursor is None else _created_at_of(request, form.cursor)
     oldest = rows[-1]["created_at"] if page.next_cursor is not None and rows else None
     batches = received_between(parts_of(request).gateway, caller, oldest, newest, wanted)
-    merged = rows + batches
-    merged.sort(key=lambda r: r["created_at"], reverse=True)
-    return merged
+    return _merged_newest_first(rows, batches)
+
+
+def _merged_newest_first(
+    rows: list[dict[str, Any]], batches: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The batches put between the messages by time, the messages kept in their order.
+
+    Messages are listed in the order they were stored, which two deliveries
+    committing together may not share with their timestamps; sorting the
+    messages again by time would make "newest first" disagree with "oldest
+    first" reversed.
+    """
+    waiting = sorted(batches, key=lambda b: b["created_at"], reverse=True)
+    merged: list[dict[str, Any]] = []
+    for row in rows:
+        while waiting and waiting[0]["created_at"] > row["created_at"]:
+            merged.append(waiting.pop(0))
+        merged.append(row)
+    return merged + waiting
 
 
 def _created_at_of(request: web.Request, position: int) -> str | None:
