@@ -218,6 +218,17 @@ class GatewayConfig:
     service_desk_phone: str = ""
     service_desk_email: str = ""
     service_desk_hours: str = ""
+    # Email alerts to people's ordinary addresses (gcx.gateway.notifications), sent
+    # through the organisation's own mail relay; off while smtp_host is empty. The
+    # relay's password, if it needs one, lives in a 0600 file; smtp_ca_file names
+    # the certificate authority to trust for it (the system's when empty).
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_username: str = ""
+    smtp_password_file: str | None = None
+    smtp_ca_file: str | None = None
+    smtp_from: str = ""
 
     @classmethod
     def load(cls, home: Path) -> GatewayConfig:

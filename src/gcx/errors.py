@@ -23,6 +23,7 @@ The tree::
     │   ├── UnknownOrganisation (422)
     │   ├── BodyTooLarge (413)
     │   ├── AddressInvalid, AttachmentRefused, AttachmentTooLarge (413), BodyNotUtf8
+    │   ├── AlertAddressInvalid     an email address for alerts is not one a relay can take
     │   ├── JsonInvalid                 malformed, duplicate keys, NaN, too deep (strict_json)
     │   ├── MultipartInvalid            a multipart/form-data body that does not parse
     │   ├── MarkingMissing, MarkingUnknown, MarkingNotAllowed (422)
@@ -77,7 +78,9 @@ The tree::
     │   ├── PeerUnknown
     │   └── PeerAnswerTooLarge (502)  a peer answered more than the caller's limit
     ├── PeerUnreachable             a peer or central could not be reached (502); retry later
-    │   └── PeerTimeout (504)       a peer did not answer in time
+    │   ├── PeerTimeout (504)       a peer did not answer in time
+    │   └── MailRelayUnreachable    the organisation's mail relay could not take an alert now
+    ├── MailRelayRefused (502)      the mail relay refused an alert for good (a 5xx answer)
     ├── RateLimited                 a consumer is over its rate for a service (429, Retry-After)
     ├── BackendError                a service's backend failed the provider gateway
     │   ├── BackendUnreachable (502), BackendTimeout (504)
@@ -174,6 +177,11 @@ class BodyTooLarge(InputError):
 class AddressInvalid(InputError):
     code = "address-invalid"
     default_message = "An address is not of the form person@ORG, mailbox@ORG or ORG."
+
+
+class AlertAddressInvalid(InputError):
+    code = "alert-address-invalid"
+    default_message = "Enter an email address in the correct format, like name@example.gov.uk."
 
 
 class AttachmentRefused(InputError):
@@ -392,6 +400,19 @@ class PeerTimeout(PeerUnreachable):
     code = "peer-timeout"
     status = 504
     default_message = "The peer gateway did not answer in time; it is tried again later."
+
+
+class MailRelayUnreachable(PeerUnreachable):
+    code = "mail-relay-unreachable"
+    default_message = (
+        "The organisation's mail relay could not take an email alert now; it is tried again later."
+    )
+
+
+class MailRelayRefused(GcxError):
+    code = "mail-relay-refused"
+    status = 502
+    default_message = "The organisation's mail relay refused an email alert; it is not tried again."
 
 
 class RemoteRefusal(GcxError):

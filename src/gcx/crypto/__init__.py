@@ -6,6 +6,14 @@ over AES-256-GCM), certificates issued by the network root, TLS 1.3 contexts
 and token hashing. Verification raises; it never returns False.
 """
 
+from gcx.crypto._batch import (
+    BATCH_FORMAT,
+    VerifiedRoots,
+    is_batch_signed,
+    sign_batch,
+    signed_payload,
+    verify_signed,
+)
 from gcx.crypto._dsse import (
     pae,
     sign_document,
@@ -67,6 +75,7 @@ from gcx.crypto._tls import (
     peer_certificate_der,
     peer_certificate_fingerprint,
     pinned_client_context,
+    relay_client_context,
     server_context,
 )
 from gcx.crypto._tokens import hash_token, new_token, random_id, sha256_hex, token_matches
@@ -100,6 +109,7 @@ from gcx.crypto._x509 import (
 )
 
 __all__ = [
+    "BATCH_FORMAT",
     "SEGMENT_SIZE",
     "Certificate",
     "EncryptionKey",
@@ -114,6 +124,7 @@ __all__ = [
     "StreamCipher",
     "TransferKey",
     "TransferSealer",
+    "VerifiedRoots",
     "VerifyKey",
     "build_enrolment_request",
     "client_context",
@@ -126,6 +137,7 @@ __all__ = [
     "fingerprint",
     "hash_password",
     "hash_token",
+    "is_batch_signed",
     "issue_gateway_certificate",
     "issue_organisation_certificate",
     "issue_server_certificate",
@@ -152,6 +164,7 @@ __all__ = [
     "pkce_pair",
     "private_key_is_encrypted",
     "random_id",
+    "relay_client_context",
     "save_encryption_key",
     "save_signing_key",
     "seal_content_key",
@@ -162,10 +175,12 @@ __all__ = [
     "segment_count",
     "server_context",
     "sha256_hex",
+    "sign_batch",
     "sign_document",
     "sign_receipt",
     "sign_transfer_receipt",
     "signature_key_ids",
+    "signed_payload",
     "token_matches",
     "totp_code",
     "totp_secret_from_text",
@@ -182,5 +197,6 @@ __all__ = [
     "verify_key_registration",
     "verify_key_sign_in",
     "verify_receipt",
+    "verify_signed",
     "verify_transfer_receipt",
 ]

@@ -1,5 +1,8 @@
 """TLS contexts for central and between gateways: TLS 1.3 only.
 
+(One context stands apart: :func:`relay_client_context`, for the
+organisation's own mail relay, which is outside the network.)
+
 The network root is the only certificate authority either side trusts; the
 system's public CAs are never loaded. Private keys stay encrypted on disk and
 are decrypted by OpenSSL with the passphrase at load time.
@@ -56,6 +59,22 @@ def client_context(
     context.verify_mode = ssl.CERT_REQUIRED
     if cert is not None and key is not None:
         _load_chain(context, cert, key, passphrase or b"")
+    return context
+
+
+def relay_client_context(ca_file: Path | None) -> ssl.SSLContext:
+    """A client context for an organisation's own mail relay (STARTTLS).
+
+    The relay is not part of the network, so the network root means nothing
+    to it: it is checked against the system's certificate authorities, or
+    against ``ca_file`` when the organisation runs its own. Relays still speak
+    TLS 1.2 often enough that requiring 1.3 would leave alerts undelivered;
+    1.2 with the host name checked is the floor.
+    """
+    context = ssl.create_default_context(cafile=None if ca_file is None else str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 

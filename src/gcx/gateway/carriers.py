@@ -14,6 +14,8 @@ from gcx.gateway.exchange.outcomes import Outcomes
 from gcx.gateway.exchange.peer_client import PeerClient
 from gcx.gateway.messages.carrier import MessageCarrier
 from gcx.gateway.messages.control import ControlCarrier
+from gcx.gateway.notifications.carrier import NotificationCarrier
+from gcx.gateway.notifications.relay import Relay
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.transfers.carrier import TransferCarrier
 
@@ -25,4 +27,5 @@ def carriers_for(gateway: Gateway, peers: PeerClient) -> Sequence[Carrier]:
         MessageCarrier(gateway, peers, outcomes),
         ControlCarrier(gateway, peers, outcomes),
         TransferCarrier(gateway, peers, outcomes),
+        NotificationCarrier(gateway, outcomes, Relay.from_config(gateway.config)),
     )

@@ -40,6 +40,7 @@ from gcx.errors import (
 from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.messages.envelopes import insert_envelope, put_large_parts, stored_digest
 from gcx.gateway.messages.routing import NameCache, route
+from gcx.gateway.notifications.queue import enqueue_alerts
 from gcx.gateway.runtime import Gateway
 from gcx.protocol import directory as dirproto
 from gcx.protocol.envelope import EnvelopeHeader, unframe
@@ -239,6 +240,7 @@ def _store(
             document=document,
             now=now,
         )
+    enqueue_alerts(conn, gateway, directory, header, item.deliveries, now)
     audit.append(
         conn,
         actor=f"gateway:{peer.name}",

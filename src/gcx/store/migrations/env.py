@@ -4,6 +4,7 @@ from alembic import context
 
 # Importing these modules registers their tables on the one metadata.
 from gcx.store import (
+    schema_alerts,
     schema_compliance,
     schema_lists,
     schema_mail,
@@ -14,6 +15,7 @@ from gcx.store import (
 from gcx.store.schema import metadata
 
 _FEATURE_SCHEMAS = (
+    schema_alerts,
     schema_compliance,
     schema_lists,
     schema_mail,
