@@ -273,3 +273,29 @@ def test_racing_first_appends_both_commit(database: Database, clock: FixedClock)
     report = _verify(database)
     assert report.ok, report.problem
     assert report.entries == 2
+
+
+def test_entries_appended_in_a_batch_chain_as_if_appended_one_by_one(
+    database: Database, clock: FixedClock
+) -> None:
+    """append_many writes one entry per record, chained after what was there, in order, and
+    the log verifies; an empty batch writes nothing."""
+    _append_many(database, clock, 2)
+    records = [
+        audit.Record(f"gateway:gw{index}", "envelope.received", f"id-{index}", {"n": index})
+        for index in range(5)
+    ]
+    with database.transaction() as conn:
+        assert audit.append_many(conn, [], now=clock.now()) == []
+        written = audit.append_many(conn, records, now=clock.now())
+    assert [e.seq for e in written] == [3, 4, 5, 6, 7]
+    assert [(e.actor, e.subject) for e in written] == [(r.actor, r.subject) for r in records]
+    assert all(b.prev_hash == a.entry_hash for a, b in itertools.pairwise(written))
+    report = _verify(database)
+    assert report.ok, report.problem
+    assert report.entries == 7
+    assert report.head_hash == written[-1].entry_hash
+    with database.transaction() as conn:
+        assert [e.details_dict for e in audit.entries(conn, action="envelope.received")] == [
+            {"n": index} for index in range(5)
+        ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 
 from gcx.clock import FixedClock
+from gcx.errors import StateTransitionRefused
 from gcx.gateway.exchange import outbox
 from gcx.protocol.delivery import DeliveryEvent, DeliveryState
 from gcx.store import Database, iso
@@ -227,3 +229,38 @@ def test_renewing_never_revives_an_ended_row(database: Database, clock: FixedClo
     with database.read() as conn:
         [status] = outbox.states_for(conn, entry.subject_id, outbox.TRANSFER)
     assert (status["state"], status["progress"]) == (DeliveryState.DELIVERED.value, 0)
+
+
+def test_a_batch_of_rows_takes_one_event_through_the_lifecycle_table(
+    database: Database, clock: FixedClock
+) -> None:
+    """states_of reads the rows' states; transition_many moves each as transition would
+    (sending to delivered, recalled stays recalled) and refuses an event some state forbids
+    without writing any row."""
+    now = clock.now()
+    _write(database, now)
+    claimed = outbox.claim_due(database, now=now, limit=10)
+    ids = sorted(e.id for e in claimed)
+    with database.transaction() as conn:
+        outbox.transition(conn, ids[2], DeliveryEvent.RECALL, now=now)
+    with database.transaction() as conn:
+        states = outbox.states_of(conn, [*ids, 10_000])
+        assert states == {
+            ids[0]: DeliveryState.SENDING.value,
+            ids[1]: DeliveryState.SENDING.value,
+            ids[2]: DeliveryState.RECALLED.value,
+        }
+        after = outbox.transition_many(conn, states, DeliveryEvent.RECEIPT, now=now)
+    assert after == {
+        ids[0]: DeliveryState.DELIVERED.value,
+        ids[1]: DeliveryState.DELIVERED.value,
+        ids[2]: DeliveryState.RECALLED.value,
+    }
+    with database.transaction() as conn:
+        assert outbox.states_of(conn, ids) == after
+        assert outbox.states_of(conn, []) == {}
+    with pytest.raises(StateTransitionRefused), database.transaction() as conn:
+        outbox.transition_many(conn, outbox.states_of(conn, ids), DeliveryEvent.CLAIM, now=now)
+    with database.read() as conn:
+        rows = conn.execute(sa.select(outbox_table.c.id, outbox_table.c.state)).all()
+    assert {r.id: r.state for r in rows} == after

@@ -9,8 +9,10 @@ and its audit entry are committed together or not at all.
 from gcx.audit.log import (
     AuditedRefusal,
     AuditEntry,
+    Record,
     VerifyReport,
     append,
+    append_many,
     entries,
     refusals_recorded,
     verify,
@@ -19,8 +21,10 @@ from gcx.audit.log import (
 __all__ = [
     "AuditEntry",
     "AuditedRefusal",
+    "Record",
     "VerifyReport",
     "append",
+    "append_many",
     "entries",
     "refusals_recorded",
     "verify",

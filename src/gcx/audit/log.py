@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +105,61 @@ def append(
     )
     connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
     return AuditEntry(seq, at, actor, action, subject, details_text, prev, digest)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One entry to append with :func:`append_many`: what :func:`append` takes, but ``now``."""
+
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any] | None = None
+
+
+def append_many(
+    connection: Connection, records: Sequence[Record], *, now: dt.datetime
+) -> list[AuditEntry]:
+    """Append several entries, in order, inside the caller's transaction.
+
+    Each record is its own entry, chained exactly as :func:`append` would
+    chain them one after another; only the statements are shared: the head is
+    locked and moved once, and the entries go in with one ``executemany``. A
+    batch of messages then costs the chain three statements, not three each.
+    """
+    if not records:
+        return []
+    head = connection.execute(_LOCK_HEAD).one()
+    seq, prev = head.seq, head.entry_hash
+    at = iso(now)
+    written: list[AuditEntry] = []
+    for record in records:
+        seq += 1
+        details_text = canonical_json(record.details or {}).decode()
+        actor, subject = record.actor[:200], record.subject[:200]
+        digest = entry_hash(prev, seq, at, actor, record.action, subject, details_text)
+        written.append(
+            AuditEntry(seq, at, actor, record.action, subject, details_text, prev, digest)
+        )
+        prev = digest
+    connection.execute(
+        _INSERT_ENTRY,
+        [
+            {
+                "seq": e.seq,
+                "at": e.at,
+                "actor": e.actor,
+                "action": e.action,
+                "subject": e.subject,
+                "details": e.details,
+                "prev_hash": e.prev_hash,
+                "entry_hash": e.entry_hash,
+            }
+            for e in written
+        ],
+    )
+    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+    return written
 
 
 def entries(connection: Connection, *, action: str | None = None) -> Iterator[AuditEntry]:

@@ -10,6 +10,7 @@ encrypted PKCS#8 block, in one file.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,13 @@ class EncryptionPublicKey:
             raise CryptoError("The encryption public key is not valid base64.") from exc
 
     def hpke_key(self) -> hpke.MLKEM768X25519PublicKey:
+        return self._parsed
+
+    # Parsed on first use and kept with the key: parsing costs about a fifth of a
+    # seal, and a key held for a directory entry seals many envelopes. (A frozen
+    # dataclass still lets cached_property write to the instance's __dict__.)
+    @functools.cached_property
+    def _parsed(self) -> hpke.MLKEM768X25519PublicKey:
         try:
             m = mlkem.MLKEM768PublicKey.from_public_bytes(self.encoded[:_MLKEM768_PUBLIC_LEN])
             x = x25519.X25519PublicKey.from_public_bytes(self.encoded[_MLKEM768_PUBLIC_LEN:])

@@ -22,14 +22,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
-from gcx.errors import DirectoryError, GcxError, PeerUnreachable, ReceiptInvalid
+from gcx.errors import DirectoryError, GcxError, NotFound, PeerUnreachable, ReceiptInvalid
 from gcx.gateway.exchange import outbox
 from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.exchange.carrier import receiving_gateway
 from gcx.gateway.exchange.outcomes import Outcomes, is_final_refusal
 from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_of
 from gcx.gateway.messages import control
-from gcx.gateway.messages.envelopes import load_envelope, stored_digest
+from gcx.gateway.messages.envelopes import load_envelopes, stored_digests
+from gcx.gateway.messages.keys import verify_key
 from gcx.gateway.messages.receive import accept_batch
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync
@@ -79,9 +80,14 @@ class MessageCarrier:
         await run_sync(self._record, entries, results, directory)
 
     def _frames(self, entries: Sequence[outbox.OutboxEntry]) -> list[bytes]:
+        ids = [e.subject_id for e in entries]
         with self.gateway.db.read() as conn:
-            stored = [load_envelope(conn, self.gateway.blobs, e.subject_id, "out") for e in entries]
-        return [frame(s.signed_header, s.parts) for s in stored]
+            stored = load_envelopes(conn, self.gateway.blobs, ids, "out")
+        missing = [i for i in ids if i not in stored]
+        if missing:
+            # As load_envelope would say of the first one: the batch cannot be sent whole.
+            raise NotFound(f"There is no message {missing[0][:40]!r}.")
+        return [frame(stored[i].signed_header, stored[i].parts) for i in ids]
 
     def _record(
         self,
@@ -91,7 +97,7 @@ class MessageCarrier:
     ) -> None:
         """Check every receipt outside any transaction, then record the batch in one."""
         with self.gateway.db.read() as conn:
-            digests = {e.subject_id: stored_digest(conn, e.subject_id, "out") for e in entries}
+            digests = stored_digests(conn, [e.subject_id for e in entries], "out")
         received: list[tuple[outbox.OutboxEntry, dict[str, tuple[Receipt, bytes]]]] = []
         for entry, result in zip(entries, results, strict=True):
             if result.get("error"):
@@ -101,7 +107,7 @@ class MessageCarrier:
                 continue
             try:
                 held = self._verified_receipts(
-                    entry, result.get("receipts", []), directory, digests[entry.subject_id]
+                    entry, result.get("receipts", []), directory, digests.get(entry.subject_id)
                 )
             except GcxError as error:
                 self.outcomes.failed(entry, error, permanent=False)
@@ -118,8 +124,7 @@ class MessageCarrier:
         if received:
             now = self.gateway.clock.now()
             with self.gateway.db.transaction() as conn:
-                for entry, held in received:
-                    self._store_receipts(conn, entry, held, now)
+                self._store_receipts(conn, received, now)
 
     def _verified_receipts(
         self,
@@ -141,7 +146,7 @@ class MessageCarrier:
                 raise ReceiptInvalid(f"{claimed} has no signing key in the directory.")
             receipt = crypto.verify_receipt(
                 raw,
-                crypto.VerifyKey.from_b64(org.signing_key),
+                verify_key(org.signing_key),
                 envelope_id=entry.subject_id,
                 envelope_digest=digest,
                 recipient=claimed,
@@ -152,79 +157,110 @@ class MessageCarrier:
     def _store_receipts(
         self,
         conn: Connection,
-        entry: outbox.OutboxEntry,
-        held: dict[str, tuple[Receipt, bytes]],
+        received: Sequence[tuple[outbox.OutboxEntry, dict[str, tuple[Receipt, bytes]]]],
         now: dt.datetime,
     ) -> None:
-        """Record an entry's receipts, and queue the recall if it was recalled on the wire.
+        """Record a batch's receipts and move its rows on, in a few statements for the batch.
 
-        The sender recalled the message while this batch was in flight and the
-        peer has now accepted it, so the recall must follow it there. It is
-        queued in this transaction, with the receipts that show it is due, and
-        only when they are first recorded: a batch taken again after a crash
-        is answered with the same receipts and queues nothing more.
+        Each receipt is kept once (a batch taken again after a crash is
+        answered with the same receipts, which are then not new, and audited
+        only the first time). A row whose receipts all refused ends as refused;
+        every other row takes the receipt event from the lifecycle table, in
+        one update for all of them.
+
+        The sender may have recalled a message while its batch was in flight
+        and the peer has now accepted it, so the recall must follow it there.
+        It is queued in this transaction, with the receipts that show it is
+        due, and only when they are first recorded: a batch taken again after
+        a crash queues nothing more.
         """
-        newly_held = False
-        all_refused = all(not r.accepted for r, _ in held.values())
-        state = outbox.state_of(conn, entry.id)
-        late = is_late_receipt(DeliveryState(state))
-        for org, (receipt, raw) in sorted(held.items()):
-            if not receipt_store.hold(
-                conn,
-                subject_id=entry.subject_id,
-                organisation=org,
-                kind="delivery",
-                outcome=receipt.outcome,
-                document=raw,
-                now=now,
-                late=late,
-            ):
-                continue
-            newly_held = True
-            audit.append(
-                conn,
-                actor=f"organisation:{org}",
-                action="receipt.received",
-                subject=entry.subject_id,
-                now=now,
-                details={
-                    "outcome": receipt.outcome,
-                    "late": late,
-                    "unknown_addresses": list(receipt.unknown_addresses),
-                    "refusal": receipt.refusal.model_dump() if receipt.refusal else None,
-                },
+        states = outbox.states_of(conn, [entry.id for entry, _ in received])
+        present = [(entry, held) for entry, held in received if entry.id in states]
+        if len(present) != len(received):
+            # As before batching: a row that is gone cannot take its receipts.
+            gone = next(e for e, _ in received if e.id not in states)
+            raise NotFound(f"Outbox row {gone.id} is no longer held here.")
+        to_hold = [
+            receipt_store.Held(
+                entry.subject_id,
+                org,
+                "delivery",
+                receipt.outcome,
+                raw,
+                late=is_late_receipt(DeliveryState(states[entry.id])),
             )
-        if all_refused and state == DeliveryState.RECALLED.value:
-            pass  # refused where it was going anyway; the sender's recall stands
-        elif all_refused:
-            refusal = next(r.refusal for r, _ in held.values() if r.refusal)
-            outbox.transition(
-                conn,
-                entry.id,
-                DeliveryEvent.PERMANENT_REFUSAL,
-                now=now,
-                error_code=refusal.code,
-                error=refusal.message,
-            )
-        else:
-            # From recalled this keeps recalled (the recall must then travel to
-            # the peer); from failed or expired it is the late receipt case.
-            outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
-        if state == DeliveryState.RECALLED.value and not all_refused and newly_held:
-            sender = conn.execute(
-                sa.select(envelopes.c.sender_org, envelopes.c.sender_user).where(
-                    envelopes.c.id == entry.subject_id, envelopes.c.direction == "out"
+            for entry, held in present
+            for org, (receipt, raw) in sorted(held.items())
+        ]
+        new = receipt_store.hold_many(conn, to_hold, now=now)
+        records: list[audit.Record] = []
+        newly_held: set[int] = set()
+        to_receipt: dict[int, str] = {}
+        for entry, held in present:
+            state = states[entry.id]
+            late = is_late_receipt(DeliveryState(state))
+            for org, (receipt, _raw) in sorted(held.items()):
+                if (entry.subject_id, org, "delivery") not in new:
+                    continue
+                newly_held.add(entry.id)
+                records.append(
+                    audit.Record(
+                        f"organisation:{org}",
+                        "receipt.received",
+                        entry.subject_id,
+                        {
+                            "outcome": receipt.outcome,
+                            "late": late,
+                            "unknown_addresses": list(receipt.unknown_addresses),
+                            "refusal": receipt.refusal.model_dump() if receipt.refusal else None,
+                        },
+                    )
                 )
-            ).one()
-            control.enqueue_recall(
-                conn,
-                self.gateway,
-                envelope_id=entry.subject_id,
-                organisation=sender.sender_org,
-                user=sender.sender_user,
-                peer_gateway=entry.peer_gateway,
-                now=now,
+            all_refused = all(not r.accepted for r, _ in held.values())
+            if all_refused and state == DeliveryState.RECALLED.value:
+                pass  # refused where it was going anyway; the sender's recall stands
+            elif all_refused:
+                refusal = next(r.refusal for r, _ in held.values() if r.refusal)
+                outbox.transition(
+                    conn,
+                    entry.id,
+                    DeliveryEvent.PERMANENT_REFUSAL,
+                    now=now,
+                    error_code=refusal.code,
+                    error=refusal.message,
+                )
+            else:
+                # From recalled this keeps recalled (the recall must then travel to
+                # the peer); from failed or expired it is the late receipt case.
+                to_receipt[entry.id] = state
+        audit.append_many(conn, records, now=now)
+        outbox.transition_many(conn, to_receipt, DeliveryEvent.RECEIPT, now=now)
+        for entry, held in present:
+            all_refused = all(not r.accepted for r, _ in held.values())
+            if (
+                states[entry.id] == DeliveryState.RECALLED.value
+                and not all_refused
+                and entry.id in newly_held
+            ):
+                self._recall_follows(conn, entry, now)
+
+    def _recall_follows(
+        self, conn: Connection, entry: outbox.OutboxEntry, now: dt.datetime
+    ) -> None:
+        sender = conn.execute(
+            sa.select(envelopes.c.sender_org, envelopes.c.sender_user).where(
+                envelopes.c.id == entry.subject_id, envelopes.c.direction == "out"
             )
+        ).one()
+        control.enqueue_recall(
+            conn,
+            self.gateway,
+            envelope_id=entry.subject_id,
+            organisation=sender.sender_org,
+            user=sender.sender_user,
+            peer_gateway=entry.peer_gateway,
+            now=now,
+        )
 
 
 def _claimed_recipient(document: bytes) -> str:

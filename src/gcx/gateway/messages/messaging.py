@@ -46,6 +46,7 @@ from gcx.gateway.messages.envelopes import (
     load_envelope,
     put_large_parts,
 )
+from gcx.gateway.messages.keys import encryption_key
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller, require_sender
 from gcx.protocol import strict_json
@@ -135,7 +136,7 @@ class Messaging:
                     f"{org} is not an organisation the network directory (version "
                     f"{directory.version}) lists as connected; check the address."
                 )
-            recipients[org] = crypto.EncryptionPublicKey.from_b64(entry.encryption_key)
+            recipients[org] = encryption_key(entry.encryption_key)
             by_gateway[host.name].append(org)
         own = gateway.keys.organisations[caller.organisation]
         recipients.setdefault(caller.organisation, own.encryption.public)
