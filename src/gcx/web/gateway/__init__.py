@@ -69,6 +69,7 @@ def build_gateway_web(parts: GatewayParts) -> web.Application:
         activity,
         address_book,
         admin,
+        alerts,
         evidence_pages,
         files,
         files_received,
@@ -105,6 +106,7 @@ def build_gateway_web(parts: GatewayParts) -> web.Application:
         activity,
         admin,
         own_tokens,
+        alerts,
     )
     for module in modules:
         module.navigation(site)
