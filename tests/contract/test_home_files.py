@@ -116,8 +116,8 @@ def test_every_file_in_both_homes_is_owner_only(
         files = transfer_files(gateway)
         upload, outgoing, incoming = (secrets.token_hex(16) for _ in range(3))
         files.create_upload(upload)
-        files.write_chunk("out", outgoing, 0, b"sealed chunk")
-        files.write_chunk("incoming", incoming, 0, b"received chunk")
+        files.write_chunk("out", outgoing, 0, b"sealed chunk", 1 << 20)
+        files.write_chunk("incoming", incoming, 0, b"received chunk", 1 << 20)
         files.publish(incoming)
 
         database = {"central.db", "central.db-wal", "central.db-shm"} if on_sqlite else set()
@@ -150,8 +150,8 @@ def test_every_file_in_both_homes_is_owner_only(
                 "enrolment.json",
                 "blobs/envelopes/0a1b/part-0",
                 f"blobs/transfers/uploads/{upload}",
-                f"blobs/transfers/out/{outgoing}/0",
-                f"blobs/transfers/received/{incoming}/0",
+                f"blobs/transfers/out/{outgoing}/chunks",
+                f"blobs/transfers/received/{incoming}/chunks",
                 *database,
             },
         )

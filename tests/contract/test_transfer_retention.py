@@ -32,7 +32,7 @@ def test_received_files_are_deleted_when_retention_ends_with_an_audit_entry(
 ) -> None:
     """Before retain_until nothing happens; after it the chunks go and the deletion is audited."""
     files = TransferFiles(tmp_path / "blobs" / "transfers")
-    files.write_chunk("incoming", TID, 0, b"ciphertext")
+    files.write_chunk("incoming", TID, 0, b"ciphertext", 1 << 20)
     files.publish(TID)
     now = clock.now()
     with database.transaction() as conn:

@@ -134,6 +134,11 @@ class TransferManifest(_Model):
         return min(self.segment_size, entry.size - segment * self.segment_size) + TAG_BYTES
 
     @property
+    def chunk_slot(self) -> int:
+        """The room one chunk takes in a chunk file: a whole segment and its tag."""
+        return self.segment_size + TAG_BYTES
+
+    @property
     def ciphertext_bytes(self) -> int:
         return sum(f.size for f in self.files) + TAG_BYTES * len(self.chunks)
 

@@ -42,6 +42,7 @@ from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
 from gcx.protocol import strict_json
 from gcx.protocol.delivery import FINAL_STATES, DeliveryEvent, DeliveryState
+from gcx.protocol.transfer import TransferManifest
 from gcx.store import iso, parse_iso
 from gcx.store.schema import outbox as outbox_table
 from gcx.store.schema_transfers import transfers
@@ -220,7 +221,7 @@ class TransferCarrier:
             details={"gateway": peer.name, "missing": len(missing), "chunks": total},
         )
         if offer.get("state") != "complete" and missing:
-            await self._send_chunks(peer, entry, missing, total)
+            await self._send_chunks(peer, entry, missing, manifest)
         answer = await self._call(
             peer, "POST", f"/peer/v1/transfers/{entry.subject_id}/complete", b""
         )
@@ -233,9 +234,14 @@ class TransferCarrier:
             raise _TryFailed(error.code, error.message, permanent=False) from error
 
     async def _send_chunks(
-        self, peer: dirproto.GatewayEntry, entry: outbox.OutboxEntry, missing: list[int], total: int
+        self,
+        peer: dirproto.GatewayEntry,
+        entry: outbox.OutboxEntry,
+        missing: list[int],
+        manifest: TransferManifest,
     ) -> None:
         files = transfer_files(self.gateway)
+        total = len(manifest.chunks)
         queue: asyncio.Queue[int] = asyncio.Queue()
         for number in missing:
             queue.put_nowait(number)
@@ -250,7 +256,14 @@ class TransferCarrier:
                 except asyncio.QueueEmpty:
                     return
                 for attempt in range(CHUNK_RESENDS + 1):
-                    data = await run_sync(files.read_chunk, "out", entry.subject_id, number)
+                    data = await run_sync(
+                        files.read_chunk,
+                        "out",
+                        entry.subject_id,
+                        number,
+                        manifest.chunk_size(number),
+                        manifest.chunk_slot,
+                    )
                     answer = await self._call(
                         peer,
                         "PUT",

@@ -10,16 +10,19 @@ The protocol (``docs/transfers.md``):
    chunks are still ``missing``.
 2. ``PUT /peer/v1/transfers/{id}/chunks/{n}``: one ciphertext chunk, checked
    against the SHA-256 and size the signed manifest gives before it is stored
-   (fsynced, renamed). A mismatch is refused (422 ``chunk-digest-mismatch``)
-   and the sender sends it again; a full disk answers 507 ``storage-full``.
+   (written into its slot of the transfer's chunk file, not yet fsynced). A
+   mismatch is refused (422 ``chunk-digest-mismatch``) and the sender sends
+   it again; a full disk answers 507 ``storage-full``.
 3. ``POST /peer/v1/transfers/{id}/complete``: once every chunk is held, the
-   transfer's directory is renamed into place (so nothing half-received is
-   ever visible as complete), and one signed receipt per hosted recipient
-   names every file and its SHA-256. Repeating it returns the same receipts.
+   chunk file is fsynced and the transfer's directory renamed into place (so
+   nothing half-received, or not yet durable, is ever visible as complete),
+   and one signed receipt per hosted recipient names every file and its
+   SHA-256. Repeating it returns the same receipts.
 
-The held chunks are exactly the chunk files present, so a receiver killed at
-any point restarts knowing what it has, and answers the next offer with what
-is still missing.
+Which chunks are held is remembered by this process as it writes them
+(:class:`~gcx.gateway.transfers.held.HeldChunks`); a receiver killed at any
+point re-checks every slot on disk against the manifest when the transfer is
+next offered, and answers with what is still missing.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from gcx.errors import (
 from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.peer import GATEWAY, verify_signed_by_org
 from gcx.gateway.runtime import Gateway
+from gcx.gateway.transfers.held import HeldChunks
 from gcx.gateway.transfers.policy import (
     ISSUED_RECEIPT_KIND,
     check_space,
@@ -70,9 +74,11 @@ from gcx.protocol.transfer import (
 )
 from gcx.store import iso
 from gcx.store.schema_transfers import transfers
+from gcx.store.transfer_files import ChunkStore
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MANIFESTS = web.AppKey("transfer_manifests", OrderedDict)
+HELD = web.AppKey("transfer_chunks_held", HeldChunks)
 _CACHE_SIZE = 32
 
 
@@ -93,6 +99,7 @@ def accept_offer(
     peer: dirproto.GatewayEntry,
     directory: dirproto.Directory,
     document: bytes,
+    held_chunks: HeldChunks,
 ) -> dict[str, Any]:
     sender = _claimed_sender(document)
     manifest = TransferManifest.from_bytes(
@@ -171,7 +178,7 @@ def accept_offer(
             "missing": [],
             "receipts": stored_receipts(gateway, manifest.id),
         }
-    held = files.chunks_held("incoming", manifest.id)
+    held = held_chunks.held(manifest.id, lambda: _on_disk(files, manifest))
     missing = [n for n in range(len(manifest.chunks)) if n not in held]
     try:
         check_space(gateway, files, sum(manifest.chunk_size(n) for n in missing))
@@ -190,6 +197,14 @@ def _set_status(gateway: Gateway, transfer_id: str, message: str | None) -> None
             .where(transfers.c.id == transfer_id, transfers.c.direction == "in")
             .values(status_message=message, updated_at=iso(gateway.clock.now()))
         )
+
+
+def _on_disk(files: ChunkStore, manifest: TransferManifest) -> set[int]:
+    """The chunks whose slots on disk hold what the manifest lists (one read of the file)."""
+    sizes = [manifest.chunk_size(n) for n in range(len(manifest.chunks))]
+    return files.verified_chunks(
+        "incoming", manifest.id, manifest.chunks, sizes, manifest.chunk_slot
+    )
 
 
 def stored_receipts(gateway: Gateway, transfer_id: str) -> list[str]:
@@ -231,7 +246,12 @@ async def _manifest(request: web.Request, transfer_id: str) -> tuple[str, Transf
 async def handle_offer(request: web.Request) -> web.Response:
     document = await read_body(request, MAX_MANIFEST_BYTES)
     result = await run_sync(
-        accept_offer, request.app[GATEWAY], request["peer"], request["directory"], document
+        accept_offer,
+        request.app[GATEWAY],
+        request["peer"],
+        request["directory"],
+        document,
+        request.app[HELD],
     )
     return web.json_response(result)
 
@@ -248,8 +268,10 @@ async def handle_chunk(request: web.Request) -> web.Response:
     data = await read_body(request, size)
     if state != "receiving":
         return web.Response(status=204)
-    digest = await run_sync(lambda: hashlib.sha256(data).hexdigest())
-    if len(data) != size or digest != manifest.chunks[number]:
+    files = transfer_files(gateway)
+    # Checked and written in one trip to a worker thread: each trip costs a wake-up.
+    stored = await run_sync(_store_chunk, files, manifest, number, data)
+    if not stored:
         await run_sync(
             gateway.record,
             actor=f"gateway:{request['peer'].name}",
@@ -261,12 +283,23 @@ async def handle_chunk(request: web.Request) -> web.Response:
             f"Chunk {number} does not match the SHA-256 and size in the signed manifest; "
             "send it again."
         )
-    files = transfer_files(gateway)
-    await run_sync(files.write_chunk, "incoming", transfer_id, number, data)
+    request.app[HELD].add(transfer_id, number)
     return web.Response(status=204)
 
 
-def complete_transfer(gateway: Gateway, peer_name: str, transfer_id: str) -> list[str]:
+def _store_chunk(files: ChunkStore, manifest: TransferManifest, number: int, data: bytes) -> bool:
+    """Write chunk ``number`` if it is exactly what the signed manifest lists; False if not."""
+    if len(data) != manifest.chunk_size(number):
+        return False
+    if hashlib.sha256(data).hexdigest() != manifest.chunks[number]:
+        return False
+    files.write_chunk("incoming", manifest.id, number, data, manifest.chunk_slot)
+    return True
+
+
+def complete_transfer(
+    gateway: Gateway, peer_name: str, transfer_id: str, held_chunks: HeldChunks
+) -> list[str]:
     state, digest, document = _incoming(gateway, transfer_id, peer_name)
     if state == "complete":
         return stored_receipts(gateway, transfer_id)
@@ -275,7 +308,7 @@ def complete_transfer(gateway: Gateway, peer_name: str, transfer_id: str) -> lis
     manifest = stored_manifest(document)
     files = transfer_files(gateway)
     if not files.is_published(transfer_id):
-        held = files.chunks_held("incoming", transfer_id)
+        held = held_chunks.held(transfer_id, lambda: _on_disk(files, manifest))
         missing = len(manifest.chunks) - len(held & set(range(len(manifest.chunks))))
         if missing:
             raise Conflict(f"{missing} chunks of the transfer are still missing.", missing=missing)
@@ -350,14 +383,20 @@ def _days(days: float) -> Any:
 async def handle_complete(request: web.Request) -> web.Response:
     transfer_id = request.match_info["id"]
     receipts = await run_sync(
-        complete_transfer, request.app[GATEWAY], request["peer"].name, transfer_id
+        complete_transfer,
+        request.app[GATEWAY],
+        request["peer"].name,
+        transfer_id,
+        request.app[HELD],
     )
     request.app[MANIFESTS].pop((transfer_id, request["peer"].name), None)
+    request.app[HELD].forget(transfer_id)
     return web.json_response({"state": "complete", "receipts": receipts})
 
 
 def add_transfer_routes(app: web.Application) -> None:
     app[MANIFESTS] = OrderedDict()
+    app[HELD] = HeldChunks()
     app.router.add_post("/peer/v1/transfers", handle_offer)
     app.router.add_put("/peer/v1/transfers/{id}/chunks/{n}", handle_chunk)
     app.router.add_post("/peer/v1/transfers/{id}/complete", handle_complete)

@@ -145,7 +145,10 @@ def decrypted_segments(
     files = transfer_files(gateway)
     digest = hashlib.sha256()
     for segment in range(entry.chunks):
-        chunk = files.read_chunk("received", manifest.id, entry.first_chunk + segment)
+        number = entry.first_chunk + segment
+        chunk = files.read_chunk(
+            "received", manifest.id, number, manifest.chunk_size(number), manifest.chunk_slot
+        )
         plain = cipher.open(segment, chunk, last=segment == entry.chunks - 1)
         digest.update(plain)
         yield plain

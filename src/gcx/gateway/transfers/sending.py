@@ -19,7 +19,6 @@ Uploads are in :mod:`gcx.gateway.transfers.uploads`, quotas and roles in
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -41,12 +40,13 @@ from gcx.gateway.transfers.policy import (
     storage_used,
     transfer_files,
 )
-from gcx.gateway.transfers.uploads import upload_state
+from gcx.gateway.transfers.uploads import UploadState, upload_state
 from gcx.protocol.envelope import Sender
 from gcx.protocol.marking import parse_marking
 from gcx.protocol.message import check_file_name
 from gcx.protocol.transfer import (
     DEFAULT_TTL,
+    TAG_BYTES,
     FileMetadata,
     TransferMetadata,
 )
@@ -104,13 +104,6 @@ def preflight(
 # -- making a transfer ------------------------------------------------------------------
 
 
-def _chunk_writer(files: ChunkStore, transfer_id: str) -> Callable[[int, bytes], None]:
-    def write(number: int, data: bytes) -> None:
-        files.write_chunk("out", transfer_id, number, data)
-
-    return write
-
-
 def create_transfer(
     gateway: Gateway,
     caller: Caller,
@@ -157,31 +150,7 @@ def create_transfer(
 
     transfer_id = secrets.token_hex(16)
     sealer = crypto.TransferSealer(transfer_id, gateway.config.transfer_segment_bytes)
-    described: list[FileMetadata] = []
-    try:
-        for index, (state, name) in enumerate(zip(states, chosen, strict=True)):
-            with files.upload_path(state.id).open("rb") as source:
-                sealed = sealer.add_file(source, state.length, _chunk_writer(files, transfer_id))
-            described.append(
-                FileMetadata(
-                    index=index,
-                    name=name,
-                    media_type=state.metadata.get("filetype", "application/octet-stream")[:255],
-                    size=sealed.size,
-                    sha256=sealed.sha256,
-                )
-            )
-    except ValidationError as exc:
-        # A file's name or type does not fit the manifest's rules: said in our words,
-        # naming the field, never in pydantic's.
-        files.delete("out", transfer_id)
-        raise refusal(exc, TransferRefused, prefix="A file cannot be sent as described. ") from exc
-    except ValueError as exc:
-        files.delete("out", transfer_id)
-        raise TransferRefused(f"An uploaded file could not be read whole: {exc}.") from exc
-    except BaseException:
-        files.delete("out", transfer_id)
-        raise
+    described = _seal_files(files, sealer, transfer_id, states, chosen)
     now = gateway.clock.now()
     metadata = TransferMetadata(files=tuple(described), note=note or None)
     sealed_transfer = sealer.seal(
@@ -260,3 +229,47 @@ def create_transfer(
         "files": [f.model_dump() for f in described],
         "status_url": f"/api/v1/transfers/{transfer_id}",
     }
+
+
+def _seal_files(
+    files: ChunkStore,
+    sealer: crypto.TransferSealer,
+    transfer_id: str,
+    states: list[UploadState],
+    names: list[str],
+) -> list[FileMetadata]:
+    """Encrypt every upload into the transfer's one chunk file, fsynced once at the end.
+
+    One fsync for the whole file, not one per chunk: nothing refers to the
+    chunks until the transfer is recorded, which happens only after this
+    returns, so a crash before then leaves nothing that is ever sent.
+    """
+    described: list[FileMetadata] = []
+    try:
+        with files.chunk_writer("out", transfer_id, sealer.segment_size + TAG_BYTES) as writer:
+            for index, (state, name) in enumerate(zip(states, names, strict=True)):
+                with files.upload_path(state.id).open("rb") as source:
+                    sealed = sealer.add_file(source, state.length, writer.write)
+                media_type = state.metadata.get("filetype", "application/octet-stream")
+                described.append(
+                    FileMetadata(
+                        index=index,
+                        name=name,
+                        media_type=media_type[:255],
+                        size=sealed.size,
+                        sha256=sealed.sha256,
+                    )
+                )
+            writer.sync()
+    except ValidationError as exc:
+        # A file's name or type does not fit the manifest's rules: said in our words,
+        # naming the field, never in pydantic's.
+        files.delete("out", transfer_id)
+        raise refusal(exc, TransferRefused, prefix="A file cannot be sent as described. ") from exc
+    except ValueError as exc:
+        files.delete("out", transfer_id)
+        raise TransferRefused(f"An uploaded file could not be read whole: {exc}.") from exc
+    except BaseException:
+        files.delete("out", transfer_id)
+        raise
+    return described

@@ -1,0 +1,89 @@
+"""The one-file chunk store and the receiver's memory of held chunks."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+
+import pytest
+
+from gcx.errors import NotFound
+from gcx.gateway.transfers.held import HeldChunks
+from gcx.store.transfer_files import TransferFiles
+
+SLOT = 64
+
+
+def _chunks() -> list[bytes]:
+    return [secrets.token_bytes(SLOT), secrets.token_bytes(SLOT), secrets.token_bytes(10)]
+
+
+def test_chunks_written_in_any_order_read_back_from_their_slots(tmp_path: Path) -> None:
+    """Each chunk is read back exactly from its slot, whatever order they were written in."""
+    files, tid, chunks = TransferFiles(tmp_path), secrets.token_hex(16), _chunks()
+    for number in (2, 0, 1):
+        files.write_chunk("incoming", tid, number, chunks[number], SLOT)
+    for number, data in enumerate(chunks):
+        assert files.read_chunk("incoming", tid, number, len(data), SLOT) == data
+
+
+def test_verified_chunks_keeps_only_slots_matching_the_manifest(tmp_path: Path) -> None:
+    """After a restart the held chunks are those whose slot has the listed SHA-256: a slot never
+    written (a hole), or one holding other bytes, is missing."""
+    files, tid, chunks = TransferFiles(tmp_path), secrets.token_hex(16), _chunks()
+    files.write_chunk("incoming", tid, 2, chunks[2], SLOT)
+    files.write_chunk("incoming", tid, 1, b"x" * SLOT, SLOT)
+    digests = [hashlib.sha256(c).hexdigest() for c in chunks]
+    sizes = [len(c) for c in chunks]
+    assert files.verified_chunks("incoming", tid, digests, sizes, SLOT) == {2}
+    assert files.verified_chunks("incoming", secrets.token_hex(16), digests, sizes, SLOT) == set()
+
+
+def test_a_chunk_not_held_is_not_found(tmp_path: Path) -> None:
+    """Reading a chunk past what was written, or of a transfer not held, is NotFound."""
+    files, tid = TransferFiles(tmp_path), secrets.token_hex(16)
+    with pytest.raises(NotFound):
+        files.read_chunk("out", tid, 0, 10, SLOT)
+    files.write_chunk("out", tid, 0, b"0123456789", SLOT)
+    with pytest.raises(NotFound):
+        files.read_chunk("out", tid, 1, 10, SLOT)
+
+
+def test_chunks_of_the_older_file_per_chunk_layout_are_still_read(tmp_path: Path) -> None:
+    """A transfer stored before the one-file layout (a file per chunk) is still readable."""
+    files, tid = TransferFiles(tmp_path), secrets.token_hex(16)
+    (tmp_path / "received" / tid).mkdir(parents=True)
+    (tmp_path / "received" / tid / "3").write_bytes(b"old chunk")
+    assert files.read_chunk("received", tid, 3, 9, SLOT) == b"old chunk"
+
+
+def test_publish_moves_the_whole_transfer_at_once(tmp_path: Path) -> None:
+    """Publishing renames the incoming folder into received/ with its chunks."""
+    files, tid = TransferFiles(tmp_path), secrets.token_hex(16)
+    files.write_chunk("incoming", tid, 0, b"chunk", SLOT)
+    files.publish(tid)
+    assert files.is_published(tid)
+    assert files.read_chunk("received", tid, 0, 5, SLOT) == b"chunk"
+    assert not (tmp_path / "incoming" / tid).exists()
+
+
+def test_held_chunks_asks_the_disk_only_for_a_transfer_it_does_not_know() -> None:
+    """A transfer not remembered is re-checked on disk once; chunks written after are added."""
+    held, asked = HeldChunks(limit=2), []
+
+    def on_disk() -> set[int]:
+        asked.append(1)
+        return {0}
+
+    held.add("a", 5)  # not tracked yet: ignored, the disk decides
+    assert held.held("a", on_disk) == {0}
+    held.add("a", 1)
+    assert held.held("a", on_disk) == {0, 1}
+    assert len(asked) == 1
+    held.held("b", set)
+    held.held("c", set)  # pushes "a" out: it is asked of the disk again
+    assert held.held("a", on_disk) == {0}
+    assert len(asked) == 2
+    held.forget("a")
+    assert held.held("a", set) == set()
