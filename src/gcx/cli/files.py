@@ -59,7 +59,11 @@ class Api:
                 if self.parsed.scheme == "https"
                 else http.client.HTTPConnection
             )
-            self.connection = cls(self.parsed.hostname or "", self.parsed.port, timeout=600)
+            # http.client sends a body it reads from in blocks of ``blocksize``
+            # (8 KiB by default): 1 MiB blocks make a PATCH a few large writes.
+            self.connection = cls(
+                self.parsed.hostname or "", self.parsed.port, timeout=600, blocksize=BLOCK
+            )
         return self.connection
 
     def reset(self) -> None:
