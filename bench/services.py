@@ -21,6 +21,10 @@ Phases, in one run, each with the same fixed number of closed-loop clients
    is the gateway p99 minus the direct p99 at that rate.
 
 Every answer is checked (status 200, SYNTHETIC label); errors are counted.
+The CPU each process used in the ``gateway`` phase (Linux ``/proc``), per call,
+is reported beside the rates: on a shared, noisy machine it is the steadier
+figure. ``--profile DIR`` samples both gateways with py-spy (on ``PATH``) during
+that phase and writes ``DIR/<gateway>.txt`` as collapsed stacks.
 The last line on standard output is one JSON object, ratio last.
 """
 
@@ -28,7 +32,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +52,44 @@ from gcx.reference.network import set_up_dwp_lookup
 
 NINOS = sample_ninos(16)
 HEADERS = {"X-Gcx-User": "bench.user", "X-Gcx-Purpose": "benchmark"}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_profilers(pids: dict[str, int], directory: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy sampling each process until stopped with SIGINT (collapsed stacks)."""
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        raise SystemExit("--profile needs py-spy on PATH (pip install py-spy).")
+    directory.mkdir(parents=True, exist_ok=True)
+    profilers = []
+    for name, pid in pids.items():
+        command = [py_spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+        command += ["--output", str(directory / f"{name}.txt")]
+        profilers.append(
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+    time.sleep(1.0)  # let py-spy attach before the clock starts
+    return profilers
+
+
+def stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
+    for profiler in profilers:
+        with contextlib.suppress(ProcessLookupError):
+            profiler.send_signal(signal.SIGINT)
+    for profiler in profilers:
+        try:
+            profiler.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            profiler.kill()
+            profiler.wait()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -135,7 +182,9 @@ async def open_loop(
     return _summary(latencies, errors, elapsed)
 
 
-async def run(seconds: float, concurrency: int, logging: str) -> dict[str, Any]:
+async def run(
+    seconds: float, concurrency: int, logging: str, profile: Path | None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gcx-bench-services-") as tmp:
         network = LocalNetwork(Path(tmp) / "net", poll_seconds=0.5)
         try:
@@ -155,8 +204,23 @@ async def run(seconds: float, concurrency: int, logging: str) -> dict[str, Any]:
             await closed_loop(gateway_base, gateway_headers, concurrency, 2)
             print(f"direct, {concurrency} clients, {seconds:g} s...", file=sys.stderr)
             direct = await closed_loop(backend, {}, concurrency, seconds)
+            pids = {"benchmark": os.getpid()}
+            for name, gateway in network.gateways.items():
+                assert gateway.process is not None
+                pids[name] = gateway.process.pid
+            pids["backend"] = network.extra_processes[-1].pid
+            profilers = start_profilers(pids, profile) if profile is not None else []
             print(f"through the gateways, {seconds:g} s...", file=sys.stderr)
-            through = await closed_loop(gateway_base, gateway_headers, concurrency, seconds)
+            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            try:
+                through = await closed_loop(gateway_base, gateway_headers, concurrency, seconds)
+            finally:
+                stop_profilers(profilers)
+            used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+            calls = max(through["requests"], 1)
+            through["cpu_ms_per_call"] = {
+                name: round(1000 * value / calls, 3) for name, value in used.items()
+            }
             if not through["requests"]:
                 raise SystemExit(f"every call through the gateways failed: {through}")
             half = through["requests_per_s"] / 2
@@ -189,8 +253,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--logging", choices=["metadata", "full"], default="metadata")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR")
     args = parser.parse_args()
-    result = asyncio.run(run(args.seconds, args.concurrency, args.logging))
+    load = [round(x, 2) for x in os.getloadavg()]
+    print(f"load average at the start: {load}", file=sys.stderr)
+    result = asyncio.run(run(args.seconds, args.concurrency, args.logging, args.profile))
+    # The ratio stays the last key.
+    result = {"load_average_at_start": load, **result}
     print(json.dumps(result))
 
 

@@ -100,6 +100,20 @@ class Database:
                 yield connection
 
     @contextlib.contextmanager
+    def transaction_on(self, connection: Connection) -> Iterator[Connection]:
+        """A write transaction, as :meth:`transaction`, on a connection the caller holds.
+
+        For a dedicated writer that keeps its own connection (and its settings,
+        such as SQLite's checkpointing) for its whole life.
+        """
+        if self.is_sqlite:
+            with self._write_lock, connection.begin():
+                yield connection
+        else:
+            with connection.begin():
+                yield connection
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction: a consistent snapshot, taking no write lock."""
         with self.engine.connect() as connection:
