@@ -2,9 +2,10 @@
 
 A batch received by the person's organisation is listed in the inbox among
 the messages of the same time (:func:`received_between`), with who sent it,
-how many files, the covering note's first words and whether anyone in the
-organisation has downloaded it yet. Its page (``gcx.web.gateway.files``)
-adds the note in full and a "download all" link.
+how many files, the covering note's first words and whether the person has
+downloaded it yet (:mod:`gcx.web.gateway.files_seen`). Its page
+(:mod:`gcx.web.gateway.files_status`) adds the note in full, who in the
+organisation has downloaded it, and a "download all" link.
 
 "Download all" is a zip made while it is sent: each file is decrypted
 segment by segment (as a single download is, checking its SHA-256 at the
@@ -32,13 +33,12 @@ from gcx.gateway.messages.finding import MailFilter
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
 from gcx.gateway.transfers import reading as transfer_reading
-from gcx.gateway.transfers.downloads import downloaded
 from gcx.gateway.transfers.policy import RECEIVING_ROLES
 from gcx.httpapi import attachment_disposition, run_sync
 from gcx.store import iso
-from gcx.store.schema_lists import transfer_downloads
 from gcx.store.schema_transfers import transfers
 from gcx.web.gateway import caller_of, parts_of
+from gcx.web.gateway.files_seen import downloaders, mark_seen, not_seen_by, seen_by
 from gcx.web.site import Site, needs
 from gcx.web.words import moment, size_text
 
@@ -104,17 +104,12 @@ def received_between(
     if wanted.until:
         query = query.where(transfers.c.created_at < day_start(wanted.until + dt.timedelta(days=1)))
     if wanted.unread:
-        query = query.where(
-            ~sa.exists().where(
-                transfer_downloads.c.transfer_id == transfers.c.id,
-                transfer_downloads.c.organisation == org,
-            )
-        )
+        query = query.where(not_seen_by(caller, transfers.c.id))
     with gateway.db.read() as conn:
         rows = conn.execute(query).all()
     rows = [r for r in rows if transfer_reading.can_see_incoming(caller, r.recipients)]
-    seen = downloaded(gateway, org, [r.id for r in rows])
-    names = _organisation_names(gateway)
+    seen = seen_by(gateway, caller, [r.id for r in rows])
+    names = organisation_names(gateway)
     batches = []
     for row in rows:
         note, count = _note_and_count(gateway, caller, row.id)
@@ -143,7 +138,8 @@ def sender_text(user: str, org: str, names: dict[str, str]) -> str:
     return f"{user} at {names.get(org, org)}"
 
 
-def _organisation_names(gateway: Gateway) -> dict[str, str]:
+def organisation_names(gateway: Gateway) -> dict[str, str]:
+    """Organisations by code, as the current directory names them (none without one)."""
     try:
         directory = gateway.directory.current()
     except GcxError:
@@ -165,12 +161,13 @@ def received_details(gateway: Gateway, caller: Caller, status: dict[str, Any]) -
         return {}
     user, _, org = str(status["sender"]).partition("@")
     note, count = _note_and_count(gateway, caller, status["id"])
-    first = downloaded(gateway, caller.organisation, [status["id"]]).get(status["id"])
+    who = downloaders(gateway, caller.organisation, status["id"])
     return {
-        "sender_text": sender_text(user, org, _organisation_names(gateway)),
+        "sender_text": sender_text(user, org, organisation_names(gateway)),
         "note": note,
         "file_count": count,
-        "downloaded_when": moment(first) if first else "",
+        "seen_by_you": bool(seen_by(gateway, caller, [status["id"]])),
+        "downloaders": [{"name": d.name, "when": moment(d.downloaded_at)} for d in who],
         "zip_href": f"/files/{status['id']}/all.zip",
     }
 
@@ -228,6 +225,7 @@ async def download_all(request: web.Request) -> web.StreamResponse:
         await run_sync(
             transfer_reading.record_download, gateway, caller, transfer_id, described.index
         )
+    await run_sync(mark_seen, gateway, caller, transfer_id)
     await response.prepare(request)
     spout = _Spout()
     # Every file carries the time the batch was sent (UTC), the one time the
