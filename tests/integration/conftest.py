@@ -69,6 +69,49 @@ def _require_postgres() -> None:
     pytest.skip(f"NOTICE: PostgreSQL variant skipped: {reason}")
 
 
+# Browser modules drive pages through Chromium, which costs far more than the
+# database under them, so each runs on one database: the ones whose pages read
+# the most (lists, filters, files, administration) on PostgreSQL, the rest on
+# SQLite. What the pages read is covered on both databases by the contract tests
+# of the use cases behind them; every other integration module runs on both.
+POSTGRES_BROWSER_MODULES = frozenset(
+    {
+        "test_web_admin",
+        "test_web_alerts",
+        "test_web_files",
+        "test_web_lists",
+        "test_web_staff_tools",
+    }
+)
+
+
+def _browser_backend(item: pytest.Item) -> str | None:
+    """The one database a browser test runs on, or None if it runs on both."""
+    if item.get_closest_marker("browser") is None:
+        return None
+    return (
+        "postgresql"
+        if item.module.__name__.rsplit(".", 1)[-1] in POSTGRES_BROWSER_MODULES
+        else "sqlite"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        backend = _browser_backend(item)
+        params = getattr(item, "callspec", None)
+        chosen = None if params is None else params.params.get("network_backend")
+        if backend is not None and chosen is not None and chosen != backend:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def network_backend(request: pytest.FixtureRequest) -> str:
     """Parametrises a module's shared network over both databases."""
