@@ -24,9 +24,11 @@ from gcx.evidence import MEDIA_TYPE as EVIDENCE_MEDIA_TYPE
 from gcx.gateway.app import caller_of
 from gcx.gateway.exchange.peer_client import PeerClient
 from gcx.gateway.exchange.worker import ExchangeWorker
+from gcx.gateway.messages.acceptance import Acceptance
 from gcx.gateway.messages.evidence_export import export_for_caller
-from gcx.gateway.messages.messaging import Compose, Messaging
+from gcx.gateway.messages.messaging import Messaging
 from gcx.gateway.messages.recall import recall_everywhere
+from gcx.gateway.messages.sending import Compose
 from gcx.gateway.tokens import require_sender
 from gcx.httpapi import (
     multipart_errors,
@@ -44,6 +46,7 @@ log = logging.getLogger("gcx.gateway.messages")
 WORKER = web.AppKey("worker", ExchangeWorker)
 PEERS = web.AppKey("peers", PeerClient)
 MESSAGING = web.AppKey("messaging", Messaging)
+ACCEPTANCE = web.AppKey("acceptance", Acceptance)
 
 # Base64 grows data by a third; allow for it and for the JSON around it.
 MAX_SUBMISSION_BYTES = MAX_TOTAL_ATTACHMENT_BYTES * 4 // 3 + 4 * 1024 * 1024
@@ -168,7 +171,8 @@ async def send_message(request: web.Request) -> web.Response:
         compose = await _compose_from_multipart(request)
     else:
         compose = await _compose_from_json(request)
-    result = await run_sync(request.app[MESSAGING].send, caller, compose)
+    # Stored with whatever else was submitted meanwhile, in one transaction.
+    result = await request.app[ACCEPTANCE].submit(caller, compose)
     request.app[WORKER].wake()
     return web.json_response(result, status=202, headers={"Location": result["status_url"]})
 
@@ -255,6 +259,12 @@ def add_message_routes(
     app: web.Application, messaging: Messaging, worker: ExchangeWorker, peers: PeerClient
 ) -> None:
     app[MESSAGING] = messaging
+    app[ACCEPTANCE] = acceptance = Acceptance(messaging)
+
+    async def stop_acceptance(_app: web.Application) -> None:
+        await acceptance.stop()
+
+    app.on_cleanup.append(stop_acceptance)
     app[WORKER] = worker
     app[PEERS] = peers
     app.router.add_post("/api/v1/messages", send_message)

@@ -22,8 +22,8 @@ of who may see what, which is the rule that must not drift.
 from __future__ import annotations
 
 import base64
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,46 +36,26 @@ from gcx.errors import (
     MessageRecalled,
     NotFound,
     RecallRefused,
-    RecipientUnknown,
 )
 from gcx.gateway.exchange import outbox
-from gcx.gateway.messages import control
+from gcx.gateway.messages import control, sending
 from gcx.gateway.messages.envelopes import (
     StoredEnvelope,
-    insert_envelope,
     load_envelope,
-    put_large_parts,
 )
-from gcx.gateway.messages.keys import encryption_key
+
+# Compose lives in sending.py; the web pages import it from here, as before.
+from gcx.gateway.messages.sending import Compose as Compose
 from gcx.gateway.runtime import Gateway
-from gcx.gateway.tokens import Caller, require_sender
+from gcx.gateway.tokens import Caller
 from gcx.protocol import strict_json
 from gcx.protocol.delivery import DeliveryEvent, DeliveryState
 from gcx.protocol.envelope import PlainPart
-from gcx.protocol.marking import parse_marking
 from gcx.protocol.message import (
-    MESSAGE_MEDIA_TYPE,
-    AttachmentInfo,
     MessageContent,
-    check_composition,
-    check_file_name,
-    check_handling,
 )
 from gcx.store import iso
 from gcx.store.schema import mailbox_items, mailboxes, receipts
-
-
-@dataclass(frozen=True)
-class Compose:
-    to: list[str]
-    subject: str
-    body: str
-    marking: str | None
-    cc: list[str] = field(default_factory=list)
-    handling: str | None = None
-    read_receipt: bool = False
-    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
-
 
 _STILL_TRYING = frozenset(
     {DeliveryState.QUEUED.value, DeliveryState.SENDING.value, DeliveryState.RETRYING.value}
@@ -113,119 +93,28 @@ class Messaging:
     # -- sending ------------------------------------------------------------
 
     def send(self, caller: Caller, compose: Compose) -> dict[str, Any]:
-        require_sender(caller, "messages")
-        gateway = self.gateway
-        marking = parse_marking(compose.marking)
-        to, cc = check_composition(
-            compose.to,
-            compose.cc,
-            compose.subject,
-            compose.body,
-            [len(data) for _, _, data in compose.attachments],
-        )
-        check_handling(compose.handling)
-        directory = gateway.directory.current()
-        content_orgs = sorted({a.organisation for a in (*to, *cc)})
-        recipients: dict[str, crypto.EncryptionPublicKey] = {}
-        by_gateway: dict[str, list[str]] = defaultdict(list)
-        for org in content_orgs:
-            entry = directory.organisation(org)
-            host = directory.gateway_for_organisation(org)
-            if entry is None or host is None or entry.encryption_key is None:
-                raise RecipientUnknown(
-                    f"{org} is not an organisation the network directory (version "
-                    f"{directory.version}) lists as connected; check the address."
-                )
-            recipients[org] = encryption_key(entry.encryption_key)
-            by_gateway[host.name].append(org)
-        own = gateway.keys.organisations[caller.organisation]
-        recipients.setdefault(caller.organisation, own.encryption.public)
-        attachments = [
-            AttachmentInfo(
-                index + 1, check_file_name(name), media_type, len(data), crypto.sha256_hex(data)
-            )
-            for index, (name, media_type, data) in enumerate(compose.attachments)
-        ]
-        content = MessageContent(
-            sender=f"{caller.account}@{caller.organisation}",
-            to=to,
-            cc=cc,
-            subject=compose.subject,
-            body=compose.body,
-            marking=marking.marking.value,
-            handling=compose.handling,
-            read_receipt=compose.read_receipt,
-            attachments=tuple(attachments),
-        )
-        now = gateway.clock.now()
-        sealed = crypto.seal_envelope(
-            kind="message",
-            sender_org=caller.organisation,
-            sender_user=caller.account,
-            sender_key=own.signing,
-            recipients=recipients,
-            marking=marking.marking.value,
-            parts=[("message.json", MESSAGE_MEDIA_TYPE, content.to_bytes()), *compose.attachments],
-            now=now,
-        )
-        header = sealed.header
-        blob_keys = put_large_parts(gateway.blobs, header.id, "out", sealed.parts)
-        with gateway.db.transaction() as conn:
-            insert_envelope(
-                conn,
-                header=header,
-                signed_header=sealed.signed_header,
-                parts=sealed.parts,
-                blob_keys=blob_keys,
-                direction="out",
-                digest=sealed.digest,
-                sender_gateway=gateway.config.name,
-                directory_version=directory.version,
-                now=now,
-            )
-            gateway.directory.archive(conn, directory.version, now=now)
-            conn.execute(
-                mailbox_items.insert(),
-                {
-                    "envelope_id": header.id,
-                    "box": "sent",
-                    "organisation": caller.organisation,
-                    "owner": caller.account,
-                    "created_at": iso(now),
-                },
-            )
-            for peer, orgs in sorted(by_gateway.items()):
-                outbox.enqueue(
-                    conn,
-                    subject_id=header.id,
-                    peer_gateway=peer,
-                    organisations=orgs,
-                    now=now,
-                    expires_at=header.expires_at,
-                )
-            gateway.tokens.record_use(conn, caller, request="POST /api/v1/messages")
-            audit.append(
-                conn,
-                actor=caller.actor,
-                action="message.sent",
-                subject=header.id,
-                now=now,
-                details={
-                    "recipients": content_orgs,
-                    "marking": marking.marking.value,
-                    "marking_mapped_from": marking.mapped_from,
-                    "parts": len(sealed.parts),
-                    "digest": sealed.digest,
-                    "expires_at": iso(header.expires_at),
-                },
-            )
-        return {
-            "id": header.id,
-            "status": DeliveryState.QUEUED.value,
-            "status_url": f"/api/v1/messages/{header.id}/status",
-            "marking": marking.marking.value,
-            "marking_mapped_from": marking.mapped_from,
-        }
+        """Seal and store one message (see :mod:`gcx.gateway.messages.sending`)."""
+        sealed = sending.seal(self.gateway, caller, compose)
+        with self.gateway.db.transaction() as conn:
+            sending.store_sealed(self.gateway, conn, [sealed])
+        return sealed.answer
+
+    def send_many(
+        self, batch: Sequence[tuple[Caller, Compose]]
+    ) -> list[dict[str, Any] | BaseException]:
+        """Seal each message, store all that sealed together; each one's answer or error."""
+        outcomes: list[dict[str, Any] | BaseException] = []
+        sealed: list[tuple[int, sending.Sealed]] = []
+        for index, (caller, compose) in enumerate(batch):
+            try:
+                sealed.append((index, sending.seal(self.gateway, caller, compose)))
+                outcomes.append({})
+            except Exception as error:
+                outcomes.append(error)
+        failures = sending.store_each(self.gateway, [s for _, s in sealed]) if sealed else []
+        for (index, item), failure in zip(sealed, failures, strict=True):
+            outcomes[index] = item.answer if failure is None else failure
+        return outcomes
 
     # -- reading ------------------------------------------------------------
 
