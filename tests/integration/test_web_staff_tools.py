@@ -254,8 +254,13 @@ def test_what_i_did_shows_my_sign_in_and_lookup(page: Page, people: People, offi
     assert page.url.endswith("/activity")
     rows = page.locator("tbody tr")
     assert rows.first.get_attribute("data-action") == "web.service-called", "newest first"
+    # Named by its service and purpose, never by the service's code or the call's id.
+    lookup = rows.first.inner_text()
+    assert "Looked up a record with DWP Customer Information" in lookup
+    assert "Department for Work and Pensions" in lookup
+    assert f"Purpose: {PURPOSE}" in lookup
+    assert "dwp-cis" not in lookup
     text = page.inner_text("main")
-    assert "Looked up a record through a service" in text
     assert "Signed in" in text
     assert page.locator("tr[data-action='web.signed-in']").count() >= 1
     people.check(page, "activity")

@@ -196,6 +196,26 @@ def test_administrators_read_what_is_sent_to_the_whole_organisation(
     people.check(page, "words-admin-inbox")
 
 
+def test_a_statement_names_its_organisation_with_the_code_as_secondary_text(
+    page: Page, people: People, started_statement: None
+) -> None:
+    """The list, the statement's caption and its summary say the organisation's name; its
+    code appears only beside the name, in the secondary (hint) style."""
+    council = "London Borough of Tower Hamlets"
+    people.sign_in(page, "central", "iso.e09000030", "/statements")
+    assert f"{council}'s statements of compliance" in page.inner_text("main")
+    row = page.locator("tbody tr").first
+    assert council in row.inner_text()
+    assert row.locator(".govuk-hint").inner_text() == "(E09000030)"
+    people.check(page, "words-statements-named")
+    row.locator("a").click()
+    assert page.inner_text(".govuk-caption-l") == f"{council} \u2013 Code of Connection"
+    assert page.inner_text("#organisation-code") == "(E09000030)"
+    main = page.inner_text("main")
+    assert main.count("E09000030") == 1, "the code only once, beside the name"
+    people.check(page, "words-statement-named")
+
+
 @pytest.mark.parametrize(
     ("where", "username", "path"),
     [

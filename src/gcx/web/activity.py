@@ -13,9 +13,10 @@ would cost more with every day it runs.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -110,6 +111,14 @@ class Activity:
     words: str
     subject: str
     link: str | None = None
+    # The entry's details, for a site that can say more about some actions (explain).
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+# A site's way of saying more about some entries than their action's words (the
+# gateway names a service call by its service and purpose): the page's items in,
+# the same items, some reworded, out. Runs off the event loop.
+Explain = Callable[[web.Request, list[Activity]], list[Activity]]
 
 
 def _about(action: str, subject: str) -> tuple[str, str | None]:
@@ -144,6 +153,7 @@ def my_activity(
                 audit_entries.c.at,
                 audit_entries.c.action,
                 audit_entries.c.subject,
+                audit_entries.c.details,
             )
             .where(where)
             .order_by(audit_entries.c.seq.desc())
@@ -156,10 +166,19 @@ def my_activity(
             row.action,
             ACTIONS.get(row.action, row.action),
             *_about(row.action, row.subject),
+            _details(row.details),
         )
         for row in rows
     ]
     return items, int(total)
+
+
+def _details(text: str | None) -> dict[str, Any]:
+    try:
+        details = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return details if isinstance(details, dict) else {}
 
 
 def _page_number(request: web.Request) -> int:
@@ -194,6 +213,7 @@ def add_activity_routes(
     database: Callable[[web.Request], Database],
     actors: Callable[[WebUser], set[str]],
     where: str,
+    explain: Explain | None = None,
 ) -> None:
     """Serve /activity for ``roles``, from ``database``, matching each person's ``actors``."""
 
@@ -204,6 +224,8 @@ def add_activity_routes(
         items, total = await run_sync(
             my_activity, database(request), actors(user), user.username, page
         )
+        if explain is not None:
+            items = await run_sync(explain, request, items)
         pages = max(1, -(-total // PAGE_SIZE))
         return render(
             request,

@@ -78,6 +78,7 @@ async def _list_page(
         is_signer="sign-off" in by.roles,
         can_start="security-officer" in by.roles and by.organisation is not None,
         organisation=by.organisation,
+        organisation_name=names.get(by.organisation or "", by.organisation or ""),
     )
 
 
@@ -86,6 +87,7 @@ def _row(summary: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
         "id": summary["id"],
         "name": statement_name(summary, names),
         "organisation": names.get(summary["organisation"], summary["organisation"]),
+        "code": summary["organisation"],
         "state": state_tag(summary["state"]),
         "updated": moment(summary["updated_at"]),
     }

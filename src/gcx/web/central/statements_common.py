@@ -203,6 +203,8 @@ async def load_statement(request: web.Request, statement_id: str) -> Loaded:
             previous = dict(earlier["answers"])
         except GcxError:
             previous = {}  # not readable by this person: nothing is marked as changed
+    # Pages name the organisation; its code is only secondary text beside the name.
+    view = {**view, "organisation_name": names.get(view["organisation"], view["organisation"])}
     return Loaded(view, catalogue, statement_name(view, names), previous)
 
 
