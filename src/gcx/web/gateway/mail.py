@@ -158,7 +158,8 @@ def _status_view(status: dict[str, Any], names: dict[str, str]) -> dict[str, Any
         )
     deliveries = [
         {
-            "organisations": ", ".join(d["organisations"]),
+            # Named as people know them; the gateway's name is for the IT team.
+            "organisations": ", ".join(names.get(o, o) for o in d["organisations"]),
             "gateway": d["gateway"],
             "state": _state(d["state"]),
             "error": (d["last_error"] or {}).get("message", ""),
