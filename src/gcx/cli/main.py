@@ -6,24 +6,46 @@ exits 2, so scripts can match the code (:mod:`gcx.cli.common`).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
 
 import click
 
-from gcx.cli.central import central
 from gcx.cli.common import home_option, json_option, refusals, show
-from gcx.cli.compliance import compliance as compliance_group
-from gcx.cli.evidence import evidence as evidence_group
-from gcx.cli.files import file_group
-from gcx.cli.gateway import gateway
-from gcx.cli.messages import message as message_group
-from gcx.cli.services import service as service_group
-from gcx.cli.web import web_code
+
+# Each command group, imported only when it is used: importing them all (central's
+# web pages, the store, alembic) took about a second before any command ran, which
+# every ``gcx file send`` or ``gcx message send`` paid.
+_GROUPS = {
+    "central": ("gcx.cli.central", "central"),
+    "compliance": ("gcx.cli.compliance", "compliance"),
+    "evidence": ("gcx.cli.evidence", "evidence"),
+    "file": ("gcx.cli.files", "file_group"),
+    "gateway": ("gcx.cli.gateway", "gateway"),
+    "message": ("gcx.cli.messages", "message"),
+    "service": ("gcx.cli.services", "service"),
+    "web-code": ("gcx.cli.web", "web_code"),
+}
 
 
-@click.group()
+class _LazyGroup(click.Group):
+    """A group whose subcommand groups (``_GROUPS``) are imported when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_GROUPS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _GROUPS and cmd_name not in self.commands:
+            module, attribute = _GROUPS[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 def main(verbose: bool) -> None:
     """gcx: the secure exchange for the UK public sector."""
@@ -66,19 +88,6 @@ def audit_verify(home: Path, as_json: bool) -> None:
     else:
         click.echo(f"BROKEN at entry {report.first_bad_seq}: {report.problem}")
     sys.exit(0 if report.ok else 1)
-
-
-for group in (
-    central,
-    gateway,
-    message_group,
-    compliance_group,
-    evidence_group,
-    file_group,
-    service_group,
-    web_code,
-):
-    main.add_command(group)
 
 
 # -- demo ------------------------------------------------------------------
