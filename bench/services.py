@@ -183,9 +183,12 @@ async def open_loop(
 
 
 async def run(
-    seconds: float, concurrency: int, logging: str, profile: Path | None
+    seconds: float, concurrency: int, logging: str, profile: Path | None, keep: bool = False
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gcx-bench-services-") as tmp:
+        if keep:
+            tmp = tempfile.mkdtemp(prefix="gcx-bench-services-")
+            print(f"keeping the network's files in {tmp}", file=sys.stderr)
         network = LocalNetwork(Path(tmp) / "net", poll_seconds=0.5)
         try:
             print("starting the network...", file=sys.stderr)
@@ -254,10 +257,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--logging", choices=["metadata", "full"], default="metadata")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR")
+    parser.add_argument("--keep", action="store_true", help="keep the gateways' homes and logs")
     args = parser.parse_args()
     load = [round(x, 2) for x in os.getloadavg()]
     print(f"load average at the start: {load}", file=sys.stderr)
-    result = asyncio.run(run(args.seconds, args.concurrency, args.logging, args.profile))
+    result = asyncio.run(run(args.seconds, args.concurrency, args.logging, args.profile, args.keep))
     # The ratio stays the last key.
     result = {"load_average_at_start": load, **result}
     print(json.dumps(result))

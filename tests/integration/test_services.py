@@ -242,6 +242,10 @@ async def test_call_evidence_verifies_offline(network: LocalNetwork) -> None:
             data = await response.read()
         verified = verify_call_evidence(data, anchor=anchor)
         assert verified.request.purpose == PURPOSE and verified.response.status == 200
+        # Both gateways sign call documents in batches (a lone call is a batch of one).
+        documents = json.loads(data)["call"]
+        assert crypto.is_batch_signed(documents["request"].encode())
+        assert crypto.is_batch_signed(documents["response"].encode())
     # The evidence command dispatches a call id to call evidence.
     out = dwp.home.parent / f"call-{call_id}.json"
     result = await asyncio.to_thread(

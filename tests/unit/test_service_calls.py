@@ -46,6 +46,7 @@ from gcx.gateway.services.common import (
     RESPONSE_HEADER,
     USER_HEADER,
     Backend,
+    BatchSigner,
     CallDirectory,
 )
 from gcx.gateway.services.consumer import ServiceCalls, check_lengths, title_case
@@ -184,19 +185,23 @@ class Pair:
         self.backend = RecordingBackend()
         registry = BackendRegistry(db=None)  # type: ignore[arg-type]  # never reloaded here
         registry.backends = {(DWP, "dwp-cis"): Backend(DWP, "dwp-cis", "http://backend/api/")}
+        provider_gateway = self._gateway("dwp-gw", dwp)
         self.provider = ServiceProviding(
-            self._gateway("dwp-gw", dwp),
+            provider_gateway,
             CallDirectory(),
             self.provider_rows,  # type: ignore[arg-type]
             registry,
             self.backend,
+            BatchSigner(provider_gateway.keys),
         )
         self.hop = PeerHop(self.provider, self.directory)
+        consumer_gateway = self._gateway("council-gw", council)
         self.consumer = ServiceCalls(
-            self._gateway("council-gw", council),
+            consumer_gateway,
             self.hop,  # type: ignore[arg-type]
             CallDirectory(),
             self.consumer_rows,  # type: ignore[arg-type]
+            BatchSigner(consumer_gateway.keys),
         )
 
     def _gateway(self, name: str, keys: OrganisationKeys) -> Any:

@@ -426,6 +426,12 @@ def _payload(document: bytes) -> Any:
     return json.loads(crypto.unverified_payload(document))
 
 
+def _batch_signed() -> bytes:
+    key = crypto.SigningKey.generate()
+    documents = [("application/vnd.gcx.call-request+json", _call_request().to_bytes())] * 3
+    return crypto.sign_batch(documents, key, crypto.key_id(key.public))[1]
+
+
 def _evidence_file() -> Any:
     network = make_network("gcx-test", NOW)
     sealed = seal(network)
@@ -492,6 +498,10 @@ _WRITTEN: dict[str, Callable[[], Any]] = {
     "gcx.service-change/1": lambda: json.loads(_service_change().to_bytes()),
     "gcx.call-request/1": lambda: json.loads(_call_request().to_bytes()),
     "gcx.call-response/1": lambda: json.loads(_call_response().to_bytes()),
+    "gcx.batch-signed/1": lambda: json.loads(_batch_signed()),
+    "gcx.batch-root/1": lambda: json.loads(
+        crypto.unverified_payload(json.loads(_batch_signed())["root"].encode())
+    ),
     "gcx.evidence/1": _evidence_file,
     "gcx.call-evidence/1": _call_evidence,
 }

@@ -15,6 +15,11 @@ network and no trust in the exporting gateway:
   (status, the body's SHA-256 and size, when);
 * both certificates were valid when their documents were signed.
 
+Either document may be signed alone (DSSE) or as one of a batch
+(``gcx.batch-signed/1``: the document's path to a Merkle root its
+organisation signed); a batch-signed document is checked through its path to
+that root and the root's signature (see ``docs/protocol.md``).
+
 The bodies are not in the file: their digests are, so whoever holds a body
 (the calling system, or the gateway's sealed copy under a "full" logging
 policy) can show it is the one signed. The file is one canonical JSON form;
@@ -223,7 +228,7 @@ def verify_call_evidence(
             "certificate", "certificates", "The file carries certificates no signature needs."
         )
     try:
-        crypto.verify_document(
+        crypto.verify_signed(
             request_document, REQUEST_TYPE, {crypto.key_id(keys["consumer"]): keys["consumer"]}
         )
     except CryptoError as exc:
@@ -234,11 +239,12 @@ def verify_call_evidence(
             request.id,
             f"signed by {request.consumer} ({request.user or 'no user'}"
             f"{f' through system {request.system}' if request.system else ''}, purpose "
-            f"{request.purpose or 'none given'}): {request.method} {request.path}",
+            f"{request.purpose or 'none given'}): {request.method} {request.path}"
+            f"{_how_signed(request_document)}",
         )
     )
     try:
-        crypto.verify_document(
+        crypto.verify_signed(
             response_document, RESPONSE_TYPE, {crypto.key_id(keys["provider"]): keys["provider"]}
         )
     except CryptoError as exc:
@@ -248,15 +254,26 @@ def verify_call_evidence(
     ):
         raise fail("response", request.id, "The answer does not name this exact request.")
     passed.append(
-        Check("response", request.id, f"signed by {response.provider}: status {response.status}")
+        Check(
+            "response",
+            request.id,
+            f"signed by {response.provider}: status {response.status}"
+            f"{_how_signed(response_document)}",
+        )
     )
     return VerifiedCall(
         request, response, directory.version, carried.fingerprint, source, tuple(passed)
     )
 
 
+def _how_signed(document: bytes) -> str:
+    if crypto.is_batch_signed(document):
+        return " (in a batch: its path leads to the Merkle root the organisation signed)"
+    return ""
+
+
 def _payload(document: bytes) -> bytes:
     try:
-        return crypto.unverified_payload(document)
+        return crypto.signed_payload(document)
     except CryptoError as exc:
         raise InputError("The signed document is not DSSE.") from exc

@@ -30,15 +30,19 @@ rate; the provider sets rates with that in mind).
 
 from __future__ import annotations
 
+import logging
+
 from gcx.gateway.exchange.peer_client import PeerClient
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.services.backend import BackendRegistry
 from gcx.gateway.services.call_log import CallLog
-from gcx.gateway.services.common import CallDirectory
+from gcx.gateway.services.common import BatchSigner, CallDirectory
 from gcx.gateway.services.consumer import ServiceCalls
 from gcx.gateway.services.provider import ServiceProviding
 from gcx.protocol import directory as dirproto
 from gcx.protocol.services import RightsIndex
+
+log = logging.getLogger("gcx.gateway.services.calls")
 
 PEER_POOL = 64
 
@@ -58,8 +62,13 @@ class ServiceProxy:
         self.facts = CallDirectory()
         self.backends = BackendRegistry(gateway.db)
         self.client = gateway.service_backend
-        self.consumer = ServiceCalls(gateway, peers, self.facts, self.log)
-        self.provider = ServiceProviding(gateway, self.facts, self.log, self.backends, self.client)
+        # One signer for both sides: a gateway that both calls and answers
+        # signs its requests and its answers of one moment under one signature.
+        self.signer = BatchSigner(gateway.keys)
+        self.consumer = ServiceCalls(gateway, peers, self.facts, self.log, self.signer)
+        self.provider = ServiceProviding(
+            gateway, self.facts, self.log, self.backends, self.client, self.signer
+        )
 
     async def start(self) -> None:
         await self.client.start()
@@ -67,6 +76,11 @@ class ServiceProxy:
         self.log.start()
 
     async def stop(self) -> None:
+        log.info(
+            "service calls: %d documents signed under %d batch signatures",
+            self.signer.documents,
+            self.signer.signatures,
+        )
         await self.backends.stop()
         await self.log.stop()
         await self.client.close()

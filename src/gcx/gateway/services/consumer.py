@@ -48,11 +48,11 @@ from gcx.gateway.services.common import (
     REQUEST_HEADER,
     RESPONSE_HEADER,
     USER_HEADER,
+    BatchSigner,
     CallDirectory,
     elapsed_ms,
     log_refused,
     seal_bodies,
-    signing_keys,
 )
 from gcx.gateway.services.model import ServiceCallAnswer, ServiceCallRequest
 from gcx.protocol import directory as dirproto
@@ -73,13 +73,18 @@ class ServiceCalls:
     """Calls this gateway's organisations make to services elsewhere (or hosted here)."""
 
     def __init__(
-        self, gateway: Gateway, peers: PeerClient, facts: CallDirectory, call_log: CallLog
+        self,
+        gateway: Gateway,
+        peers: PeerClient,
+        facts: CallDirectory,
+        call_log: CallLog,
+        signer: BatchSigner,
     ) -> None:
         self.gateway = gateway
         self.peers = peers
         self.facts = facts
         self.log = call_log
-        self._signing = signing_keys(gateway.keys)
+        self.signer = signer
 
     async def call(self, request: ServiceCallRequest) -> ServiceCallAnswer:
         """One call on the consumer side; the body is read only once the call is admitted."""
@@ -145,8 +150,7 @@ class ServiceCalls:
                 directory_version=directory.version,
             )
             row.update(id=call.id, request_size=len(body), request_sha256=call.body_sha256)
-            key, key_id = self._signing[caller.organisation]
-            signed = crypto.sign_document(REQUEST_TYPE, call.to_bytes(), key, key_id)
+            signed = await self.signer.sign(caller.organisation, REQUEST_TYPE, call.to_bytes())
             row["request_document"] = signed
             answer = await self._forward(peer, signed, body, service)
             if answer.status != 200 or RESPONSE_HEADER not in answer.headers:
@@ -225,7 +229,9 @@ class ServiceCalls:
     ) -> CallResponse:
         key_id, key = self.facts.org_key(directory, call.provider)
         try:
-            payload = crypto.verify_document(document, RESPONSE_TYPE, {key_id: key})
+            payload = crypto.verify_signed(
+                document, RESPONSE_TYPE, {key_id: key}, roots=self.facts.roots
+            )
             response = CallResponse.from_bytes(payload)
         except (CryptoError, InputError) as exc:
             raise CallResponseInvalid(

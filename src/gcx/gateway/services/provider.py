@@ -42,11 +42,11 @@ from gcx.gateway.services.call_log import CallLog, new_row
 from gcx.gateway.services.common import (
     REPLAY_WINDOW,
     REQUEST_HEADER,
+    BatchSigner,
     CallDirectory,
     elapsed_ms,
     log_refused,
     seal_bodies,
-    signing_keys,
 )
 from gcx.gateway.services.model import IncomingCall, ProvidedAnswer
 from gcx.protocol import directory as dirproto
@@ -77,6 +77,7 @@ class ServiceProviding:
         call_log: CallLog,
         backends: BackendRegistry,
         client: BackendClient,
+        signer: BatchSigner,
     ) -> None:
         self.gateway = gateway
         self.facts = facts
@@ -86,7 +87,7 @@ class ServiceProviding:
         self.limiter = RateLimiter()
         # Call ids seen lately, oldest first: a call is answered once.
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._signing = signing_keys(gateway.keys)
+        self.signer = signer
 
     def verified(self, directory: dirproto.Directory, signed: bytes) -> CallRequest:
         """The call ``signed`` makes, if it verifies against its consumer's key.
@@ -105,7 +106,7 @@ class ServiceProviding:
         call = CallRequest.from_bytes(payload)
         key_id, key = self.facts.org_key(directory, call.consumer)
         try:
-            crypto.verify_document(signed, REQUEST_TYPE, {key_id: key})
+            crypto.verify_signed(signed, REQUEST_TYPE, {key_id: key}, roots=self.facts.roots)
         except CryptoError as exc:
             raise SignatureInvalid(
                 f"The call request does not verify against {call.consumer}'s key in the directory."
@@ -182,8 +183,7 @@ class ServiceProviding:
                 created_at=gateway.clock.now(),
                 directory_version=directory.version,
             )
-            key, key_id = self._signing[call.provider]
-            document = crypto.sign_document(RESPONSE_TYPE, response.to_bytes(), key, key_id)
+            document = await self.signer.sign(call.provider, RESPONSE_TYPE, response.to_bytes())
             row.update(
                 status=status,
                 outcome="answered",
