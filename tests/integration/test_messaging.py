@@ -6,6 +6,7 @@ messages, so they do not disturb each other.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import io
@@ -606,3 +607,57 @@ async def test_a_long_mailbox_is_read_page_by_page(network: LocalNetwork) -> Non
         status, refused = await get(council, f"/api/v1/messages?before={bad}", token=clerk)
         assert status == 400, refused
         assert refused["code"] == "input-invalid", refused
+
+
+async def test_messages_submitted_together_are_each_kept_answered_and_audited(
+    network: LocalNetwork,
+) -> None:
+    """Submissions that arrive at once are stored in shared transactions (group commit),
+    yet each is answered on its own: one addressed to an unknown organisation is refused
+    with its code while the others are accepted, each with its own message.sent entry,
+    and each is delivered."""
+    council = _gw(network, "tower-hamlets")
+    bodies = [referral(subject=f"Together {index}") for index in range(12)]
+    bodies[5] = referral(to=["someone@E09000001"])
+    answers = await asyncio.gather(*(send(council, body) for body in bodies))
+    assert answers[5][0] == 422 and answers[5][1]["code"] == "recipient-unknown"
+    accepted = [data["id"] for index, (status, data) in enumerate(answers) if index != 5]
+    assert all(status == 202 for index, (status, _) in enumerate(answers) if index != 5)
+    assert len(set(accepted)) == 11
+    for message_id in accepted:
+        await delivered(council, message_id)
+    with audit_log(council.config.db_url) as log:
+        sent = [e.subject for e in log.entries("message.sent") if e.subject in accepted]
+    assert sorted(sent) == sorted(accepted)
+
+
+async def test_one_batch_of_new_repeated_and_replayed_envelopes_is_answered_per_envelope(
+    network: LocalNetwork,
+) -> None:
+    """In one batch, with duplicates looked for once for the whole batch: new envelopes are
+    stored (once each, each with its envelope.received entry), an envelope already held is
+    answered with the receipts issued the first time, and a different envelope reusing a
+    held id is refused as a replay."""
+    council, police = _gw(network, "tower-hamlets"), _gw(network, "met-police")
+    _, directory = await central_directory(network)
+    held = _seal(network, directory, council)
+    [first] = await _post_batch(council, police, directory, [held.framed()])
+    new_one, new_two = _seal(network, directory, council), _seal(network, directory, council)
+    replay = _seal(network, directory, council, envelope_id=held.header.id, body="other")
+    results = await _post_batch(
+        council,
+        police,
+        directory,
+        [new_one.framed(), held.framed(), replay.framed(), new_two.framed()],
+    )
+    assert results[1]["receipts"] == first["receipts"]
+    assert results[2]["error"]["code"] == "envelope-replayed"
+    for result, sealed in ((results[0], new_one), (results[3], new_two)):
+        assert result["error"] is None and len(result["receipts"]) == 1
+        assert result["envelope_id"] == sealed.header.id
+    ids = {new_one.header.id, new_two.header.id, held.header.id}
+    _status, inbox = await get(police, "/api/v1/messages?box=inbox&limit=500")
+    assert sorted(m["id"] for m in inbox["messages"] if m["id"] in ids) == sorted(ids)
+    with audit_log(police.config.db_url) as log:
+        received = [e.subject for e in log.entries("envelope.received") if e.subject in ids]
+    assert sorted(received) == sorted(ids)

@@ -38,7 +38,13 @@ from gcx.errors import (
     NotSenderGateway,
 )
 from gcx.gateway.exchange import receipts as receipt_store
-from gcx.gateway.messages.envelopes import insert_envelope, put_large_parts, stored_digest
+from gcx.gateway.messages.envelopes import (
+    NewEnvelope,
+    insert_envelopes,
+    put_large_parts,
+    stored_digests,
+)
+from gcx.gateway.messages.keys import verify_key
 from gcx.gateway.messages.routing import NameCache, route
 from gcx.gateway.notifications.queue import enqueue_alerts
 from gcx.gateway.runtime import Gateway
@@ -52,6 +58,17 @@ from gcx.store.schema import mailbox_items
 log = logging.getLogger("gcx.gateway.messages.receive")
 
 ISSUED = "issued"
+_INSERT_ITEM = mailbox_items.insert()
+
+
+@dataclass(frozen=True)
+class _Framed:
+    """An envelope taken out of its frame, not yet checked."""
+
+    claimed: EnvelopeHeader
+    signed_header: bytes
+    parts: Sequence[bytes]
+    digest: str
 
 
 @dataclass
@@ -75,25 +92,36 @@ def accept_batch(
 ) -> list[dict[str, Any]]:
     """Check every envelope of a batch, then store all that passed in one transaction.
 
-    The checks and the cryptography run outside any transaction; the batch's
-    writes share one, so a busy peer costs one commit per batch, not one per
-    envelope. Should that transaction fail on a duplicate (the same envelope
-    arriving on two connections at once), each envelope is stored on its own.
+    The checks and the cryptography run outside any transaction; duplicates
+    are looked for once for the whole batch, and the batch's writes share one
+    transaction with one ``executemany`` per table, so a busy peer costs a
+    handful of statements and one commit per batch, not per envelope. Should
+    that transaction fail on a duplicate (the same envelope arriving on two
+    connections at once), each envelope is stored on its own.
     """
     names = NameCache(gateway)
-    prepared = [_prepare(gateway, peer, directory, frame, names) for frame in frames]
+    opened = [_open_frame(frame) for frame in frames]
+    ids = [o.claimed.id for o in opened if isinstance(o, _Framed)]
+    with gateway.db.read() as conn:
+        held = stored_digests(conn, ids, "in")
+        issued = receipt_store.documents_for(conn, list(held), ISSUED)
+    prepared: list[_Accepted | dict[str, Any]] = []
+    for frame_result in opened:
+        if isinstance(frame_result, _Framed):
+            prepared.append(_prepare(gateway, peer, directory, frame_result, held, issued, names))
+        else:
+            prepared.append(frame_result)
     accepted = [p for p in prepared if isinstance(p, _Accepted)]
     if accepted:
         now = gateway.clock.now()
         try:
             with gateway.db.transaction() as conn:
-                for item in accepted:
-                    _store(gateway, conn, peer, directory, item, now)
+                _store(gateway, conn, peer, directory, accepted, now)
         except IntegrityError:
             for item in accepted:
                 try:
                     with gateway.db.transaction() as conn:
-                        _store(gateway, conn, peer, directory, item, now)
+                        _store(gateway, conn, peer, directory, [item], now)
                 except IntegrityError:
                     pass  # stored meanwhile by the other connection; answered below
     results: list[dict[str, Any]] = []
@@ -120,39 +148,45 @@ def accept_one(
     return accept_batch(gateway, peer, directory, [frame])[0]
 
 
-def _issued(conn: Connection, envelope_id: str) -> list[str]:
-    return receipt_store.documents(conn, envelope_id, ISSUED)
+def _open_frame(frame: bytes) -> _Framed | dict[str, Any]:
+    """The envelope in a frame with the header it claims (unverified yet), or the refusal."""
+    try:
+        signed_header, parts = unframe(frame)
+        claimed = crypto.unverified_header(signed_header)
+    except GcxError as error:
+        return {"envelope_id": None, "receipts": [], "error": error.to_dict()}
+    return _Framed(claimed, signed_header, parts, crypto.envelope_digest(signed_header, parts))
 
 
 def _prepare(
     gateway: Gateway,
     peer: dirproto.GatewayEntry,
     directory: dirproto.Directory,
-    frame: bytes,
+    framed: _Framed,
+    held: dict[str, str],
+    issued: dict[str, list[str]],
     names: NameCache,
 ) -> _Accepted | dict[str, Any]:
     now = gateway.clock.now()
-    try:
-        signed_header, parts = unframe(frame)
-        claimed = crypto.unverified_header(signed_header)
-    except GcxError as error:
-        return {"envelope_id": None, "receipts": [], "error": error.to_dict()}
-    digest = crypto.envelope_digest(signed_header, parts)
+    claimed, signed_header, parts, digest = (
+        framed.claimed,
+        framed.signed_header,
+        framed.parts,
+        framed.digest,
+    )
     # The sender's own organisation also holds a sealed key (for its sent
     # items); it is a recipient only if the message addresses it, which the
     # content says, so it is not receipted for here unless it is delivered to.
     hosted = [o for o in claimed.recipients if o in gateway.config.organisations]
 
-    with gateway.db.read() as conn:
-        held = stored_digest(conn, claimed.id, "in")
-        if held is not None:
-            if held != digest:
-                replay = EnvelopeReplayed(
-                    f"Envelope {claimed.id} was already received with different content; "
-                    "an envelope id is never reused."
-                )
-                return {"envelope_id": claimed.id, "receipts": [], "error": replay.to_dict()}
-            return {"envelope_id": claimed.id, "receipts": _issued(conn, claimed.id), "error": None}
+    if claimed.id in held:
+        if held[claimed.id] != digest:
+            replay = EnvelopeReplayed(
+                f"Envelope {claimed.id} was already received with different content; "
+                "an envelope id is never reused."
+            )
+            return {"envelope_id": claimed.id, "receipts": [], "error": replay.to_dict()}
+        return {"envelope_id": claimed.id, "receipts": issued.get(claimed.id, []), "error": None}
     if not hosted:
         stray = InputError("This gateway hosts none of the envelope's recipients.")
         return {"envelope_id": claimed.id, "receipts": [], "error": stray.to_dict()}
@@ -201,60 +235,71 @@ def _store(
     conn: Connection,
     peer: dirproto.GatewayEntry,
     directory: dirproto.Directory,
-    item: _Accepted,
+    items: Sequence[_Accepted],
     now: dt.datetime,
 ) -> None:
-    header = item.header
-    insert_envelope(
+    insert_envelopes(
         conn,
-        header=header,
-        signed_header=item.signed_header,
-        parts=item.parts,
-        blob_keys=item.blob_keys,
+        [
+            NewEnvelope(
+                header=item.header,
+                signed_header=item.signed_header,
+                parts=item.parts,
+                blob_keys=item.blob_keys,
+                digest=item.digest,
+                sender_gateway=peer.name,
+                directory_version=directory.version,
+            )
+            for item in items
+        ],
         direction="in",
-        digest=item.digest,
-        sender_gateway=peer.name,
-        directory_version=directory.version,
         now=now,
     )
     gateway.directory.archive(conn, directory.version, now=now)
-    for org, known, _unknown in item.deliveries:
-        for owner in sorted({a.local or "*" for a in known}):
-            conn.execute(
-                mailbox_items.insert(),
+    mailbox_rows = [
+        {
+            "envelope_id": item.header.id,
+            "box": "inbox",
+            "organisation": org,
+            "owner": owner,
+            "created_at": iso(now),
+        }
+        for item in items
+        for org, known, _unknown in item.deliveries
+        for owner in sorted({a.local or "*" for a in known})
+    ]
+    if mailbox_rows:
+        conn.execute(_INSERT_ITEM, mailbox_rows)
+    receipt_store.hold_many(
+        conn,
+        [
+            receipt_store.Held(item.header.id, org, ISSUED, outcome, document)
+            for item in items
+            for org, outcome, document in item.signed
+        ],
+        now=now,
+    )
+    for item in items:
+        enqueue_alerts(conn, gateway, directory, item.header, item.deliveries, now)
+    audit.append_many(
+        conn,
+        [
+            audit.Record(
+                f"gateway:{peer.name}",
+                "envelope.received",
+                item.header.id,
                 {
-                    "envelope_id": header.id,
-                    "box": "inbox",
-                    "organisation": org,
-                    "owner": owner,
-                    "created_at": iso(now),
+                    "kind": item.header.kind,
+                    "sender": item.header.sender.organisation,
+                    "user": item.header.sender.user,
+                    "marking": item.header.marking,
+                    "digest": item.digest,
+                    "outcomes": {org: outcome for org, outcome, _ in item.signed},
                 },
             )
-    for org, outcome, document in item.signed:
-        receipt_store.hold(
-            conn,
-            subject_id=header.id,
-            organisation=org,
-            kind=ISSUED,
-            outcome=outcome,
-            document=document,
-            now=now,
-        )
-    enqueue_alerts(conn, gateway, directory, header, item.deliveries, now)
-    audit.append(
-        conn,
-        actor=f"gateway:{peer.name}",
-        action="envelope.received",
-        subject=header.id,
+            for item in items
+        ],
         now=now,
-        details={
-            "kind": header.kind,
-            "sender": header.sender.organisation,
-            "user": header.sender.user,
-            "marking": header.marking,
-            "digest": item.digest,
-            "outcomes": {org: outcome for org, outcome, _ in item.signed},
-        },
     )
 
 
@@ -279,7 +324,7 @@ def _verify(
     return crypto.verify_envelope(
         signed_header,
         parts,
-        crypto.VerifyKey.from_b64(entry.signing_key),
+        verify_key(entry.signing_key),
         sender_organisation=sender_org,
         now=gateway.clock.now(),
     )
