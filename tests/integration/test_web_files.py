@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, FilePayload, Page
 from gcx.localnet import DEMO_GATEWAYS, LocalNetwork
 
 from .conftest import NetworkFactory
+from .test_web_words import words_a_program_reads
 from .webutil import People
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -97,6 +98,7 @@ def test_search_sort_and_new_until_each_person_downloads(
     reload_until(first, lambda: len(received(first)) == 2, "both batches")
     assert received(first) == [referral, november], "newest first"
     assert status_of(first, november) == "New" and status_of(first, referral) == "New"
+    assert words_a_program_reads(first.inner_text("body")) == []
     people.check_without_javascript(first, "files-list")
 
     first.fill("#q", "november")
@@ -124,6 +126,7 @@ def test_search_sort_and_new_until_each_person_downloads(
     assert received(first) == [referral], "only what this person has not downloaded"
     first.goto(people.url(DWP, f"/files/{november}"))
     assert "Fiona First" in first.inner_text("#downloaders")
+    assert words_a_program_reads(first.inner_text("body")) == [], "no codes on the batch's page"
     people.check_without_javascript(first, "files-downloaded-by")
 
     other = browser.new_context(java_script_enabled=False)

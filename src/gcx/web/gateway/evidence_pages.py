@@ -30,8 +30,8 @@ _ENVELOPE_ID = re.compile(r"[0-9a-f]{32}")
 # gateway/_evidence.html, beside the link).
 TRANSFER_RECEIPT_WORDS = (
     "A signed receipt is the receiving organisation's gateway's signed statement that "
-    "it received every one of these files, naming each file, its size and its "
-    "fingerprint (SHA-256), and when. Keep it as proof of delivery."
+    "it received every one of these files, naming each file, its size and a "
+    "fingerprint of its contents, and when. Keep it as proof of delivery."
 )
 
 
