@@ -30,7 +30,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -44,6 +44,7 @@ from gcx.errors import (
     ServiceUnknown,
     UserRequired,
 )
+from gcx.protocol import strict_json
 from gcx.protocol.documents import Time, load_model
 
 CHANGE_TYPE = "application/vnd.gcx.service-change+json"
@@ -367,7 +368,7 @@ class CallRequest(_Model):
     def from_bytes(cls, payload: bytes) -> CallRequest:
         try:
             # ``system`` is absent from requests signed before it existed.
-            return load_model(cls, payload, optional=("system",))
+            return _load_call_document(cls, payload, optional=("system",))
         except ValidationError as exc:
             raise InputError(f"The call request is malformed: {_first(exc)}.") from exc
         except ValueError as exc:
@@ -394,11 +395,32 @@ class CallResponse(_Model):
     @classmethod
     def from_bytes(cls, payload: bytes) -> CallResponse:
         try:
-            return load_model(cls, payload)
+            return _load_call_document(cls, payload)
         except ValidationError as exc:
             raise InputError(f"The call response is malformed: {_first(exc)}.") from exc
         except ValueError as exc:
             raise InputError(f"The call response is malformed: {exc}.") from exc
+
+
+_Document = TypeVar("_Document", bound=BaseModel)
+
+
+def _load_call_document(
+    model: type[_Document], payload: bytes, *, optional: tuple[str, ...] = ()
+) -> _Document:
+    """:func:`~gcx.protocol.documents.load_model` for the two call documents, per call.
+
+    Both are flat (no nested model; ``headers`` is a map, whose keys are data),
+    so "every field written out" is a check of the top-level keys, without
+    load_model's dump and walk of every key path. Its strict JSON reading
+    (no repeated key, no NaN) and strict validation are the same.
+    """
+    raw = strict_json.loads_object(payload)
+    value = model.model_validate_json(payload, strict=True)
+    missing = set(model.model_fields) - set(raw) - set(optional)
+    if missing:
+        raise ValueError(f"the document leaves out {', '.join(sorted(missing))}")
+    return value
 
 
 def check_request_received(

@@ -169,6 +169,8 @@ class PeerClient:
                 context = await run_sync(self._context_for, entry)
                 session = aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(ssl=context, limit=self.pool_size),
+                    # Gateways keep no state from a peer between requests.
+                    cookie_jar=aiohttp.DummyCookieJar(),
                     timeout=_client_timeout(self.timeouts),
                 )
                 # A gateway whose certificate changed gets a fresh session; close the old one.

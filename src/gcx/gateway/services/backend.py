@@ -92,6 +92,9 @@ class HttpBackendClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connection_limit, ttl_dns_cache=300),
+                # One session serves every consumer's calls: a cookie a backend
+                # sets for one call must never ride along on another's.
+                cookie_jar=aiohttp.DummyCookieJar(),
                 # Bodies are carried as the backend sent them, compressed or not.
                 auto_decompress=False,
             )
