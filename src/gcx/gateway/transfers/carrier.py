@@ -23,7 +23,9 @@ and its ciphertext deleted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,8 +37,16 @@ from gcx.gateway.exchange import outbox
 from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.exchange.carrier import receiving_gateway
 from gcx.gateway.exchange.outcomes import Outcomes, is_final_refusal
-from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_code, refusal_of
+from gcx.gateway.exchange.peer_client import (
+    PeerAnswer,
+    PeerClient,
+    PeerFaults,
+    pinned_context,
+    refusal_code,
+    refusal_of,
+)
 from gcx.gateway.runtime import Gateway
+from gcx.gateway.transfers.chunk_transport import ChunkTransport
 from gcx.gateway.transfers.policy import RECEIPT_KIND, stored_manifest, transfer_files
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
@@ -72,6 +82,14 @@ class TransferCarrier:
         self.gateway = gateway
         self.peers = peers
         self.outcomes = outcomes
+        # Chunk bodies travel on blocking TLS sockets in threads (see chunk_transport),
+        # with the same pinned context the peer client makes; the rest through the client.
+        threads = max(1, gateway.config.transfer_parallel_chunks) * MAX_TRANSFERS_IN_FLIGHT
+        self.chunks = ChunkTransport(lambda entry: pinned_context(gateway, entry), threads)
+        # The peer client's test-only fault hook (tests/integration/fault_gateway.py) sees
+        # every chunk too, as it did when chunks went through the client; never set in
+        # production.
+        self._faults: PeerFaults | None = getattr(peers, "_faults", None)
 
     async def carry(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
         for entry in entries:
@@ -256,7 +274,7 @@ class TransferCarrier:
                 except asyncio.QueueEmpty:
                     return
                 for attempt in range(CHUNK_RESENDS + 1):
-                    data = await run_sync(
+                    read = functools.partial(
                         files.read_chunk,
                         "out",
                         entry.subject_id,
@@ -264,13 +282,8 @@ class TransferCarrier:
                         manifest.chunk_size(number),
                         manifest.chunk_slot,
                     )
-                    answer = await self._call(
-                        peer,
-                        "PUT",
-                        f"/peer/v1/transfers/{entry.subject_id}/chunks/{number}",
-                        data,
-                        "application/octet-stream",
-                    )
+                    path = f"/peer/v1/transfers/{entry.subject_id}/chunks/{number}"
+                    answer = await self._put_chunk(peer, path, read)
                     if answer.status == 204:
                         break
                     code = refusal_code(refusal_of(answer))
@@ -290,6 +303,22 @@ class TransferCarrier:
         workers = max(1, self.gateway.config.transfer_parallel_chunks)
         await asyncio.gather(*(sender() for _ in range(workers)))
         await run_sync(self._progress, entry, total)
+
+    async def _put_chunk(
+        self, peer: dirproto.GatewayEntry, path: str, read: Callable[[], bytes]
+    ) -> PeerAnswer:
+        """Read one chunk and PUT it to ``peer``, in one trip to a sending thread."""
+        loop = asyncio.get_running_loop()
+        executor = self.chunks.executor
+        try:
+            if self._faults is None:
+                return await loop.run_in_executor(
+                    executor, lambda: self.chunks.put(peer, path, read())
+                )
+            data = await self._faults.outgoing("PUT", path, await run_sync(read))
+            return await loop.run_in_executor(executor, self.chunks.put, peer, path, data)
+        except GcxError as error:
+            raise _TryFailed(error.code, error.message, permanent=False) from error
 
     def _check_receipts(
         self,
