@@ -7,20 +7,28 @@ gateway it stopped to a plain ``gateway serve`` before it ends.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
 
+from gcx import crypto
+from gcx.config import GatewayConfig
+from gcx.gateway.messages.envelopes import load_envelopes
 from gcx.localnet import GatewayProcess, LocalNetwork
+from gcx.protocol.batch import frame_batch
+from gcx.protocol.envelope import frame
 from gcx.store import Database
+from gcx.store.blobs import FileBlobStore
 from gcx.store.schema import outbox, receipts
 
 from .conftest import NetworkFactory
 from .fault_gateway import fault_program, waiting_marker
-from .netutil import audit_log, eventually, http
+from .netutil import audit_log, central_directory, eventually, http
 
 pytestmark = pytest.mark.integration
 
@@ -206,3 +214,90 @@ async def test_recall_of_a_batch_in_flight_survives_sigkill_of_the_sending_gatew
         assert outcomes == ["recalled"]
 
     await eventually(forwarded, timeout=30, what="the recall recorded as forwarded")
+
+
+def _stored_frames(gateway: GatewayProcess, message_ids: list[str]) -> list[bytes]:
+    """The envelopes as the sender stored them, framed as its worker sends them."""
+    home = gateway.home
+    database = Database(gateway.config.db_url)
+    try:
+        with database.read() as conn:
+            stored = load_envelopes(conn, FileBlobStore(home / "blobs"), message_ids, "out")
+        return [frame(stored[i].signed_header, stored[i].parts) for i in message_ids]
+    finally:
+        database.dispose()
+
+
+async def _post_batch(
+    network: LocalNetwork, source: GatewayProcess, target: GatewayProcess, frames: list[bytes]
+) -> Any:
+    """POST a batch to ``target``'s peer endpoint with ``source``'s own TLS identity."""
+    _, directory = await central_directory(network)
+    entry = directory.gateway_named(target.spec.name)
+    assert entry is not None
+    home = source.home
+    context = crypto.pinned_client_context(
+        home / "anchor.pem",
+        home / "tls.pem",
+        home / "tls.key",
+        GatewayConfig.load(home).passphrase(),
+        frozenset({entry.certificate_fingerprint}),
+    )
+    host, _, port = entry.peer_address.rpartition(":")
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session,
+        session.post(
+            f"https://{host}:{port}/peer/v1/envelopes",
+            data=frame_batch(frames),
+            headers={"Content-Type": "application/vnd.gcx.batch"},
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        return (await response.json())["results"]
+
+
+async def test_a_batch_the_peer_took_whose_answer_was_lost_is_delivered_once_after_sigkill(
+    network: LocalNetwork, tmp_path: Path
+) -> None:
+    """Messages submitted together reach the peer, and the sender's gateway is SIGKILLed
+    before it records the answer (its own request held on the way out, the envelopes
+    handed over by this test as a first try whose answer was lost). After a restart each
+    message is in the peer's inbox once, the sender holds one delivery receipt and one
+    receipt.received entry for each, and the peer one envelope.received entry: the batched
+    duplicate check and receipt recording neither lose nor repeat anything."""
+    council, dwp = network.gateways["tower-hamlets"], network.gateways["dwp"]
+    gate = tmp_path / "envelopes"
+    network.stop_process(council.process)
+    await _restart(
+        network, "tower-hamlets", program=fault_program(hold={"/peer/v1/envelopes": gate})
+    )
+    try:
+        ids = list(await asyncio.gather(*(_send(council, read_receipt=False) for _ in range(6))))
+
+        async def batch_held() -> None:
+            assert waiting_marker(gate).exists(), "no batch is on its way yet"
+
+        await eventually(batch_held, timeout=90, what="a batch held on its way out")
+        first = await _post_batch(network, council, dwp, _stored_frames(council, ids))
+        assert [r["error"] for r in first] == [None] * len(ids)
+        network.stop_process(council.process, signal.SIGKILL)
+    finally:
+        network.stop_process(council.process)
+        await _restart(network, "tower-hamlets")
+
+    async def all_delivered() -> None:
+        for message_id in ids:
+            assert _outbox_rows(council.config.db_url, message_id) == [("message", "delivered")]
+
+    await eventually(all_delivered, timeout=RECOVERY_TIMEOUT, what="every message delivered")
+    assert [_delivery_receipts(council.config.db_url, i) for i in ids] == [1] * len(ids)
+    with audit_log(council.config.db_url) as log:
+        receipted = [e.subject for e in log.entries("receipt.received") if e.subject in ids]
+    with audit_log(dwp.config.db_url) as log:
+        received = [e.subject for e in log.entries("envelope.received") if e.subject in ids]
+    assert sorted(receipted) == sorted(received) == sorted(ids)
+    status, inbox, _ = await http(
+        "GET", f"{dwp.config.api_url}/api/v1/messages?box=inbox&limit=500", token=dwp.token
+    )
+    assert status == 200, inbox
+    assert sorted(m["id"] for m in inbox["messages"] if m["id"] in ids) == sorted(ids)
