@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from gcx.config import GatewayConfig, write_secret_file
 from gcx.localnet import DEMO_GATEWAYS, LocalNetwork
@@ -132,3 +132,32 @@ def test_a_person_turns_alerts_on_and_is_emailed_without_the_message(
     page.click("#save-alerts")
     assert "You will not get email alerts." in page.content()
     people.check_without_javascript(page, "alerts-turned-off")
+
+
+def _tab_to(page: Page, element_id: str) -> None:
+    for _ in range(80):
+        if page.evaluate("document.activeElement && document.activeElement.id") == element_id:
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"#{element_id} is not reachable with the Tab key")
+
+
+def test_alerts_are_turned_on_by_keyboard_alone(
+    page: Page, people: People, web_network: LocalNetwork
+) -> None:
+    """From the top of the page: Tab to the choice (on "No", as chosen now), an arrow key
+    to "Yes", Tab to the address, type it, Enter."""
+    web_network.add_web_user(DWP, "keyboard.reader", "Keyboard Reader", ("staff",), "DWP")
+    people.sign_in(page, DWP, "keyboard.reader", "/account/alerts")
+    _tab_to(page, "alerts-2")
+    page.keyboard.press("ArrowUp")
+    assert page.locator("#alerts").is_checked()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "address", "the address comes next"
+    page.keyboard.type("keyboard.reader@home.example.org")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/account")
+    assert "You will get an email when a message arrives for you." in page.content()
+    page.goto(people.url(DWP, "/account/alerts"))
+    assert page.locator("#alerts").is_checked()
+    people.check(page, "alerts-on-by-keyboard")
