@@ -127,7 +127,10 @@ class CallLog:
                     error = GcxError("The call could not be logged.")
                     error.__cause__ = exc
                 assert self._loop is not None
-                self._loop.call_soon_threadsafe(_settle, batch, error)
+                try:
+                    self._loop.call_soon_threadsafe(_settle, batch, error)
+                except RuntimeError:  # the loop is closed: nobody waits any more
+                    log.warning("%d call log rows committed after the gateway stopped", len(batch))
                 if error is None:
                     self._after_commit(len(batch))
         finally:
@@ -160,7 +163,10 @@ class CallLog:
         if self._wal_frames > MAX_WAL_FRAMES and self._connection is not None:
             # Between two commits of the only writer, so it catches up and the
             # next commit starts the WAL over.
-            self._wal_frames = _checkpoint(self._connection)
+            try:
+                self._wal_frames = _checkpoint(self._connection)
+            except Exception:  # the writer must live on; the next try may succeed
+                log.exception("a checkpoint of the call log's writes failed")
 
     def _checkpoints(self) -> None:
         """The checkpointer thread: a passive checkpoint each time the writer asks."""
