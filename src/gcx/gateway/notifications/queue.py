@@ -89,80 +89,110 @@ def enqueue_alerts(
     """Queue the alerts a stored message calls for; never raises.
 
     ``deliveries`` are (organisation, addresses known here, addresses not)
-    as the receiver routed them. The rows go in under a savepoint: should
-    anything here fail, it is logged and the message is stored regardless.
+    as the receiver routed them. Who is told is read by primary key; the rows
+    go in under a savepoint, so should writing them fail, or anything here
+    raise, it is logged and the message is stored regardless. (A read the
+    database itself fails would fail the delivery's transaction whatever
+    came next; the sending gateway then sends the message again.)
     """
     if not gateway.config.smtp_host or header.kind != "message":
         return
     try:
+        notices = [
+            notice
+            for organisation, known, _unknown in deliveries
+            for notice in _notices_for(conn, directory, header, organisation, known)
+        ]
+        if not notices:
+            return
+        # The writes go in under a savepoint, opened only when there is one to
+        # write: most messages find nobody with alerts on, and pay two lookups.
         with conn.begin_nested():
-            for organisation, known, _unknown in deliveries:
-                _enqueue_for(conn, directory, header, organisation, known, now)
+            for notice in notices:
+                outbox.enqueue(
+                    conn,
+                    kind=NOTIFICATION,
+                    document=notice.to_bytes(),
+                    subject_id=header.id,
+                    peer_gateway=RELAY,
+                    organisations=[notice.organisation],
+                    now=now,
+                    expires_at=now + NOTICE_LIFETIME,
+                )
     except Exception:
         log.exception("queueing email alerts for envelope %s failed", header.id)
 
 
-def _enqueue_for(
+def _notices_for(
     conn: Connection,
     directory: dirproto.Directory,
     header: EnvelopeHeader,
     organisation: str,
     known: Iterable[Address],
-    now: dt.datetime,
-) -> None:
+) -> list[Notice]:
     owners = {a.local or "*" for a in known}
     if not owners:
-        return
-    subscribers = conn.execute(
-        sa.select(email_alerts.c.account, email_alerts.c.address, web_users.c.roles)
-        .join(
-            web_users,
-            sa.and_(
-                web_users.c.username == email_alerts.c.account,
-                web_users.c.organisation == email_alerts.c.organisation,
-            ),
-        )
-        .where(
-            email_alerts.c.organisation == organisation,
-            email_alerts.c.enabled.is_(True),
-            web_users.c.disabled_at.is_(None),
-        )
-    ).all()
+        return []
+    # Only the people who could read one of these copies are looked up (by the
+    # table's primary key), so the cost follows the message's recipients, not
+    # how many people in the organisation have alerts on. A copy for the whole
+    # organisation is read by its administrators, found among everyone with alerts.
+    names = owners - {"*"}
+    members = _shared_mailbox_members(conn, organisation, names)
+    if "*" in owners:
+        subscribers = conn.execute(_EVERYONE_WITH_ALERTS, {"organisation": organisation}).all()
+    else:
+        candidates = names | {person for people in members.values() for person in people}
+        subscribers = conn.execute(
+            _THESE_WITH_ALERTS, {"organisation": organisation, "accounts": sorted(candidates)}
+        ).all()
     if not subscribers:
-        return
-    members = _shared_mailbox_members(conn, organisation, owners)
+        return []
     sender = directory.organisation(header.sender.organisation)
     sender_name = sender.name if sender is not None else header.sender.organisation
+    notices = []
     for row in subscribers:
         if header.sender.organisation == organisation and header.sender.user == row.account:
             continue  # their own message, to a mailbox they read
         reads = {row.account} | {box for box, people in members.items() if row.account in people}
         if "admin" in row.roles:
             reads.add("*")
-        if not reads & owners:
-            continue
-        notice = Notice(row.address, organisation, row.account, str(header.marking), sender_name)
-        outbox.enqueue(
-            conn,
-            kind=NOTIFICATION,
-            document=notice.to_bytes(),
-            subject_id=header.id,
-            peer_gateway=RELAY,
-            organisations=[organisation],
-            now=now,
-            expires_at=now + NOTICE_LIFETIME,
-        )
+        if reads & owners:
+            notices.append(
+                Notice(row.address, organisation, row.account, str(header.marking), sender_name)
+            )
+    return notices
+
+
+# Built once: the receiving path runs these for every message stored.
+_EVERYONE_WITH_ALERTS = (
+    sa.select(email_alerts.c.account, email_alerts.c.address, web_users.c.roles)
+    .join(
+        web_users,
+        sa.and_(
+            web_users.c.username == email_alerts.c.account,
+            web_users.c.organisation == email_alerts.c.organisation,
+        ),
+    )
+    .where(
+        email_alerts.c.organisation == sa.bindparam("organisation"),
+        email_alerts.c.enabled.is_(True),
+        web_users.c.disabled_at.is_(None),
+    )
+)
+_THESE_WITH_ALERTS = _EVERYONE_WITH_ALERTS.where(
+    email_alerts.c.account.in_(sa.bindparam("accounts", expanding=True))
+)
+_MAILBOXES = sa.select(mailboxes.c.name, mailboxes.c.members).where(
+    mailboxes.c.organisation == sa.bindparam("organisation"),
+    mailboxes.c.name.in_(sa.bindparam("names", expanding=True)),
+)
 
 
 def _shared_mailbox_members(
-    conn: Connection, organisation: str, owners: set[str]
+    conn: Connection, organisation: str, names: set[str]
 ) -> dict[str, list[str]]:
-    names = owners - {"*"}
     if not names:
         return {}
-    rows = conn.execute(
-        sa.select(mailboxes.c.name, mailboxes.c.members).where(
-            mailboxes.c.organisation == organisation, mailboxes.c.name.in_(sorted(names))
-        )
-    ).all()
+    rows = conn.execute(_MAILBOXES, {"organisation": organisation, "names": sorted(names)}).all()
     return {row.name: list(row.members) for row in rows}
