@@ -206,9 +206,9 @@ def store_each(gateway: Gateway, batch: Sequence[Sealed]) -> list[BaseException 
         with gateway.db.transaction() as conn:
             store_sealed(gateway, conn, batch)
         return [None] * len(batch)
-    except Exception:
+    except Exception as error:
         if len(batch) == 1:
-            raise
+            return [error]
     failures: list[BaseException | None] = []
     for item in batch:
         try:
