@@ -22,6 +22,11 @@ the temporary directory, a free port on 127.0.0.1), started before and
 stopped after; the same file is uploaded with ``sftp -b`` using the cipher
 ``aes128-gcm@openssh.com``, timed end to end. Any system sshd is left alone.
 
+Also reported: each gateway's CPU seconds (user plus system, from
+``/proc/PID/stat``) and the CLI's over the timed run, and the load average
+at the start, since the machine is shared and the wall-clock figures move
+with whatever else runs.
+
 The last line on standard output is one JSON object (ratio last); progress
 goes to standard error.
 """
@@ -32,6 +37,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -67,6 +73,15 @@ def make_file(path: Path, size: int) -> None:
             block = os.urandom(min(left, 16 * MIB))
             handle.write(block)
             left -= len(block)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (``/proc/PID/stat``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def vm_hwm_kib(pid: int) -> int:
@@ -124,6 +139,8 @@ def run_gcx(source: Path, size: int, workdir: Path) -> dict[str, Any]:
             "XDG_STATE_HOME": str(workdir / "cli-state"),
         }
         pids = {SENDER.name: sender.process.pid, RECEIVER.name: receiver.process.pid}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        cli_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         with PeakMemory(pids) as memory:
             started = time.perf_counter()
             result = subprocess.run(
@@ -147,6 +164,11 @@ def run_gcx(source: Path, size: int, workdir: Path) -> dict[str, Any]:
                 check=False,
             )
             elapsed = time.perf_counter() - started
+        cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in pids.items()}
+        cli_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu["cli"] = round(
+            cli_after.ru_utime + cli_after.ru_stime - cli_before.ru_utime - cli_before.ru_stime, 2
+        )
         if result.returncode != 0:
             raise RuntimeError(f"gcx file send failed: {result.stderr[-2000:]}")
         status = json.loads(result.stdout)
@@ -156,6 +178,7 @@ def run_gcx(source: Path, size: int, workdir: Path) -> dict[str, Any]:
             "seconds": round(elapsed, 3),
             "mib_per_s": round(size / MIB / elapsed, 1),
             "peak_rss_mib": {k: round(v / 1024, 1) for k, v in memory.peak.items()},
+            "cpu_seconds": cpu,
             "transfer_id": status["id"],
         }
     finally:
@@ -236,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     size = parse_size(args.size)
     workdir = Path(tempfile.mkdtemp(prefix="gcx-bulk-"))
-    log(f"working in {workdir}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    load = round(os.getloadavg()[0], 2)
+    log(f"working in {workdir}; load average {load:.2f} on {os.cpu_count()} CPUs")
     try:
         source = workdir / "random.bin"
         make_file(source, size)
@@ -256,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         "gcx_seconds": gcx["seconds"],
         "sftp_seconds": sftp["seconds"] if sftp else None,
         "peak_rss_mib": gcx["peak_rss_mib"],
+        "gateway_cpu_seconds": gcx["cpu_seconds"],
+        "load_average": load,
         "ratio": round(gcx["mib_per_s"] / sftp["mib_per_s"], 3) if sftp else None,
     }
     print(json.dumps(result))
