@@ -28,7 +28,7 @@ next offered, and answers with what is still missing.
 from __future__ import annotations
 
 import base64
-import hashlib
+import datetime as dt
 from collections import OrderedDict
 from typing import Any
 
@@ -52,6 +52,7 @@ from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.peer import GATEWAY, verify_signed_by_org
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.transfers.held import HeldChunks
+from gcx.gateway.transfers.incoming_chunks import chunk_body, on_disk, store_chunk
 from gcx.gateway.transfers.policy import (
     ISSUED_RECEIPT_KIND,
     check_space,
@@ -74,7 +75,6 @@ from gcx.protocol.transfer import (
 )
 from gcx.store import iso
 from gcx.store.schema_transfers import transfers
-from gcx.store.transfer_files import ChunkStore
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MANIFESTS = web.AppKey("transfer_manifests", OrderedDict)
@@ -178,7 +178,7 @@ def accept_offer(
             "missing": [],
             "receipts": stored_receipts(gateway, manifest.id),
         }
-    held = held_chunks.held(manifest.id, lambda: _on_disk(files, manifest))
+    held = held_chunks.held(manifest.id, lambda: on_disk(files, manifest))
     missing = [n for n in range(len(manifest.chunks)) if n not in held]
     try:
         check_space(gateway, files, sum(manifest.chunk_size(n) for n in missing))
@@ -197,14 +197,6 @@ def _set_status(gateway: Gateway, transfer_id: str, message: str | None) -> None
             .where(transfers.c.id == transfer_id, transfers.c.direction == "in")
             .values(status_message=message, updated_at=iso(gateway.clock.now()))
         )
-
-
-def _on_disk(files: ChunkStore, manifest: TransferManifest) -> set[int]:
-    """The chunks whose slots on disk hold what the manifest lists (one read of the file)."""
-    sizes = [manifest.chunk_size(n) for n in range(len(manifest.chunks))]
-    return files.verified_chunks(
-        "incoming", manifest.id, manifest.chunks, sizes, manifest.chunk_slot
-    )
 
 
 def stored_receipts(gateway: Gateway, transfer_id: str) -> list[str]:
@@ -265,12 +257,12 @@ async def handle_chunk(request: web.Request) -> web.Response:
         raise EnvelopeMalformed("The chunk number must be a number.") from exc
     state, manifest = await _manifest(request, transfer_id)
     size = manifest.chunk_size(number)
-    data = await read_body(request, size)
+    data = await chunk_body(request, size)
     if state != "receiving":
         return web.Response(status=204)
     files = transfer_files(gateway)
     # Checked and written in one trip to a worker thread: each trip costs a wake-up.
-    stored = await run_sync(_store_chunk, files, manifest, number, data)
+    stored = await run_sync(store_chunk, files, manifest, number, data)
     if not stored:
         await run_sync(
             gateway.record,
@@ -287,16 +279,6 @@ async def handle_chunk(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _store_chunk(files: ChunkStore, manifest: TransferManifest, number: int, data: bytes) -> bool:
-    """Write chunk ``number`` if it is exactly what the signed manifest lists; False if not."""
-    if len(data) != manifest.chunk_size(number):
-        return False
-    if hashlib.sha256(data).hexdigest() != manifest.chunks[number]:
-        return False
-    files.write_chunk("incoming", manifest.id, number, data, manifest.chunk_slot)
-    return True
-
-
 def complete_transfer(
     gateway: Gateway, peer_name: str, transfer_id: str, held_chunks: HeldChunks
 ) -> list[str]:
@@ -308,7 +290,7 @@ def complete_transfer(
     manifest = stored_manifest(document)
     files = transfer_files(gateway)
     if not files.is_published(transfer_id):
-        held = held_chunks.held(transfer_id, lambda: _on_disk(files, manifest))
+        held = held_chunks.held(transfer_id, lambda: on_disk(files, manifest))
         missing = len(manifest.chunks) - len(held & set(range(len(manifest.chunks))))
         if missing:
             raise Conflict(f"{missing} chunks of the transfer are still missing.", missing=missing)
@@ -348,7 +330,7 @@ def complete_transfer(
                 status_message=None,
                 completed_at=iso(now),
                 updated_at=iso(now),
-                retain_until=iso(now + _days(retention)),
+                retain_until=iso(now + dt.timedelta(days=retention)),
             )
         )
         if updated.rowcount == 0:  # completed concurrently by another request or replica
@@ -372,12 +354,6 @@ def complete_transfer(
             details={"to": hosted, "chunks": len(manifest.chunks), "manifest_digest": digest},
         )
     return [documents[o].decode() for o in hosted]
-
-
-def _days(days: float) -> Any:
-    import datetime as dt
-
-    return dt.timedelta(days=days)
 
 
 async def handle_complete(request: web.Request) -> web.Response:
