@@ -60,6 +60,7 @@ from gcx.crypto._people import (
 from gcx.crypto._receipt import sign_receipt, verify_receipt
 from gcx.crypto._stream import (
     SEGMENT_SIZE,
+    FileSealer,
     SealedFile,
     StreamCipher,
     encrypt_file,
@@ -115,6 +116,7 @@ __all__ = [
     "EncryptionKey",
     "EncryptionPublicKey",
     "EnrolmentRequestInfo",
+    "FileSealer",
     "MerkleLog",
     "RegisteredKey",
     "SealedEnvelope",

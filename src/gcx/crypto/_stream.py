@@ -106,6 +106,77 @@ class SealedFile:
     chunk_sha256: tuple[str, ...]
 
 
+class FileSealer:
+    """Seals one file pushed to it in pieces of any size: the push form of :func:`encrypt_file`.
+
+    :meth:`feed` takes the plaintext as it arrives (an upload in progress) and
+    hands each complete segment's chunk to ``write_chunk(segment, ciphertext)``;
+    the final segment is held back until :meth:`finish`, which seals it with the
+    ``last`` flag. Memory stays about one segment plus one piece. Raises
+    ``ValueError`` if more or fewer than ``size`` bytes are fed.
+    """
+
+    def __init__(
+        self,
+        *,
+        content_key: bytes,
+        transfer_id: str,
+        index: int,
+        size: int,
+        write_chunk: Callable[[int, bytes], None],
+        segment_size: int = SEGMENT_SIZE,
+    ) -> None:
+        self.size = size
+        self._prefix = secrets.token_bytes(NONCE_PREFIX_BYTES)
+        self._cipher = StreamCipher(content_key, transfer_id, index, self._prefix)
+        self._write = write_chunk
+        self._segment_size = segment_size
+        self._count = segment_count(size, segment_size)
+        self._plain = hashlib.sha256()
+        self._pending = bytearray()
+        self._segment = 0
+        self._received = 0
+        self._digests: list[str] = []
+
+    @property
+    def received(self) -> int:
+        """Plaintext bytes fed so far."""
+        return self._received
+
+    def feed(self, data: bytes) -> None:
+        if self._received + len(data) > self.size:
+            raise ValueError("the file is longer than its recorded size")
+        self._received += len(data)
+        self._plain.update(data)
+        if (
+            not self._pending
+            and len(data) == self._segment_size
+            and self._segment < self._count - 1
+        ):
+            self._seal(data, last=False)  # a whole segment as it came: no copy
+            return
+        self._pending += data
+        # The final segment waits for finish(): only it carries the last flag.
+        while len(self._pending) >= self._segment_size and self._segment < self._count - 1:
+            self._seal(bytes(self._pending[: self._segment_size]), last=False)
+            del self._pending[: self._segment_size]
+
+    def finish(self) -> SealedFile:
+        if self._received != self.size:
+            raise ValueError("the file is shorter than its recorded size")
+        self._seal(bytes(self._pending), last=True)
+        self._pending.clear()
+        return SealedFile(
+            self.size, self._plain.hexdigest(), self._prefix.hex(), tuple(self._digests)
+        )
+
+    def _seal(self, plaintext: bytes, *, last: bool) -> None:
+        chunk = self._cipher.seal(self._segment, plaintext, last=last)
+        self._digests.append(hashlib.sha256(chunk).hexdigest())
+        self._write(self._segment, chunk)
+        self._segment += 1
+
+
 def encrypt_file(
     source: BinaryIO,
     size: int,
@@ -118,27 +189,28 @@ def encrypt_file(
 ) -> SealedFile:
     """Encrypt ``size`` bytes from ``source`` segment by segment; memory stays one segment.
 
-    ``write_chunk(segment, ciphertext)`` stores each chunk (durably) before
-    the next is read. Raises ``ValueError`` if the source is shorter or longer
-    than ``size``, since a file that changed under us must not be sent.
+    ``write_chunk(segment, ciphertext)`` stores each chunk before the next is
+    read. Raises ``ValueError`` if the source is shorter or longer than
+    ``size``, since a file that changed under us must not be sent.
     """
-    prefix = secrets.token_bytes(NONCE_PREFIX_BYTES)
-    cipher = StreamCipher(content_key, transfer_id, index, prefix)
-    plain_digest = hashlib.sha256()
-    chunk_digests: list[str] = []
-    count = segment_count(size, segment_size)
-    for segment in range(count):
-        wanted = min(segment_size, size - segment * segment_size)
-        data = source.read(wanted)
-        if len(data) != wanted:
+    sealer = FileSealer(
+        content_key=content_key,
+        transfer_id=transfer_id,
+        index=index,
+        size=size,
+        write_chunk=write_chunk,
+        segment_size=segment_size,
+    )
+    left = size
+    while left:
+        data = source.read(min(segment_size, left))
+        if not data:
             raise ValueError("the file is shorter than its recorded size")
-        plain_digest.update(data)
-        chunk = cipher.seal(segment, data, last=segment == count - 1)
-        chunk_digests.append(hashlib.sha256(chunk).hexdigest())
-        write_chunk(segment, chunk)
+        sealer.feed(data)
+        left -= len(data)
     if source.read(1):
         raise ValueError("the file is longer than its recorded size")
-    return SealedFile(size, plain_digest.hexdigest(), prefix.hex(), tuple(chunk_digests))
+    return sealer.finish()
 
 
 def seal_content_key(

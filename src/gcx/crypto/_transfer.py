@@ -24,9 +24,9 @@ from typing import BinaryIO
 from gcx.crypto._dsse import sign_document, verify_document
 from gcx.crypto._keys import EncryptionKey, EncryptionPublicKey, SigningKey, VerifyKey
 from gcx.crypto._stream import (
+    FileSealer,
     SealedFile,
     StreamCipher,
-    encrypt_file,
     new_content_key,
     open_content_key,
     open_metadata,
@@ -68,23 +68,27 @@ class TransferSealer:
         self._files: list[TransferFile] = []
         self._chunks: list[str] = []
 
-    def add_file(
-        self, source: BinaryIO, size: int, write_chunk: Callable[[int, bytes], None]
-    ) -> SealedFile:
-        """Encrypt the next file; ``write_chunk(chunk number in the transfer, bytes)`` stores it.
-
-        Raises ``ValueError`` if ``source`` is not exactly ``size`` bytes long.
+    def begin_file(self, size: int, write_chunk: Callable[[int, bytes], None]) -> FileSealer:
+        """A sealer for the next file, to be fed as its bytes arrive, then given to
+        :meth:`end_file`; ``write_chunk(chunk number in the transfer, bytes)`` stores each chunk.
         """
         index, first = len(self._files), len(self._chunks)
-        sealed = encrypt_file(
-            source,
-            size,
+        return FileSealer(
             content_key=self._content_key,
             transfer_id=self.transfer_id,
             index=index,
+            size=size,
             segment_size=self.segment_size,
             write_chunk=lambda segment, data: write_chunk(first + segment, data),
         )
+
+    def end_file(self, sealer: FileSealer) -> SealedFile:
+        """Seal the file's last segment and add the file to the transfer.
+
+        Raises ``ValueError`` if the sealer was fed more or fewer bytes than its size.
+        """
+        sealed = sealer.finish()
+        index, first = len(self._files), len(self._chunks)
         self._files.append(
             TransferFile(
                 index=index,
@@ -96,6 +100,25 @@ class TransferSealer:
         )
         self._chunks.extend(sealed.chunk_sha256)
         return sealed
+
+    def add_file(
+        self, source: BinaryIO, size: int, write_chunk: Callable[[int, bytes], None]
+    ) -> SealedFile:
+        """Encrypt the next file from ``source``; ``write_chunk`` stores each chunk.
+
+        Raises ``ValueError`` if ``source`` is not exactly ``size`` bytes long.
+        """
+        sealer = self.begin_file(size, write_chunk)
+        left = size
+        while left:
+            data = source.read(min(self.segment_size, left))
+            if not data:
+                raise ValueError("the file is shorter than its recorded size")
+            sealer.feed(data)
+            left -= len(data)
+        if source.read(1):
+            raise ValueError("the file is longer than its recorded size")
+        return self.end_file(sealer)
 
     def seal(
         self,

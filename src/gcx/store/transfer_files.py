@@ -42,6 +42,7 @@ import errno
 import hashlib
 import os
 import re
+import secrets
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -127,6 +128,8 @@ class ChunkStore(Protocol):
     def upload_size(self, upload_id: str) -> int: ...
     def truncate_upload(self, upload_id: str, offset: int) -> None: ...
     def delete_upload(self, upload_id: str) -> None: ...
+    def sealed_ahead_path(self, upload_id: str) -> Path: ...
+    def adopt_sealed(self, chunks: Path, transfer_id: str) -> None: ...
     def chunk_writer(self, area: str, transfer_id: str, slot: int) -> ChunkWriter: ...
     def write_chunk(
         self, area: str, transfer_id: str, number: int, data: bytes, slot: int
@@ -198,6 +201,23 @@ class TransferFiles:
     def delete_upload(self, upload_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.upload_path(upload_id).unlink()
+        for sealed in (self.root / "uploads").glob(f"{self._check(upload_id)}.sealed-*"):
+            with contextlib.suppress(FileNotFoundError):
+                sealed.unlink()
+
+    def sealed_ahead_path(self, upload_id: str) -> Path:
+        """A new name beside an upload for its chunks sealed as it arrives (a fresh one each
+        time sealing starts, so a discarded attempt's deletion never meets the next's file)."""
+        return self.root / "uploads" / f"{self._check(upload_id)}.sealed-{secrets.token_hex(4)}"
+
+    def adopt_sealed(self, chunks: Path, transfer_id: str) -> None:
+        """Make an upload's chunks sealed ahead (already fsynced) the transfer's own."""
+        directory = self._chunk_dir("out", transfer_id)
+        with _disk_errors():
+            private_dir(directory)
+            os.replace(chunks, directory / CHUNKS)
+            _fsync_dir(directory)
+            _fsync_dir(chunks.parent)
 
     # -- chunks ---------------------------------------------------------------------
 

@@ -16,8 +16,11 @@ routes that consume uploads; the tus header rules are kept in one place.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+from collections import deque
+from concurrent.futures import Future
 from typing import Any
 
 from aiohttp import web
@@ -34,6 +37,7 @@ from gcx.gateway.transfers import reading as transfer_reading
 from gcx.gateway.transfers import sending as transfers
 from gcx.gateway.transfers import uploads as transfer_uploads
 from gcx.gateway.transfers.listing import list_transfers as list_visible
+from gcx.gateway.transfers.sealing_ahead import SealingAhead
 from gcx.httpapi import attachment_disposition, json_body, run_sync
 from gcx.openapi import OBJECT, REFUSALS, json_ok
 from gcx.protocol.transfer import MAX_NOTE_CHARS
@@ -41,6 +45,9 @@ from gcx.protocol.validation import StrictModel, validated
 
 TUS_VERSION = "1.0.0"
 TRANSFER_WORKER = web.AppKey("transfer_worker", ExchangeWorker)
+SEALING_AHEAD = web.AppKey("transfer_sealing_ahead", SealingAhead)
+# Pieces of an upload (1 MiB each) waiting to be sealed while more arrive.
+SEALING_QUEUE = 4
 _TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
 
 
@@ -123,23 +130,42 @@ async def append_upload(request: web.Request) -> web.Response:
     upload_id = request.match_info["id"]
     offset = _int_header(request, "Upload-Offset")
     state = await run_sync(transfer_uploads.begin_append, gateway, caller, upload_id, offset)
-    path = transfer_policy.transfer_files(gateway).upload_path(upload_id)
+    files = transfer_policy.transfer_files(gateway)
+    path = files.upload_path(upload_id)
+    ahead = request.app[SEALING_AHEAD]
+    if offset == 0:
+        segment = gateway.config.transfer_segment_bytes
+        await run_sync(
+            ahead.start, upload_id, state.length, segment, files.sealed_ahead_path(upload_id)
+        )
+    elif not ahead.covers(upload_id, offset):
+        ahead.drop(upload_id)
     written = offset
+    sealing: deque[Future[None]] = deque()
     handle = path.open("r+b")
     try:
         handle.seek(offset)
         async for data in request.content.iter_chunked(1 << 20):
             if written + len(data) > state.length:
+                ahead.drop(upload_id)
                 raise BodyTooLarge(f"The upload is declared as {state.length} bytes; this is more.")
             # A write into the page cache is short; the fsync below is the slow part.
             handle.write(data)
             written += len(data)
+            # Sealed on its own thread while the next piece arrives; a few pieces at most
+            # wait, so a client faster than the encryption does not fill the memory.
+            if (queued := ahead.feed(upload_id, data)) is not None:
+                sealing.append(queued)
+                if len(sealing) > SEALING_QUEUE:
+                    await asyncio.wrap_future(sealing.popleft())
     finally:
         # Whatever arrived is kept, even if the connection dropped, so the
         # client resumes from here rather than from the start of this PATCH.
         handle.flush()
         await run_sync(os.fsync, handle.fileno())
         handle.close()
+        for queued in sealing:
+            await asyncio.wrap_future(queued)
         await run_sync(transfer_uploads.record_offset, gateway, upload_id, written)
     return web.Response(status=204, headers={**_TUS_HEADERS, "Upload-Offset": str(written)})
 
@@ -150,6 +176,7 @@ async def delete_upload(request: web.Request) -> web.Response:
     await run_sync(
         transfer_uploads.delete_upload, request.app[GATEWAY], caller, request.match_info["id"]
     )
+    request.app[SEALING_AHEAD].drop(request.match_info["id"])
     return web.Response(status=204, headers=_TUS_HEADERS)
 
 
@@ -221,6 +248,7 @@ async def create_transfer(request: web.Request) -> web.Response:
             upload_ids=_strings(asked.uploads),
             names=asked.names,
             note=asked.note,
+            ahead=request.app[SEALING_AHEAD],
         )
     )
     request.app[TRANSFER_WORKER].wake()
@@ -408,6 +436,7 @@ OPENAPI["paths"].update(OPENAPI_PATHS)
 
 def add_transfer_routes(app: web.Application, worker: ExchangeWorker) -> None:
     app[TRANSFER_WORKER] = worker
+    app[SEALING_AHEAD] = SealingAhead()
     app.router.add_route("OPTIONS", "/api/v1/uploads", tus_options)
     app.router.add_post("/api/v1/uploads", create_upload)
     app.router.add_route("HEAD", "/api/v1/uploads/{id}", upload_offset)

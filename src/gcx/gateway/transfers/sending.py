@@ -40,6 +40,7 @@ from gcx.gateway.transfers.policy import (
     storage_used,
     transfer_files,
 )
+from gcx.gateway.transfers.sealing_ahead import Sealed, SealingAhead
 from gcx.gateway.transfers.uploads import UploadState, upload_state
 from gcx.protocol.envelope import Sender
 from gcx.protocol.marking import parse_marking
@@ -113,10 +114,12 @@ def create_transfer(
     upload_ids: list[str],
     names: list[str] | None = None,
     note: str | None = None,
+    ahead: SealingAhead | None = None,
 ) -> dict[str, Any]:
     """Encrypt completed uploads chunk by chunk, sign the manifest and queue delivery.
 
-    ``note``, the sender's covering note, travels encrypted in the metadata.
+    ``note``, the sender's covering note, travels encrypted in the metadata. An
+    upload ``ahead`` sealed as it arrived is adopted instead of being read again.
     """
     require_sender(caller, "files")
     if not upload_ids:
@@ -148,9 +151,14 @@ def create_transfer(
     check_quota(policy, used, sizes, caller.organisation)
     check_space(gateway, files, sum(sizes))
 
-    transfer_id = secrets.token_hex(16)
-    sealer = crypto.TransferSealer(transfer_id, gateway.config.transfer_segment_bytes)
-    described = _seal_files(files, sealer, transfer_id, states, chosen)
+    adopted = _take_sealed(gateway, ahead, states)
+    if adopted is not None:
+        sealer, transfer_id = adopted.sealer, adopted.sealer.transfer_id
+        described = _adopt_sealed(files, adopted, states[0], chosen[0])
+    else:
+        transfer_id = secrets.token_hex(16)
+        sealer = crypto.TransferSealer(transfer_id, gateway.config.transfer_segment_bytes)
+        described = _seal_files(files, sealer, transfer_id, states, chosen)
     now = gateway.clock.now()
     metadata = TransferMetadata(files=tuple(described), note=note or None)
     sealed_transfer = sealer.seal(
@@ -273,3 +281,46 @@ def _seal_files(
         files.delete("out", transfer_id)
         raise
     return described
+
+
+def _take_sealed(
+    gateway: Gateway, ahead: SealingAhead | None, states: list[UploadState]
+) -> Sealed | None:
+    """The one upload of a one-file transfer, sealed as it arrived, if that is what happened."""
+    if ahead is None:
+        return None
+    if len(states) != 1:
+        for state in states:
+            ahead.drop(state.id)
+        return None
+    taken = ahead.take(states[0].id)
+    if taken is not None and taken.sealer.segment_size != gateway.config.transfer_segment_bytes:
+        taken.chunks.unlink(missing_ok=True)
+        return None
+    return taken
+
+
+def _adopt_sealed(
+    files: ChunkStore, adopted: Sealed, state: UploadState, name: str
+) -> list[FileMetadata]:
+    """The upload's chunks, sealed and fsynced as it arrived, become the transfer's."""
+    transfer_id = adopted.sealer.transfer_id
+    try:
+        files.adopt_sealed(adopted.chunks, transfer_id)
+        media_type = state.metadata.get("filetype", "application/octet-stream")
+        return [
+            FileMetadata(
+                index=0,
+                name=name,
+                media_type=media_type[:255],
+                size=adopted.sealed.size,
+                sha256=adopted.sealed.sha256,
+            )
+        ]
+    except ValidationError as exc:
+        files.delete("out", transfer_id)
+        raise refusal(exc, TransferRefused, prefix="A file cannot be sent as described. ") from exc
+    except BaseException:
+        files.delete("out", transfer_id)
+        adopted.chunks.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,153 @@
+"""Sealing an upload while it arrives, so that making the transfer does not read it again.
+
+Without this, the sending gateway works in three passes one after another:
+the upload is written to disk, then read back and encrypted into the
+transfer's chunks when the transfer is made, then sent. Here the bytes of a
+tus upload are also fed, as they arrive, to a :class:`gcx.crypto.TransferSealer`
+made for a transfer identifier drawn now, on a thread of its own, so the
+encryption runs beside the upload instead of after it. When the transfer is
+made from exactly that one complete upload, its sealed chunks are adopted as
+the transfer's (one fsync, one rename) and only the manifest remains to sign.
+
+The transfer format does not change: the identifier, the content key, the
+file key (index 0) and the chunks are what :func:`create_transfer` would have
+made. Nothing here is needed for correctness, only for speed, which is why
+it may live in this process's memory alone: the content key is never
+written anywhere, and whenever the in-memory state does not fit exactly (a
+gateway restarted mid-upload, another replica took a PATCH, a PATCH that did
+not continue where the last ended, a batch of several uploads, a failure of
+any kind) it is dropped, its chunk file deleted, and the transfer is made
+from the plaintext upload as before. The plaintext upload is still written
+and fsynced as tus requires, since a client resumes from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from gcx import crypto
+from gcx.protocol.transfer import TAG_BYTES
+from gcx.store.transfer_files import ChunkWriter
+
+log = logging.getLogger("gcx.gateway.transfers")
+
+# Uploads sealed ahead at once; more are simply sealed when the transfer is made.
+MAX_UPLOADS = 8
+
+
+@dataclass
+class _Ahead:
+    sealer: crypto.TransferSealer
+    file: crypto.FileSealer
+    writer: ChunkWriter
+    length: int
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A complete upload sealed ahead: the transfer's sealer (one file added) and chunk file."""
+
+    sealer: crypto.TransferSealer
+    sealed: crypto.SealedFile
+    chunks: Path
+
+
+class SealingAhead:
+    """The uploads this process is sealing as they arrive (see the module's notes)."""
+
+    def __init__(self, limit: int = MAX_UPLOADS) -> None:
+        self._limit = limit
+        self._uploads: OrderedDict[str, _Ahead] = OrderedDict()
+        self._lock = threading.Lock()
+        # One thread: pieces of an upload must be sealed in the order they arrived.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcx-seal-ahead")
+
+    def start(self, upload_id: str, length: int, segment_size: int, chunks: Path) -> None:
+        """Begin sealing ``upload_id`` (a PATCH at offset 0) into the chunk file ``chunks``."""
+        self.drop(upload_id)
+        if length == 0:
+            return
+        try:
+            sealer = crypto.TransferSealer(secrets.token_hex(16), segment_size)
+            writer = ChunkWriter(chunks, segment_size + TAG_BYTES)
+        except OSError:
+            return
+        ahead = _Ahead(sealer, sealer.begin_file(length, writer.write), writer, length)
+        with self._lock:
+            self._uploads[upload_id] = ahead
+            while len(self._uploads) > self._limit:
+                _, oldest = self._uploads.popitem(last=False)
+                self._thread.submit(self._discard, oldest)
+
+    def covers(self, upload_id: str, offset: int) -> bool:
+        """Whether the upload is being sealed and has been fed exactly up to ``offset``."""
+        with self._lock:
+            ahead = self._uploads.get(upload_id)
+        return ahead is not None and not ahead.failed and ahead.file.received == offset
+
+    def feed(self, upload_id: str, data: bytes) -> Future[None] | None:
+        """Queue ``data`` (the next bytes of the upload) for sealing; None if not sealing it."""
+        with self._lock:
+            ahead = self._uploads.get(upload_id)
+        if ahead is None or ahead.failed:
+            return None
+        return self._thread.submit(self._feed, ahead, data)
+
+    @staticmethod
+    def _feed(ahead: _Ahead, data: bytes) -> None:
+        if ahead.failed:
+            return
+        try:
+            ahead.file.feed(data)
+        except Exception:  # any failure: the transfer is made from the upload instead
+            log.warning("sealing an upload as it arrived failed; it is sealed when sent")
+            ahead.failed = True
+
+    def take(self, upload_id: str) -> Sealed | None:
+        """The upload sealed ahead, finished and fsynced, if it is complete; else None.
+
+        Whatever is taken or found unusable is no longer held here.
+        """
+        with self._lock:
+            ahead = self._uploads.pop(upload_id, None)
+        if ahead is None:
+            return None
+        # On the sealing thread, after every piece queued before: nothing else then
+        # touches this upload's sealer or chunk file.
+        return self._thread.submit(self._finish, ahead).result()
+
+    @classmethod
+    def _finish(cls, ahead: _Ahead) -> Sealed | None:
+        if ahead.failed or ahead.file.received != ahead.length:
+            cls._discard(ahead)
+            return None
+        try:
+            sealed = ahead.sealer.end_file(ahead.file)
+            ahead.writer.sync()
+        except Exception:
+            log.warning("finishing an upload sealed as it arrived failed; it is sealed again")
+            cls._discard(ahead)
+            return None
+        ahead.writer.close()
+        return Sealed(ahead.sealer, sealed, ahead.writer.path)
+
+    def drop(self, upload_id: str) -> None:
+        with self._lock:
+            ahead = self._uploads.pop(upload_id, None)
+        if ahead is not None:
+            self._thread.submit(self._discard, ahead)
+
+    @staticmethod
+    def _discard(ahead: _Ahead) -> None:
+        ahead.failed = True
+        ahead.writer.close()
+        with contextlib.suppress(FileNotFoundError):
+            ahead.writer.path.unlink()

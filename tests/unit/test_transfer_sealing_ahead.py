@@ -1,0 +1,109 @@
+"""Sealing an upload as it arrives: the same chunks in any piece sizes, and the upload's
+sealed chunk file kept only when it is exactly complete."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+
+import pytest
+
+from gcx import crypto
+from gcx.gateway.transfers.sealing_ahead import SealingAhead
+
+SEGMENT = 64 * 1024
+TID = "cd" * 16
+
+
+def _open(key: bytes, sealed: crypto.SealedFile, chunks: dict[int, bytes]) -> bytes:
+    cipher = crypto.StreamCipher(key, TID, 0, bytes.fromhex(sealed.nonce_prefix))
+    last = len(chunks) - 1
+    return b"".join(cipher.open(n, chunks[n], last=n == last) for n in range(len(chunks)))
+
+
+@pytest.mark.parametrize("size", [1, SEGMENT, SEGMENT + 1, 3 * SEGMENT, 3 * SEGMENT + 7])
+@pytest.mark.parametrize("piece", [1000, SEGMENT, 3 * SEGMENT])
+def test_pieces_of_any_size_seal_to_a_file_that_opens(size: int, piece: int) -> None:
+    """Fed in pieces that do not line up with segments, the file seals to chunks that decrypt
+    in order to the same bytes, with the same digests a whole-file seal reports."""
+    data = secrets.token_bytes(size)
+    key = crypto.new_content_key()
+    chunks: dict[int, bytes] = {}
+    sealer = crypto.FileSealer(
+        content_key=key,
+        transfer_id=TID,
+        index=0,
+        size=size,
+        write_chunk=chunks.__setitem__,
+        segment_size=SEGMENT,
+    )
+    for start in range(0, size, piece):
+        sealer.feed(data[start : start + piece])
+    sealed = sealer.finish()
+    assert len(chunks) == crypto.segment_count(size, SEGMENT)
+    assert sealed.sha256 == hashlib.sha256(data).hexdigest()
+    assert list(sealed.chunk_sha256) == [hashlib.sha256(chunks[n]).hexdigest() for n in chunks]
+    assert _open(key, sealed, chunks) == data
+
+
+def test_more_or_fewer_bytes_than_declared_are_refused() -> None:
+    """A file fed past its size, or finished short of it, is refused (ValueError)."""
+    sealer = crypto.FileSealer(
+        content_key=crypto.new_content_key(),
+        transfer_id=TID,
+        index=0,
+        size=10,
+        write_chunk=lambda n, c: None,
+        segment_size=SEGMENT,
+    )
+    sealer.feed(b"12345")
+    with pytest.raises(ValueError):
+        sealer.finish()
+    with pytest.raises(ValueError):
+        sealer.feed(b"123456")
+
+
+def _fed(ahead: SealingAhead, upload: str, data: bytes, path: Path) -> None:
+    ahead.start(upload, len(data), SEGMENT, path)
+    for start in range(0, len(data), 5000):
+        future = ahead.feed(upload, data[start : start + 5000])
+        assert future is not None
+        future.result()
+
+
+def test_a_complete_upload_is_taken_with_its_chunks_on_disk(tmp_path: Path) -> None:
+    """Fed whole, the upload is taken once: a transfer sealer holding the one file, and its
+    chunk file, whose slots hold the chunks the manifest will list."""
+    ahead, data, path = SealingAhead(), secrets.token_bytes(2 * SEGMENT + 3), tmp_path / "s"
+    _fed(ahead, "u1", data, path)
+    assert ahead.covers("u1", len(data))
+    taken = ahead.take("u1")
+    assert taken is not None and taken.chunks == path
+    assert taken.sealed.sha256 == hashlib.sha256(data).hexdigest()
+    raw = path.read_bytes()
+    slot = SEGMENT + 16
+    sizes = [slot, slot, 3 + 16]
+    on_disk = [raw[n * slot : n * slot + size] for n, size in enumerate(sizes)]
+    assert [hashlib.sha256(c).hexdigest() for c in on_disk] == list(taken.sealed.chunk_sha256)
+    assert ahead.take("u1") is None
+
+
+def test_an_incomplete_or_dropped_upload_is_not_taken_and_its_file_goes(tmp_path: Path) -> None:
+    """An upload not fed to its end is not taken; its chunk file is deleted, as is a dropped
+    one's; a PATCH that does not continue where the feeding stopped is not covered."""
+    ahead, data = SealingAhead(), secrets.token_bytes(SEGMENT + 1)
+    ahead.start("u2", len(data), SEGMENT, tmp_path / "short")
+    ahead.feed("u2", data[:100])
+    assert not ahead.covers("u2", 50)
+    assert ahead.take("u2") is None
+    assert not (tmp_path / "short").exists()
+    _fed(ahead, "u3", data, tmp_path / "dropped")
+    ahead.drop("u3")
+    assert ahead.take("u3") is None
+    ahead.feed("u3", b"late")  # not being sealed any more: ignored
+    ahead.start("u4", 0, SEGMENT, tmp_path / "empty")
+    assert ahead.take("u4") is None  # an empty upload is sealed when the transfer is made
+    # Discards run on the sealing thread, in order: once a later piece is sealed, they ran.
+    _fed(ahead, "u5", b"x", tmp_path / "later")
+    assert not (tmp_path / "dropped").exists()
