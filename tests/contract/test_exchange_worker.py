@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from gcx import audit
 from gcx.clock import FixedClock
 from gcx.gateway.exchange import outbox
+from gcx.gateway.exchange import worker as worker_module
 from gcx.gateway.exchange.carrier import Carrier
 from gcx.gateway.exchange.worker import ExchangeWorker
 from gcx.gateway.runtime import Gateway
@@ -182,3 +183,90 @@ def test_two_carriers_for_one_kind_are_refused(
     second = Recorder(database, clock, (outbox.MESSAGE, outbox.RECALL), None)
     with pytest.raises(ValueError, match="two carriers"):
         ExchangeWorker(gateway, [cast(Carrier, first), cast(Carrier, second)])
+
+
+class Counting:
+    """Counts calls to one outbox function while still calling it (the real query runs)."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function, self.calls = function, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.function(*args, **kwargs)
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> tuple[Counting, Counting]:
+    """(reads, claims): how often the worker asked what is due and how often it claimed."""
+    reads, claims = Counting(outbox.next_due), Counting(outbox.claim_due)
+    monkeypatch.setattr(outbox, "next_due", reads)
+    monkeypatch.setattr(outbox, "claim_due", claims)
+    monkeypatch.setattr(worker_module, "IDLE_POLL_SECONDS", 0.02)
+    return reads, claims
+
+
+async def test_an_idle_worker_reads_but_never_claims_until_something_is_due(
+    gateway: Gateway, database: Database, clock: FixedClock, counted: tuple[Counting, Counting]
+) -> None:
+    """Nothing due (a row waiting for a retry an hour away): the worker polls with a read and
+    takes no claim (no write transaction); once the row falls due, the poll finds it."""
+    reads, claims = counted
+    now = clock.now()
+    _enqueue(database, now, outbox.MESSAGE, "a", "gw-dwp")
+    [entry] = outbox.claim_due(database, now=now, limit=1)
+    with database.transaction() as conn:
+        outbox.transition(
+            conn,
+            entry.id,
+            DeliveryEvent.TRANSIENT_FAILURE,
+            now=now,
+            next_attempt_at=now + dt.timedelta(hours=1),
+        )
+    claims.calls = 0
+    messages = Recorder(database, clock, (outbox.MESSAGE,), None)
+    worker = ExchangeWorker(gateway, [cast(Carrier, messages)])
+    task = await _running(worker)
+    try:
+        # It claims once on starting, without asking, then only reads.
+        await _until(lambda: claims.calls == 1, "the claim on starting")
+        await _until(lambda: reads.calls >= 5, "five polls")
+        assert claims.calls == 1
+        assert messages.calls == []
+        clock.advance(dt.timedelta(hours=1))
+        await _until(lambda: _states(database).get("a") == "delivered", "the retry")
+    finally:
+        await _stop(task)
+    assert claims.calls > 1
+
+
+async def test_work_queued_here_wakes_the_worker_and_another_replica_finds_it_by_polling(
+    database: Database, clock: FixedClock, counted: tuple[Counting, Counting]
+) -> None:
+    """Two replicas on one database: the one whose process queued the row is woken and claims
+    it without asking first; work queued by a third party wakes nobody, and the idle replicas'
+    polls find it."""
+    reads, _claims = counted
+    here = cast(Gateway, SimpleNamespace(db=database, clock=clock))
+    there = cast(Gateway, SimpleNamespace(db=database, clock=clock))
+    carriers = [Recorder(database, clock, (outbox.MESSAGE,), None) for _ in range(2)]
+    workers = [
+        ExchangeWorker(gateway, [cast(Carrier, carrier)])
+        for gateway, carrier in zip((here, there), carriers, strict=True)
+    ]
+    tasks = [await _running(w) for w in workers]
+    try:
+        await _until(lambda: reads.calls >= 4, "both replicas idle and polling")
+        now = clock.now()
+        _enqueue(database, now, outbox.MESSAGE, "a", "gw-dwp")
+        here.work_queued()
+        await _until(lambda: _states(database).get("a") == "delivered", "the woken delivery")
+        _enqueue(database, now, outbox.MESSAGE, "b", "gw-dwp")
+        await _until(lambda: _states(database).get("b") == "delivered", "the polled delivery")
+    finally:
+        for task in tasks:
+            await _stop(task)
+    assert sorted(s for c in carriers for _, subjects in c.calls for s in subjects) == [
+        "a" * 32,
+        "b" * 32,
+    ]

@@ -264,3 +264,30 @@ def test_a_batch_of_rows_takes_one_event_through_the_lifecycle_table(
     with database.read() as conn:
         rows = conn.execute(sa.select(outbox_table.c.id, outbox_table.c.state)).all()
     assert {r.id: r.state for r in rows} == after
+
+
+def test_next_due_names_the_first_attempt_or_lease_end_and_ignores_ended_rows(
+    database: Database, clock: FixedClock
+) -> None:
+    """The worker's cheap read: None on an empty queue, then the earliest time a claim could
+    take a row (a waiting row's next attempt, a taken row's lease end), never an ended row."""
+    now = clock.now()
+    assert outbox.next_due(database) is None
+    _write(database, now)
+    assert outbox.next_due(database) == now
+    claimed = outbox.claim_due(database, now=now, limit=10)
+    assert len(claimed) == 3
+    # All taken: the first lease to lapse is when a claim could take one again.
+    assert outbox.next_due(database) == now + outbox.CLAIM_LEASE
+    later = now + dt.timedelta(minutes=5)
+    with database.transaction() as conn:
+        outbox.transition(
+            conn, claimed[0].id, DeliveryEvent.TRANSIENT_FAILURE, now=now, next_attempt_at=later
+        )
+        for entry in claimed[1:]:
+            outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
+    # One waits for its retry; the two delivered rows are never due again.
+    assert outbox.next_due(database) == later
+    with database.transaction() as conn:
+        outbox.transition(conn, claimed[0].id, DeliveryEvent.EXPIRE, now=later)
+    assert outbox.next_due(database) is None

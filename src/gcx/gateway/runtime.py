@@ -5,6 +5,7 @@ Adapters are chosen here from configuration and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,10 @@ class Gateway:
     service_backend: BackendClient
     # Where bulk transfers' uploads and chunks live, beside the message blob store.
     chunks: ChunkStore
+    # Called after a transaction that queued exchange work commits, by parts that
+    # hold only the gateway (the receiver queueing alerts); the exchange worker
+    # sets it to its wake-up when it starts.
+    work_queued: Callable[[], None] = lambda: None
 
     @classmethod
     def open(cls, config: GatewayConfig, clock: Clock | None = None) -> Gateway:

@@ -216,6 +216,33 @@ def claim_due(
     return [dataclasses.replace(_entry(r), attempts=r.attempts + 1) for r in rows]
 
 
+def next_due(db: Database) -> dt.datetime | None:
+    """When the first row becomes claimable: its next attempt, or its lease's end if taken.
+
+    A read, not a claim: on SQLite it takes no write lock and on PostgreSQL no
+    row lock, so a worker can ask it as often as it likes and claim (a write
+    transaction) only when it says something is due. Each part is the least
+    of one index range (``ix_outbox_due`` leads with ``state``), so a long
+    queue costs no more than a short one; leases are read among ``sending``
+    rows only, which are never more than the claims in flight. None: nothing
+    waits at all.
+    """
+    waiting = sa.select(sa.func.min(outbox.c.next_attempt_at))
+    leases = sa.select(sa.func.min(outbox.c.claimed_until)).where(
+        outbox.c.state == DeliveryState.SENDING.value
+    )
+    with db.read() as conn:
+        row = conn.execute(
+            sa.select(
+                waiting.where(outbox.c.state == DeliveryState.QUEUED.value).scalar_subquery(),
+                waiting.where(outbox.c.state == DeliveryState.RETRYING.value).scalar_subquery(),
+                leases.scalar_subquery(),
+            )
+        ).one()
+    times = [parse_iso(t) for t in row if t is not None]
+    return min(times) if times else None
+
+
 def renew(db: Database, ids: Collection[int], *, now: dt.datetime) -> None:
     """Extend the lease of rows a worker is still working on (one statement for all)."""
     if not ids:

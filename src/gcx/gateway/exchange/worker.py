@@ -13,6 +13,19 @@ only knows two shapes of carrier:
   and the worker claims their kinds apart, never more rows than it has room
   for, so rows it could not start stay free for other replicas.
 
+It claims only when something is due. Claiming is a write transaction (on
+SQLite it takes the database's one write lock, which the local API's
+acceptance and the receipts' transactions wait for), so before claiming the
+worker asks :func:`outbox.next_due`, a read, and sleeps until the earliest
+next attempt or lease end when nothing is due yet. Work queued in this
+process wakes it at once through :meth:`ExchangeWorker.wake` (the local API,
+the web pages, the receiver queueing alerts through ``Gateway.work_queued``)
+and is claimed without asking. Work another replica queued, on a shared
+PostgreSQL database, wakes nobody here: the read every ``IDLE_POLL_SECONDS``
+finds it. A claim that comes back full is followed by another at once, since
+more may be waiting; one that does not waits for a wake-up, a carrier
+finishing (room made) or the next due time.
+
 Every row it holds keeps its lease alive with one ``UPDATE`` every few
 seconds (:func:`outbox.renew`), so a transfer may take an hour while a
 worker that dies frees its rows within ``CLAIM_LEASE``. Carriers record each
@@ -55,11 +68,19 @@ class ExchangeWorker:
                 self.carriers[kind] = carrier
         self._outcomes = Outcomes(gateway)
         self._wake = asyncio.Event()
+        # Set by wake(): work was queued here, so claim without asking first.
+        self._queued = True
         self._held: set[int] = set()
         self._batches: set[asyncio.Task[None]] = set()
         self._single: Counter[str] = Counter()
+        # How long to sleep when idle: until the next row falls due, at most a poll.
+        self._idle_for = IDLE_POLL_SECONDS
+        # The receiver and other parts that only hold the gateway wake the worker through it.
+        gateway.work_queued = self.wake
 
     def wake(self) -> None:
+        """Work was queued in this process: claim it now."""
+        self._queued = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -68,8 +89,13 @@ class ExchangeWorker:
         tasks: set[asyncio.Task[None]] = set()
         try:
             while True:
+                queued, self._queued = self._queued, False
                 self._wake.clear()
-                claimed = await self._claim()
+                self._idle_for = IDLE_POLL_SECONDS
+                claimed: list[outbox.OutboxEntry] = []
+                full = False
+                if queued or await self._anything_due():
+                    claimed, full = await self._claim()
                 for kind, peer, entries in self._work(claimed):
                     # Counted before the task first runs, so the next claim sees the room taken.
                     single = self._is_single(kind)
@@ -81,13 +107,13 @@ class ExchangeWorker:
                     if not single:
                         self._batches.add(task)
                         task.add_done_callback(self._batches.discard)
-                if claimed:
+                if full:
                     continue
                 wake = asyncio.ensure_future(self._wake.wait())
                 try:
                     await asyncio.wait(
                         [wake, *tasks],
-                        timeout=IDLE_POLL_SECONDS,
+                        timeout=self._idle_for,
                         return_when=asyncio.FIRST_COMPLETED,
                     )
                 finally:
@@ -99,10 +125,27 @@ class ExchangeWorker:
         carrier = self.carriers.get(kind)
         return carrier is not None and carrier.max_rows is not None
 
-    async def _claim(self) -> list[outbox.OutboxEntry]:
+    async def _anything_due(self) -> bool:
+        """Whether a row is due now (then claim); if not, sleep until one is, at most a poll."""
+        try:
+            due = await run_sync(outbox.next_due, self.gateway.db)
+        except Exception:
+            log.exception("reading when exchange work falls due failed; claiming instead")
+            return True
+        if due is None:
+            return False
+        wait = (due - self.gateway.clock.now()).total_seconds()
+        if wait <= 0:
+            return True
+        self._idle_for = min(IDLE_POLL_SECONDS, wait)
+        return False
+
+    async def _claim(self) -> tuple[list[outbox.OutboxEntry], bool]:
+        """Rows claimed for this worker, and whether the batch claim came back full."""
         now = self.gateway.clock.now()
         single = {k for k, c in self.carriers.items() if c.max_rows is not None}
         claimed: list[outbox.OutboxEntry] = []
+        full = False
         try:
             if len(self._batches) < MAX_IN_FLIGHT:
                 claimed += await run_sync(
@@ -112,6 +155,7 @@ class ExchangeWorker:
                     limit=CLAIM_LIMIT,
                     other_than=single,
                 )
+                full = len(claimed) == CLAIM_LIMIT
             for kind in sorted(single):
                 room = (self.carriers[kind].max_rows or 0) - self._single[kind]
                 if room > 0:
@@ -125,7 +169,7 @@ class ExchangeWorker:
         # the carrier already at work on it goes on; it is not started twice.
         claimed = [e for e in claimed if e.id not in self._held]
         self._held.update(e.id for e in claimed)
-        return claimed
+        return claimed, full
 
     def _work(
         self, claimed: Iterable[outbox.OutboxEntry]

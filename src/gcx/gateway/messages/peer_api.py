@@ -52,6 +52,9 @@ async def handle_envelopes(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     frames = unframe_batch(await read_body(request, MAX_BATCH_BYTES))
     results = await run_sync(accept_batch, gateway, request["peer"], request["directory"], frames)
+    if gateway.config.smtp_host and any(r["error"] is None for r in results):
+        # Storing them may have queued email alerts: carry those now, not at the next poll.
+        gateway.work_queued()
     return web.json_response({"results": results})
 
 
