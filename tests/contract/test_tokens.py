@@ -5,13 +5,15 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from gcx import crypto
+from gcx import audit, crypto
 from gcx.clock import FixedClock
 from gcx.errors import AccountNameTaken, NotFound, PersonTokenRefused, TokenInvalid
 from gcx.gateway.messages.mailboxes import MailboxService
-from gcx.gateway.tokens import TokenService
+from gcx.gateway.tokens import REMEMBER_FOR, TokenService
 from gcx.store import Database
+from gcx.store.schema import api_tokens
 from gcx.store.schema_web import web_users
+from gcx.store.tokens import standing_changed, standing_generation
 from gcx.web.accounts import WebAccounts
 
 ORG = "E09000030"
@@ -138,3 +140,99 @@ def test_a_person_revokes_only_their_own_tokens(
     tokens.revoke_own(alice, own[0]["id"], by="web:alice@E09000030")
     with pytest.raises(TokenInvalid):
         tokens.authenticate(token, request="test")
+
+
+def _refusals(database: Database) -> int:
+    with database.read() as conn:
+        return len(list(audit.entries(conn, action="token.refused")))
+
+
+def test_a_remembered_caller_is_forgotten_the_moment_its_token_is_revoked_here(
+    tokens: TokenService, people: WebAccounts, database: Database
+) -> None:
+    """Revoked by an administrator or by its person on this gateway: refused at the next
+    request, although the caller was remembered moments before."""
+    system = tokens.add_system(ORG, "case-system", ["system"])
+    alice = _person_id(database, "alice")
+    own = tokens.issue_to_person(alice)
+    for token in (system, own):
+        caller = tokens.authenticate(token, request="test", record_use=False)
+        assert tokens.known(token) == caller
+    tokens.revoke(ORG, "case-system", by="test")
+    assert tokens.known(system) is None
+    with pytest.raises(TokenInvalid):
+        tokens.authenticate(system, request="test", record_use=False)
+    assert tokens.known(own) is None  # every remembered caller was forgotten
+    tokens.authenticate(own, request="test", record_use=False)
+    tokens.revoke_own(alice, tokens.list_own(alice)[0]["id"], by="web:alice@E09000030")
+    assert tokens.known(own) is None
+    with pytest.raises(TokenInvalid):
+        tokens.authenticate(own, request="test", record_use=False)
+
+
+def test_a_person_disabled_or_given_other_roles_here_is_not_remembered(
+    tokens: TokenService, people: WebAccounts, database: Database
+) -> None:
+    """Roles changed or the person disabled through this process: the remembered caller goes."""
+    token = tokens.issue_to_person(_person_id(database, "alice"))
+    tokens.authenticate(token, request="test", record_use=False)
+    people.set_roles("alice", ["admin"], by="test")
+    assert tokens.known(token) is None
+    people.set_roles("alice", ["staff"], by="test")
+    tokens.authenticate(token, request="test", record_use=False)
+    people.disable("alice", by="test")
+    assert tokens.known(token) is None
+    with pytest.raises(TokenInvalid):
+        tokens.authenticate(token, request="test", record_use=False)
+
+
+def test_a_revocation_by_another_replica_counts_here_within_the_bound(
+    tokens: TokenService, database: Database, clock: FixedClock
+) -> None:
+    """Revoked in the shared database by another process (no signal reaches this one): the
+    remembered caller is honoured for at most REMEMBER_FOR, then the token is refused and
+    the refusal audited."""
+    token = tokens.add_system(ORG, "case-system", ["system"])
+    caller = tokens.authenticate(token, request="test", record_use=False)
+    with database.transaction() as conn:  # as `gcx token revoke` on another replica does
+        conn.execute(
+            api_tokens.update()
+            .where(api_tokens.c.account == "case-system")
+            .values(revoked_at="2026-11-21T09:00:00.000000Z")
+        )
+    assert tokens.known(token) == caller
+    clock.advance(REMEMBER_FOR)
+    assert tokens.known(token) is None
+    before = _refusals(database)
+    with pytest.raises(TokenInvalid):
+        tokens.authenticate(token, request="test", record_use=False)
+    assert _refusals(database) == before + 1
+
+
+def test_callers_are_remembered_by_the_tokens_hash_and_refusals_never(
+    tokens: TokenService, database: Database
+) -> None:
+    """The table holds hashes, never a token; an unknown token is looked up (and audited)
+    every time."""
+    token = tokens.add_system(ORG, "case-system", ["system"])
+    tokens.authenticate(token, request="test", record_use=False)
+    assert tokens._remembered.hashes() == [crypto.hash_token(token)]
+    before = _refusals(database)
+    for _ in range(2):
+        with pytest.raises(TokenInvalid):
+            tokens.authenticate("gcxt_not-a-token", request="test", record_use=False)
+        assert tokens.known("gcxt_not-a-token") is None
+    assert _refusals(database) == before + 2
+    assert len(tokens._remembered) == 1
+
+
+def test_a_lookup_that_raced_a_revocation_is_not_remembered(
+    tokens: TokenService, database: Database
+) -> None:
+    """What a lookup read before a revocation committed is stale: it is not kept."""
+    token = tokens.add_system(ORG, "case-system", ["system"])
+    caller = tokens.authenticate(token, request="test", record_use=False)
+    looked_up_under = standing_generation()
+    standing_changed()  # a revocation committed while that lookup ran
+    tokens._remembered.put(caller, crypto.hash_token(token), looked_up_under)
+    assert tokens.known(token) is None

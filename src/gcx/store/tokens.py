@@ -7,6 +7,7 @@ the database's own string comparison alone.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,3 +31,22 @@ def live_token_row(conn: Connection, table: sa.Table, token: str | None) -> Row[
     if not crypto.token_matches(token, row.token_hash):
         return None
     return row
+
+
+# Callers a gateway authenticated are remembered briefly (gcx.gateway.tokens); anything in
+# this process that changes who a token may act as, or whether it may act at all (a revoked
+# token, a person disabled or given other roles, a name taken by a person or a mailbox),
+# calls standing_changed() after its commit, and every remembered caller is asked about again.
+_generation = [0]
+_generation_lock = threading.Lock()
+
+
+def standing_changed() -> None:
+    """Forget every remembered caller in this process (call it after the change commits)."""
+    with _generation_lock:
+        _generation[0] += 1
+
+
+def standing_generation() -> int:
+    """Changes so far: a caller remembered under another number is asked about again."""
+    return _generation[0]

@@ -23,6 +23,7 @@ from gcx.protocol.identifiers import check_account_name
 from gcx.store import Database, iso, parse_iso
 from gcx.store.schema import api_tokens, mailboxes
 from gcx.store.schema_web import web_credentials, web_sessions, web_users
+from gcx.store.tokens import standing_changed
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
@@ -157,6 +158,7 @@ class WebPeople:
         if unknown or not roles:
             raise InputError(f"Give one or more roles from: {', '.join(self.roles)}.")
         self._change(username, by, "web.roles-changed", roles=sorted(set(roles)))
+        standing_changed()  # their API tokens act with the new roles from now on
 
     def unlock(self, username: str, *, by: str) -> None:
         self._change(username, by, "web.user-unlocked", failed_attempts=0, locked_until=None)
@@ -167,6 +169,7 @@ class WebPeople:
             self._update(conn, username, disabled_at=iso(now))
             self._end_sessions(conn, username, now)
             audit.append(conn, actor=by, action="web.user-disabled", subject=username, now=now)
+        standing_changed()  # their API tokens stop now, not when a remembered caller ages out
 
     def reset_sign_in(self, username: str, *, by: str) -> NewUser:
         """New first password and second-factor secret for someone who lost theirs.
