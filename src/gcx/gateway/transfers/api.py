@@ -133,15 +133,15 @@ async def append_upload(request: web.Request) -> web.Response:
     files = transfer_policy.transfer_files(gateway)
     path = files.upload_path(upload_id)
     ahead = request.app[SEALING_AHEAD]
+    segment = gateway.config.transfer_segment_bytes
     if offset == 0:
-        segment = gateway.config.transfer_segment_bytes
         await run_sync(
             ahead.start, upload_id, state.length, segment, files.sealed_ahead_path(upload_id)
         )
     elif not ahead.covers(upload_id, offset):
         ahead.drop(upload_id)
+    sealing = _Sealing(ahead, upload_id, segment, active=ahead.covers(upload_id, offset))
     written = offset
-    sealing: deque[Future[None]] = deque()
     handle = path.open("r+b")
     try:
         handle.seek(offset)
@@ -152,22 +152,56 @@ async def append_upload(request: web.Request) -> web.Response:
             # A write into the page cache is short; the fsync below is the slow part.
             handle.write(data)
             written += len(data)
-            # Sealed on its own thread while the next piece arrives; a few pieces at most
-            # wait, so a client faster than the encryption does not fill the memory.
-            if (queued := ahead.feed(upload_id, data)) is not None:
-                sealing.append(queued)
-                if len(sealing) > SEALING_QUEUE:
-                    await asyncio.wrap_future(sealing.popleft())
+            await sealing.add(data)
     finally:
         # Whatever arrived is kept, even if the connection dropped, so the
         # client resumes from here rather than from the start of this PATCH.
         handle.flush()
         await run_sync(os.fsync, handle.fileno())
         handle.close()
-        for queued in sealing:
-            await asyncio.wrap_future(queued)
+        await sealing.finish()
         await run_sync(transfer_uploads.record_offset, gateway, upload_id, written)
     return web.Response(status=204, headers={**_TUS_HEADERS, "Upload-Offset": str(written)})
+
+
+class _Sealing:
+    """A PATCH's bytes handed to the sealing thread a whole segment at a time.
+
+    The body arrives in pieces of any size; one hand-off per piece cost more than
+    the sealing saved, and a whole segment is sealed without another copy. At most
+    ``SEALING_QUEUE`` segments wait, so a client faster than the encryption does
+    not fill the memory; :meth:`finish` hands over the rest and waits for it all,
+    so the upload is sealed exactly as far as it is written.
+    """
+
+    def __init__(self, ahead: SealingAhead, upload_id: str, segment: int, *, active: bool) -> None:
+        self._ahead, self._upload_id, self._segment = ahead, upload_id, segment
+        self._active = active  # False when this upload is not being sealed ahead
+        self._buffer = bytearray()
+        self._queued: deque[Future[None]] = deque()
+
+    async def add(self, data: bytes) -> None:
+        if not self._active:
+            return
+        self._buffer += data
+        while len(self._buffer) >= self._segment:
+            self._hand_over(bytes(memoryview(self._buffer)[: self._segment]))
+            del self._buffer[: self._segment]
+            if len(self._queued) > SEALING_QUEUE:
+                await asyncio.wrap_future(self._queued.popleft())
+
+    async def finish(self) -> None:
+        if self._buffer:
+            self._hand_over(bytes(self._buffer))
+            self._buffer.clear()
+        while self._queued:
+            await asyncio.wrap_future(self._queued.popleft())
+
+    def _hand_over(self, data: bytes) -> None:
+        if (queued := self._ahead.feed(self._upload_id, data)) is not None:
+            self._queued.append(queued)
+        else:
+            self._active = False
 
 
 async def delete_upload(request: web.Request) -> web.Response:
