@@ -17,6 +17,7 @@ from gcx.crypto._envelope import (
     _key_info,
     _manifest_ad,
     _part_ad,
+    claimed_header,
     envelope_digest,
     open_envelope,
     seal_envelope,
@@ -656,3 +657,90 @@ def test_envelope_digest_covers_the_framed_bytes(sealed: SealedEnvelope) -> None
     flipped = bytes([sealed.parts[1][-1] ^ 0x01])
     changed = (sealed.parts[0], sealed.parts[1][:-1] + flipped, sealed.parts[2])
     assert envelope_digest(sealed.signed_header, changed) != digest
+
+
+# -- the header read once (the receiver's path) -------------------------------------------
+
+
+def test_a_header_read_once_is_verified_as_strictly_as_one_read_twice(
+    sender_key: SigningKey, org_keys: dict[str, EncryptionKey]
+) -> None:
+    """The receiver parses the signed header once (claimed_header) and verifies that: every
+    changed bit of the wire form is still refused, and the untouched envelope is accepted."""
+    envelope = _seal(
+        sender_key, org_keys, ("DWP",), parts=[PlainPart("a.txt", "text/plain", b"hello")]
+    )
+    framed = envelope.framed()
+
+    def verified(wire: bytes) -> EnvelopeHeader:
+        header, parts = unframe(wire)
+        return verify_envelope(
+            header,
+            parts,
+            sender_key.public,
+            sender_organisation=COUNCIL,
+            now=NOW,
+            claimed=claimed_header(header),
+        )
+
+    assert verified(framed) == unverified_header(envelope.signed_header)
+    accepted = []
+    for position in range(len(framed)):
+        for bit in (0x02, 0x04, 0x08):
+            changed = bytearray(framed)
+            changed[position] ^= bit
+            try:
+                verified(bytes(changed))
+            except GcxError:
+                continue
+            accepted.append((position, bit))
+    assert accepted == []
+
+
+def test_a_header_read_once_refuses_another_key_type_or_sender(
+    sealed: SealedEnvelope, sender_key: SigningKey
+) -> None:
+    """Through the read-once path: another key, another payload type signed by the right key,
+    and a sender the key does not belong to are refused as verify_document refuses them."""
+    claimed = claimed_header(sealed.signed_header)
+
+    def verify(key: SigningKey, signed: bytes, sender: str = COUNCIL) -> EnvelopeHeader:
+        return verify_envelope(
+            signed,
+            sealed.parts,
+            key.public,
+            sender_organisation=sender,
+            now=NOW,
+            claimed=claimed_header(signed),
+        )
+
+    with pytest.raises(SignatureInvalid):
+        verify(SigningKey.generate(), sealed.signed_header)
+    other_type = sign_document(
+        "application/vnd.gcx.other+json", claimed.payload, sender_key, key_id(sender_key.public)
+    )
+    with pytest.raises(SignatureInvalid, match="expected type"):
+        verify(sender_key, other_type)
+    with pytest.raises(SignatureInvalid, match="names E09000030"):
+        verify(sender_key, sealed.signed_header, "E08000025")
+
+
+def test_a_header_read_for_another_document_is_not_trusted(
+    sender_key: SigningKey, org_keys: dict[str, EncryptionKey], sealed: SealedEnvelope
+) -> None:
+    """A claimed header passed with a different signed header is ignored: the document given
+    is parsed and verified itself."""
+    other = _seal(sender_key, org_keys)
+    header = verify_envelope(
+        other.signed_header,
+        other.parts,
+        sender_key.public,
+        sender_organisation=COUNCIL,
+        now=NOW,
+        claimed=claimed_header(sealed.signed_header),
+    )
+    assert header.id == unverified_header(other.signed_header).id != sealed_id(sealed)
+
+
+def sealed_id(sealed: SealedEnvelope) -> str:
+    return unverified_header(sealed.signed_header).id

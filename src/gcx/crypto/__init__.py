@@ -22,7 +22,9 @@ from gcx.crypto._dsse import (
     verify_document,
 )
 from gcx.crypto._envelope import (
+    ClaimedHeader,
     SealedEnvelope,
+    claimed_header,
     envelope_digest,
     open_envelope,
     seal_envelope,
@@ -113,6 +115,7 @@ __all__ = [
     "BATCH_FORMAT",
     "SEGMENT_SIZE",
     "Certificate",
+    "ClaimedHeader",
     "EncryptionKey",
     "EncryptionPublicKey",
     "EnrolmentRequestInfo",
@@ -129,6 +132,7 @@ __all__ = [
     "VerifiedRoots",
     "VerifyKey",
     "build_enrolment_request",
+    "claimed_header",
     "client_context",
     "consistency_proof",
     "create_network_root",

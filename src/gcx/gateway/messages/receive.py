@@ -69,6 +69,8 @@ class _Framed:
     signed_header: bytes
     parts: Sequence[bytes]
     digest: str
+    # The signed header as parsed once, so verifying it does not parse it again.
+    read: crypto.ClaimedHeader
 
 
 @dataclass
@@ -152,10 +154,11 @@ def _open_frame(frame: bytes) -> _Framed | dict[str, Any]:
     """The envelope in a frame with the header it claims (unverified yet), or the refusal."""
     try:
         signed_header, parts = unframe(frame)
-        claimed = crypto.unverified_header(signed_header)
+        read = crypto.claimed_header(signed_header)
     except GcxError as error:
         return {"envelope_id": None, "receipts": [], "error": error.to_dict()}
-    return _Framed(claimed, signed_header, parts, crypto.envelope_digest(signed_header, parts))
+    digest = crypto.envelope_digest(signed_header, parts)
+    return _Framed(read.header, signed_header, parts, digest, read)
 
 
 def _prepare(
@@ -192,7 +195,7 @@ def _prepare(
         return {"envelope_id": claimed.id, "receipts": [], "error": stray.to_dict()}
 
     try:
-        header = _verify(gateway, peer, directory, signed_header, parts, claimed)
+        header = _verify(gateway, peer, directory, framed.read, parts)
         deliveries = route(gateway, header, parts, hosted, names)
     except GcxError as error:
         return _refuse(gateway, peer, claimed, digest, hosted, error)
@@ -307,10 +310,10 @@ def _verify(
     gateway: Gateway,
     peer: dirproto.GatewayEntry,
     directory: dirproto.Directory,
-    signed_header: bytes,
+    read: crypto.ClaimedHeader,
     parts: Sequence[bytes],
-    claimed: EnvelopeHeader,
 ) -> EnvelopeHeader:
+    claimed = read.header
     sender_org = claimed.sender.organisation
     sender_gateway = directory.gateway_for_organisation(sender_org)
     if sender_gateway is None or sender_gateway.name != peer.name:
@@ -322,11 +325,12 @@ def _verify(
     if entry is None or entry.signing_key is None:
         raise NotSenderGateway(f"{sender_org} has no signing key in the directory.")
     return crypto.verify_envelope(
-        signed_header,
+        read.signed_header,
         parts,
         verify_key(entry.signing_key),
         sender_organisation=sender_org,
         now=gateway.clock.now(),
+        claimed=read,
     )
 
 
