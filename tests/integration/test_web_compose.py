@@ -9,8 +9,11 @@ a screenshot; the core journeys also run with JavaScript off.
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
@@ -294,3 +297,196 @@ def test_compose_check_send_and_reply_without_javascript(
     assert page.input_value("#to_person") == "claims.processor"
     reply_id = send_checked(page)
     assert reply_id != envelope_id
+
+
+def send_by_api(network: LocalNetwork, where: str, token: str, fields: dict[str, object]) -> str:
+    """A message sent through the local API with a person's token (setting the scene)."""
+    api = network.gateways[where].config.api_url + "/api/v1/messages"
+    request = urllib.request.Request(
+        api,
+        data=json.dumps(fields).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 202
+        return str(json.loads(answer.read())["id"])
+
+
+def test_the_demo_as_a_benefits_officer_without_reading_anything_first(
+    page: Page, other_page: Page, people: People, web_network: LocalNetwork
+) -> None:
+    """The issue's "done when": from the home page, by what the pages say only, the
+    benefits officer finds a DWP colleague by name and writes to them, replies to the
+    colleague's message, and downloads the reply's proof with DWP's signed receipt."""
+    dwp_token = web_network.add_token(DWP, "claims.processor")
+    question = f"Overpayment on a joint claim {time.time_ns()}"
+    asked = send_by_api(
+        web_network,
+        DWP,
+        dwp_token,
+        {
+            "to": ["benefits.officer@E09000030"],
+            "subject": question,
+            "body": "[synthetic] Can you check the rent figure?",
+            "marking": "OFFICIAL-SENSITIVE",
+        },
+    )
+    people.sign_in(page, COUNCIL, "benefits.officer", "/")
+
+    # Find the colleague by name, and write to them.
+    page.get_by_role("link", name="Address book").first.click()
+    page.get_by_role("searchbox").fill("Claims")
+    page.get_by_role("button", name="Search").click()
+    colleague = page.get_by_role("link", name="Claims Processor")
+    assert colleague.count() == 1
+    assert DWP_NAME in page.inner_text("section[data-organisation='DWP'] h2")
+    colleague.click()
+    assert f"Claims Processor, {DWP_NAME}" in page.inner_text("#to-names")
+    offered = page.locator("#gcx-addresses option[value='claims.processor@DWP']")
+    assert offered.get_attribute("label") == f"Claims Processor, {DWP_NAME}", (
+        "To and Copy to offer the address book's names as one types"
+    )
+    fill_message(page, subject="Rent figures", marking="OFFICIAL", body="Sending them today.")
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Send message").click()
+    assert "Message sent" in page.inner_text(".govuk-panel")
+
+    # Reply to the colleague's message, found in the inbox by its organisation's name (the
+    # inbox names a sender by address and organisation, not yet by their listed name).
+    page.locator(".govuk-service-navigation").get_by_role("link", name="Inbox").click()
+    row = page.locator(f"tr[data-message='{asked}']")
+    reload_until(page, lambda: row.count() == 1, "DWP's message in the council's inbox")
+    assert DWP_NAME in row.inner_text(), "the sender's organisation by name"
+    row.get_by_role("link", name=question).click()
+    page.get_by_role("link", name="Reply", exact=True).click()
+    assert page.input_value("#to_person") == "claims.processor"
+    assert page.is_checked("input[name=marking][value='OFFICIAL-SENSITIVE']")
+    page.fill("#body", "The rent is 650 a month." + page.input_value("#body"))
+    page.get_by_role("button", name="Continue").click()
+    assert f"Claims Processor, {DWP_NAME}" in page.inner_text("#check-summary")
+    page.get_by_role("button", name="Send message").click()
+    page.get_by_role("link", name="View the message and its delivery").click()
+    reply_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    assert page.inner_text("h1") == f"Re: {question}"
+
+    # The reply's proof: the evidence file, with DWP's signed receipt in it.
+    reload_until(page, lambda: "Department for Work and Pensions" in _receipts(page), "receipt")
+    assert "proves who sent this message" in page.inner_text("#evidence + p")
+    people.check(page, "demo-benefits-officer-receipt")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the evidence file").click()
+    evidence = json.loads(Path(download.value.path()).read_bytes())
+    assert evidence["envelope"]["id"] == reply_id
+    assert "DWP" in {r["organisation"] for r in evidence["receipts"]}, "DWP's signed receipt"
+
+    # And the colleague has the reply.
+    people.sign_in(other_page, DWP, "claims.processor", f"/messages/{reply_id}")
+    assert "The rent is 650 a month." in other_page.inner_text("#message-body")
+
+
+def _receipts(page: Page) -> str:
+    table = page.locator("#receipts")
+    return table.inner_text() if table.count() else ""
+
+
+def test_reply_to_everyone_writes_to_the_sender_and_copies_the_others(
+    page: Page, people: People, web_network: LocalNetwork, staff: Callable[[str, str], str]
+) -> None:
+    """Reply all: the sender in To; the other recipients and the copies in Copy to, not me."""
+    sender, reader, colleague = (
+        staff(COUNCIL, "all.sender"),
+        staff(DWP, "all.reader"),
+        staff(DWP, "all.colleague"),
+    )
+    token = web_network.add_token(COUNCIL, sender)
+    subject = f"Joint case review {time.time_ns()}"
+    envelope_id = send_by_api(
+        web_network,
+        COUNCIL,
+        token,
+        {
+            "to": [f"{reader}@DWP", f"{colleague}@DWP"],
+            "cc": ["benefits@E09000030"],
+            "subject": subject,
+            "body": "[synthetic] Shall we meet?",
+            "marking": "OFFICIAL",
+        },
+    )
+    people.sign_in(page, DWP, reader, "/inbox")
+    row = page.locator(f"tr[data-message='{envelope_id}']")
+    reload_until(page, lambda: row.count() == 1, "the message in DWP's inbox")
+    row.locator("a").click()
+    page.click("#reply-all")
+    assert page.inner_text("h1") == "Reply to everyone"
+    assert (page.input_value("#to_org"), page.input_value("#to_person")) == ("E09000030", sender)
+    copied = [a.strip() for a in page.input_value("#cc").split(",")]
+    assert sorted(copied) == sorted([f"{colleague}@DWP", "benefits@E09000030"])
+    assert page.input_value("#subject") == f"Re: {subject}"
+    people.check(page, "mail-reply-all")
+    page.fill("#body", "Tuesday suits me." + page.input_value("#body"))
+    page.click("#continue")
+    page.wait_for_url("**/drafts/*/check")
+    summary = page.inner_text("#check-summary")
+    # Neither chose to be listed, so each is shown by address with the organisation's name.
+    assert f"{sender}@E09000030 (London Borough of Tower Hamlets)" in summary
+    assert f"{colleague}@DWP ({DWP_NAME})" in summary
+    assert "Benefits, London Borough of Tower Hamlets" in summary
+    assert f"{reader}@DWP" not in summary, "not to oneself"
+    people.check(page, "mail-reply-all-check")
+    page.click("#send")
+    page.wait_for_url("**/messages/*/sent")
+
+
+def test_a_message_is_read_and_answered_with_the_keyboard_alone(
+    page: Page, people: People, web_network: LocalNetwork, staff: Callable[[str, str], str]
+) -> None:
+    """From the inbox, Tab and Enter open the message; Tab and Enter reach Reply."""
+    sender, reader = staff(DWP, "keys.sender"), staff(COUNCIL, "keys.reader")
+    token = web_network.add_token(DWP, sender)
+    subject = f"Read by keyboard {time.time_ns()}"
+    envelope_id = send_by_api(
+        web_network,
+        DWP,
+        token,
+        {
+            "to": [f"{reader}@E09000030"],
+            "subject": subject,
+            "body": "[synthetic] Read without a mouse.",
+            "marking": "OFFICIAL",
+        },
+    )
+    people.sign_in(page, COUNCIL, reader, "/inbox")
+    reload_until(
+        page,
+        lambda: page.locator(f"tr[data-message='{envelope_id}']").count() == 1,
+        "the message in the inbox",
+    )
+    keyboard = page.keyboard
+
+    def tab_to(selector: str) -> None:
+        for _ in range(80):
+            keyboard.press("Tab")
+            if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+                return
+        raise AssertionError(f"Tab never reached {selector}")
+
+    tab_to(f"tr[data-message='{envelope_id}'] a")
+    keyboard.press("Enter")
+    page.wait_for_url(f"**/messages/{envelope_id}")
+    assert page.inner_text("h1") == subject
+    assert "Read without a mouse." in page.inner_text("#message-body")
+    people.check(page, "mail-read-by-keyboard")
+    tab_to("#reply")
+    keyboard.press("Enter")
+    page.wait_for_url(f"**/messages/{envelope_id}/reply")
+    assert page.input_value("#to_person") == sender
+    tab_to("#body")
+    keyboard.press("Control+Home")
+    keyboard.type("Thank you, read. ")
+    tab_to("#continue")
+    keyboard.press("Enter")
+    page.wait_for_url("**/drafts/*/check")
+    tab_to("#send")
+    keyboard.press("Enter")
+    page.wait_for_url("**/messages/*/sent")
+    assert "Message sent" in page.inner_text(".govuk-panel")
