@@ -210,6 +210,8 @@ def test_recall_asks_first_without_javascript(
     people.sign_in(page, COUNCIL, sender, f"/messages/{envelope_id}")
     page.click("#recall-button")
     assert "Are you sure you want to recall this message?" in page.inner_text("h1")
+    assert page.locator("#confirm-recall").count() == 1, "nothing recalled by one click"
+    people.check_without_javascript(page, "lists-recall-confirm")
     page.click("#confirm-recall")
     assert "The message was recalled" in page.inner_text(".govuk-notification-banner")
 
@@ -229,9 +231,16 @@ def test_a_message_page_offers_its_evidence_file(
     people.check(page, "lists-message-evidence")
     with page.expect_download() as download:
         page.click("#evidence-download")
-    evidence = json.loads(Path(download.value.path()).read_bytes())
-    assert envelope_id in json.dumps(evidence), "the evidence is this message's"
+    downloaded = Path(download.value.path()).read_bytes()
+    evidence = json.loads(downloaded)
+    assert evidence["envelope"]["id"] == envelope_id, "the evidence is this message's"
+    assert {r["organisation"] for r in evidence["receipts"]} == {"MPS"}, "with the receipt"
     assert download.value.suggested_filename == f"gcx-evidence-{envelope_id}.json"
+    # Byte for byte the file the local API gives (its canonical form), as the CLI exports.
+    api = web_network.gateways[COUNCIL].config.api_url + f"/api/v1/messages/{envelope_id}/evidence"
+    request = urllib.request.Request(api, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request) as answer:
+        assert answer.read() == downloaded
 
 
 FILES = [
