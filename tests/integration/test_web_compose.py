@@ -358,6 +358,8 @@ def test_the_demo_as_a_benefits_officer_without_reading_anything_first(
     reload_until(page, lambda: row.count() == 1, "DWP's message in the council's inbox")
     assert DWP_NAME in row.inner_text(), "the sender's organisation by name"
     row.get_by_role("link", name=question).click()
+    sender = page.locator(".govuk-summary-list__row", has_text="From").inner_text()
+    assert f"Claims Processor, {DWP_NAME}" in sender, "the message names its sender"
     page.get_by_role("link", name="Reply", exact=True).click()
     assert page.input_value("#to_person") == "claims.processor"
     assert page.is_checked("input[name=marking][value='OFFICIAL-SENSITIVE']")

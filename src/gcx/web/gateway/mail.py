@@ -33,6 +33,7 @@ from gcx.gateway.tokens import Caller
 from gcx.httpapi import attachment_disposition, run_sync
 from gcx.protocol.marking import Marking, highest
 from gcx.web.gateway import PARTS, mail_compose, parts_of
+from gcx.web.gateway.address_book import gather, name_of, recipients
 from gcx.web.gateway.mail_common import (
     MAIL_ROLES,
     MARKING_HINTS,
@@ -204,6 +205,9 @@ async def _message_page(
         }
         for a in message["attachments"]
     ]
+    # People and mailboxes by the names their organisations list, as the check
+    # page names them; anyone unlisted by address, with their organisation's name.
+    known = recipients(await gather(request))
     return render(
         request,
         "gateway/mail_message.html",
@@ -212,9 +216,9 @@ async def _message_page(
         marking=message["marking"],
         title=message["subject"],
         message=message,
-        sender=_named(message["from"], names),
-        to=[_named(a, names) for a in message["to"]],
-        cc=[_named(a, names) for a in message["cc"]],
+        sender=name_of(message["from"], known, names),
+        to=[name_of(a, known, names) for a in message["to"]],
+        cc=[name_of(a, known, names) for a in message["cc"]],
         when=moment(message["created_at"]),
         attachments=attachments,
         delivery=delivery,
