@@ -4,6 +4,7 @@ Connection gate and its override, revoking a gateway, and extensions, in a real 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -108,6 +109,27 @@ def test_operator_signs_in_to_the_dashboard_of_members_and_gateways(
     assert 1 <= shown <= latest.version
     assert "UTC" in card.locator(".govuk-summary-list__row", has_text="Published").inner_text()
     people.check(page, "network-dashboard")
+
+    # Every count is a link to the list it counts: a table on the page, or a page of its own.
+    counted = ["Members", "Gateways listed"]
+    attention = page.locator(".govuk-summary-card", has_text="What needs attention")
+    counted += [k.strip() for k in attention.locator(".govuk-summary-list__key").all_inner_texts()]
+    for label in counted:
+        key = page.locator(
+            ".govuk-summary-list__key", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")
+        )
+        row = page.locator(".govuk-summary-list__row", has=key)
+        link = row.locator(".govuk-summary-list__value a")
+        assert link.count() == 1, f"the count of {label!r} is not a link"
+        href = str(link.get_attribute("href"))
+        target = href.split("#", 1)[1] if "#" in href else ""
+        if href.startswith("#"):
+            assert page.locator(f"[id='{target}']").count() == 1, f"{label!r} links nowhere"
+        else:
+            answer = page.request.get(people.url("central", href))
+            assert answer.ok, f"{label!r} links to {href}, which answered {answer.status}"
+            if target:
+                assert f'id="{target}"' in answer.text(), f"{href} has no #{target}"
 
 
 def test_the_compliance_gate_refuses_an_approval_until_the_operator_overrides_it(
