@@ -117,6 +117,8 @@ async def test_message_with_attachment_is_delivered_read_and_receipted(
         sent_entry = next(
             e for e in log.entries() if e.action == "message.sent" and e.subject == sent["id"]
         )
+    # The sending gateway asked for receipts signed per batch, and holds one.
+    assert crypto.is_batch_signed(receipt_doc["document"].encode())
     receipt = crypto.verify_receipt(
         receipt_doc["document"].encode(),
         crypto.VerifyKey.from_b64(mps.signing_key),
@@ -355,7 +357,11 @@ def _host(network: LocalNetwork, org: str | None) -> str:
 
 
 async def _post_batch(
-    source: GatewayProcess, target: GatewayProcess, directory: Any, frames: list[bytes]
+    source: GatewayProcess,
+    target: GatewayProcess,
+    directory: Any,
+    frames: list[bytes],
+    receipts: str | None = None,
 ) -> list[dict[str, Any]]:
     entry = directory.gateway_named(target.spec.name)
     host, _, port = entry.peer_address.rpartition(":")
@@ -366,7 +372,10 @@ async def _post_batch(
         session.post(
             f"https://{host}:{port}/peer/v1/envelopes",
             data=frame_batch(frames),
-            headers={"Content-Type": "application/vnd.gcx.batch"},
+            headers={
+                "Content-Type": "application/vnd.gcx.batch",
+                **({"X-Gcx-Receipts": receipts} if receipts else {}),
+            },
         ) as response,
     ):
         assert response.status == 200, await response.text()
@@ -418,6 +427,37 @@ async def test_tampered_envelopes_are_refused_with_signed_receipts(
             e.details_dict.get("code") for e in log.entries() if e.action == "envelope.refused"
         }
     assert {"envelope-digest-mismatch", "signature-invalid", "envelope-expired"} <= refused
+
+
+async def test_receipts_are_signed_per_batch_only_for_a_sender_that_asks(
+    network: LocalNetwork,
+) -> None:
+    """Without X-Gcx-Receipts (an older sender) each receipt is a plain DSSE document; with
+    it, the batch's receipts for one organisation share one signed root, and each verifies
+    on its own with the organisation's key."""
+    council, police = _gw(network, "tower-hamlets"), _gw(network, "met-police")
+    _, directory = await central_directory(network)
+    mps = directory.organisation("MPS")
+    assert mps is not None and mps.signing_key is not None
+    key = crypto.VerifyKey.from_b64(mps.signing_key)
+    for asked in (None, crypto.BATCH_FORMAT):
+        envelopes = [_seal(network, directory, council) for _ in range(3)]
+        results = await _post_batch(
+            council, police, directory, [e.framed() for e in envelopes], receipts=asked
+        )
+        documents = [r["receipts"][0].encode() for r in results]
+        assert [crypto.is_batch_signed(d) for d in documents] == [asked is not None] * 3
+        if asked:
+            assert len({json.loads(d)["root"] for d in documents}) == 1
+        for envelope, document in zip(envelopes, documents, strict=True):
+            receipt = crypto.verify_receipt(
+                document,
+                key,
+                envelope_id=envelope.header.id,
+                envelope_digest=envelope.digest,
+                recipient="MPS",
+            )
+            assert receipt.accepted
 
 
 async def test_envelope_of_a_kind_with_no_router_is_refused_not_dropped(

@@ -1077,3 +1077,76 @@ def test_directory_with_a_boolean_version_refused(
     key = network.root_key
     document = crypto.sign_document(dirproto.PAYLOAD_TYPE, changed, key, crypto.key_id(key.public))
     refused(build(network, sealed, directory_document=document), "directory", network)
+
+
+# -- batch-signed delivery receipts ------------------------------------------------------
+
+
+def _batch_signed_delivery(network: Network, sealed: crypto.SealedEnvelope) -> HeldReceipt:
+    """MPS's receipt signed together with receipts for two other envelopes, as a receiving
+    gateway signs a batch for a sender that asked for gcx.batch-signed/1."""
+    others = [seal(network), seal(network)]
+    receipts = [
+        accepted_receipt(
+            envelope_id=envelope.header.id,
+            envelope_digest=envelope.digest,
+            recipient="MPS",
+            gateway="mps",
+            now=NOW + dt.timedelta(seconds=2),
+            unknown_addresses=(),
+        )
+        for envelope in (others[0], sealed, others[1])
+    ]
+    documents = crypto.sign_receipts(receipts, network.orgs["MPS"].signing)
+    assert crypto.is_batch_signed(documents[1])
+    return HeldReceipt("delivery", "MPS", documents[1])
+
+
+def test_a_batch_signed_receipt_verifies_in_an_evidence_file(
+    network: Network, sealed: crypto.SealedEnvelope
+) -> None:
+    """A receipt carrying its path to a root MPS signed for a batch is checked offline like a
+    plain one, and reported as MPS's acceptance."""
+    data = build(network, sealed, held_receipts=[_batch_signed_delivery(network, sealed)])
+    result = verify_evidence(data, anchor=network.root)
+    assert [(r.organisation, r.kind, r.outcome) for r in result.receipts] == [
+        ("MPS", "delivery", "accepted")
+    ]
+
+
+def test_a_batch_signed_receipt_tampered_in_the_file_is_refused(
+    network: Network, sealed: crypto.SealedEnvelope
+) -> None:
+    """Its path, its leaf index or its root changed (each still in canonical form), or the
+    receipt signed by another organisation's key: the receipt check refuses the file."""
+    held = _batch_signed_delivery(network, sealed)
+    data = build(network, sealed, held_receipts=[held])
+    value = json.loads(held.document)
+
+    def with_document(changed: dict[str, Any]) -> bytes:
+        text = json.dumps(changed, separators=(",", ":"))
+        return rewrite(data, lambda v: v["receipts"][0].update(document=text))
+
+    flipped = bytearray(base64.b64decode(value["path"][0]))
+    flipped[-1] ^= 0x80
+    other_root = json.loads(_batch_signed_delivery(network, seal(network)).document)["root"]
+    for changed in (
+        {**value, "path": [base64.b64encode(bytes(flipped)).decode(), *value["path"][1:]]},
+        {**value, "leaf": 0},
+        {**value, "root": other_root},
+    ):
+        refused(with_document(changed), "receipt", network)
+    forged = crypto.sign_receipts(
+        [
+            accepted_receipt(
+                envelope_id=sealed.header.id,
+                envelope_digest=sealed.digest,
+                recipient="MPS",
+                gateway="mps",
+                now=NOW + dt.timedelta(seconds=2),
+                unknown_addresses=(),
+            )
+        ],
+        network.orgs["DWP"].signing,
+    )[0]
+    refused(with_document(json.loads(forged)), "receipt", network)

@@ -9,9 +9,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from gcx.crypto import EncryptionKey, SigningKey, key_id, sign_document
+from gcx.crypto import EncryptionKey, SigningKey, VerifiedRoots, key_id, sign_document
 from gcx.crypto._envelope import envelope_digest, seal_envelope
-from gcx.crypto._receipt import sign_receipt, verify_receipt
+from gcx.crypto._receipt import sign_receipt, sign_receipts, verify_receipt
 from gcx.errors import (
     ReceiptInvalid,
     SignatureInvalid,
@@ -209,3 +209,96 @@ def test_receipt_bytes_round_trip() -> None:
     assert Receipt.from_bytes(receipt.to_bytes()) == receipt
     with pytest.raises(ReceiptInvalid):
         Receipt.from_bytes(b"{}")
+
+
+# -- receipts signed together (gcx.batch-signed/1) ------------------------------------------
+
+
+def _batch_document(document: bytes) -> dict[str, object]:
+    value = json.loads(document)
+    assert isinstance(value, dict) and value["format"] == "gcx.batch-signed/1"
+    return value
+
+
+def _compact(value: dict[str, object]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _batch(key: SigningKey, count: int = 5) -> tuple[list[Receipt], list[bytes]]:
+    receipts = [_accepted(envelope_id=f"{i:032x}") for i in range(count)]
+    return receipts, sign_receipts(receipts, key)
+
+
+def test_receipts_signed_together_each_verify_on_their_own(dwp_key: SigningKey) -> None:
+    """One signature for a batch: every receipt verifies alone (an evidence file holds one),
+    and through a cache of verified roots, and reads back as the receipt that was signed."""
+    receipts, documents = _batch(dwp_key)
+    roots = VerifiedRoots()
+    for receipt, document in zip(receipts, documents, strict=True):
+        assert _verify(document, dwp_key, envelope_id=receipt.envelope_id) == receipt
+        assert (
+            verify_receipt(
+                document,
+                dwp_key.public,
+                envelope_id=receipt.envelope_id,
+                envelope_digest=DIGEST,
+                recipient="DWP",
+                roots=roots,
+            )
+            == receipt
+        )
+    assert len({_batch_document(d)["root"] for d in documents}) == 1
+
+
+def test_a_batch_signed_receipt_tampered_anywhere_is_refused(dwp_key: SigningKey) -> None:
+    """Another receipt's payload at this leaf, a changed path hash, another leaf index, the
+    root of another batch, another organisation's key, a re-serialised form: all refused."""
+    receipts, documents = _batch(dwp_key)
+    first = _batch_document(documents[0])
+    second = _batch_document(documents[1])
+    path = list(first["path"])  # type: ignore[call-overload]
+    flipped = bytearray(base64.b64decode(path[0]))
+    flipped[0] ^= 0x01
+    _, others = _batch(dwp_key, 6)  # another batch: another tree, another root
+    tampered = [
+        {**first, "payload": second["payload"]},
+        {**first, "path": [base64.b64encode(bytes(flipped)).decode(), *path[1:]]},
+        {**first, "leaf": 1},
+        {**first, "root": _batch_document(others[0])["root"]},
+    ]
+    for value in tampered:
+        with pytest.raises(SignatureInvalid):
+            _verify(_compact(value), dwp_key, envelope_id=receipts[0].envelope_id)
+    with pytest.raises(SignatureInvalid):
+        _verify(documents[0], SigningKey.generate(), envelope_id=receipts[0].envelope_id)
+    with pytest.raises(SignatureInvalid):
+        _verify(json.dumps(first).encode(), dwp_key, envelope_id=receipts[0].envelope_id)
+
+
+def test_a_genuine_batch_signed_receipt_for_another_envelope_is_refused(
+    dwp_key: SigningKey,
+) -> None:
+    """Signed by the right key but for another envelope (or other bytes): receipt-invalid."""
+    receipts, documents = _batch(dwp_key)
+    with pytest.raises(ReceiptInvalid):
+        _verify(documents[0], dwp_key, envelope_id=receipts[1].envelope_id)
+    with pytest.raises(ReceiptInvalid):
+        _verify(documents[0], dwp_key, envelope_id=receipts[0].envelope_id, recipient="MPS")
+
+
+def test_a_root_verified_under_one_key_is_not_trusted_for_another(dwp_key: SigningKey) -> None:
+    """The cache of verified roots remembers the key: another organisation's key is refused."""
+    receipts, documents = _batch(dwp_key)
+    roots = VerifiedRoots()
+    expected = {"envelope_digest": DIGEST, "recipient": "DWP"}
+    verify_receipt(
+        documents[0], dwp_key.public, envelope_id=receipts[0].envelope_id, roots=roots, **expected
+    )
+    with pytest.raises(SignatureInvalid):
+        verify_receipt(
+            documents[1],
+            SigningKey.generate().public,
+            envelope_id=receipts[1].envelope_id,
+            roots=roots,
+            **expected,
+        )

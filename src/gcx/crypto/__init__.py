@@ -59,7 +59,7 @@ from gcx.crypto._people import (
     totp_step_matched,
     totp_uri,
 )
-from gcx.crypto._receipt import sign_receipt, verify_receipt
+from gcx.crypto._receipt import sign_receipt, sign_receipts, verify_receipt
 from gcx.crypto._stream import (
     SEGMENT_SIZE,
     FileSealer,
@@ -184,6 +184,7 @@ __all__ = [
     "sign_batch",
     "sign_document",
     "sign_receipt",
+    "sign_receipts",
     "sign_transfer_receipt",
     "signature_key_ids",
     "signed_payload",

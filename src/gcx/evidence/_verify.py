@@ -192,7 +192,9 @@ def _document(text: str) -> bytes:
     """
     document = text.encode("ascii")
     try:
-        crypto.unverified_payload(document)
+        # A DSSE document, or a batch-signed one (a receipt signed with others): each
+        # reader accepts only its canonical form.
+        crypto.signed_payload(document)
     except CryptoError as exc:
         raise CryptoError("The signed document is not in its canonical form.") from exc
     return document

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,7 @@ from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_of
 from gcx.gateway.messages import control
 from gcx.gateway.messages.envelopes import load_envelopes, stored_digests
 from gcx.gateway.messages.keys import verify_key
-from gcx.gateway.messages.receive import accept_batch
+from gcx.gateway.messages.receive import RECEIPTS_HEADER, accept_batch
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
@@ -53,6 +54,8 @@ class MessageCarrier:
         self.gateway = gateway
         self.peers = peers
         self.outcomes = outcomes
+        # Batch-signed receipts' roots already verified, by the exact key that verified them.
+        self._roots = crypto.VerifiedRoots()
 
     async def carry(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
         for start in range(0, len(entries), BATCH_SIZE):
@@ -64,7 +67,13 @@ class MessageCarrier:
             directory, peer = receiving_gateway(gateway, peer_name)
             frames = await run_sync(self._frames, entries)
             if peer_name == gateway.config.name:
-                results = await run_sync(accept_batch, gateway, peer, directory, frames)
+                results = await run_sync(
+                    functools.partial(accept_batch, batch_signed=True),
+                    gateway,
+                    peer,
+                    directory,
+                    frames,
+                )
             else:
                 answer = await self.peers.request(
                     "POST",
@@ -72,6 +81,7 @@ class MessageCarrier:
                     "/peer/v1/envelopes",
                     frame_batch(frames),
                     content_type="application/vnd.gcx.batch",
+                    headers={RECEIPTS_HEADER: crypto.BATCH_FORMAT},
                 )
                 results = _batch_results(answer, len(entries))
         except (GcxError, DirectoryError) as error:
@@ -150,6 +160,7 @@ class MessageCarrier:
                 envelope_id=entry.subject_id,
                 envelope_digest=digest,
                 recipient=claimed,
+                roots=self._roots,
             )
             held[claimed] = (receipt, raw)
         return held

@@ -7,6 +7,7 @@ authenticated gateway and ``request["directory"]`` the directory in force.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from aiohttp import web
 from gcx import audit, crypto
 from gcx.errors import NotFound, PeerRefused, RecallTooLate
 from gcx.gateway.exchange import receipts as receipt_store
-from gcx.gateway.messages.receive import accept_batch
+from gcx.gateway.messages.receive import RECEIPTS_HEADER, accept_batch
 from gcx.gateway.peer import GATEWAY, verify_signed_by_org
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import read_body, run_sync
@@ -51,7 +52,14 @@ def _require_sender_gateway(
 async def handle_envelopes(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     frames = unframe_batch(await read_body(request, MAX_BATCH_BYTES))
-    results = await run_sync(accept_batch, gateway, request["peer"], request["directory"], frames)
+    together = crypto.BATCH_FORMAT in request.headers.get(RECEIPTS_HEADER, "").split(",")
+    results = await run_sync(
+        functools.partial(accept_batch, batch_signed=together),
+        gateway,
+        request["peer"],
+        request["directory"],
+        frames,
+    )
     if gateway.config.smtp_host and any(r["error"] is None for r in results):
         # Storing them may have queued email alerts: carry those now, not at the next poll.
         gateway.work_queued()

@@ -15,13 +15,18 @@ For each envelope in a batch the receiving gateway:
    the audit entry in one transaction;
 5. returns one signed receipt per recipient organisation it hosts: accepted
    (listing any addresses it does not know, the non-delivery report), or
-   refused with the stable code of what was wrong.
+   refused with the stable code of what was wrong; for a sender that asks,
+   each organisation's accepting receipts of the batch under one signature.
+
+(Just over 400 lines: the steps of one batch read best in one place.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,10 +56,13 @@ from gcx.gateway.runtime import Gateway
 from gcx.protocol import directory as dirproto
 from gcx.protocol.envelope import EnvelopeHeader, unframe
 from gcx.protocol.message import Address
-from gcx.protocol.receipt import accepted_receipt, refused_receipt
+from gcx.protocol.receipt import Receipt, accepted_receipt, refused_receipt
 from gcx.store import iso
 from gcx.store.schema import mailbox_items
 
+# A sender that can verify batch-signed receipts says so with this request header, whose
+# value is the format's name; a sender that does not (an older gcx) gets plain DSSE receipts.
+RECEIPTS_HEADER = "X-Gcx-Receipts"
 log = logging.getLogger("gcx.gateway.messages.receive")
 
 ISSUED = "issued"
@@ -82,8 +90,10 @@ class _Accepted:
     parts: Sequence[bytes]
     digest: str
     deliveries: list[tuple[str, list[Address], list[Address]]]
-    signed: list[tuple[str, str, bytes]]
+    # (organisation, outcome, receipt) until signed, then (organisation, outcome, document).
+    receipts: list[tuple[str, str, Receipt]]
     blob_keys: dict[int, str]
+    signed: list[tuple[str, str, bytes]] = dataclasses.field(default_factory=list)
 
 
 def accept_batch(
@@ -91,8 +101,13 @@ def accept_batch(
     peer: dirproto.GatewayEntry,
     directory: dirproto.Directory,
     frames: Sequence[bytes],
+    *,
+    batch_signed: bool = False,
 ) -> list[dict[str, Any]]:
     """Check every envelope of a batch, then store all that passed in one transaction.
+
+    With ``batch_signed`` (the sender asked for it) each receiving
+    organisation signs the batch's receipts with one signature (:func:`_sign`).
 
     The checks and the cryptography run outside any transaction; duplicates
     are looked for once for the whole batch, and the batch's writes share one
@@ -114,6 +129,7 @@ def accept_batch(
         else:
             prepared.append(frame_result)
     accepted = [p for p in prepared if isinstance(p, _Accepted)]
+    _sign(gateway, accepted, batch_signed)
     if accepted:
         now = gateway.clock.now()
         try:
@@ -200,9 +216,8 @@ def _prepare(
     except GcxError as error:
         return _refuse(gateway, peer, claimed, digest, hosted, error)
 
-    signed: list[tuple[str, str, bytes]] = []
+    receipts: list[tuple[str, str, Receipt]] = []
     for org, known, unknown in deliveries:
-        keys = gateway.keys.organisations[org]
         if known:
             receipt = accepted_receipt(
                 envelope_id=header.id,
@@ -228,9 +243,42 @@ def _prepare(
                 message=refusal.message,
             )
             outcome = "refused"
-        signed.append((org, outcome, crypto.sign_receipt(receipt, keys.signing)))
+        receipts.append((org, outcome, receipt))
     blob_keys = put_large_parts(gateway.blobs, header.id, "in", parts)
-    return _Accepted(header, signed_header, parts, digest, deliveries, signed, blob_keys)
+    return _Accepted(header, signed_header, parts, digest, deliveries, receipts, blob_keys)
+
+
+def _sign(gateway: Gateway, accepted: Sequence[_Accepted], together: bool) -> None:
+    """Sign every receipt of the batch: one by one, or each organisation's together.
+
+    Together (for a sender that asked for ``gcx.batch-signed/1``) means one
+    Ed25519 signature per receiving organisation for the whole batch, each
+    receipt carrying its path to the signed root, instead of one per receipt.
+    """
+    if not together:
+        for item in accepted:
+            item.signed = [
+                (
+                    org,
+                    outcome,
+                    crypto.sign_receipt(receipt, gateway.keys.organisations[org].signing),
+                )
+                for org, outcome, receipt in item.receipts
+            ]
+        return
+    by_org: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for i, item in enumerate(accepted):
+        item.signed = [(org, outcome, b"") for org, outcome, _ in item.receipts]
+        for j, (org, _, _) in enumerate(item.receipts):
+            by_org[org].append((i, j))
+    for org, places in by_org.items():
+        documents = crypto.sign_receipts(
+            [accepted[i].receipts[j][2] for i, j in places],
+            gateway.keys.organisations[org].signing,
+        )
+        for (i, j), document in zip(places, documents, strict=True):
+            org_, outcome, _ = accepted[i].signed[j]
+            accepted[i].signed[j] = (org_, outcome, document)
 
 
 def _store(
