@@ -249,7 +249,13 @@ def test_forward_keeps_the_marking_and_obeys_handling_instructions(
     page.fill("#to_person", "claims.processor")
     fill_message(page, subject="Restricted", marking="OFFICIAL-SENSITIVE", body="Case.")
     page.fill("#handling", "Do not forward outside the claims team.")
-    send_checked(page)
+    page.click("#continue")
+    page.wait_for_url("**/drafts/*/check")
+    checked = page.inner_text("#check-summary")
+    assert "Do not forward outside the claims team." in checked, "the handling instructions"
+    assert "will not be able to forward it" in page.inner_text("main"), "and what they mean"
+    page.click("#send")
+    page.wait_for_url("**/messages/*/sent")
     page.click("#view-message")
     page.click("#forward")
     assert page.inner_text("h1") == "You cannot forward this message"

@@ -270,6 +270,7 @@ def test_received_files_show_their_note_download_as_one_zip_and_sit_in_the_inbox
     assert match, page.url
     transfer_id = match.group(1)
     reload_until(page, lambda: "Signed receipt" in page.inner_text("#recipients"), "the receipt")
+    assert "Keep it as proof of delivery." in page.inner_text("main"), "what a receipt proves"
     with page.expect_download() as receipt:
         page.click("#receipt-downloads a")
     signed = json.loads(Path(receipt.value.path()).read_bytes())
@@ -290,6 +291,9 @@ def test_received_files_show_their_note_download_as_one_zip_and_sit_in_the_inbox
         assert dwp.locator(f"#received a[href='/files/{transfer_id}']").count() == 1
         dwp.click(f"#received a[href='/files/{transfer_id}']")
         assert dwp.inner_text("#note") == note
+        files = dwp.inner_text("main")
+        assert "claims-2026-11.csv" in files and "letter.txt" in files, "the files by name"
+        assert " KB" in files, "sizes in words a person reads"
         assert f"{sender} at London Borough of Tower Hamlets" in dwp.inner_text("main")
         assert marking_banner(dwp) == "OFFICIAL-SENSITIVE"
         people.check(dwp, "lists-files-received")
