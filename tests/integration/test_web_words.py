@@ -138,6 +138,11 @@ def _walk(page: Page, people: People, where: str, username: str) -> Iterator[str
         )
         for problem in words_a_program_reads(page.inner_text("body")):
             yield f"{username} at {url}: {problem}"
+        # Every page: the service desk to contact, and "Your account" one click away.
+        if page.locator("#service-desk").count() != 1:
+            yield f"{username} at {url}: no service desk contact"
+        if page.locator(".gcx-account-bar a:has-text('Your account')").count() != 1:
+            yield f"{username} at {url}: no link to Your account"
         path = urllib.parse.urlsplit(url).path.strip("/").replace("/", "-") or "home"
         if len(seen) <= 8:
             people.check(page, f"words-{where}-{username}-{path}"[:120])
