@@ -17,6 +17,7 @@ Composing and sending is in :mod:`gcx.web.gateway.mail_compose`.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -33,7 +34,7 @@ from gcx.gateway.tokens import Caller
 from gcx.httpapi import attachment_disposition, run_sync
 from gcx.protocol.marking import Marking, highest
 from gcx.web.gateway import PARTS, mail_compose, parts_of
-from gcx.web.gateway.address_book import gather, name_of, recipients
+from gcx.web.gateway.address_book import Recipient, gather, name_of, recipients
 from gcx.web.gateway.mail_common import (
     MAIL_ROLES,
     MARKING_HINTS,
@@ -50,6 +51,8 @@ from gcx.web.site import (
 from gcx.web.words import moment, size_text
 
 LIST_LIMIT = 50
+# How long a message's page waits for peers' address listings (see _listed_names).
+_NAMES_WAIT_SECONDS = 2.0
 _ENVELOPE_ID = re.compile(r"[0-9a-f]{32}")
 # The media type comes from the sender; only a plain type/subtype goes into a header.
 _MEDIA_TYPE = re.compile(
@@ -108,6 +111,21 @@ def _marking_of(markings: list[str]) -> str:
     carried = {m.value for m in Marking}
     known = [Marking(m) for m in markings if m in carried]
     return highest(known).value if known else Marking.OFFICIAL.value
+
+
+async def _listed_names(request: web.Request) -> dict[str, Recipient]:
+    """People and mailboxes by the names their organisations list, as the check page
+    names them; anyone unlisted is shown by address with their organisation's name.
+
+    Listings are cached, so this is usually a read. A peer whose listing has
+    expired is asked again, which could hold a message's page for as long as
+    the peer takes to fail; the names are a courtesy, so the page waits a
+    moment for them at most and otherwise shows addresses.
+    """
+    try:
+        return recipients(await asyncio.wait_for(gather(request), _NAMES_WAIT_SECONDS))
+    except TimeoutError:
+        return {}
 
 
 def _named(address: str, names: dict[str, str]) -> str:
@@ -205,9 +223,7 @@ async def _message_page(
         }
         for a in message["attachments"]
     ]
-    # People and mailboxes by the names their organisations list, as the check
-    # page names them; anyone unlisted by address, with their organisation's name.
-    known = recipients(await gather(request))
+    known = await _listed_names(request)
     return render(
         request,
         "gateway/mail_message.html",
