@@ -114,6 +114,19 @@ def test_search_sort_and_new_until_each_person_downloads(
     assert received(first) == []
     first.goto(people.url(DWP, "/files?sort=oldest"))
     assert received(first) == [november, referral], "oldest first"
+    # The filters the inbox has: marking, organisation and date, in the address too.
+    first.goto(people.url(DWP, "/files?marking=OFFICIAL-SENSITIVE"))
+    assert received(first) == [], "both were sent OFFICIAL"
+    first.goto(people.url(DWP, "/files?marking=OFFICIAL&organisation=E09000030"))
+    assert received(first) == [referral, november]
+    first.goto(people.url(DWP, "/files?organisation=MPS"))
+    assert received(first) == [], "nothing from the police"
+    today = time.gmtime()
+    since = f"since-day={today.tm_mday}&since-month={today.tm_mon}&since-year={today.tm_year}"
+    first.goto(people.url(DWP, f"/files?{since}"))
+    assert received(first) == [referral, november], "both received today"
+    first.goto(people.url(DWP, f"/files?since-day=1&since-month=1&since-year={today.tm_year + 1}"))
+    assert received(first) == [], "nothing received from next year on"
 
     first.goto(people.url(DWP, f"/files/{november}"))
     assert "Nobody in your organisation has downloaded these files yet." in first.inner_text("main")
