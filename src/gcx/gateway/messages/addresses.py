@@ -318,8 +318,13 @@ class AddressBook:
         await run_sync(self._keep, organisation, answer.body, listing)
         return listing
 
-    async def organisations(self) -> list[OrganisationAddresses]:
-        """Every organisation that can receive mail, by name, with what it lists."""
+    async def organisations(self, *, ask_peers: bool = True) -> list[OrganisationAddresses]:
+        """Every organisation that can receive mail, by name, with what it lists.
+
+        With ``ask_peers`` false, a peer's listing that is not cached is left
+        out rather than fetched, so a page that only uses names as a courtesy
+        never waits on a peer.
+        """
         directory = self.gateway.directory.current()
         hosted = set(self.gateway.config.organisations)
         book: list[OrganisationAddresses] = []
@@ -339,7 +344,7 @@ class AddressBook:
                     wanted.append((item, entry))
                     continue
             item.entries, item.people_listed = list(listing.entries), listing.people_listed
-        if wanted:
+        if wanted and ask_peers:
             async with PeerClient.for_gateway(
                 self.gateway, pool_size=1, timeouts=LISTING_TIMEOUTS
             ) as client:

@@ -66,10 +66,14 @@ class Recipient:
         return f"{self.name}, {self.organisation_name}"
 
 
-async def gather(request: web.Request) -> list[OrganisationAddresses]:
-    """Every organisation in the book; none if this gateway has no usable directory."""
+async def gather(request: web.Request, *, ask_peers: bool = True) -> list[OrganisationAddresses]:
+    """Every organisation in the book; none if this gateway has no usable directory.
+
+    With ``ask_peers`` false, only listings already cached are used (see
+    :meth:`AddressBook.organisations`).
+    """
     try:
-        return await AddressBook(parts_of(request).gateway).organisations()
+        return await AddressBook(parts_of(request).gateway).organisations(ask_peers=ask_peers)
     except DirectoryError:
         return []
 

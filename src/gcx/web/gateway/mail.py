@@ -17,7 +17,6 @@ Composing and sending is in :mod:`gcx.web.gateway.mail_compose`.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -51,8 +50,6 @@ from gcx.web.site import (
 from gcx.web.words import moment, size_text
 
 LIST_LIMIT = 50
-# How long a message's page waits for peers' address listings (see _listed_names).
-_NAMES_WAIT_SECONDS = 2.0
 _ENVELOPE_ID = re.compile(r"[0-9a-f]{32}")
 # The media type comes from the sender; only a plain type/subtype goes into a header.
 _MEDIA_TYPE = re.compile(
@@ -117,15 +114,12 @@ async def _listed_names(request: web.Request) -> dict[str, Recipient]:
     """People and mailboxes by the names their organisations list, as the check page
     names them; anyone unlisted is shown by address with their organisation's name.
 
-    Listings are cached, so this is usually a read. A peer whose listing has
-    expired is asked again, which could hold a message's page for as long as
-    the peer takes to fail; the names are a courtesy, so the page waits a
-    moment for them at most and otherwise shows addresses.
+    Only listings already cached are read (the address book and compose fetch
+    them): asking a peer could hold a message's page for as long as the peer
+    takes to fail, and the names are a courtesy, so an organisation whose
+    listing is not cached has its people shown by address.
     """
-    try:
-        return recipients(await asyncio.wait_for(gather(request), _NAMES_WAIT_SECONDS))
-    except TimeoutError:
-        return {}
+    return recipients(await gather(request, ask_peers=False))
 
 
 def _named(address: str, names: dict[str, str]) -> str:
