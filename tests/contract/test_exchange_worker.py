@@ -270,3 +270,28 @@ async def test_work_queued_here_wakes_the_worker_and_another_replica_finds_it_by
         "a" * 32,
         "b" * 32,
     ]
+
+
+async def test_work_queued_while_batches_hang_is_still_carried(
+    gateway: Gateway, database: Database, clock: FixedClock
+) -> None:
+    """Two batches in flight that never finish (a hung peer) hold back work queued here only
+    for a moment: a message queued meanwhile is claimed and delivered while they hang."""
+    now = clock.now()
+    _enqueue(database, now, outbox.RECALL, "a", "gw-dwp")
+    _enqueue(database, now, outbox.RECALL, "b", "gw-police")
+    hung = Recorder(database, clock, (outbox.RECALL,), None)
+    hung.release.clear()
+    messages = Recorder(database, clock, (outbox.MESSAGE,), None)
+    worker = ExchangeWorker(gateway, [cast(Carrier, hung), cast(Carrier, messages)])
+    task = await _running(worker)
+    try:
+        await _until(lambda: hung.running == 2, "two batches in flight")
+        _enqueue(database, now, outbox.MESSAGE, "c", "gw-council")
+        worker.wake()
+        await _until(lambda: _states(database).get("c") == "delivered", "the queued message")
+        assert hung.running == 2
+        hung.release.set()
+        await _until(lambda: set(_states(database).values()) == {"delivered"}, "the rest")
+    finally:
+        await _stop(task)

@@ -24,7 +24,9 @@ and is claimed without asking. Work another replica queued, on a shared
 PostgreSQL database, wakes nobody here: the read every ``IDLE_POLL_SECONDS``
 finds it. A claim that comes back full is followed by another at once, since
 more may be waiting; one that does not waits for a wake-up, a carrier
-finishing (room made) or the next due time.
+finishing (room made) or the next due time. While ``DEFER_AT`` batches are
+in flight, work queued here waits (at most ``DEFER_SECONDS``) for one to
+finish, so a busy gateway sends fewer, larger batches.
 
 Every row it holds keeps its lease alive with one ``UPDATE`` every few
 seconds (:func:`outbox.renew`), so a transfer may take an hour while a
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -55,6 +58,12 @@ CLAIM_LIMIT = 100
 MAX_IN_FLIGHT = 4
 IDLE_POLL_SECONDS = 1.0
 RENEW_SECONDS = outbox.CLAIM_LEASE.total_seconds() / 3
+# While this many batches are in flight, work queued here waits for one of them to finish,
+# for at most DEFER_SECONDS, so that it goes out in a larger batch: each batch costs a
+# claim, a peer request and a receipts transaction whatever its size. The bound keeps a
+# slow or hung peer from holding back work for others.
+DEFER_AT = 2
+DEFER_SECONDS = 0.05
 
 
 class ExchangeWorker:
@@ -75,6 +84,8 @@ class ExchangeWorker:
         self._single: Counter[str] = Counter()
         # How long to sleep when idle: until the next row falls due, at most a poll.
         self._idle_for = IDLE_POLL_SECONDS
+        # When work queued here was first left for a batch in flight (see DEFER_AT).
+        self._deferred_at: float | None = None
         # The receiver and other parts that only hold the gateway wake the worker through it.
         gateway.work_queued = self.wake
 
@@ -94,7 +105,9 @@ class ExchangeWorker:
                 self._idle_for = IDLE_POLL_SECONDS
                 claimed: list[outbox.OutboxEntry] = []
                 full = False
-                if queued or await self._anything_due():
+                if queued and self._defer():
+                    self._queued = True
+                elif queued or await self._anything_due():
                     claimed, full = await self._claim()
                 for kind, peer, entries in self._work(claimed):
                     # Counted before the task first runs, so the next claim sees the room taken.
@@ -120,6 +133,21 @@ class ExchangeWorker:
                     wake.cancel()
         finally:
             renewing.cancel()
+
+    def _defer(self) -> bool:
+        """Whether to leave work queued here for a batch in flight to finish first."""
+        if len(self._batches) < DEFER_AT:
+            self._deferred_at = None
+            return False
+        now = time.monotonic()
+        if self._deferred_at is None:
+            self._deferred_at = now
+        waited = now - self._deferred_at
+        if waited >= DEFER_SECONDS:
+            self._deferred_at = None
+            return False
+        self._idle_for = DEFER_SECONDS - waited
+        return True
 
     def _is_single(self, kind: str) -> bool:
         carrier = self.carriers.get(kind)
