@@ -357,12 +357,11 @@ def test_the_demo_as_a_benefits_officer_without_reading_anything_first(
     page.get_by_role("button", name="Send message").click()
     assert "Message sent" in page.inner_text(".govuk-panel")
 
-    # Reply to the colleague's message, found in the inbox by its organisation's name (the
-    # inbox names a sender by address and organisation, not yet by their listed name).
+    # Reply to the colleague's message, found in the inbox by their name and organisation.
     page.locator(".govuk-service-navigation").get_by_role("link", name="Inbox").click()
     row = page.locator(f"tr[data-message='{asked}']")
     reload_until(page, lambda: row.count() == 1, "DWP's message in the council's inbox")
-    assert DWP_NAME in row.inner_text(), "the sender's organisation by name"
+    assert f"Claims Processor, {DWP_NAME}" in row.inner_text(), "the sender by listed name"
     row.get_by_role("link", name=question).click()
     sender = page.locator(".govuk-summary-list__row", has_text="From").inner_text()
     assert f"Claims Processor, {DWP_NAME}" in sender, "the message names its sender"

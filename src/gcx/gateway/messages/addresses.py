@@ -318,6 +318,30 @@ class AddressBook:
         await run_sync(self._keep, organisation, answer.body, listing)
         return listing
 
+    def listed_names(self) -> dict[str, str]:
+        """Listed people and mailboxes by address (``claims.processor@DWP``), by the name
+        their organisation lists, from what is at hand: this gateway's own listings
+        and peers' cached ones. No peer is asked, so a list page never waits on one.
+        """
+        try:
+            directory = self.gateway.directory.current()
+        except GcxError:
+            return {}
+        hosted = set(self.gateway.config.organisations)
+        names: dict[str, str] = {}
+        for org in directory.organisations:
+            entry = directory.gateway_for_organisation(org.code)
+            if entry is None:
+                continue
+            listing = (
+                local_listing(self.gateway, org.code)
+                if org.code in hosted
+                else self._cached(directory, org.code, entry.name)
+            )
+            if listing is not None:
+                names.update({f"{e.address}@{org.code}": e.name for e in listing.entries})
+        return names
+
     async def organisations(self, *, ask_peers: bool = True) -> list[OrganisationAddresses]:
         """Every organisation that can receive mail, by name, with what it lists.
 

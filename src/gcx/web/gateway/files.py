@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from multidict import MultiDict
 
+from gcx.gateway.messages.addresses import AddressBook
 from gcx.gateway.messages.finding import MailFilter
 from gcx.gateway.tokens import Caller
 from gcx.httpapi import run_sync
@@ -131,6 +132,7 @@ async def files_page(request: web.Request) -> web.StreamResponse:
             )
         )
     items = page.items
+    listed = await run_sync(AddressBook(gateway).listed_names) if items else {}
     seen = await run_sync(
         seen_by, gateway, caller, [i["id"] for i in items if i["direction"] == "in"]
     )
@@ -140,7 +142,7 @@ async def files_page(request: web.Request) -> web.StreamResponse:
         item["state_words"] = TRANSFER_WORDS.get(item["state"], item["state"])
         item["to_names"] = ", ".join(names.get(o, o) for o in item["recipients"])
         user, _, org = item["sender"].partition("@")
-        item["from_text"] = sender_text(user, org, names)
+        item["from_text"] = sender_text(user, org, names, listed)
         item["new"] = item["direction"] == "in" and item["id"] not in seen
     return render(
         request,

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from gcx.errors import GcxError
+from gcx.gateway.messages.addresses import AddressBook
 from gcx.gateway.messages.finding import MailFilter
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
@@ -110,6 +111,7 @@ def received_between(
     rows = [r for r in rows if transfer_reading.can_see_incoming(caller, r.recipients)]
     seen = seen_by(gateway, caller, [r.id for r in rows])
     names = organisation_names(gateway)
+    listed = AddressBook(gateway).listed_names() if rows else {}
     batches = []
     for row in rows:
         note, count = _note_and_count(gateway, caller, row.id)
@@ -120,7 +122,7 @@ def received_between(
                 "marking": row.marking,
                 "created_at": row.created_at,
                 "when": moment(row.created_at),
-                "from_text": sender_text(row.sender_user, row.sender_org, names),
+                "from_text": sender_text(row.sender_user, row.sender_org, names, listed),
                 "title": f"{_files_text(count)}, {size_text(row.plaintext_bytes)}",
                 "note": note,
                 "new": row.id not in seen,
@@ -133,9 +135,12 @@ def _files_text(count: int) -> str:
     return f"{count} {'file' if count == 1 else 'files'}"
 
 
-def sender_text(user: str, org: str, names: dict[str, str]) -> str:
-    """``benefits.officer at London Borough of Tower Hamlets``: the person, then where."""
-    return f"{user} at {names.get(org, org)}"
+def sender_text(user: str, org: str, names: dict[str, str], listed: dict[str, str]) -> str:
+    """``Benefits Officer, London Borough of Tower Hamlets`` for a person who chose to be
+    listed; ``benefits.officer at London Borough of Tower Hamlets`` for anyone else."""
+    where = names.get(org, org)
+    name = listed.get(f"{user}@{org}")
+    return f"{name}, {where}" if name else f"{user} at {where}"
 
 
 def organisation_names(gateway: Gateway) -> dict[str, str]:
@@ -163,7 +168,9 @@ def received_details(gateway: Gateway, caller: Caller, status: dict[str, Any]) -
     note, count = _note_and_count(gateway, caller, status["id"])
     who = downloaders(gateway, caller.organisation, status["id"])
     return {
-        "sender_text": sender_text(user, org, organisation_names(gateway)),
+        "sender_text": sender_text(
+            user, org, organisation_names(gateway), AddressBook(gateway).listed_names()
+        ),
         "note": note,
         "file_count": count,
         "seen_by_you": bool(seen_by(gateway, caller, [status["id"]])),

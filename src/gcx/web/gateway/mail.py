@@ -122,8 +122,12 @@ async def _listed_names(request: web.Request) -> dict[str, Recipient]:
     return recipients(await gather(request, ask_peers=False))
 
 
-def _named(address: str, names: dict[str, str]) -> str:
+def _named(address: str, names: dict[str, str], listed: dict[str, str] | None = None) -> str:
+    """``Claims Processor, Department for Work and Pensions`` for a listed person or
+    mailbox; anyone else by address with their organisation's name."""
     org = address.rpartition("@")[2]
+    if listed and address in listed:
+        return f"{listed[address]}, {names.get(org, org)}"
     return f"{address} ({names[org]})" if org in names else address
 
 

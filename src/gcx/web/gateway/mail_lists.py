@@ -27,6 +27,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from gcx.errors import GcxError, InputError
+from gcx.gateway.messages.addresses import AddressBook
 from gcx.gateway.messages.finding import (
     MAX_SEARCH_CHARS,
     FoundPage,
@@ -242,6 +243,7 @@ async def _list_page(
 @needs(*MAIL_ROLES)
 async def inbox(request: web.Request) -> web.StreamResponse:
     form, page, caller, names = await _list_page(request, "inbox")
+    listed = await run_sync(AddressBook(parts_of(request).gateway).listed_names)
     rows: list[dict[str, Any]] = []
     for item in page.items:
         owner = item["mailbox"]
@@ -249,7 +251,7 @@ async def inbox(request: web.Request) -> web.StreamResponse:
             {
                 **item,
                 "kind": "message",
-                "from_text": _named(item["from"], names),
+                "from_text": _named(item["from"], names, listed),
                 "for_text": (
                     "You"
                     if owner == caller.account
