@@ -16,12 +16,13 @@ import pytest
 from gcx.clock import FixedClock
 from gcx.errors import InputError
 from gcx.gateway.tokens import Caller
+from gcx.gateway.transfers.downloads import mark_person_download
 from gcx.store import Database, iso
 from gcx.store.schema_transfers import transfers
 from gcx.store.schema_web import web_users
 from gcx.web.gateway import files_finding
 from gcx.web.gateway.files_finding import find_transfers
-from gcx.web.gateway.files_seen import downloaders, mark_seen, not_seen_by, seen_by
+from gcx.web.gateway.files_seen import downloaders, not_seen_by, seen_by
 
 COUNCIL = "E09000030"
 CLERK = Caller(COUNCIL, "clerk", "user", ("staff",))
@@ -158,9 +159,9 @@ def test_a_batch_is_new_to_each_person_until_they_download_it(gateway: Any) -> N
             )
         )
     assert seen_by(gateway, CLERK, [batch]) == set()
-    mark_seen(gateway, CLERK, batch)
+    mark_person_download(gateway, CLERK, batch)
     gateway.clock.advance(dt.timedelta(minutes=5))
-    mark_seen(gateway, CLERK, batch)
+    mark_person_download(gateway, CLERK, batch)
     assert seen_by(gateway, CLERK, [batch]) == {batch}
     assert seen_by(gateway, COLLEAGUE, [batch]) == set()
     unread = [transfers.c.direction == "in"]
@@ -172,10 +173,18 @@ def test_a_batch_is_new_to_each_person_until_they_download_it(gateway: Any) -> N
     )
     assert [i["id"] for i in new_to_colleague.items] == [batch]
     assert new_to_clerk.items == []
-    mark_seen(gateway, COLLEAGUE, batch)
+    mark_person_download(gateway, COLLEAGUE, batch)
     who = downloaders(gateway, COUNCIL, batch)
     assert [d.name for d in who] == ["Chris Clerk", "colleague"]
     start = gateway.clock.now() - dt.timedelta(minutes=5)
     assert [d.downloaded_at for d in who] == [iso(start), iso(gateway.clock.now())], (
         "the clerk's first download stands"
     )
+
+
+def test_a_systems_download_makes_a_batch_downloaded_for_nobody(gateway: Any) -> None:
+    """A system's token downloads for no person: the batch stays new to everyone."""
+    batch = _received(gateway, 1)
+    mark_person_download(gateway, Caller(COUNCIL, "housing-system", "system", ("staff",)), batch)
+    assert downloaders(gateway, COUNCIL, batch) == []
+    assert seen_by(gateway, CLERK, [batch]) == set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -130,8 +131,9 @@ def test_search_sort_and_new_until_each_person_downloads(
 
     first.goto(people.url(DWP, f"/files/{november}"))
     assert "Nobody in your organisation has downloaded these files yet." in first.inner_text("main")
-    with first.expect_download():
+    with first.expect_download() as download:
         first.click("a[href$='/files/0']")
+    assert download.value.path().read_bytes() == b"nino,amount\n", "the whole file"
     first.goto(people.url(DWP, "/files"))
     assert status_of(first, november) == "Downloaded"
     assert status_of(first, referral) == "New"
@@ -149,5 +151,17 @@ def test_search_sort_and_new_until_each_person_downloads(
         assert status_of(second, november) == "New", "a colleague's download is not this one's"
         second.goto(people.url(DWP, "/files?unread=yes"))
         assert received(second) == [referral, november]
+        # A download with the person's own API token is theirs as much as one made here.
+        token = web_network.add_token(DWP, "files.second")
+        api = web_network.gateways[DWP].config.api_url
+        asked = urllib.request.Request(
+            f"{api}/api/v1/transfers/{referral}/files/0",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(asked, timeout=60) as answer:
+            assert answer.read() == b"name\n", "the whole file"
+        second.goto(people.url(DWP, "/files"))
+        assert status_of(second, referral) == "Downloaded", "downloaded with their own token"
+        assert status_of(second, november) == "New"
     finally:
         other.close()

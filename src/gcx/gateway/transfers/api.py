@@ -36,6 +36,7 @@ from gcx.gateway.transfers import policy as transfer_policy
 from gcx.gateway.transfers import reading as transfer_reading
 from gcx.gateway.transfers import sending as transfers
 from gcx.gateway.transfers import uploads as transfer_uploads
+from gcx.gateway.transfers.downloads import mark_person_download
 from gcx.gateway.transfers.listing import list_transfers as list_visible
 from gcx.gateway.transfers.sealing_ahead import SealingAhead
 from gcx.httpapi import attachment_disposition, json_body, run_sync
@@ -345,11 +346,17 @@ async def stream_incoming_file(
     await run_sync(transfer_reading.record_download, gateway, caller, transfer_id, index)
     await response.prepare(request)
     end = object()
+    held = b""
     # A segment that fails its check raises here, after the headers went: the
     # connection is dropped, so the client sees a failed download, never a short file.
     while (plain := await run_sync(next, segments, end)) is not end:
         assert isinstance(plain, bytes)
-        await response.write(plain)
+        await response.write(held)
+        held = plain
+    # Every segment has passed its check: the person has downloaded the file, noted
+    # before its last bytes go, so nobody holds the whole file before it counts.
+    await run_sync(mark_person_download, gateway, caller, transfer_id)
+    await response.write(held)
     await response.write_eof()
     return response
 

@@ -4,6 +4,10 @@ The audit log records every download (``transfer.downloaded``). Lists need
 only "new" or "downloaded" for a page of batches, so the first download per
 (transfer, organisation) is also kept in ``transfer_downloads`` and read by
 primary key. Writing it twice is harmless: the first row stands.
+
+A batch is also "New" to each person until they download it whole, however
+they do (the web pages or their own API token), so each person's first
+complete download is kept in ``transfer_person_downloads`` as well.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
 from gcx.store import iso
+from gcx.store.schema_alerts import transfer_person_downloads
 from gcx.store.schema_lists import transfer_downloads
 
 
@@ -50,3 +55,34 @@ def downloaded(gateway: Gateway, organisation: str, transfer_ids: Iterable[str])
             )
         ).all()
     return {row.transfer_id: row.downloaded_at for row in rows}
+
+
+def mark_person_download(gateway: Gateway, caller: Caller, transfer_id: str) -> None:
+    """Note that a person downloaded ``transfer_id`` whole (their first download stands).
+
+    Called once the bytes were sent: a download cut short leaves the batch new to
+    them. A system's token downloads for no person, so it leaves nothing here.
+    """
+    if not caller.is_person:
+        return
+    with gateway.db.read() as conn:
+        if conn.execute(
+            sa.select(transfer_person_downloads.c.transfer_id).where(
+                transfer_person_downloads.c.transfer_id == transfer_id,
+                transfer_person_downloads.c.organisation == caller.organisation,
+                transfer_person_downloads.c.account == caller.account,
+            )
+        ).first():
+            return
+    try:
+        with gateway.db.transaction() as conn:
+            conn.execute(
+                transfer_person_downloads.insert().values(
+                    transfer_id=transfer_id,
+                    organisation=caller.organisation,
+                    account=caller.account,
+                    downloaded_at=iso(gateway.clock.now()),
+                )
+            )
+    except IntegrityError:
+        pass  # downloaded before, or in two tabs at once: the first row stands

@@ -34,12 +34,13 @@ from gcx.gateway.messages.finding import MailFilter
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
 from gcx.gateway.transfers import reading as transfer_reading
+from gcx.gateway.transfers.downloads import mark_person_download
 from gcx.gateway.transfers.policy import RECEIVING_ROLES
 from gcx.httpapi import attachment_disposition, run_sync
 from gcx.store import iso
 from gcx.store.schema_transfers import transfers
 from gcx.web.gateway import caller_of, parts_of
-from gcx.web.gateway.files_seen import downloaders, mark_seen, not_seen_by, seen_by
+from gcx.web.gateway.files_seen import downloaders, not_seen_by, seen_by
 from gcx.web.site import Site, needs
 from gcx.web.words import moment, size_text
 
@@ -232,7 +233,6 @@ async def download_all(request: web.Request) -> web.StreamResponse:
         await run_sync(
             transfer_reading.record_download, gateway, caller, transfer_id, described.index
         )
-    await run_sync(mark_seen, gateway, caller, transfer_id)
     await response.prepare(request)
     spout = _Spout()
     # Every file carries the time the batch was sent (UTC), the one time the
@@ -256,6 +256,9 @@ async def download_all(request: web.Request) -> web.StreamResponse:
                     member.write(plain)
                     await response.write(spout.take())
             await response.write(spout.take())
+    # Every file has passed its checks: noted before the zip's closing directory goes,
+    # so nobody holds a whole zip before it counts, and one cut short leaves it new.
+    await run_sync(mark_person_download, gateway, caller, transfer_id)
     await response.write(spout.take())
     await response.write_eof()
     return response

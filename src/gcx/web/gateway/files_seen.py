@@ -6,13 +6,11 @@ and a colleague having downloaded one does not mean it was dealt with by
 everyone who needs it. The batch's page says who has downloaded it and
 when, by name.
 
-The first download of each person is kept in ``transfer_person_downloads``
-(one row per transfer, organisation and person, written once), read by
-primary key for a page of rows. The audit log keeps every download; the
-organisation's first download is still kept for the local API by
-:mod:`gcx.gateway.transfers.downloads`. Downloads made with a person's API
-token go through that API, not these pages, so they count there and not
-here.
+The first complete download of each person, on these pages or with their
+own API token, is kept in ``transfer_person_downloads`` by
+:func:`gcx.gateway.transfers.downloads.mark_person_download` (one row per
+transfer, organisation and person, written once); this module reads it, by
+primary key for a page of rows. The audit log keeps every download.
 """
 
 from __future__ import annotations
@@ -21,11 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
-from gcx.store import iso
 from gcx.store.schema_alerts import transfer_person_downloads
 from gcx.store.schema_web import web_users
 
@@ -34,24 +30,6 @@ from gcx.store.schema_web import web_users
 class Downloader:
     name: str
     downloaded_at: str
-
-
-def mark_seen(gateway: Gateway, caller: Caller, transfer_id: str) -> None:
-    """Note that the caller has downloaded ``transfer_id`` (their first download stands)."""
-    if seen_by(gateway, caller, [transfer_id]):
-        return
-    try:
-        with gateway.db.transaction() as conn:
-            conn.execute(
-                transfer_person_downloads.insert().values(
-                    transfer_id=transfer_id,
-                    organisation=caller.organisation,
-                    account=caller.account,
-                    downloaded_at=iso(gateway.clock.now()),
-                )
-            )
-    except IntegrityError:
-        pass  # the same person downloading in two tabs at once: the first row stands
 
 
 def seen_by(gateway: Gateway, caller: Caller, transfer_ids: Iterable[str]) -> set[str]:

@@ -23,7 +23,6 @@ from gcx.httpapi import run_sync
 from gcx.web.gateway import caller_of, parts_of
 from gcx.web.gateway.evidence_pages import TRANSFER_RECEIPT_WORDS
 from gcx.web.gateway.files_received import organisation_names, received_details
-from gcx.web.gateway.files_seen import mark_seen
 from gcx.web.site import Site, needs, render
 from gcx.web.words import moment, size_text
 
@@ -130,7 +129,5 @@ async def download(request: web.Request) -> web.StreamResponse:
     if not text.isdigit():
         raise InputError("The file number must be a whole number.")
     index = int(text)
-    response = await stream_incoming_file(request, gateway, caller, transfer_id, index)
-    # Only once the file was sent whole: a download cut short leaves the batch new.
-    await run_sync(mark_seen, gateway, caller, transfer_id)
-    return response
+    # It notes the person's download once the file was sent whole.
+    return await stream_incoming_file(request, gateway, caller, transfer_id, index)
