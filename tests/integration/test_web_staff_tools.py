@@ -264,3 +264,65 @@ def test_what_i_did_shows_my_sign_in_and_lookup(page: Page, people: People, offi
     assert "Signed in" in text
     assert page.locator("tr[data-action='web.signed-in']").count() >= 1
     people.check(page, "activity")
+
+
+def _tab_to(page: Page, selector: str) -> None:
+    """Press Tab until ``selector`` has the focus, as a person without a mouse does."""
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_a_lookup_by_keyboard_alone(page: Page, people: People, officer: str) -> None:
+    """Tab and typing fill the lookup; Enter on its button asks it."""
+    nino = sample_ninos(3)[2]
+    people.sign_in(page, COUNCIL, officer, "/lookups")
+    _tab_to(page, "#nino")
+    page.keyboard.type(nino)
+    _tab_to(page, "#purpose")
+    page.keyboard.type(PURPOSE)
+    _tab_to(page, "form:has(#purpose) button")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#customer")
+    assert nino in page.inner_text("#customer")
+    people.check(page, "lookups-by-keyboard")
+
+
+def test_files_sent_and_downloaded_by_keyboard_alone(
+    page: Page, browser: Browser, people: People, officer: str
+) -> None:
+    """Space ticks the recipient and the marking and opens the file chooser, Enter sends;
+    the receiver reaches the batch and downloads its file with Tab and Enter."""
+    people.sign_in(page, COUNCIL, officer, "/files/send")
+    _tab_to(page, "input[name=to][value=DWP]")
+    page.keyboard.press("Space")
+    _tab_to(page, "input[name=marking]")
+    page.keyboard.press("Space")
+    assert page.is_checked("input[name=marking][value=OFFICIAL]")
+    _tab_to(page, "#files")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(_files()[:1])  # type: ignore[arg-type]
+    _tab_to(page, "button.govuk-button")
+    page.keyboard.press("Enter")
+    page.wait_for_url(TRANSFER_PATH)
+    match = TRANSFER_PATH.search(page.url)
+    assert match, page.url
+    transfer_id = match.group(1)
+    page.wait_for_selector("[data-organisation=DWP][data-state=delivered]", timeout=60_000)
+
+    receiver = browser.new_context(accept_downloads=True).new_page()
+    try:
+        people.sign_in(receiver, DWP, "claims.processor", "/files")
+        _tab_to(receiver, f"#received a[href='/files/{transfer_id}']")
+        receiver.keyboard.press("Enter")
+        receiver.wait_for_url(f"**/files/{transfer_id}")
+        _tab_to(receiver, f"a[href='/files/{transfer_id}/files/0']")
+        with receiver.expect_download() as info:
+            receiver.keyboard.press("Enter")
+        assert Path(info.value.path()).read_bytes() == FILES[0]["buffer"], "the bytes sent"
+        people.check(receiver, "files-downloaded-by-keyboard")
+    finally:
+        receiver.context.close()
