@@ -154,6 +154,25 @@ def test_search_filters_sort_and_the_unread_count(
     assert council.locator("#sent tbody tr").count() == 1
     people.check(council, "lists-sent-searched")
 
+    # Sent has the inbox's filters and sort: marking, organisation, date, oldest first.
+    ours = {alpha, bravo, charlie}
+    sensitive = sent_ids_of(council, people, "/sent?marking=OFFICIAL-SENSITIVE")
+    assert [m for m in sensitive if m in ours] == [bravo], "only the sensitive one"
+    assert ours <= set(sent_ids_of(council, people, "/sent?organisation=MPS")), "to the police"
+    assert sent_ids_of(council, people, "/sent?organisation=DWP&q=charlie") == []
+    assert council.locator("#no-matches").count() == 1, "none of them went to DWP"
+    since = f"since-day={today.tm_mday}&since-month={today.tm_mon}&since-year={today.tm_year}"
+    assert sent_ids_of(council, people, f"/sent?q=case+update&{since}") == [charlie]
+    newest = [m for m in sent_ids_of(council, people, "/sent") if m in ours]
+    oldest = [m for m in sent_ids_of(council, people, "/sent?sort=oldest") if m in ours]
+    assert oldest == newest[::-1], "oldest first is newest first reversed"
+
+
+def sent_ids_of(page: Page, people: People, path: str) -> list[str]:
+    page.goto(people.url(COUNCIL, path))
+    found = page.locator("#sent tbody tr[data-message]")
+    return [str(found.nth(i).get_attribute("data-message")) for i in range(found.count())]
+
 
 def test_search_and_filters_work_without_javascript(
     plain_context: BrowserContext,
