@@ -26,20 +26,8 @@ from gcx.store.schema_lists import transfer_downloads
 
 def mark_downloaded(gateway: Gateway, caller: Caller, transfer_id: str) -> None:
     """Note the first download of ``transfer_id`` by the caller's organisation."""
-    if downloaded(gateway, caller.organisation, [transfer_id]):
-        return
-    try:
-        with gateway.db.transaction() as conn:
-            conn.execute(
-                transfer_downloads.insert().values(
-                    transfer_id=transfer_id,
-                    organisation=caller.organisation,
-                    account=caller.account,
-                    downloaded_at=iso(gateway.clock.now()),
-                )
-            )
-    except IntegrityError:
-        pass  # a colleague's download got there first; theirs is the first
+    if not downloaded(gateway, caller.organisation, [transfer_id]):
+        _keep_first(gateway, transfer_downloads, caller, transfer_id)
 
 
 def downloaded(gateway: Gateway, organisation: str, transfer_ids: Iterable[str]) -> dict[str, str]:
@@ -74,10 +62,16 @@ def mark_person_download(gateway: Gateway, caller: Caller, transfer_id: str) -> 
             )
         ).first():
             return
+    _keep_first(gateway, transfer_person_downloads, caller, transfer_id)
+
+
+def _keep_first(gateway: Gateway, table: sa.Table, caller: Caller, transfer_id: str) -> None:
+    """Insert the caller's download into ``table``; a row already there stands (a colleague's
+    download, or the same person's in two tabs, that got there first)."""
     try:
         with gateway.db.transaction() as conn:
             conn.execute(
-                transfer_person_downloads.insert().values(
+                table.insert().values(
                     transfer_id=transfer_id,
                     organisation=caller.organisation,
                     account=caller.account,
@@ -85,4 +79,4 @@ def mark_person_download(gateway: Gateway, caller: Caller, transfer_id: str) -> 
                 )
             )
     except IntegrityError:
-        pass  # downloaded before, or in two tabs at once: the first row stands
+        pass

@@ -56,13 +56,13 @@ def list_transfers(
             if cursor is not None:
                 query = query.where(key < sa.tuple_(*(sa.literal(v) for v in cursor)))
             rows = conn.execute(query).all()
-            found += [r for r in rows if _visible(caller, r)]
+            found += [r for r in rows if visible(caller, r)]
             if len(rows) < _SCAN:
                 break
             cursor = (rows[-1].created_at, rows[-1].id, rows[-1].direction)
     shown = found[:limit]
-    older = _cursor_text(shown[-1]) if len(found) > limit else None
-    return TransferPage([_summary(r) for r in shown], older)
+    older = cursor_text(shown[-1]) if len(found) > limit else None
+    return TransferPage([summary(r) for r in shown], older)
 
 
 _COLUMNS = (
@@ -79,13 +79,15 @@ _COLUMNS = (
 )
 
 
-def _visible(caller: Caller, row: Any) -> bool:
+def visible(caller: Caller, row: Any) -> bool:
+    """Whether the caller may see the transfer ``row`` (the local API and the Files page)."""
     if row.direction == "out":
         return can_see_outgoing(caller, row)
     return row.state == "complete" and can_see_incoming(caller, row.recipients)
 
 
-def _summary(row: Any) -> dict[str, Any]:
+def summary(row: Any) -> dict[str, Any]:
+    """A transfer as lists show it."""
     return {
         "id": row.id,
         "direction": row.direction,
@@ -99,7 +101,8 @@ def _summary(row: Any) -> dict[str, Any]:
     }
 
 
-def _cursor_text(row: Any) -> str:
+def cursor_text(row: Any) -> str:
+    """Where a list stopped: (created_at, id, direction), the order both lists use."""
     return f"{row.created_at}~{row.id}~{row.direction}"
 
 

@@ -30,6 +30,7 @@ from gcx.errors import GcxError, InputError
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller
 from gcx.gateway.transfers import reading as transfer_reading
+from gcx.gateway.transfers.listing import cursor_text, summary, visible
 from gcx.store.schema_transfers import transfers
 
 # Encrypted rows opened at most per page of a text search.
@@ -102,7 +103,7 @@ def find_transfers(
             rows = conn.execute(query).all()
             for row in rows:
                 position = (row.created_at, row.id, row.direction)
-                if not _visible(caller, row):
+                if not visible(caller, row):
                     continue
                 if not words:
                     found.append(row)
@@ -113,18 +114,12 @@ def find_transfers(
                 if len(found) > limit:
                     break
                 if words and opened >= SCAN:
-                    return FilesPage([_summary(r) for r in found], _cursor_text(row), True)
+                    return FilesPage([summary(r) for r in found], cursor_text(row), True)
             if len(found) > limit or len(rows) < _BATCH:
                 break
     shown = found[:limit]
-    more = _cursor_text(shown[-1]) if len(found) > limit else None
-    return FilesPage([_summary(r) for r in shown], more)
-
-
-def _visible(caller: Caller, row: Any) -> bool:
-    if row.direction == "out":
-        return transfer_reading.can_see_outgoing(caller, row)
-    return row.state == "complete" and transfer_reading.can_see_incoming(caller, row.recipients)
+    more = cursor_text(shown[-1]) if len(found) > limit else None
+    return FilesPage([summary(r) for r in shown], more)
 
 
 def _searchable(gateway: Gateway, caller: Caller, row: Any, names: dict[str, str]) -> str:
@@ -144,21 +139,3 @@ def _searchable(gateway: Gateway, caller: Caller, row: Any, names: dict[str, str
 
 def _matches(searchable: str, words: list[str]) -> bool:
     return all(word in searchable for word in words)
-
-
-def _summary(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "direction": row.direction,
-        "state": row.state,
-        "sender": f"{row.sender_user}@{row.sender_org}",
-        "recipients": row.recipients,
-        "marking": row.marking,
-        "bytes": row.plaintext_bytes,
-        "created_at": row.created_at,
-        "completed_at": row.completed_at,
-    }
-
-
-def _cursor_text(row: Any) -> str:
-    return f"{row.created_at}~{row.id}~{row.direction}"
