@@ -14,6 +14,7 @@ from gcx.audit.log import (
     append,
     append_many,
     entries,
+    lock_head,
     refusals_recorded,
     verify,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "append",
     "append_many",
     "entries",
+    "lock_head",
     "refusals_recorded",
     "verify",
 ]

@@ -68,6 +68,18 @@ def entry_hash(
     return sha256_hex(prev_hash.encode() + b"\n" + body)
 
 
+def lock_head(connection: Connection) -> None:
+    """Take the audit log's lock now, ahead of the caller's other writes.
+
+    :func:`append` takes it anyway; a transaction that allocates something
+    another writer may allocate too (a directory version) takes it first, so
+    every writer meets the locks in one order: a transaction that appended
+    earlier and then allocates cannot deadlock with one that allocated first
+    and then appends.
+    """
+    connection.execute(_LOCK_HEAD).one()
+
+
 def append(
     connection: Connection,
     *,

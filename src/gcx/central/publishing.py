@@ -103,9 +103,13 @@ class DirectoryPublishing:
         return parse_iso(row.expires_at) if row else None
 
     def publish_in(self, conn: Connection, now: dt.datetime, *, reason: str) -> int:
-        # Version allocation under the same transaction as the change: on
-        # PostgreSQL two publishers racing collide on the primary key and one
-        # retries via the caller's error; on SQLite writers are serialised.
+        # Version allocation under the same transaction as the change, behind the
+        # audit log's lock: publishers queue there, so each reads the version the
+        # previous one committed (PostgreSQL reads committed rows per statement),
+        # and a transaction that appended to the audit log before publishing
+        # (an approval) holds it already, so no two publishers wait on each
+        # other's version and audit entry at once. SQLite serialises writers.
+        audit.lock_head(conn)
         current = conn.execute(sa.select(sa.func.max(directory_publications.c.version))).scalar()
         version = int(current or 0) + 1
         directory = self._build_directory(conn, version, now)
