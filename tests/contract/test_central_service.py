@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -645,3 +646,55 @@ def test_audit_chain_verifies_after_a_full_workflow(central: Central) -> None:
     with central.database.transaction() as conn:
         states = {r.state for r in conn.execute(sa.select(enrolments.c.state))}
     assert states == {"revoked"}
+
+
+def test_a_publisher_racing_an_approval_waits_for_it_instead_of_deadlocking(
+    central: Central,
+) -> None:
+    """A transaction that appended to the audit log and then publishes (an approval), and a
+    scheduled publication begun meanwhile, both commit, as consecutive versions."""
+    database = central.database
+    if database.is_sqlite:
+        pytest.skip(
+            "SQLite takes its write lock at BEGIN IMMEDIATE, so publishers cannot interleave"
+        )
+    publishing = central.service.directory
+    before = publishing.publish_directory("first")
+    outcome: list[object] = []
+    with (
+        database.engine.connect() as approving,
+        database.engine.connect() as scheduled,
+        database.engine.connect() as observer,
+    ):
+        scheduled_pid = scheduled.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        scheduled.rollback()
+        approval = approving.begin()
+        audit.append(
+            approving,
+            actor="operator:alice",
+            action="test.approved",
+            subject="x",
+            now=central.clock.now(),
+        )
+
+        def publish_on_schedule() -> None:
+            try:
+                with scheduled.begin():
+                    outcome.append(
+                        publishing.publish_in(scheduled, central.clock.now(), reason="scheduled")
+                    )
+            except Exception as exc:  # recorded so the assertion below shows it
+                outcome.append(exc)
+
+        thread = threading.Thread(target=publish_on_schedule)
+        thread.start()
+        # The approval publishes only once the scheduled publisher waits for a lock: where
+        # it waits decides whether the two can deadlock.
+        waiting = sa.text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted")
+        while thread.is_alive() and not observer.execute(waiting, {"pid": scheduled_pid}).scalar():
+            observer.rollback()
+        version = publishing.publish_in(approving, central.clock.now(), reason="approval")
+        approval.commit()
+        thread.join()
+    assert version == before + 1
+    assert outcome == [before + 2]
