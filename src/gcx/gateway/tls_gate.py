@@ -16,7 +16,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger("gcx.gateway.tls")
 
@@ -70,7 +70,9 @@ class _Gate(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Not an isinstance check: uvloop's transports do not derive from
+        # asyncio.Transport, though they implement it.
+        transport = cast(asyncio.Transport, transport)
         # Stop reading until start_tls takes over, so that no byte of the
         # ClientHello can reach this protocol instead of the TLS layer.
         transport.pause_reading()
