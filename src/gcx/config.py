@@ -193,6 +193,9 @@ class GatewayConfig:
     transfer_min_free_bytes: int = 256 * 1024**2
     transfer_segment_bytes: int = 1024**2
     transfer_parallel_chunks: int = 4
+    # Bytes a peer gateway may push here ahead of their manifests (0: none); see
+    # gcx.gateway.transfers.early_chunks.
+    transfer_early_bytes: int = 8 * 1024**3
     transfer_housekeeping_seconds: float = 300.0
     # The browser interface (gcx.web); port 0 turns it off. Plain HTTP, so loopback
     # only, behind a TLS-terminating proxy for anyone else (see check_web_listener).

@@ -56,6 +56,7 @@ The tree::
     │   ├── SeparationOfDuties      nobody signs off, assesses or approves their own work
     │   └── ServiceForbidden        no access right admits this service call
     ├── Conflict                    state forbids it (409)
+    │   ├── EarlyChunksRefused      no more chunks ahead of their manifest; send after the offer
     │   ├── ComplianceRequired      no current certificate of compliance or extension
     │   ├── VerdictNotMet           the verdict does not allow approval, and no justified override
     │   ├── AssessmentIncomplete    a control has no recorded result yet
@@ -742,6 +743,13 @@ class ChunkDigestMismatch(InputError):
     status = 422
     default_message = (
         "The chunk does not match the SHA-256 the signed manifest gives for it; send it again."
+    )
+
+
+class EarlyChunksRefused(Conflict):
+    code = "early-chunks-refused"
+    default_message = (
+        "This gateway takes no more chunks ahead of their manifest now; send them after the offer."
     )
 
 

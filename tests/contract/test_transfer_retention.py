@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,18 +28,11 @@ def _gateway(database: Database, home: Path, clock: FixedClock) -> Any:
     )
 
 
-def test_received_files_are_deleted_when_retention_ends_with_an_audit_entry(
-    database: Database, clock: FixedClock, tmp_path: Path
-) -> None:
-    """Before retain_until nothing happens; after it the chunks go and the deletion is audited."""
-    files = TransferFiles(tmp_path / "blobs" / "transfers")
-    files.write_chunk("incoming", TID, 0, b"ciphertext", 1 << 20)
-    files.publish(TID)
-    now = clock.now()
+def _row(database: Database, transfer_id: str, state: str, now: dt.datetime) -> None:
     with database.transaction() as conn:
         conn.execute(
             transfers.insert().values(
-                id=TID,
+                id=transfer_id,
                 direction="in",
                 sender_org="DWP",
                 sender_user="claims.processor",
@@ -50,7 +44,7 @@ def test_received_files_are_deleted_when_retention_ends_with_an_audit_entry(
                 ciphertext_bytes=10,
                 plaintext_bytes=0,
                 chunk_count=1,
-                state="complete",
+                state=state,
                 created_at=iso(now),
                 updated_at=iso(now),
                 completed_at=iso(now),
@@ -58,6 +52,16 @@ def test_received_files_are_deleted_when_retention_ends_with_an_audit_entry(
                 retain_until=iso(now + dt.timedelta(days=30)),
             )
         )
+
+
+def test_received_files_are_deleted_when_retention_ends_with_an_audit_entry(
+    database: Database, clock: FixedClock, tmp_path: Path
+) -> None:
+    """Before retain_until nothing happens; after it the chunks go and the deletion is audited."""
+    files = TransferFiles(tmp_path / "blobs" / "transfers")
+    files.write_chunk("incoming", TID, 0, b"ciphertext", 1 << 20)
+    files.publish(TID)
+    _row(database, TID, "complete", clock.now())
     gateway = _gateway(database, tmp_path, clock)
     clock.advance(dt.timedelta(days=29))
     assert apply_retention(gateway, clock.now()) == []
@@ -71,3 +75,25 @@ def test_received_files_are_deleted_when_retention_ends_with_an_audit_entry(
     assert entry.subject == TID
     assert state is not None and state.state == "deleted"
     assert apply_retention(gateway, clock.now()) == []  # idempotent
+
+
+def test_chunks_sent_ahead_that_no_manifest_claimed_are_deleted_after_a_day(
+    database: Database, clock: FixedClock, tmp_path: Path
+) -> None:
+    """An incoming chunk file with no transfer goes once untouched for a day; others stay."""
+    files = TransferFiles(tmp_path / "blobs" / "transfers")
+    abandoned, recent, slow = "ab" * 16, "cd" * 16, "12" * 16
+    for transfer_id in (abandoned, recent, slow):
+        files.write_chunk("incoming", transfer_id, 0, b"ciphertext", 1 << 20)
+    _row(database, slow, "receiving", clock.now())  # offered, and waiting for its sender
+    day_ago = (clock.now() - dt.timedelta(hours=25)).timestamp()
+    chunks = tmp_path / "blobs" / "transfers" / "incoming" / abandoned / "chunks"
+    slow_chunks = chunks.parent.parent / slow / "chunks"
+    for path in (chunks, slow_chunks):
+        os.utime(path, (day_ago, day_ago))
+    recent_chunks = chunks.parent.parent / recent / "chunks"
+    hour_ago = (clock.now() - dt.timedelta(hours=1)).timestamp()
+    os.utime(recent_chunks, (hour_ago, hour_ago))
+    apply_retention(_gateway(database, tmp_path, clock), clock.now())
+    assert not chunks.exists()
+    assert recent_chunks.exists() and slow_chunks.exists()

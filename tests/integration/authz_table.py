@@ -60,6 +60,7 @@ TABLE: dict[tuple[str, str, str], frozenset[str]] = {
     ("peer", "POST", "/peer/v1/transfers"): frozenset({"member"}),
     ("peer", "POST", "/peer/v1/transfers/{id}/complete"): frozenset({"member"}),
     ("peer", "PUT", "/peer/v1/transfers/{id}/chunks/{n}"): frozenset({"member"}),
+    ("peer", "PUT", "/peer/v1/transfers/{id}/early/{n}"): frozenset({"member"}),
     # -- local
     ("local", "*", "/services/{provider}/{service}"): TOKEN_HOLDERS,
     ("local", "*", "/services/{provider}/{service}/{path}"): TOKEN_HOLDERS,

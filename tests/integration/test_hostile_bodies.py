@@ -47,6 +47,7 @@ NOT_JSON = {
     ("peer", "POST", "/peer/v1/envelopes"): "a framed batch: see the test of its own below",
     ("peer", "POST", "/peer/v1/calls"): "JSON only in a header: see the test of its own below",
     ("peer", "PUT", "/peer/v1/transfers/{id}/chunks/{n}"): "ciphertext",
+    ("peer", "PUT", "/peer/v1/transfers/{id}/early/{n}"): "ciphertext",
     ("peer", "POST", "/peer/v1/transfers/{id}/complete"): "no body",
     ("central", "POST", "/api/v1/compliance/statements/{id}/evidence"): "the evidence file",
     ("central", "POST", "/api/v1/compliance/accounts/{name}/revoke"): "no body",

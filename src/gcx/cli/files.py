@@ -198,11 +198,9 @@ def _offset(api: Api, location: str) -> int | None:
     return int(response.headers["Upload-Offset"])
 
 
-def _create(api: Api, path: Path, name: str) -> str:
-    metadata = ",".join(
-        f"{k} {base64.b64encode(v.encode()).decode()}"
-        for k, v in (("filename", name), ("filetype", "application/octet-stream"))
-    )
+def _create(api: Api, path: Path, name: str, going: dict[str, str]) -> str:
+    pairs = {"filename": name, "filetype": "application/octet-stream", **going}
+    metadata = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
     response = api.request(
         "POST",
         "/api/v1/uploads",
@@ -236,15 +234,25 @@ class _Body:
 
 
 def upload(
-    api: Api, path: Path, name: str, state: dict[str, str], state_file: Path, progress: Progress
+    api: Api,
+    path: Path,
+    name: str,
+    state: dict[str, str],
+    state_file: Path,
+    progress: Progress,
+    going: dict[str, str] | None = None,
 ) -> str:
-    """Upload one file with tus, resuming a previous attempt; returns the upload id."""
+    """Upload one file with tus, resuming a previous attempt; returns the upload id.
+
+    ``going`` (``gcx-to`` and ``gcx-marking``) tells the gateway where the upload will
+    be sent, so that it can send the sealed chunks ahead while the upload goes on.
+    """
     size = path.stat().st_size
     key = _upload_key(api, path)
     location = state.get(key)
     offset = _offset(api, location) if location else None
     if location is None or offset is None:
-        location = _create(api, path, name)
+        location = _create(api, path, name, going or {})
         state[key] = location
         _save_state(state_file, state)
         offset = 0
@@ -348,7 +356,9 @@ def send(
         state = _load_state(state_path)
         progress = Progress(sum(p.stat().st_size for p, _ in files), sys.stderr.isatty())
         started = time.monotonic()
-        ids = [upload(api, p, n, state, state_path, progress) for p, n in files]
+        # Only a one-file batch is sent ahead: a batch is sealed again when it is made.
+        going = {"gcx-to": ",".join(recipients), "gcx-marking": marking} if len(files) == 1 else {}
+        ids = [upload(api, p, n, state, state_path, progress, going) for p, n in files]
         progress.finish()
         result = api.json(
             "POST",

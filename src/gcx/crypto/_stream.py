@@ -133,7 +133,8 @@ class FileSealer:
         self._segment_size = segment_size
         self._count = segment_count(size, segment_size)
         self._plain = hashlib.sha256()
-        self._pending = bytearray()
+        self._pending: list[bytes | memoryview] = []
+        self._pending_bytes = 0
         self._segment = 0
         self._received = 0
         self._digests: list[str] = []
@@ -143,29 +144,34 @@ class FileSealer:
         """Plaintext bytes fed so far."""
         return self._received
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         if self._received + len(data) > self.size:
             raise ValueError("the file is longer than its recorded size")
         self._received += len(data)
         self._plain.update(data)
-        if (
-            not self._pending
-            and len(data) == self._segment_size
-            and self._segment < self._count - 1
-        ):
-            self._seal(data, last=False)  # a whole segment as it came: no copy
-            return
-        self._pending += data
+        # Pieces are kept as they came and joined once per segment: one copy of the
+        # plaintext, where appending to a buffer and slicing it took two.
+        self._pending.append(data)
+        self._pending_bytes += len(data)
         # The final segment waits for finish(): only it carries the last flag.
-        while len(self._pending) >= self._segment_size and self._segment < self._count - 1:
-            self._seal(bytes(self._pending[: self._segment_size]), last=False)
-            del self._pending[: self._segment_size]
+        while self._pending_bytes >= self._segment_size and self._segment < self._count - 1:
+            over = self._pending_bytes - self._segment_size
+            first = self._pending[0]
+            if over == 0 and len(self._pending) == 1 and isinstance(first, bytes):
+                segment, self._pending = first, []  # a whole segment as it came: no copy
+            else:
+                last = memoryview(self._pending[-1])
+                cut = len(last) - over
+                segment = b"".join([*self._pending[:-1], last[:cut]])
+                self._pending = [last[cut:]] if over else []
+            self._pending_bytes = over
+            self._seal(segment, last=False)
 
     def finish(self) -> SealedFile:
         if self._received != self.size:
             raise ValueError("the file is shorter than its recorded size")
-        self._seal(bytes(self._pending), last=True)
-        self._pending.clear()
+        self._seal(b"".join(self._pending), last=True)
+        self._pending, self._pending_bytes = [], 0
         return SealedFile(
             self.size, self._plain.hexdigest(), self._prefix.hex(), tuple(self._digests)
         )

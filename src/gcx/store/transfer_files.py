@@ -140,6 +140,7 @@ class ChunkStore(Protocol):
     def verified_chunks(
         self, area: str, transfer_id: str, digests: Sequence[str], sizes: Sequence[int], slot: int
     ) -> set[int]: ...
+    def untouched_since(self, area: str, before: float) -> list[str]: ...
     def held_bytes(self, area: str, transfer_id: str) -> int: ...
     def publish(self, transfer_id: str) -> None: ...
     def is_published(self, transfer_id: str) -> bool: ...
@@ -277,6 +278,16 @@ class TransferFiles:
         finally:
             os.close(descriptor)
         return held
+
+    def untouched_since(self, area: str, before: float) -> list[str]:
+        """The transfers in ``area`` whose chunk file was last written before ``before``
+        (seconds since the epoch)."""
+        found = []
+        for chunks in (self.root / area).glob(f"*/{CHUNKS}"):
+            with contextlib.suppress(FileNotFoundError):
+                if _ID.match(chunks.parent.name) and chunks.stat().st_mtime < before:
+                    found.append(chunks.parent.name)
+        return found
 
     def held_bytes(self, area: str, transfer_id: str) -> int:
         """Bytes of disk the transfer's chunk file occupies (its slots are sparse until written)."""

@@ -28,6 +28,7 @@ from pydantic import Field
 
 from gcx.errors import BodyTooLarge, InputError, TusVersionUnsupported, UploadMediaTypeRefused
 from gcx.gateway.app import OPENAPI, caller_of
+from gcx.gateway.exchange import outbox
 from gcx.gateway.exchange.worker import ExchangeWorker
 from gcx.gateway.peer import GATEWAY
 from gcx.gateway.runtime import Gateway
@@ -36,7 +37,9 @@ from gcx.gateway.transfers import policy as transfer_policy
 from gcx.gateway.transfers import reading as transfer_reading
 from gcx.gateway.transfers import sending as transfers
 from gcx.gateway.transfers import uploads as transfer_uploads
+from gcx.gateway.transfers.carrier import TransferCarrier
 from gcx.gateway.transfers.downloads import mark_person_download
+from gcx.gateway.transfers.early_push import EarlyPush
 from gcx.gateway.transfers.listing import list_transfers as list_visible
 from gcx.gateway.transfers.sealing_ahead import SealingAhead
 from gcx.httpapi import attachment_disposition, json_body, run_sync
@@ -47,6 +50,7 @@ from gcx.protocol.validation import StrictModel, validated
 TUS_VERSION = "1.0.0"
 TRANSFER_WORKER = web.AppKey("transfer_worker", ExchangeWorker)
 SEALING_AHEAD = web.AppKey("transfer_sealing_ahead", SealingAhead)
+EARLY_PUSH = web.AppKey[EarlyPush | None]("transfer_early_push")
 # Pieces of an upload (1 MiB each) waiting to be sealed while more arrive.
 SEALING_QUEUE = 4
 _TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
@@ -136,8 +140,14 @@ async def append_upload(request: web.Request) -> web.Response:
     ahead = request.app[SEALING_AHEAD]
     segment = gateway.config.transfer_segment_bytes
     if offset == 0:
+        early = request.app[EARLY_PUSH]
+        push = None
+        if early is not None:
+            push = early.starter(
+                await run_sync(early.targets, caller, state.metadata, state.length)
+            )
         await run_sync(
-            ahead.start, upload_id, state.length, segment, files.sealed_ahead_path(upload_id)
+            ahead.start, upload_id, state.length, segment, files.sealed_ahead_path(upload_id), push
         )
     elif not ahead.covers(upload_id, offset):
         ahead.drop(upload_id)
@@ -169,37 +179,40 @@ class _Sealing:
     """A PATCH's bytes handed to the sealing thread a whole segment at a time.
 
     The body arrives in pieces of any size; one hand-off per piece cost more than
-    the sealing saved, and a whole segment is sealed without another copy. At most
-    ``SEALING_QUEUE`` segments wait, so a client faster than the encryption does
-    not fill the memory; :meth:`finish` hands over the rest and waits for it all,
-    so the upload is sealed exactly as far as it is written.
+    the sealing saved, so the pieces are handed over, as they came and without a
+    copy here, once they make up a segment (the sealer joins them: one copy, off
+    the event loop). At most ``SEALING_QUEUE`` hand-offs wait, so a client faster
+    than the encryption does not fill the memory; :meth:`finish` hands over the
+    rest and waits for it all, so the upload is sealed exactly as far as it is
+    written.
     """
 
     def __init__(self, ahead: SealingAhead, upload_id: str, segment: int, *, active: bool) -> None:
         self._ahead, self._upload_id, self._segment = ahead, upload_id, segment
         self._active = active  # False when this upload is not being sealed ahead
-        self._buffer = bytearray()
+        self._pieces: list[bytes] = []
+        self._size = 0
         self._queued: deque[Future[None]] = deque()
 
     async def add(self, data: bytes) -> None:
         if not self._active:
             return
-        self._buffer += data
-        while len(self._buffer) >= self._segment:
-            self._hand_over(bytes(memoryview(self._buffer)[: self._segment]))
-            del self._buffer[: self._segment]
+        self._pieces.append(data)
+        self._size += len(data)
+        if self._size >= self._segment:
+            self._hand_over()
             if len(self._queued) > SEALING_QUEUE:
                 await asyncio.wrap_future(self._queued.popleft())
 
     async def finish(self) -> None:
-        if self._buffer:
-            self._hand_over(bytes(self._buffer))
-            self._buffer.clear()
+        if self._pieces:
+            self._hand_over()
         while self._queued:
             await asyncio.wrap_future(self._queued.popleft())
 
-    def _hand_over(self, data: bytes) -> None:
-        if (queued := self._ahead.feed(self._upload_id, data)) is not None:
+    def _hand_over(self) -> None:
+        pieces, self._pieces, self._size = self._pieces, [], 0
+        if (queued := self._ahead.feed(self._upload_id, pieces)) is not None:
             self._queued.append(queued)
         else:
             self._active = False
@@ -478,6 +491,8 @@ OPENAPI["paths"].update(OPENAPI_PATHS)
 def add_transfer_routes(app: web.Application, worker: ExchangeWorker) -> None:
     app[TRANSFER_WORKER] = worker
     app[SEALING_AHEAD] = SealingAhead()
+    carrier = worker.carriers.get(outbox.TRANSFER)
+    app[EARLY_PUSH] = carrier.early_push() if isinstance(carrier, TransferCarrier) else None
     app.router.add_route("OPTIONS", "/api/v1/uploads", tus_options)
     app.router.add_post("/api/v1/uploads", create_upload)
     app.router.add_route("HEAD", "/api/v1/uploads/{id}", upload_offset)

@@ -47,6 +47,7 @@ from gcx.gateway.exchange.peer_client import (
 )
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.transfers.chunk_transport import ChunkTransport
+from gcx.gateway.transfers.early_push import EarlyPush
 from gcx.gateway.transfers.policy import RECEIPT_KIND, stored_manifest, transfer_files
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
@@ -90,6 +91,14 @@ class TransferCarrier:
         # every chunk too, as it did when chunks went through the client; never set in
         # production.
         self._faults: PeerFaults | None = getattr(peers, "_faults", None)
+
+    def early_push(self) -> EarlyPush | None:
+        """Chunks sent ahead while uploads go on, on this carrier's sending threads.
+
+        None when a test's fault hook is set: the fault tests change and count the
+        chunks this carrier sends, and a chunk sent ahead would pass them by.
+        """
+        return None if self._faults is not None else EarlyPush(self.gateway, self.chunks)
 
     async def carry(self, peer_name: str, entries: list[outbox.OutboxEntry]) -> None:
         for entry in entries:

@@ -126,12 +126,18 @@ class ChunkTransport:
         else:
             idle.put(connection)
 
-    def put(self, peer: dirproto.GatewayEntry, path: str, body: bytes) -> PeerAnswer:
+    def put(
+        self,
+        peer: dirproto.GatewayEntry,
+        path: str,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> PeerAnswer:
         """PUT ``body`` (a chunk) at ``path`` on ``peer``; blocking, so call it in a thread."""
         for _ in range(2):
             connection, reused = self._take(peer)
             try:
-                answer = self._send(connection, path, body)
+                answer = self._send(connection, path, body, headers or {})
             except ssl.SSLCertVerificationError as exc:
                 connection.close()
                 raise PeerRefused(
@@ -160,9 +166,14 @@ class ChunkTransport:
         raise AssertionError("unreachable: a fresh connection either answers or raises")
 
     @staticmethod
-    def _send(connection: _Connection, path: str, body: bytes) -> PeerAnswer:
+    def _send(
+        connection: _Connection, path: str, body: bytes, headers: dict[str, str]
+    ) -> PeerAnswer:
         connection.request(
-            "PUT", path, body=body, headers={"Content-Type": "application/octet-stream"}
+            "PUT",
+            path,
+            body=body,
+            headers={"Content-Type": "application/octet-stream", **headers},
         )
         response = connection.getresponse()
         data = response.read(ANSWER_LIMIT + 1)

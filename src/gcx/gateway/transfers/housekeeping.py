@@ -1,4 +1,5 @@
-"""Transfer housekeeping: received files whose retention has ended, and abandoned uploads.
+"""Transfer housekeeping: received files whose retention has ended, abandoned uploads, and
+chunks sent ahead that no manifest claimed (gcx.gateway.transfers.early_chunks).
 
 Runs beside the transfer worker on every gateway. Each deletion is its own
 transaction with its audit entry, so a crash part way leaves nothing
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 
 from gcx import audit
 from gcx.gateway.runtime import Gateway
+from gcx.gateway.transfers.early_chunks import ABANDONED_AFTER
 from gcx.gateway.transfers.policy import transfer_files
 from gcx.httpapi import run_sync
 from gcx.store import iso
@@ -71,7 +73,28 @@ def apply_retention(gateway: Gateway, now: dt.datetime) -> list[str]:
                 subject=row.id,
                 now=now,
             )
+    for transfer_id in _unclaimed_early_chunks(gateway, now):
+        files.delete("incoming", transfer_id)
+        log.info("deleted chunks of %s sent ahead that no manifest claimed", transfer_id)
     return deleted
+
+
+def _unclaimed_early_chunks(gateway: Gateway, now: dt.datetime) -> list[str]:
+    """Incoming chunk files untouched for a day with no transfer: chunks sent ahead, never
+    offered (nothing was audited for them, so nothing is audited here either)."""
+    files = transfer_files(gateway)
+    idle = files.untouched_since("incoming", (now - ABANDONED_AFTER).timestamp())
+    if not idle:
+        return []
+    with gateway.db.read() as conn:
+        known = set(
+            conn.execute(
+                sa.select(transfers.c.id).where(
+                    transfers.c.id.in_(idle), transfers.c.direction == "in"
+                )
+            ).scalars()
+        )
+    return [i for i in idle if i not in known]
 
 
 async def housekeeping(gateway: Gateway) -> None:

@@ -19,6 +19,11 @@ The protocol (``docs/transfers.md``):
    and one signed receipt per hosted recipient names every file and its
    SHA-256. Repeating it returns the same receipts.
 
+Chunks may also arrive before the offer, while the sender's upload is still
+going on (``PUT /peer/v1/transfers/{id}/early/{n}``, see
+:mod:`gcx.gateway.transfers.early_chunks`): they count as held at the offer
+only where the signed manifest lists exactly their size and SHA-256.
+
 Which chunks are held is remembered by this process as it writes them
 (:class:`~gcx.gateway.transfers.held.HeldChunks`); a receiver killed at any
 point re-checks every slot on disk against the manifest when the transfer is
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from collections import OrderedDict
 from typing import Any
 
@@ -51,6 +57,7 @@ from gcx.errors import (
 from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.peer import GATEWAY, verify_signed_by_org
 from gcx.gateway.runtime import Gateway
+from gcx.gateway.transfers.early_chunks import EarlyChunks
 from gcx.gateway.transfers.held import HeldChunks
 from gcx.gateway.transfers.incoming_chunks import chunk_body, on_disk, store_chunk
 from gcx.gateway.transfers.policy import (
@@ -79,7 +86,11 @@ from gcx.store.schema_transfers import transfers
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MANIFESTS = web.AppKey("transfer_manifests", OrderedDict)
 HELD = web.AppKey("transfer_chunks_held", HeldChunks)
+EARLY = web.AppKey("transfer_chunks_early", EarlyChunks)
 _CACHE_SIZE = 32
+_TRANSFER_ID = re.compile(r"^[0-9a-f]{32}$")
+# The slot size (segment plus tag) an early chunk is written in; see early_chunks.
+CHUNK_SLOT_HEADER = "Gcx-Chunk-Slot"
 
 
 def _claimed_sender(document: bytes) -> str:
@@ -100,6 +111,7 @@ def accept_offer(
     directory: dirproto.Directory,
     document: bytes,
     held_chunks: HeldChunks,
+    early_chunks: EarlyChunks | None = None,
 ) -> dict[str, Any]:
     sender = _claimed_sender(document)
     manifest = TransferManifest.from_bytes(
@@ -172,13 +184,18 @@ def accept_offer(
             state = "receiving"
         else:
             state = row.state
+    # From here on this transfer takes no early chunks; those it took count if the
+    # manifest vouches for them (see early_chunks), and the file is re-checked if unknown.
+    early = early_chunks.take(manifest.id, peer.name, manifest) if early_chunks else None
     if state == "complete":
         return {
             "state": "complete",
             "missing": [],
             "receipts": stored_receipts(gateway, manifest.id),
         }
-    held = held_chunks.held(manifest.id, lambda: on_disk(files, manifest))
+    held = held_chunks.held(
+        manifest.id, lambda: early if early is not None else on_disk(files, manifest)
+    )
     missing = [n for n in range(len(manifest.chunks)) if n not in held]
     try:
         check_space(gateway, files, sum(manifest.chunk_size(n) for n in missing))
@@ -244,8 +261,72 @@ async def handle_offer(request: web.Request) -> web.Response:
         request["directory"],
         document,
         request.app[HELD],
+        request.app[EARLY],
     )
     return web.json_response(result)
+
+
+def _offered(gateway: Gateway, transfer_id: str) -> bool:
+    with gateway.db.read() as conn:
+        return (
+            conn.execute(
+                sa.select(transfers.c.id).where(
+                    transfers.c.id == transfer_id, transfers.c.direction == "in"
+                )
+            ).first()
+            is not None
+        )
+
+
+def store_early_chunk(
+    gateway: Gateway,
+    early: EarlyChunks,
+    transfer_id: str,
+    peer: str,
+    slot: int,
+    number: int,
+    data: bytes,
+) -> None:
+    """Write a chunk that came before its manifest, within the bounds ``early`` keeps."""
+    files = transfer_files(gateway)
+    check_space(gateway, files, len(data))
+    early.reserve(transfer_id, peer, slot, len(data), lambda: _offered(gateway, transfer_id))
+    written = False
+    try:
+        files.write_chunk("incoming", transfer_id, number, data, slot)
+        written = True
+    finally:
+        early.written(transfer_id, number, data, ok=written)
+
+
+async def handle_early_chunk(request: web.Request) -> web.Response:
+    transfer_id = request.match_info["id"]
+    if not _TRANSFER_ID.match(transfer_id):
+        raise EnvelopeMalformed("A transfer identifier is 32 lower-case hex digits.")
+    try:
+        number = int(request.match_info["n"])
+        slot = int(request.headers.get(CHUNK_SLOT_HEADER, ""))
+    except ValueError as exc:
+        raise EnvelopeMalformed(
+            f"The chunk number and the {CHUNK_SLOT_HEADER} header must be numbers."
+        ) from exc
+    early = request.app[EARLY]
+    size = request.content_length
+    if size is None:
+        raise EnvelopeMalformed("An early chunk must declare its Content-Length.")
+    early.check_slot(slot, number, size)
+    data = await chunk_body(request, size)
+    await run_sync(
+        store_early_chunk,
+        request.app[GATEWAY],
+        early,
+        transfer_id,
+        request["peer"].name,
+        slot,
+        number,
+        data,
+    )
+    return web.Response(status=204)
 
 
 async def handle_chunk(request: web.Request) -> web.Response:
@@ -373,6 +454,8 @@ async def handle_complete(request: web.Request) -> web.Response:
 def add_transfer_routes(app: web.Application) -> None:
     app[MANIFESTS] = OrderedDict()
     app[HELD] = HeldChunks()
+    app[EARLY] = EarlyChunks(app[GATEWAY].config.transfer_early_bytes)
     app.router.add_post("/peer/v1/transfers", handle_offer)
     app.router.add_put("/peer/v1/transfers/{id}/chunks/{n}", handle_chunk)
+    app.router.add_put("/peer/v1/transfers/{id}/early/{n}", handle_early_chunk)
     app.router.add_post("/peer/v1/transfers/{id}/complete", handle_complete)

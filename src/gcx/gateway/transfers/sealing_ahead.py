@@ -19,6 +19,10 @@ not continue where the last ended, a batch of several uploads, a failure of
 any kind) it is dropped, its chunk file deleted, and the transfer is made
 from the plaintext upload as before. The plaintext upload is still written
 and fsynced as tus requires, since a client resumes from it.
+
+Each chunk, once written, may also be sent ahead to the receiving gateway
+(:mod:`gcx.gateway.transfers.early_push`), so delivery runs beside the upload
+too; that is the caller's choice through ``start``'s ``push``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +45,9 @@ log = logging.getLogger("gcx.gateway.transfers")
 
 # Uploads sealed ahead at once; more are simply sealed when the transfer is made.
 MAX_UPLOADS = 8
+
+# Given a transfer identifier and slot size, what to call with each chunk once written.
+PushStart = Callable[[str, int], Callable[[int, bytes], None] | None]
 
 
 @dataclass
@@ -70,17 +78,41 @@ class SealingAhead:
         # One thread: pieces of an upload must be sealed in the order they arrived.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcx-seal-ahead")
 
-    def start(self, upload_id: str, length: int, segment_size: int, chunks: Path) -> None:
-        """Begin sealing ``upload_id`` (a PATCH at offset 0) into the chunk file ``chunks``."""
+    def start(
+        self,
+        upload_id: str,
+        length: int,
+        segment_size: int,
+        chunks: Path,
+        push: PushStart | None = None,
+    ) -> None:
+        """Begin sealing ``upload_id`` (a PATCH at offset 0) into the chunk file ``chunks``.
+
+        ``push``, given the transfer identifier and slot size, may return what to
+        call with each chunk once written (sending it ahead, see early_push).
+        """
         self.drop(upload_id)
         if length == 0:
             return
         try:
-            sealer = crypto.TransferSealer(secrets.token_hex(16), segment_size)
+            transfer_id = secrets.token_hex(16)
+            sealer = crypto.TransferSealer(transfer_id, segment_size)
             writer = ChunkWriter(chunks, segment_size + TAG_BYTES)
         except OSError:
             return
-        ahead = _Ahead(sealer, sealer.begin_file(length, writer.write), writer, length)
+        also = push(transfer_id, writer.slot) if push is not None else None
+        if also is None:
+            ahead = _Ahead(sealer, sealer.begin_file(length, writer.write), writer, length)
+        else:
+
+            def write(number: int, data: bytes) -> None:
+                writer.write(number, data)
+                try:
+                    also(number, data)
+                except Exception:  # sending ahead is only a head start; never a failure here
+                    log.exception("sending a chunk ahead failed")
+
+            ahead = _Ahead(sealer, sealer.begin_file(length, write), writer, length)
         with self._lock:
             self._uploads[upload_id] = ahead
             while len(self._uploads) > self._limit:
@@ -93,20 +125,23 @@ class SealingAhead:
             ahead = self._uploads.get(upload_id)
         return ahead is not None and not ahead.failed and ahead.file.received == offset
 
-    def feed(self, upload_id: str, data: bytes) -> Future[None] | None:
-        """Queue ``data`` (the next bytes of the upload) for sealing; None if not sealing it."""
+    def feed(self, upload_id: str, data: bytes | list[bytes]) -> Future[None] | None:
+        """Queue ``data`` (the next bytes of the upload, or the next pieces of them) for
+        sealing; None if not sealing it."""
         with self._lock:
             ahead = self._uploads.get(upload_id)
         if ahead is None or ahead.failed:
             return None
-        return self._thread.submit(self._feed, ahead, data)
+        pieces = [data] if isinstance(data, bytes) else data
+        return self._thread.submit(self._feed, ahead, pieces)
 
     @staticmethod
-    def _feed(ahead: _Ahead, data: bytes) -> None:
+    def _feed(ahead: _Ahead, pieces: list[bytes]) -> None:
         if ahead.failed:
             return
         try:
-            ahead.file.feed(data)
+            for piece in pieces:
+                ahead.file.feed(piece)
         except Exception:  # any failure: the transfer is made from the upload instead
             log.warning("sealing an upload as it arrived failed; it is sealed when sent")
             ahead.failed = True

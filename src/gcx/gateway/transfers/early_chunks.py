@@ -1,0 +1,181 @@
+"""Chunks that reach the receiving gateway before their transfer's manifest.
+
+The signed manifest lists every chunk's SHA-256, so it exists only once the
+whole file is sealed; without this, delivery could begin only after the
+upload had ended, and a large transfer took two phases of similar length one
+after the other. A sending gateway that knows where an upload is going pushes
+each chunk as soon as it is sealed (``PUT /peer/v1/transfers/{id}/early/{n}``,
+:mod:`gcx.gateway.transfers.early_push`). Here the receiver writes such a
+chunk into the slot the transfer's chunk file will use and remembers its size
+and SHA-256, and nothing more: it is not a transfer, is not audited, is not
+shown to anyone and cannot be read (its key travels in the manifest).
+
+When the manifest is offered, the chunks remembered for it count as held
+only if they came from the gateway that offers it, in slots of the manifest's
+size, and their size and SHA-256 are exactly what the signed manifest lists;
+every other one is answered as missing and sent again, as before. Nothing is
+trusted that the manifest does not vouch for, so the guarantees of
+``docs/transfers.md`` are unchanged.
+
+What a peer can make this gateway hold ahead of a manifest is bounded: the
+chunks of at most :data:`MAX_TRANSFERS` transfers, at most
+``transfer_early_bytes`` per peer gateway (0 turns early chunks off), and
+only while the disk keeps its reserve. Once a transfer has been offered, its
+early chunks are refused (``early-chunks-refused``) and go the usual way.
+The table lives in this process alone: after a restart the offer re-checks
+the chunk file on disk against the manifest, and chunk files no manifest
+claimed within :data:`ABANDONED_AFTER` are deleted by housekeeping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gcx.errors import EarlyChunksRefused, EnvelopeMalformed
+from gcx.protocol.transfer import MAX_CHUNKS, MAX_SEGMENT, MIN_SEGMENT, TAG_BYTES, TransferManifest
+
+MAX_TRANSFERS = 64
+# Chunk files no manifest claimed in this time are deleted (housekeeping).
+ABANDONED_AFTER = dt.timedelta(hours=24)
+# How long an offer waits for early chunks still being written.
+SETTLE_SECONDS = 30.0
+# Offered transfers remembered, so a late early chunk is refused rather than taken.
+_CLOSED = 4096
+
+
+@dataclass
+class _Early:
+    peer: str
+    slot: int
+    started: float
+    digests: dict[int, tuple[int, str]] = field(default_factory=dict)
+    reserved: int = 0
+    writing: int = 0
+
+
+class EarlyChunks:
+    """Early chunks per transfer id; safe to use from the loop and worker threads."""
+
+    def __init__(self, per_peer_bytes: int, limit: int = MAX_TRANSFERS) -> None:
+        self._per_peer = per_peer_bytes
+        self._limit = limit
+        self._early: OrderedDict[str, _Early] = OrderedDict()
+        self._closed: OrderedDict[str, None] = OrderedDict()
+        self._settled = threading.Condition()
+
+    @staticmethod
+    def check_slot(slot: int, number: int, size: int) -> None:
+        """Refuse a slot size, chunk number or body size no manifest could have."""
+        if not MIN_SEGMENT + TAG_BYTES <= slot <= MAX_SEGMENT + TAG_BYTES:
+            raise EnvelopeMalformed(
+                f"Gcx-Chunk-Slot must be a segment size from {MIN_SEGMENT} to {MAX_SEGMENT} "
+                f"bytes plus the {TAG_BYTES}-byte tag."
+            )
+        if not 0 <= number < MAX_CHUNKS:
+            raise EnvelopeMalformed(f"Chunk {number} is outside any transfer.")
+        if not TAG_BYTES <= size <= slot:
+            raise EnvelopeMalformed(f"A chunk of {size} bytes does not fit a {slot}-byte slot.")
+
+    def reserve(
+        self, transfer_id: str, peer: str, slot: int, size: int, offered: Callable[[], bool]
+    ) -> None:
+        """Make room for one chunk about to be written; refuses what the bounds do not allow.
+
+        ``offered`` (a database read) says whether the transfer was offered before, which
+        this table does not know after a restart; it is asked once per transfer.
+        """
+        with self._settled:
+            known = transfer_id in self._early
+        if not known and offered():
+            self._close(transfer_id)
+        with self._settled:
+            if transfer_id in self._closed:
+                raise EarlyChunksRefused(
+                    "This transfer has been offered: send its chunks to "
+                    f"/peer/v1/transfers/{transfer_id}/chunks/."
+                )
+            self._forget_abandoned()
+            early = self._early.get(transfer_id)
+            if early is None and len(self._early) >= self._limit:
+                raise EarlyChunksRefused(
+                    "This gateway holds early chunks for as many transfers as it will; "
+                    "send them after the offer."
+                )
+            if early is not None and (early.peer != peer or early.slot != slot):
+                raise EarlyChunksRefused(
+                    "Early chunks of this transfer came from another gateway or in another "
+                    "slot size; send them after the offer."
+                )
+            held = sum(e.reserved for e in self._early.values() if e.peer == peer)
+            if held + size > self._per_peer:
+                raise EarlyChunksRefused(
+                    f"Your gateway already has {held} bytes here ahead of their manifests; "
+                    "send the rest after the offer."
+                )
+            if early is None:
+                early = self._early[transfer_id] = _Early(peer, slot, time.monotonic())
+            early.reserved += size
+            early.writing += 1
+
+    def written(self, transfer_id: str, number: int, data: bytes, *, ok: bool) -> None:
+        """Record a reserved chunk once written (``ok``) or give its room back (not ``ok``)."""
+        digest = hashlib.sha256(data).hexdigest() if ok else ""
+        with self._settled:
+            early = self._early.get(transfer_id)
+            if early is not None:
+                early.writing -= 1
+                if ok:
+                    early.digests[number] = (len(data), digest)
+                else:
+                    early.reserved -= len(data)
+            self._settled.notify_all()
+
+    def take(self, transfer_id: str, peer: str, manifest: TransferManifest) -> set[int] | None:
+        """The chunks held early that the manifest vouches for, or None if none were taken.
+
+        Called when ``peer`` offers the manifest: from then on this transfer takes no
+        more early chunks. Waits (at most :data:`SETTLE_SECONDS`) for any still being
+        written, so nothing lands in a slot after it was counted.
+        """
+        deadline = time.monotonic() + SETTLE_SECONDS
+        with self._settled:
+            self._close(transfer_id)
+            early = self._early.get(transfer_id)
+            while early is not None and early.writing > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._settled.wait(left)
+            early = self._early.pop(transfer_id, None)
+        if early is None or early.writing > 0:
+            return None  # a write that never ended: the chunk file is re-checked instead
+        if early.peer != peer or early.slot != manifest.chunk_slot:
+            return set()
+        count = len(manifest.chunks)
+        return {
+            number
+            for number, (size, digest) in early.digests.items()
+            if number < count
+            and size == manifest.chunk_size(number)
+            and digest == manifest.chunks[number]
+        }
+
+    def _close(self, transfer_id: str) -> None:
+        with self._settled:  # re-entrant: also called with it held
+            self._closed[transfer_id] = None
+            while len(self._closed) > _CLOSED:
+                self._closed.popitem(last=False)
+
+    def _forget_abandoned(self) -> None:
+        """Forget transfers no manifest claimed in time (their files go with housekeeping)."""
+        cutoff = time.monotonic() - ABANDONED_AFTER.total_seconds()
+        for transfer_id in [
+            i for i, e in self._early.items() if e.started < cutoff and e.writing == 0
+        ]:
+            del self._early[transfer_id]

@@ -1,0 +1,252 @@
+"""Chunks sent ahead while the upload goes on (issue 16), with real gateways and real TLS.
+
+An upload that says where it is going has its sealed chunks pushed to the
+receiving gateway before the transfer exists; the offer then counts those the
+signed manifest vouches for and asks for nothing else. The early endpoint
+refuses what a manifest could not have and anything for a transfer already
+offered.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import ssl
+
+import aiohttp
+import pytest
+
+from gcx import crypto
+from gcx.config import GatewayConfig
+from gcx.localnet import GatewayProcess, LocalNetwork
+
+from .conftest import NetworkFactory
+from .netutil import HTTP_TIMEOUT, audit_log, central_directory, eventually, http
+
+COUNCIL = "E09000030"
+MIB = 1024 * 1024
+TAG = 16
+
+
+@pytest.fixture(scope="module")
+def network(network_factory: NetworkFactory) -> LocalNetwork:
+    return network_factory(name="early-chunks")
+
+
+def _metadata(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+async def _upload(process: GatewayProcess, data: bytes, metadata: str) -> str:
+    api = process.config.api_url
+    auth = {"Authorization": f"Bearer {process.token}", "Tus-Resumable": "1.0.0"}
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
+        async with session.post(
+            f"{api}/api/v1/uploads",
+            headers={**auth, "Upload-Length": str(len(data)), "Upload-Metadata": metadata},
+        ) as response:
+            assert response.status == 201, await response.text()
+            location = response.headers["Location"]
+        async with session.patch(
+            api + location,
+            data=io.BytesIO(data),
+            headers={
+                **auth,
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": "0",
+            },
+        ) as response:
+            assert response.status == 204, await response.text()
+    return location.rsplit("/", 1)[-1]
+
+
+def _incoming(process: GatewayProcess) -> dict[str, int]:
+    """Each incoming transfer's chunk file on ``process``'s disk, with the bytes it holds."""
+    root = process.home / "blobs" / "transfers" / "incoming"
+    found = {}
+    for chunks in root.glob("*/chunks"):
+        found[chunks.parent.name] = chunks.stat().st_blocks * 512
+    return found
+
+
+async def _complete(process: GatewayProcess, transfer_id: str) -> dict[str, object]:
+    async def probe() -> dict[str, object]:
+        status, body, _ = await http(
+            "GET", f"{process.config.api_url}/api/v1/transfers/{transfer_id}", token=process.token
+        )
+        assert status == 200 and body["state"] == "complete", body
+        return dict(body)
+
+    return await eventually(probe, timeout=90, what=f"transfer {transfer_id} receipted")
+
+
+def _offers_answered(sender: GatewayProcess, transfer_id: str) -> list[tuple[int, int]]:
+    """(missing, chunks) of each offer of ``transfer_id`` the sender recorded."""
+    with audit_log(sender.config.db_url) as log:
+        return [
+            (int(e.details_dict["missing"]), int(e.details_dict["chunks"]))
+            for e in log.entries("transfer.offer-answered")
+            if e.subject == transfer_id
+        ]
+
+
+async def test_chunks_sent_ahead_are_counted_at_the_offer(network: LocalNetwork) -> None:
+    """Every chunk is at the receiver before the transfer is made, and none is sent again."""
+    sender, receiver = network.gateways["dwp"], network.gateways["tower-hamlets"]
+    data = os.urandom(5 * MIB + 123)  # six chunks of 1 MiB segments, the last short
+    before = set(_incoming(receiver))
+    upload = await _upload(
+        sender,
+        data,
+        _metadata(filename="claims.csv", **{"gcx-to": COUNCIL, "gcx-marking": "OFFICIAL"}),
+    )
+
+    async def all_there() -> str:
+        new = {k: v for k, v in _incoming(receiver).items() if k not in before}
+        assert len(new) == 1, new
+        ((transfer_id, held),) = new.items()
+        assert held >= len(data) + 6 * TAG, held
+        return transfer_id
+
+    early_id = await eventually(all_there, timeout=60, what="every chunk sent ahead")
+    status, made, _ = await http(
+        "POST",
+        f"{sender.config.api_url}/api/v1/transfers",
+        token=sender.token,
+        body={"to": [COUNCIL], "marking": "OFFICIAL", "uploads": [upload]},
+    )
+    assert status == 201, made
+    assert made["id"] == early_id
+    await _complete(sender, made["id"])
+
+    assert _offers_answered(sender, early_id) == [(0, 6)]
+
+    async with (
+        aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
+        session.get(
+            f"{receiver.config.api_url}/api/v1/transfers/{early_id}/files/0",
+            headers={"Authorization": f"Bearer {receiver.token}"},
+        ) as response,
+    ):
+        assert response.status == 200
+        body = await response.read()
+    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+async def test_an_upload_not_said_to_be_going_anywhere_sends_nothing_ahead(
+    network: LocalNetwork,
+) -> None:
+    """Without gcx-to and gcx-marking the chunks wait for the offer, as before."""
+    sender, receiver = network.gateways["dwp"], network.gateways["tower-hamlets"]
+    before = set(_incoming(receiver))
+    data = os.urandom(2 * MIB + 1)
+    upload = await _upload(sender, data, _metadata(filename="plain.bin"))
+    status, made, _ = await http(
+        "POST",
+        f"{sender.config.api_url}/api/v1/transfers",
+        token=sender.token,
+        body={"to": [COUNCIL], "marking": "OFFICIAL", "uploads": [upload]},
+    )
+    assert status == 201, made
+    assert made["id"] not in before
+    await _complete(sender, made["id"])
+    assert _offers_answered(sender, made["id"]) == [(3, 3)]
+
+
+def _peer_context(source: GatewayProcess, fingerprint: str) -> ssl.SSLContext:
+    config = GatewayConfig.load(source.home)
+    return crypto.pinned_client_context(
+        config.home / "anchor.pem",
+        config.home / "tls.pem",
+        config.home / "tls.key",
+        config.passphrase(),
+        frozenset({fingerprint}),
+    )
+
+
+async def _push(
+    network: LocalNetwork, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, dict[str, object]]:
+    """PUT ``body`` to DWP's peer endpoint as Tower Hamlets' gateway."""
+    _, directory = await central_directory(network)
+    entry = directory.gateway_named("dwp")
+    assert entry is not None
+    context = _peer_context(network.gateways["tower-hamlets"], entry.certificate_fingerprint)
+    async with (
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=context), timeout=HTTP_TIMEOUT
+        ) as session,
+        session.put(
+            f"https://{entry.peer_address}{path}",
+            data=body,
+            headers={"Content-Type": "application/octet-stream", **headers},
+        ) as response,
+    ):
+        answer = await response.json() if response.status != 204 else {}
+        return response.status, answer
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "size", "status", "code"),
+    [
+        (
+            "/peer/v1/transfers/NOTANID/early/0",
+            {"Gcx-Chunk-Slot": str(MIB + TAG)},
+            100,
+            400,
+            "envelope-malformed",
+        ),
+        ("/peer/v1/transfers/" + "a" * 32 + "/early/0", {}, 100, 400, "envelope-malformed"),
+        (
+            "/peer/v1/transfers/" + "a" * 32 + "/early/0",
+            {"Gcx-Chunk-Slot": "1000"},
+            100,
+            400,
+            "envelope-malformed",
+        ),
+        (
+            "/peer/v1/transfers/" + "a" * 32 + "/early/-1",
+            {"Gcx-Chunk-Slot": str(MIB + TAG)},
+            100,
+            400,
+            "envelope-malformed",
+        ),
+        (
+            "/peer/v1/transfers/" + "a" * 32 + "/early/0",
+            {"Gcx-Chunk-Slot": str(65536 + TAG)},
+            65536 + TAG + 1,
+            400,
+            "envelope-malformed",
+        ),
+    ],
+    ids=["bad id", "no slot", "slot too small", "negative chunk", "larger than its slot"],
+)
+async def test_early_chunks_no_manifest_could_have_are_refused(
+    network: LocalNetwork, path: str, headers: dict[str, str], size: int, status: int, code: str
+) -> None:
+    got = await _push(network, path, os.urandom(size), headers)
+    assert (got[0], got[1].get("code")) == (status, code)
+
+
+async def test_early_chunks_for_an_offered_transfer_are_refused(network: LocalNetwork) -> None:
+    """Once offered, a transfer's chunks go only through the manifest-checked route."""
+    sender, receiver = network.gateways["tower-hamlets"], network.gateways["dwp"]
+    upload = await _upload(sender, os.urandom(1000), _metadata(filename="x.bin"))
+    status, made, _ = await http(
+        "POST",
+        f"{sender.config.api_url}/api/v1/transfers",
+        token=sender.token,
+        body={"to": ["DWP"], "marking": "OFFICIAL", "uploads": [upload]},
+    )
+    assert status == 201, made
+    await _complete(sender, made["id"])
+    del receiver
+    got = await _push(
+        network,
+        f"/peer/v1/transfers/{made['id']}/early/0",
+        os.urandom(1000 + TAG),
+        {"Gcx-Chunk-Slot": str(MIB + TAG)},
+    )
+    assert (got[0], got[1].get("code")) == (409, "early-chunks-refused")

@@ -1,0 +1,135 @@
+"""The receiver's table of chunks that came before their manifest (transfers.early_chunks)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+
+from gcx import crypto
+from gcx.errors import EarlyChunksRefused, EnvelopeMalformed
+from gcx.gateway.transfers.early_chunks import EarlyChunks
+from gcx.protocol.envelope import Sender
+from gcx.protocol.transfer import TAG_BYTES, TransferManifest
+
+SEGMENT = 64 * 1024
+SLOT = SEGMENT + TAG_BYTES
+NOW = dt.datetime(2026, 12, 6, 12, tzinfo=dt.UTC)
+
+
+def _manifest(size: int) -> tuple[TransferManifest, dict[int, bytes]]:
+    """A signed manifest for ``size`` random bytes and its chunks by number."""
+    chunks: dict[int, bytes] = {}
+    sealer = crypto.TransferSealer("ab" * 16, SEGMENT)
+    file = sealer.begin_file(size, lambda n, data: chunks.__setitem__(n, data))
+    file.feed(bytes(range(256)) * (size // 256) + bytes(size % 256))
+    sealer.end_file(file)
+    sealed = sealer.seal(
+        sender=Sender(organisation="E09000030", user="benefits.officer"),
+        recipients={"DWP": crypto.EncryptionKey.generate().public},
+        marking="OFFICIAL",
+        created_at=NOW,
+        expires_at=NOW + dt.timedelta(days=1),
+        metadata=b"{}",
+        signing_key=crypto.SigningKey.generate(),
+    )
+    return sealed.manifest, chunks
+
+
+def _put(early: EarlyChunks, transfer_id: str, number: int, data: bytes, peer: str = "a") -> None:
+    early.reserve(transfer_id, peer, SLOT, len(data), lambda: False)
+    early.written(transfer_id, number, data, ok=True)
+
+
+def test_chunks_count_only_where_the_manifest_vouches_for_them() -> None:
+    manifest, chunks = _manifest(3 * SEGMENT + 10)
+    early = EarlyChunks(per_peer_bytes=10 * SLOT)
+    _put(early, manifest.id, 0, chunks[0])
+    _put(early, manifest.id, 1, b"x" * len(chunks[1]))  # changed on the way: not counted
+    _put(early, manifest.id, 3, chunks[3])
+    assert early.take(manifest.id, "a", manifest) == {0, 3}
+
+
+def test_chunks_from_another_gateway_or_slot_size_count_for_nothing() -> None:
+    manifest, chunks = _manifest(2 * SEGMENT)
+    early = EarlyChunks(per_peer_bytes=10 * SLOT)
+    _put(early, manifest.id, 0, chunks[0], peer="b")
+    assert early.take(manifest.id, "a", manifest) == set()
+
+    other = EarlyChunks(per_peer_bytes=10 * SLOT)
+    other.reserve(manifest.id, "a", SLOT * 2, len(chunks[0]), lambda: False)
+    other.written(manifest.id, 0, chunks[0], ok=True)
+    assert other.take(manifest.id, "a", manifest) == set()
+
+
+def test_nothing_known_means_the_file_is_checked_instead() -> None:
+    manifest, _ = _manifest(SEGMENT)
+    assert EarlyChunks(per_peer_bytes=SLOT).take(manifest.id, "a", manifest) is None
+
+
+def test_an_offered_transfer_takes_no_more_early_chunks() -> None:
+    manifest, chunks = _manifest(2 * SEGMENT)
+    early = EarlyChunks(per_peer_bytes=10 * SLOT)
+    _put(early, manifest.id, 0, chunks[0])
+    early.take(manifest.id, "a", manifest)
+    with pytest.raises(EarlyChunksRefused):
+        _put(early, manifest.id, 1, chunks[1])
+    # After a restart the table is empty, and the database says it was offered.
+    fresh = EarlyChunks(per_peer_bytes=10 * SLOT)
+    with pytest.raises(EarlyChunksRefused):
+        fresh.reserve(manifest.id, "a", SLOT, 100, lambda: True)
+
+
+def test_a_second_gateway_cannot_add_to_a_transfer_another_began() -> None:
+    early = EarlyChunks(per_peer_bytes=10 * SLOT)
+    _put(early, "cd" * 16, 0, b"1" * 100, peer="a")
+    with pytest.raises(EarlyChunksRefused):
+        _put(early, "cd" * 16, 1, b"2" * 100, peer="b")
+
+
+def test_each_peer_is_held_to_its_budget_and_a_failed_write_gives_room_back() -> None:
+    early = EarlyChunks(per_peer_bytes=250)
+    _put(early, "01" * 16, 0, b"a" * 100)
+    early.reserve("01" * 16, "a", SLOT, 100, lambda: False)
+    early.written("01" * 16, 1, b"b" * 100, ok=False)  # the disk refused it
+    _put(early, "02" * 16, 0, b"c" * 100)
+    with pytest.raises(EarlyChunksRefused):
+        _put(early, "03" * 16, 0, b"d" * 100)
+    _put(early, "03" * 16, 0, b"d" * 100, peer="b")  # another gateway's own budget
+
+
+def test_the_number_of_transfers_held_ahead_is_bounded() -> None:
+    early = EarlyChunks(per_peer_bytes=10**9, limit=2)
+    _put(early, "01" * 16, 0, b"a")
+    _put(early, "02" * 16, 0, b"a")
+    with pytest.raises(EarlyChunksRefused):
+        _put(early, "03" * 16, 0, b"a")
+
+
+def test_an_offer_waits_for_a_chunk_still_being_written() -> None:
+    manifest, chunks = _manifest(2 * SEGMENT)
+    early = EarlyChunks(per_peer_bytes=10 * SLOT)
+    early.reserve(manifest.id, "a", SLOT, len(chunks[1]), lambda: False)
+
+    def finish_later() -> None:
+        time.sleep(0.2)
+        early.written(manifest.id, 1, chunks[1], ok=True)
+
+    writer = threading.Thread(target=finish_later)
+    writer.start()
+    try:
+        assert early.take(manifest.id, "a", manifest) == {1}
+    finally:
+        writer.join()
+
+
+@pytest.mark.parametrize(
+    ("slot", "number", "size"),
+    [(1000, 0, 100), (SLOT, -1, 100), (SLOT, 1 << 22, 100), (SLOT, 0, SLOT + 1), (SLOT, 0, 3)],
+    ids=["slot too small", "negative", "past any transfer", "larger than the slot", "no tag"],
+)
+def test_what_no_manifest_could_have_is_malformed(slot: int, number: int, size: int) -> None:
+    with pytest.raises(EnvelopeMalformed):
+        EarlyChunks.check_slot(slot, number, size)
