@@ -11,7 +11,9 @@ also sent at once to each receiving gateway
 (``PUT /peer/v1/transfers/{id}/early/{n}``, with the chunk's slot size), over
 the same pinned mutual TLS as every chunk. The receiver keeps it unread until
 the manifest arrives and vouches for it (:mod:`.early_chunks`); the carrier
-then sends only what the offer still lists as missing.
+then sends only what the offer still lists as missing. The upload never waits
+for a receiver: chunks sealed faster than one takes them are read back from
+the chunk file when there is room.
 
 It is only ever an early start, never a delivery: no outbox row, no audit
 entry and no receipt depend on it. The first refusal or failure from a
@@ -27,7 +29,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from gcx.errors import GcxError
 from gcx.gateway.runtime import Gateway
@@ -41,10 +45,8 @@ log = logging.getLogger("gcx.gateway.transfers")
 
 TO_KEY = "gcx-to"
 MARKING_KEY = "gcx-marking"
-# Chunks of one upload on their way at once; the sealing waits for room beyond that.
+# Chunks of one upload on their way to one receiver at once; later ones wait their turn.
 IN_FLIGHT = 8
-# A receiver that takes longer than this to make room stops the pushing.
-ROOM_SECONDS = 30.0
 CHUNK_SLOT_HEADER = "Gcx-Chunk-Slot"
 
 
@@ -82,65 +84,109 @@ class EarlyPush:
         if not peers:
             return None
 
-        def start(transfer_id: str, slot: int) -> Callable[[int, bytes], None]:
-            return Pushing(self.transport, transfer_id, slot, peers).send
+        def start(transfer_id: str, slot: int, chunks: Path) -> Callable[[int, bytes], None]:
+            pushing = [Pushing(self.transport, transfer_id, slot, chunks, p) for p in peers]
+
+            def send(number: int, data: bytes) -> None:
+                for each in pushing:
+                    each.send(number, data)
+
+            return send
 
         return start
 
 
 class Pushing:
-    """One upload's chunks on their way to the receiving gateways."""
+    """One upload's chunks on their way to one receiving gateway.
+
+    The sealing never waits for the receiver: a chunk sealed while
+    :data:`IN_FLIGHT` are already on their way is noted, and read back from the
+    chunk file (the page cache) when one of them is answered. A receiver slower
+    than the upload therefore never slows the upload; the offer sends what was
+    not pushed by then.
+    """
 
     def __init__(
         self,
         transport: ChunkTransport,
         transfer_id: str,
         slot: int,
-        peers: Sequence[dirproto.GatewayEntry],
+        chunks: Path,
+        peer: dirproto.GatewayEntry,
     ) -> None:
         self._transport = transport
         self._transfer_id = transfer_id
-        self._slot = str(slot)
-        self._peers = list(peers)
-        self._room = threading.BoundedSemaphore(IN_FLIGHT * len(self._peers))
+        self._slot = slot
+        self._chunks = chunks
+        self._peer = peer
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._waiting: deque[tuple[int, int]] = deque()  # (number, size) sealed, not yet sent
         self.stopped = False
 
     def send(self, number: int, data: bytes) -> None:
-        """Send chunk ``number`` to every receiver; called on the sealing thread."""
-        for peer in self._peers:
+        """Send chunk ``number`` now if there is room, else once there is; never blocks."""
+        with self._lock:
             if self.stopped:
                 return
-            if not self._room.acquire(timeout=ROOM_SECONDS):
-                self.stop("its receiver made no room in time")
+            if self._in_flight >= IN_FLIGHT:
+                self._waiting.append((number, len(data)))
                 return
-            try:
-                self._transport.executor.submit(self._put, peer, number, data)
-            except RuntimeError:  # the gateway is stopping
-                self._room.release()
-                self.stop("the gateway is stopping")
-
-    def _put(self, peer: dirproto.GatewayEntry, number: int, data: bytes) -> None:
+            self._in_flight += 1
         try:
-            if self.stopped:
-                return
-            path = f"/peer/v1/transfers/{self._transfer_id}/early/{number}"
-            try:
-                answer = self._transport.put(
-                    peer, path, data, headers={CHUNK_SLOT_HEADER: self._slot}
-                )
-            except GcxError as error:
-                self.stop(f"{peer.name}: {error.code}")
-                return
-            if answer.status != 204:
-                self.stop(f"{peer.name} answered {answer.status}")
-        finally:
-            self._room.release()
+            self._transport.executor.submit(self._run, number, data)
+        except RuntimeError:  # the gateway is stopping
+            self.stop("the gateway is stopping")
+
+    def _run(self, number: int, data: bytes) -> None:
+        """PUT this chunk, then each waiting one in turn, on this sending thread."""
+        job: tuple[int, bytes] | None = (number, data)
+        while job is not None:
+            self._put(*job)  # a failure stops the pushing, and _next then ends here
+            job = self._next()
+
+    def _next(self) -> tuple[int, bytes] | None:
+        with self._lock:
+            if self.stopped or not self._waiting:
+                self._in_flight -= 1
+                return None
+            number, size = self._waiting.popleft()
+        try:
+            with self._chunks.open("rb") as handle:
+                handle.seek(number * self._slot)
+                data = handle.read(size)
+        except OSError:  # renamed or deleted: the transfer was made, or dropped
+            data = b""
+        if len(data) != size:
+            with self._lock:
+                self._in_flight -= 1
+            self.stop("its chunk file was moved on")
+            return None
+        return number, data
+
+    def _put(self, number: int, data: bytes) -> None:
+        if self.stopped:
+            return
+        path = f"/peer/v1/transfers/{self._transfer_id}/early/{number}"
+        try:
+            answer = self._transport.put(
+                self._peer, path, data, headers={CHUNK_SLOT_HEADER: str(self._slot)}
+            )
+        except GcxError as error:
+            self.stop(f"{self._peer.name}: {error.code}")
+            return
+        if answer.status != 204:
+            self.stop(f"{self._peer.name} answered {answer.status}")
 
     def stop(self, why: str) -> None:
-        if not self.stopped:
+        with self._lock:
+            if self.stopped:
+                return
             self.stopped = True
-            log.info(
-                "chunks of %s are no longer sent ahead (%s); the offer sends the rest",
-                self._transfer_id,
-                why,
-            )
+            self._waiting.clear()
+        log.info(
+            "chunks of %s are no longer sent ahead to %s (%s); the offer sends the rest",
+            self._transfer_id,
+            self._peer.name,
+            why,
+        )

@@ -46,8 +46,9 @@ log = logging.getLogger("gcx.gateway.transfers")
 # Uploads sealed ahead at once; more are simply sealed when the transfer is made.
 MAX_UPLOADS = 8
 
-# Given a transfer identifier and slot size, what to call with each chunk once written.
-PushStart = Callable[[str, int], Callable[[int, bytes], None] | None]
+# Given a transfer identifier, slot size and chunk file, what to call with each chunk
+# once written.
+PushStart = Callable[[str, int, Path], Callable[[int, bytes], None] | None]
 
 
 @dataclass
@@ -88,8 +89,8 @@ class SealingAhead:
     ) -> None:
         """Begin sealing ``upload_id`` (a PATCH at offset 0) into the chunk file ``chunks``.
 
-        ``push``, given the transfer identifier and slot size, may return what to
-        call with each chunk once written (sending it ahead, see early_push).
+        ``push``, given the transfer identifier, slot size and chunk file, may return
+        what to call with each chunk once written (sending it ahead, see early_push).
         """
         self.drop(upload_id)
         if length == 0:
@@ -100,7 +101,7 @@ class SealingAhead:
             writer = ChunkWriter(chunks, segment_size + TAG_BYTES)
         except OSError:
             return
-        also = push(transfer_id, writer.slot) if push is not None else None
+        also = push(transfer_id, writer.slot, chunks) if push is not None else None
         if also is None:
             ahead = _Ahead(sealer, sealer.begin_file(length, writer.write), writer, length)
         else:
