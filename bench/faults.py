@@ -14,7 +14,14 @@ Tower Hamlets to DWP with the real CLI, and:
 * ``sender-killed``: SIGKILLs the sending gateway likewise, restarts it;
 * ``changed-chunk``: the sending gateway flips one byte of chunk 100 on its
   first sending (started through ``tests/integration/fault_gateway.py
-  --corrupt-chunk 100``, then restarted without it).
+  --corrupt-chunk 100``, then restarted without it);
+* ``receiver-killed-ahead``: the chunks go ahead while the CLI uploads
+  (gcx.gateway.transfers.early_push), and the receiving gateway is SIGKILLed
+  once it holds 300 of them, before the transfer exists, and restarted.
+
+In the first three the receiver refuses chunks sent ahead
+(``transfer_early_bytes = 0``), so that the delivery itself is cut off
+mid-way, as before chunks went ahead.
 
 Each then waits for the receipt and checks: completed, one
 ``transfer.received`` audit entry at the receiver (once, not twice), how many
@@ -103,16 +110,86 @@ def restart(network: LocalNetwork, name: str, *faults: str) -> None:
     asyncio.run(network.wait_for_gateway(name))
 
 
+def take_chunks_ahead(network: LocalNetwork, name: str, allowed: bool) -> None:
+    """Let ``name`` take chunks ahead of their manifest, or refuse them (then restart it)."""
+    path = network.gateways[name].home / "gateway.toml"
+    lines = [
+        line
+        for line in path.read_text().splitlines()
+        if not line.startswith("transfer_early_bytes")
+    ]
+    lines.append(f"transfer_early_bytes = {8 * 1024**3 if allowed else 0}")
+    path.write_text("\n".join(lines) + "\n")
+    restart(network, name)
+
+
+def newest_incoming(network: LocalNetwork) -> Path | None:
+    """The receiver's most recently made incoming chunk folder, if any."""
+    root = network.gateways[RECEIVER.name].home / "blobs/transfers/incoming"
+    folders = list(root.glob("*")) if root.exists() else []
+    return max(folders, key=lambda f: f.stat().st_mtime) if folders else None
+
+
 def held_chunks(incoming: Path) -> int:
     """Chunks the receiver has written: the disk its sparse chunk file takes, in 1 MiB slots."""
     chunks = incoming / "chunks"
     return chunks.stat().st_blocks * 512 // (1 << 20) if chunks.exists() else 0
 
 
+def kill_and_restart(network: LocalNetwork, victim: str, incoming: Path, kind: str) -> None:
+    process = network.gateways[victim].process
+    assert process is not None
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    log(f"{kind}: SIGKILLed {victim} holding {held_chunks(incoming)} chunks")
+    network.start_gateway(victim)
+    asyncio.run(network.wait_for_gateway(victim))
+
+
+def send_while_killing_the_receiver(network: LocalNetwork, source: Path) -> str:
+    """``receiver-killed-ahead``: the CLI uploads while its chunks go ahead, and the receiver
+    is SIGKILLed holding 300 of them before the transfer exists; its table of early chunks
+    dies with it, so the offer re-checks the chunk file on disk."""
+    before = newest_incoming(network)
+    gateway = network.gateways[SENDER.name]
+    command = [sys.executable, "-m", "gcx.cli.main", "file", "send", "--json"]
+    command += ["--to", RECEIVER.organisations[0].code, "--marking", "OFFICIAL", str(source)]
+    environment = {
+        **os.environ,
+        "GCX_API_URL": gateway.config.api_url,
+        "GCX_TOKEN": gateway.token,
+        "XDG_STATE_HOME": str(network.root / "cli-state"),
+    }
+    with subprocess.Popen(command, stdout=subprocess.PIPE, env=environment, text=True) as sender:
+        while (incoming := newest_incoming(network)) in (None, before) or held_chunks(
+            incoming
+        ) < 300:
+            if sender.poll() is not None:
+                raise RuntimeError("the upload ended before 300 chunks were sent ahead")
+            time.sleep(0.02)
+        kill_and_restart(network, RECEIVER.name, incoming, "receiver-killed-ahead")
+        out, _ = sender.communicate(timeout=600)
+    if sender.returncode != 0:
+        raise RuntimeError(f"gcx file send failed: {out[-2000:]}")
+    transfer_id = str(json.loads(out)["id"])
+    if incoming.name != transfer_id:
+        raise RuntimeError("the chunks sent ahead were not the transfer's")
+    return transfer_id
+
+
 def scenario(network: LocalNetwork, kind: str, source: Path, expected: str) -> dict[str, Any]:
     if kind == "changed-chunk":
         restart(network, SENDER.name, "--corrupt-chunk", "100")
+    elif kind == "receiver-killed-ahead":
+        restart(network, SENDER.name)  # a gateway with faults injected sends nothing ahead
+    # The kill scenarios test a delivery cut off mid-way: with chunks sent ahead the
+    # receiver would hold them all before the transfer exists, so it refuses them there.
+    take_chunks_ahead(network, RECEIVER.name, kind == "receiver-killed-ahead")
     started = time.perf_counter()
+    if kind == "receiver-killed-ahead":
+        return finish(
+            network, kind, send_while_killing_the_receiver(network, source), expected, started
+        )
     sent = cli(
         network,
         SENDER.name,
@@ -129,13 +206,14 @@ def scenario(network: LocalNetwork, kind: str, source: Path, expected: str) -> d
         while held_chunks(incoming) < 300:
             time.sleep(0.02)
         victim = RECEIVER.name if kind == "receiver-killed" else SENDER.name
-        process = network.gateways[victim].process
-        assert process is not None
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        log(f"{kind}: SIGKILLed {victim} holding {held_chunks(incoming)} chunks")
-        network.start_gateway(victim)
-        asyncio.run(network.wait_for_gateway(victim))
+        kill_and_restart(network, victim, incoming, kind)
+    return finish(network, kind, transfer_id, expected, started)
+
+
+def finish(
+    network: LocalNetwork, kind: str, transfer_id: str, expected: str, started: float
+) -> dict[str, Any]:
+    """Wait for the transfer's end, download it and judge the scenario."""
     deadline = time.monotonic() + 600
     while True:
         gateway = network.gateways[SENDER.name]
@@ -179,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1G")
     parser.add_argument(
-        "--only", choices=["receiver-killed", "sender-killed", "changed-chunk"], action="append"
+        "--only",
+        choices=["receiver-killed", "sender-killed", "changed-chunk", "receiver-killed-ahead"],
+        action="append",
     )
     args = parser.parse_args(argv)
     size = parse_size(args.size)
@@ -191,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         source = workdir / "random.bin"
         make_file(source, size)
         expected = sha256(source)
-        for kind in args.only or ["receiver-killed", "sender-killed", "changed-chunk"]:
+        every = ["receiver-killed", "sender-killed", "receiver-killed-ahead", "changed-chunk"]
+        for kind in args.only or every:
             result = scenario(network, kind, source, expected)
             print(json.dumps(result), flush=True)
             results.append(result)
