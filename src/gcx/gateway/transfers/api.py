@@ -397,7 +397,10 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {"204": {"description": "ok"}, **REFUSALS},
         },
         "post": {
-            "summary": "Create a tus upload (Upload-Length, Upload-Metadata: filename, filetype)",
+            "summary": (
+                "Create a tus upload (Upload-Length, Upload-Metadata: filename, filetype; "
+                "gcx-to and gcx-marking to send its chunks ahead)"
+            ),
             "security": [{"token": []}],
             "responses": {"201": {"description": "created; Location names it"}, **REFUSALS},
         },
