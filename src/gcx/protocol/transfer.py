@@ -50,6 +50,8 @@ MAX_CHUNKS = 1 << 22  # 4 TiB at 1 MiB segments
 MIN_SEGMENT = 64 * 1024
 MAX_SEGMENT = 16 * 1024 * 1024
 MAX_LIFETIME = dt.timedelta(days=30)
+# The slot size (segment plus tag) a chunk sent ahead of its manifest is written in.
+CHUNK_SLOT_HEADER = "Gcx-Chunk-Slot"
 DEFAULT_TTL = dt.timedelta(days=7)
 _HEX32 = r"^[0-9a-f]{32}$"
 _HEX64 = r"^[0-9a-f]{64}$"

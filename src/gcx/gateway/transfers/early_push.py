@@ -31,6 +31,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
 from gcx.errors import GcxError
@@ -40,6 +41,7 @@ from gcx.gateway.transfers.chunk_transport import ChunkTransport
 from gcx.gateway.transfers.sealing_ahead import PushStart
 from gcx.gateway.transfers.sending import preflight
 from gcx.protocol import directory as dirproto
+from gcx.protocol.transfer import CHUNK_SLOT_HEADER
 
 log = logging.getLogger("gcx.gateway.transfers")
 
@@ -47,7 +49,6 @@ TO_KEY = "gcx-to"
 MARKING_KEY = "gcx-marking"
 # Chunks of one upload on their way to one receiver at once; later ones wait their turn.
 IN_FLIGHT = 8
-CHUNK_SLOT_HEADER = "Gcx-Chunk-Slot"
 
 
 class EarlyPush:
@@ -56,6 +57,9 @@ class EarlyPush:
     def __init__(self, gateway: Gateway, transport: ChunkTransport) -> None:
         self.gateway = gateway
         self.transport = transport
+        # Threads of their own, not the carrier's: a large upload sent ahead must not
+        # hold back the chunks of transfers already being delivered.
+        self.executor = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="gcx-ahead")
 
     def targets(
         self, caller: Caller, metadata: dict[str, str], length: int
@@ -85,7 +89,9 @@ class EarlyPush:
             return None
 
         def start(transfer_id: str, slot: int, chunks: Path) -> Callable[[int, bytes], None]:
-            pushing = [Pushing(self.transport, transfer_id, slot, chunks, p) for p in peers]
+            pushing = [
+                Pushing(self.transport, self.executor, transfer_id, slot, chunks, p) for p in peers
+            ]
 
             def send(number: int, data: bytes) -> None:
                 for each in pushing:
@@ -109,12 +115,14 @@ class Pushing:
     def __init__(
         self,
         transport: ChunkTransport,
+        executor: Executor,
         transfer_id: str,
         slot: int,
         chunks: Path,
         peer: dirproto.GatewayEntry,
     ) -> None:
         self._transport = transport
+        self._executor = executor
         self._transfer_id = transfer_id
         self._slot = slot
         self._chunks = chunks
@@ -134,7 +142,7 @@ class Pushing:
                 return
             self._in_flight += 1
         try:
-            self._transport.executor.submit(self._run, number, data)
+            self._executor.submit(self._run, number, data)
         except RuntimeError:  # the gateway is stopping
             self.stop("the gateway is stopping")
 

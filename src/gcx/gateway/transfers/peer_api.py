@@ -73,6 +73,7 @@ from gcx.httpapi import read_body, run_sync
 from gcx.protocol import directory as dirproto
 from gcx.protocol import strict_json
 from gcx.protocol.transfer import (
+    CHUNK_SLOT_HEADER,
     PAYLOAD_TYPE,
     ReceiptFile,
     TransferManifest,
@@ -89,8 +90,6 @@ HELD = web.AppKey("transfer_chunks_held", HeldChunks)
 EARLY = web.AppKey("transfer_chunks_early", EarlyChunks)
 _CACHE_SIZE = 32
 _TRANSFER_ID = re.compile(r"^[0-9a-f]{32}$")
-# The slot size (segment plus tag) an early chunk is written in; see early_chunks.
-CHUNK_SLOT_HEADER = "Gcx-Chunk-Slot"
 
 
 def _claimed_sender(document: bytes) -> str:
