@@ -39,7 +39,7 @@ def _manifest(size: int) -> tuple[TransferManifest, dict[int, bytes]]:
 
 
 def _put(early: EarlyChunks, transfer_id: str, number: int, data: bytes, peer: str = "a") -> None:
-    early.reserve(transfer_id, peer, SLOT, len(data), lambda: False)
+    early.reserve(transfer_id, peer, SLOT, len(data), lambda: False, lambda: False)
     early.written(transfer_id, number, data, ok=True)
 
 
@@ -59,7 +59,7 @@ def test_chunks_from_another_gateway_or_slot_size_count_for_nothing() -> None:
     assert early.take(manifest.id, "a", manifest) == set()
 
     other = EarlyChunks(per_peer_bytes=10 * SLOT)
-    other.reserve(manifest.id, "a", SLOT * 2, len(chunks[0]), lambda: False)
+    other.reserve(manifest.id, "a", SLOT * 2, len(chunks[0]), lambda: False, lambda: False)
     other.written(manifest.id, 0, chunks[0], ok=True)
     assert other.take(manifest.id, "a", manifest) == set()
 
@@ -79,7 +79,7 @@ def test_an_offered_transfer_takes_no_more_early_chunks() -> None:
     # After a restart the table is empty, and the database says it was offered.
     fresh = EarlyChunks(per_peer_bytes=10 * SLOT)
     with pytest.raises(EarlyChunksRefused):
-        fresh.reserve(manifest.id, "a", SLOT, 100, lambda: True)
+        fresh.reserve(manifest.id, "a", SLOT, 100, lambda: True, lambda: False)
 
 
 def test_a_second_gateway_cannot_add_to_a_transfer_another_began() -> None:
@@ -92,7 +92,7 @@ def test_a_second_gateway_cannot_add_to_a_transfer_another_began() -> None:
 def test_each_peer_is_held_to_its_budget_and_a_failed_write_gives_room_back() -> None:
     early = EarlyChunks(per_peer_bytes=250)
     _put(early, "01" * 16, 0, b"a" * 100)
-    early.reserve("01" * 16, "a", SLOT, 100, lambda: False)
+    early.reserve("01" * 16, "a", SLOT, 100, lambda: False, lambda: False)
     early.written("01" * 16, 1, b"b" * 100, ok=False)  # the disk refused it
     _put(early, "02" * 16, 0, b"c" * 100)
     with pytest.raises(EarlyChunksRefused):
@@ -111,7 +111,7 @@ def test_the_number_of_transfers_held_ahead_is_bounded() -> None:
 def test_an_offer_waits_for_a_chunk_still_being_written() -> None:
     manifest, chunks = _manifest(2 * SEGMENT)
     early = EarlyChunks(per_peer_bytes=10 * SLOT)
-    early.reserve(manifest.id, "a", SLOT, len(chunks[1]), lambda: False)
+    early.reserve(manifest.id, "a", SLOT, len(chunks[1]), lambda: False, lambda: False)
 
     def finish_later() -> None:
         time.sleep(0.2)
@@ -133,3 +133,12 @@ def test_an_offer_waits_for_a_chunk_still_being_written() -> None:
 def test_what_no_manifest_could_have_is_malformed(slot: int, number: int, size: int) -> None:
     with pytest.raises(EnvelopeMalformed):
         EarlyChunks.check_slot(slot, number, size)
+
+
+def test_chunks_written_before_a_restart_make_the_offer_re_check_the_file() -> None:
+    """After a restart the table knows only what came since; the file holds more."""
+    manifest, chunks = _manifest(2 * SEGMENT)
+    early = EarlyChunks(per_peer_bytes=10 * SLOT)
+    early.reserve(manifest.id, "a", SLOT, len(chunks[1]), lambda: False, lambda: True)
+    early.written(manifest.id, 1, chunks[1], ok=True)
+    assert early.take(manifest.id, "a", manifest) is None

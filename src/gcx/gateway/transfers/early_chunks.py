@@ -54,6 +54,8 @@ class _Early:
     peer: str
     slot: int
     started: float
+    # False if the chunk file held bytes before this table knew the transfer.
+    fresh: bool
     digests: dict[int, tuple[int, str]] = field(default_factory=dict)
     reserved: int = 0
     writing: int = 0
@@ -83,17 +85,28 @@ class EarlyChunks:
             raise EnvelopeMalformed(f"A chunk of {size} bytes does not fit a {slot}-byte slot.")
 
     def reserve(
-        self, transfer_id: str, peer: str, slot: int, size: int, offered: Callable[[], bool]
+        self,
+        transfer_id: str,
+        peer: str,
+        slot: int,
+        size: int,
+        offered: Callable[[], bool],
+        on_disk: Callable[[], bool],
     ) -> None:
         """Make room for one chunk about to be written; refuses what the bounds do not allow.
 
-        ``offered`` (a database read) says whether the transfer was offered before, which
-        this table does not know after a restart; it is asked once per transfer.
+        This table does not outlive the process, so for a transfer it does not know
+        it asks, once: ``offered`` (a database read), whether the transfer was offered
+        before; ``on_disk``, whether its chunk file already holds anything (written
+        before a restart: the offer must then re-check the file, not trust the table).
         """
         with self._settled:
             known = transfer_id in self._early
-        if not known and offered():
-            self._close(transfer_id)
+        fresh = True
+        if not known:
+            if offered():
+                self._close(transfer_id)
+            fresh = not on_disk()
         with self._settled:
             if transfer_id in self._closed:
                 raise EarlyChunksRefused(
@@ -119,7 +132,7 @@ class EarlyChunks:
                     "send the rest after the offer."
                 )
             if early is None:
-                early = self._early[transfer_id] = _Early(peer, slot, time.monotonic())
+                early = self._early[transfer_id] = _Early(peer, slot, time.monotonic(), fresh)
             early.reserved += size
             early.writing += 1
 
@@ -153,8 +166,10 @@ class EarlyChunks:
                     break
                 self._settled.wait(left)
             early = self._early.pop(transfer_id, None)
-        if early is None or early.writing > 0:
-            return None  # a write that never ended: the chunk file is re-checked instead
+        if early is None or early.writing > 0 or not early.fresh:
+            # Unknown, a write that never ended, or chunks from before a restart: the
+            # chunk file is re-checked against the manifest instead.
+            return None
         if early.peer != peer or early.slot != manifest.chunk_slot:
             return set()
         count = len(manifest.chunks)

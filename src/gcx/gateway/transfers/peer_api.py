@@ -289,7 +289,14 @@ def store_early_chunk(
     """Write a chunk that came before its manifest, within the bounds ``early`` keeps."""
     files = transfer_files(gateway)
     check_space(gateway, files, len(data))
-    early.reserve(transfer_id, peer, slot, len(data), lambda: _offered(gateway, transfer_id))
+    early.reserve(
+        transfer_id,
+        peer,
+        slot,
+        len(data),
+        lambda: _offered(gateway, transfer_id),
+        lambda: files.held_bytes("incoming", transfer_id) > 0,
+    )
     written = False
     try:
         files.write_chunk("incoming", transfer_id, number, data, slot)
