@@ -51,7 +51,7 @@ TUS_VERSION = "1.0.0"
 TRANSFER_WORKER = web.AppKey("transfer_worker", ExchangeWorker)
 SEALING_AHEAD = web.AppKey("transfer_sealing_ahead", SealingAhead)
 EARLY_PUSH = web.AppKey[EarlyPush | None]("transfer_early_push")
-# Pieces of an upload (1 MiB each) waiting to be sealed while more arrive.
+# Hand-offs of an upload (a segment or a little more each) waiting to be sealed.
 SEALING_QUEUE = 4
 _TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
 
