@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import secrets
+import ssl
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ import aiohttp
 import psycopg
 
 from gcx import audit, crypto
+from gcx.config import GatewayConfig
 from gcx.localnet import GatewayProcess, GatewaySpec, LocalNetwork
 from gcx.protocol import directory as dirproto
 from gcx.reference.demo_path import admit_through_coco
@@ -312,6 +314,19 @@ async def admit_more(network: LocalNetwork, specs: tuple[GatewaySpec, ...]) -> N
                     operator, network.client_for, org.code, tokens=network.compliance_tokens
                 )
                 network.compliance_tokens = admitted["tokens"]
+
+
+def peer_context(source: GatewayProcess, fingerprint: str) -> ssl.SSLContext:
+    """A client context that speaks as ``source``'s gateway (its network certificate) to
+    the gateway whose certificate has ``fingerprint``, as another gateway's peer would."""
+    config = GatewayConfig.load(source.home)
+    return crypto.pinned_client_context(
+        config.home / "anchor.pem",
+        config.home / "tls.pem",
+        config.home / "tls.key",
+        config.passphrase(),
+        frozenset({fingerprint}),
+    )
 
 
 def certificate_fingerprint(path: Path) -> str:

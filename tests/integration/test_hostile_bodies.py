@@ -20,13 +20,12 @@ import aiohttp
 import pytest
 
 from gcx import crypto
-from gcx.config import GatewayConfig
-from gcx.localnet import DEMO_GATEWAYS, GatewayProcess, LocalNetwork
+from gcx.localnet import DEMO_GATEWAYS, LocalNetwork
 from gcx.protocol.batch import MAGIC
 
 from . import authz_table
 from .conftest import NetworkFactory
-from .netutil import HTTP_TIMEOUT, central_directory
+from .netutil import HTTP_TIMEOUT, central_directory, peer_context
 
 pytestmark = pytest.mark.integration
 
@@ -130,17 +129,6 @@ def network(network_factory: NetworkFactory) -> LocalNetwork:
     return network_factory(DEMO_GATEWAYS[:2], name="hostile")
 
 
-def _peer_context(source: GatewayProcess, fingerprint: str) -> ssl.SSLContext:
-    config = GatewayConfig.load(source.home)
-    return crypto.pinned_client_context(
-        config.home / "anchor.pem",
-        config.home / "tls.pem",
-        config.home / "tls.key",
-        config.passphrase(),
-        frozenset({fingerprint}),
-    )
-
-
 async def send(
     method: str,
     url: str,
@@ -232,7 +220,7 @@ def endpoints(network: LocalNetwork) -> Endpoints:
         _, directory = await central_directory(network)
         entry = directory.gateway_named("dwp")
         assert entry is not None
-        return _peer_context(network.gateways["tower-hamlets"], entry.certificate_fingerprint)
+        return peer_context(network.gateways["tower-hamlets"], entry.certificate_fingerprint)
 
     return Endpoints(network, asyncio.run(context()))
 

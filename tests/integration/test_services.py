@@ -39,7 +39,7 @@ from gcx.store import open_database
 from gcx.store.schema_services import service_calls
 
 from .conftest import NetworkFactory, run_async
-from .netutil import HTTP_TIMEOUT, audit_log, central_call, gcx, log_tails
+from .netutil import HTTP_TIMEOUT, audit_log, central_call, gcx, log_tails, peer_context
 
 NINO = sample_ninos(1)[0]
 PURPOSE = "council tax reduction assessment, case 4471"
@@ -432,17 +432,6 @@ def _signed_request(home: Any, org: str, call: CallRequest) -> bytes:
     )
 
 
-def _peer_context(gateway: GatewayProcess, fingerprint: str) -> Any:
-    config = gateway.config
-    return crypto.pinned_client_context(
-        config.home / "anchor.pem",
-        config.home / "tls.pem",
-        config.home / "tls.key",
-        config.passphrase(),
-        frozenset({fingerprint}),
-    )
-
-
 async def test_request_hash_mismatch_is_refused(network: LocalNetwork) -> None:
     """A signed request whose body is not the one it names: 400 call-request-digest-mismatch."""
     import datetime as dt
@@ -469,7 +458,7 @@ async def test_request_hash_mismatch_is_refused(network: LocalNetwork) -> None:
         directory_version=directory.version,
     )
     signed = await asyncio.to_thread(_signed_request, council.home, "E09000030", request)
-    context = await asyncio.to_thread(_peer_context, council, entry.certificate_fingerprint)
+    context = await asyncio.to_thread(peer_context, council, entry.certificate_fingerprint)
     async with (
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session,
         session.post(

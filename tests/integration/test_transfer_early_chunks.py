@@ -13,17 +13,14 @@ import base64
 import hashlib
 import io
 import os
-import ssl
 
 import aiohttp
 import pytest
 
-from gcx import crypto
-from gcx.config import GatewayConfig
 from gcx.localnet import GatewayProcess, LocalNetwork
 
 from .conftest import NetworkFactory
-from .netutil import HTTP_TIMEOUT, audit_log, central_directory, eventually, http
+from .netutil import HTTP_TIMEOUT, audit_log, central_directory, eventually, http, peer_context
 
 COUNCIL = "E09000030"
 MIB = 1024 * 1024
@@ -155,17 +152,6 @@ async def test_an_upload_not_said_to_be_going_anywhere_sends_nothing_ahead(
     assert _offers_answered(sender, made["id"]) == [(3, 3)]
 
 
-def _peer_context(source: GatewayProcess, fingerprint: str) -> ssl.SSLContext:
-    config = GatewayConfig.load(source.home)
-    return crypto.pinned_client_context(
-        config.home / "anchor.pem",
-        config.home / "tls.pem",
-        config.home / "tls.key",
-        config.passphrase(),
-        frozenset({fingerprint}),
-    )
-
-
 async def _push(
     network: LocalNetwork, path: str, body: bytes, headers: dict[str, str]
 ) -> tuple[int, dict[str, object]]:
@@ -173,7 +159,7 @@ async def _push(
     _, directory = await central_directory(network)
     entry = directory.gateway_named("dwp")
     assert entry is not None
-    context = _peer_context(network.gateways["tower-hamlets"], entry.certificate_fingerprint)
+    context = peer_context(network.gateways["tower-hamlets"], entry.certificate_fingerprint)
     async with (
         aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=context), timeout=HTTP_TIMEOUT
