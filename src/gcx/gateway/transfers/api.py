@@ -16,11 +16,8 @@ routes that consume uploads; the tus header rules are kept in one place.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
-from collections import deque
-from concurrent.futures import Future
 from typing import Any
 
 from aiohttp import web
@@ -41,7 +38,7 @@ from gcx.gateway.transfers.carrier import TransferCarrier
 from gcx.gateway.transfers.downloads import mark_person_download
 from gcx.gateway.transfers.early_push import EarlyPush
 from gcx.gateway.transfers.listing import list_transfers as list_visible
-from gcx.gateway.transfers.sealing_ahead import SealingAhead
+from gcx.gateway.transfers.sealing_ahead import Feeding, SealingAhead
 from gcx.httpapi import attachment_disposition, json_body, run_sync
 from gcx.openapi import OBJECT, REFUSALS, json_ok
 from gcx.protocol.transfer import MAX_NOTE_CHARS
@@ -51,8 +48,6 @@ TUS_VERSION = "1.0.0"
 TRANSFER_WORKER = web.AppKey("transfer_worker", ExchangeWorker)
 SEALING_AHEAD = web.AppKey("transfer_sealing_ahead", SealingAhead)
 EARLY_PUSH = web.AppKey[EarlyPush | None]("transfer_early_push")
-# Hand-offs of an upload (a segment or a little more each) waiting to be sealed.
-SEALING_QUEUE = 4
 _TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
 
 
@@ -151,7 +146,7 @@ async def append_upload(request: web.Request) -> web.Response:
         )
     elif not ahead.covers(upload_id, offset):
         ahead.drop(upload_id)
-    sealing = _Sealing(ahead, upload_id, segment, active=ahead.covers(upload_id, offset))
+    sealing = Feeding(ahead, upload_id, segment, active=ahead.covers(upload_id, offset))
     written = offset
     handle = path.open("r+b")
     try:
@@ -173,49 +168,6 @@ async def append_upload(request: web.Request) -> web.Response:
         await sealing.finish()
         await run_sync(transfer_uploads.record_offset, gateway, upload_id, written)
     return web.Response(status=204, headers={**_TUS_HEADERS, "Upload-Offset": str(written)})
-
-
-class _Sealing:
-    """A PATCH's bytes handed to the sealing thread a whole segment at a time.
-
-    The body arrives in pieces of any size; one hand-off per piece cost more than
-    the sealing saved, so the pieces are handed over, as they came and without a
-    copy here, once they make up a segment (the sealer joins them: one copy, off
-    the event loop). At most ``SEALING_QUEUE`` hand-offs wait, so a client faster
-    than the encryption does not fill the memory; :meth:`finish` hands over the
-    rest and waits for it all, so the upload is sealed exactly as far as it is
-    written.
-    """
-
-    def __init__(self, ahead: SealingAhead, upload_id: str, segment: int, *, active: bool) -> None:
-        self._ahead, self._upload_id, self._segment = ahead, upload_id, segment
-        self._active = active  # False when this upload is not being sealed ahead
-        self._pieces: list[bytes] = []
-        self._size = 0
-        self._queued: deque[Future[None]] = deque()
-
-    async def add(self, data: bytes) -> None:
-        if not self._active:
-            return
-        self._pieces.append(data)
-        self._size += len(data)
-        if self._size >= self._segment:
-            self._hand_over()
-            if len(self._queued) > SEALING_QUEUE:
-                await asyncio.wrap_future(self._queued.popleft())
-
-    async def finish(self) -> None:
-        if self._pieces:
-            self._hand_over()
-        while self._queued:
-            await asyncio.wrap_future(self._queued.popleft())
-
-    def _hand_over(self) -> None:
-        pieces, self._pieces, self._size = self._pieces, [], 0
-        if (queued := self._ahead.feed(self._upload_id, pieces)) is not None:
-            self._queued.append(queued)
-        else:
-            self._active = False
 
 
 async def delete_upload(request: web.Request) -> web.Response:

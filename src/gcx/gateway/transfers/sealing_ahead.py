@@ -27,11 +27,12 @@ too; that is the caller's choice through ``start``'s ``push``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ log = logging.getLogger("gcx.gateway.transfers")
 
 # Uploads sealed ahead at once; more are simply sealed when the transfer is made.
 MAX_UPLOADS = 8
+# Hand-offs of an upload (a segment or a little more each) waiting to be sealed.
+SEALING_QUEUE = 4
 
 # Given a transfer identifier, slot size and chunk file, what to call with each chunk
 # once written.
@@ -187,3 +190,46 @@ class SealingAhead:
         ahead.writer.close()
         with contextlib.suppress(FileNotFoundError):
             ahead.writer.path.unlink()
+
+
+class Feeding:
+    """A tus PATCH's bytes handed to the sealing thread a segment or so at a time.
+
+    The body arrives in pieces of any size; one hand-off per piece cost more than
+    the sealing saved, so the pieces are handed over, as they came and without a
+    copy here, once they make up a segment (the sealer joins them: one copy, off
+    the event loop). At most ``SEALING_QUEUE`` hand-offs wait, so a client faster
+    than the encryption does not fill the memory; :meth:`finish` hands over the
+    rest and waits for it all, so the upload is sealed exactly as far as it is
+    written.
+    """
+
+    def __init__(self, ahead: SealingAhead, upload_id: str, segment: int, *, active: bool) -> None:
+        self._ahead, self._upload_id, self._segment = ahead, upload_id, segment
+        self._active = active  # False when this upload is not being sealed ahead
+        self._pieces: list[bytes] = []
+        self._size = 0
+        self._queued: deque[Future[None]] = deque()
+
+    async def add(self, data: bytes) -> None:
+        if not self._active:
+            return
+        self._pieces.append(data)
+        self._size += len(data)
+        if self._size >= self._segment:
+            self._hand_over()
+            if len(self._queued) > SEALING_QUEUE:
+                await asyncio.wrap_future(self._queued.popleft())
+
+    async def finish(self) -> None:
+        if self._pieces:
+            self._hand_over()
+        while self._queued:
+            await asyncio.wrap_future(self._queued.popleft())
+
+    def _hand_over(self) -> None:
+        pieces, self._pieces, self._size = self._pieces, [], 0
+        if (queued := self._ahead.feed(self._upload_id, pieces)) is not None:
+            self._queued.append(queued)
+        else:
+            self._active = False
