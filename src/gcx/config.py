@@ -191,7 +191,9 @@ class GatewayConfig:
     transfer_storage_bytes: int = 1024**4
     transfer_retention_days: float = 30.0
     transfer_min_free_bytes: int = 256 * 1024**2
-    transfer_segment_bytes: int = 1024**2
+    # 16 bytes (the AEAD tag) short of 1 MiB, so each sealed chunk fills a 1 MiB slot
+    # exactly and chunk files can be written around the page cache (gcx.store.direct_io).
+    transfer_segment_bytes: int = 1024**2 - 16
     transfer_parallel_chunks: int = 4
     # Bytes a peer gateway may push here ahead of their manifests (0: none); see
     # gcx.gateway.transfers.early_chunks.

@@ -56,6 +56,31 @@ def test_round_trip_at_segment_boundaries(size: int) -> None:
     assert _decrypt(sealed, chunks, key) == data
 
 
+def test_the_last_chunk_is_sealed_with_the_last_byte_fed() -> None:
+    """A chunk sent on as it is sealed need not wait for finish(); feeding nothing more
+    afterwards seals nothing more, and the result is the one-pass encryption's."""
+    data = bytes(range(256)) * (SEGMENT // 128) + b"tail"
+    key = crypto.new_content_key()
+    chunks: list[bytes] = []
+    sealer = crypto.FileSealer(
+        content_key=key,
+        transfer_id=TID,
+        index=0,
+        size=len(data),
+        write_chunk=lambda n, c: chunks.append(c),
+        segment_size=SEGMENT,
+    )
+    sealer.feed(data[:SEGMENT])
+    assert len(chunks) == 1
+    sealer.feed(data[SEGMENT:])
+    assert len(chunks) == 3  # the final, short chunk too, before finish()
+    sealer.feed(b"")
+    sealed = sealer.finish()
+    assert len(chunks) == 3
+    assert list(sealed.chunk_sha256) == [hashlib.sha256(c).hexdigest() for c in chunks]
+    assert _decrypt(sealed, chunks, key) == data
+
+
 def test_truncation_reordering_and_changed_bytes_are_refused() -> None:
     """Dropping the last chunk, swapping chunks, a flipped bit or another file's key all fail."""
     key = crypto.new_content_key()

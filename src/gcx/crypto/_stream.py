@@ -153,7 +153,8 @@ class FileSealer:
         # plaintext, where appending to a buffer and slicing it took two.
         self._pending.append(data)
         self._pending_bytes += len(data)
-        # The final segment waits for finish(): only it carries the last flag.
+        # The final segment (only it carries the last flag) is sealed once every byte is
+        # here, so a chunk sent on as soon as it is sealed does not wait for finish().
         while self._pending_bytes >= self._segment_size and self._segment < self._count - 1:
             over = self._pending_bytes - self._segment_size
             first = self._pending[0]
@@ -166,15 +167,21 @@ class FileSealer:
                 self._pending = [last[cut:]] if over else []
             self._pending_bytes = over
             self._seal(segment, last=False)
+        if self._received == self.size and self._segment < self._count:
+            self._seal_last()
 
     def finish(self) -> SealedFile:
         if self._received != self.size:
             raise ValueError("the file is shorter than its recorded size")
-        self._seal(b"".join(self._pending), last=True)
-        self._pending, self._pending_bytes = [], 0
+        if self._segment < self._count:  # an empty file: nothing was fed
+            self._seal_last()
         return SealedFile(
             self.size, self._plain.hexdigest(), self._prefix.hex(), tuple(self._digests)
         )
+
+    def _seal_last(self) -> None:
+        self._seal(b"".join(self._pending), last=True)
+        self._pending, self._pending_bytes = [], 0
 
     def _seal(self, plaintext: bytes, *, last: bool) -> None:
         chunk = self._cipher.seal(self._segment, plaintext, last=last)

@@ -83,7 +83,7 @@ class TransferSealer:
         )
 
     def end_file(self, sealer: FileSealer) -> SealedFile:
-        """Seal the file's last segment and add the file to the transfer.
+        """Add the file to the transfer (its last segment sealed, if it was empty).
 
         Raises ``ValueError`` if the sealer was fed more or fewer bytes than its size.
         """

@@ -2,7 +2,7 @@
 
 Layout under ``<home>/blobs/transfers``::
 
-    uploads/<upload id>            a tus upload being appended to (fsynced per PATCH)
+    uploads/<upload id>            a tus upload being appended to (durable per PATCH)
     out/<transfer id>/chunks       the ciphertext chunks sealed by this gateway, until receipted
     incoming/<transfer id>/chunks  chunks received from a peer and verified
     received/<transfer id>/chunks  a complete transfer: the folder is renamed here from
@@ -16,7 +16,8 @@ file leaves a hole. A file per chunk cost an fsync and a rename each (about
 
 Durability is one fsync per file instead: the sender fsyncs its sealed
 chunks once, before the transfer is recorded; the receiver writes each
-verified chunk into the page cache and fsyncs once, when every chunk is
+verified chunk (around the page cache where it can, see
+:mod:`gcx.store.direct_io`, but not yet durably) and fsyncs once, when every chunk is
 held, just before the folder is renamed into ``received/`` and a receipt is
 signed. Which chunks are held is therefore not known from the filesystem
 alone: the receiving side keeps the set it wrote while it runs
@@ -50,6 +51,7 @@ from typing import Protocol
 
 from gcx.errors import NotFound, StorageFull
 from gcx.private_files import FILE_MODE, create_private, private_dir
+from gcx.store import direct_io
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 AREAS = ("uploads", "out", "incoming", "received")
@@ -86,22 +88,34 @@ def _open_chunks(path: Path) -> int:
 
 
 class ChunkWriter:
-    """Writes one transfer's chunks into its file; :meth:`sync` makes them durable at once."""
+    """Writes one transfer's chunks into its file; :meth:`sync` makes them durable at once.
+
+    Where every slot starts on a 4 KiB boundary (the default segment is 16 bytes
+    short of 1 MiB, so a sealed chunk fills a 1 MiB slot) and the filesystem allows
+    it, chunks are written around the page cache (:mod:`gcx.store.direct_io`); a
+    short chunk's padding stays inside its own slot.
+    """
 
     def __init__(self, path: Path, slot: int) -> None:
         self.path = path
         self.slot = slot
         self._fd = _open_chunks(path)
+        self._direct: int | None = None
+        if slot % direct_io.ALIGN == 0:
+            try:
+                self._direct = direct_io.open_direct(path)
+            except BaseException:
+                os.close(self._fd)
+                raise
 
     def write(self, number: int, data: bytes) -> None:
         if len(data) > self.slot:
             raise ValueError("a chunk is larger than its slot")
         with _disk_errors():
-            view = memoryview(data)
-            offset = number * self.slot
-            while view:
-                written = os.pwrite(self._fd, view, offset)
-                view, offset = view[written:], offset + written
+            if self._direct is not None:
+                direct_io.write_padded(self._direct, [data], number * self.slot)
+            else:
+                direct_io.pwrite_all(self._fd, memoryview(data), number * self.slot)
 
     def sync(self) -> None:
         with _disk_errors():
@@ -110,12 +124,26 @@ class ChunkWriter:
 
     def close(self) -> None:
         os.close(self._fd)
+        if self._direct is not None:
+            os.close(self._direct)
 
     def __enter__(self) -> ChunkWriter:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+class UploadAppender(direct_io.Appender):
+    """Continues a tus upload; a full disk is refused as :class:`StorageFull`."""
+
+    def write(self, pieces: list[bytes]) -> None:
+        with _disk_errors():
+            super().write(pieces)
+
+    def finish(self, pieces: list[bytes]) -> None:
+        with _disk_errors():
+            super().finish(pieces)
 
 
 class ChunkStore(Protocol):
@@ -127,6 +155,7 @@ class ChunkStore(Protocol):
     def create_upload(self, upload_id: str) -> None: ...
     def upload_size(self, upload_id: str) -> int: ...
     def truncate_upload(self, upload_id: str, offset: int) -> None: ...
+    def append_upload(self, upload_id: str, offset: int) -> UploadAppender: ...
     def delete_upload(self, upload_id: str) -> None: ...
     def sealed_ahead_path(self, upload_id: str) -> Path: ...
     def adopt_sealed(self, chunks: Path, transfer_id: str) -> None: ...
@@ -199,6 +228,11 @@ class TransferFiles:
                 handle.truncate(offset)
                 os.fsync(handle.fileno())
 
+    def append_upload(self, upload_id: str, offset: int) -> UploadAppender:
+        """A writer continuing the upload at ``offset`` (see :class:`direct_io.Appender`)."""
+        with _disk_errors():
+            return UploadAppender(self.upload_path(upload_id), offset)
+
     def delete_upload(self, upload_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.upload_path(upload_id).unlink()
@@ -233,7 +267,7 @@ class TransferFiles:
             return ChunkWriter(directory / CHUNKS, slot)
 
     def write_chunk(self, area: str, transfer_id: str, number: int, data: bytes, slot: int) -> None:
-        """Write one chunk into its slot, into the page cache only (see the module's notes)."""
+        """Write one chunk into its slot, not yet durably (see the module's notes)."""
         with self.chunk_writer(area, transfer_id, slot) as writer:
             writer.write(number, data)
 

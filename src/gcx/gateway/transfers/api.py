@@ -16,8 +16,8 @@ routes that consume uploads; the tus header rules are kept in one place.
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import os
 from typing import Any
 
 from aiohttp import web
@@ -45,6 +45,8 @@ from gcx.protocol.transfer import MAX_NOTE_CHARS
 from gcx.protocol.validation import StrictModel, validated
 
 TUS_VERSION = "1.0.0"
+# Bytes of a PATCH body gathered before they are handed to the disk thread.
+APPEND_BYTES = 4 * 1024 * 1024
 TRANSFER_WORKER = web.AppKey("transfer_worker", ExchangeWorker)
 SEALING_AHEAD = web.AppKey("transfer_sealing_ahead", SealingAhead)
 EARLY_PUSH = web.AppKey[EarlyPush | None]("transfer_early_push")
@@ -131,7 +133,6 @@ async def append_upload(request: web.Request) -> web.Response:
     offset = _int_header(request, "Upload-Offset")
     state = await run_sync(transfer_uploads.begin_append, gateway, caller, upload_id, offset)
     files = transfer_policy.transfer_files(gateway)
-    path = files.upload_path(upload_id)
     ahead = request.app[SEALING_AHEAD]
     segment = gateway.config.transfer_segment_bytes
     if offset == 0:
@@ -147,27 +148,43 @@ async def append_upload(request: web.Request) -> web.Response:
     elif not ahead.covers(upload_id, offset):
         ahead.drop(upload_id)
     sealing = Feeding(ahead, upload_id, segment, active=ahead.covers(upload_id, offset))
-    written = offset
-    handle = path.open("r+b")
+    received = offset
+    appender = await run_sync(files.append_upload, upload_id, offset)
+    # The body's pieces go to the disk on a thread a few MiB at a time, one batch
+    # written while the next arrives (aligned writes around the page cache, see
+    # gcx.store.direct_io), so the event loop never waits on the disk.
+    pieces: list[bytes] = []
+    held = 0
+    writing: asyncio.Future[None] | None = None
     try:
-        handle.seek(offset)
         async for data in request.content.iter_chunked(1 << 20):
-            if written + len(data) > state.length:
+            if received + len(data) > state.length:
                 ahead.drop(upload_id)
                 raise BodyTooLarge(f"The upload is declared as {state.length} bytes; this is more.")
-            # A write into the page cache is short; the fsync below is the slow part.
-            handle.write(data)
-            written += len(data)
+            pieces.append(data)
+            held += len(data)
+            received += len(data)
             await sealing.add(data)
+            if held >= APPEND_BYTES:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(run_sync(appender.write, pieces))
+                pieces, held = [], 0
     finally:
         # Whatever arrived is kept, even if the connection dropped, so the
         # client resumes from here rather than from the start of this PATCH.
-        handle.flush()
-        await run_sync(os.fsync, handle.fileno())
-        handle.close()
-        await sealing.finish()
-        await run_sync(transfer_uploads.record_offset, gateway, upload_id, written)
-    return web.Response(status=204, headers={**_TUS_HEADERS, "Upload-Offset": str(written)})
+        if writing is not None:  # never left running while the file is finished
+            await asyncio.wait([writing])
+        try:
+            if writing is not None:
+                writing.result()  # its failure, if it failed
+            await run_sync(appender.finish, pieces)
+        finally:
+            if not appender.closed:  # a write failed: cut the file where the bytes end
+                await run_sync(appender.finish, [])
+            await sealing.finish()
+            await run_sync(transfer_uploads.record_offset, gateway, upload_id, appender.end)
+    return web.Response(status=204, headers={**_TUS_HEADERS, "Upload-Offset": str(appender.end)})
 
 
 async def delete_upload(request: web.Request) -> web.Response:
