@@ -107,7 +107,7 @@ class Pushing:
 
     The sealing never waits for the receiver: a chunk sealed while
     :data:`IN_FLIGHT` are already on their way is noted, and read back from the
-    chunk file (the page cache) when one of them is answered. A receiver slower
+    chunk file when one of them is answered. A receiver slower
     than the upload therefore never slows the upload; the offer sends what was
     not pushed by then.
     """

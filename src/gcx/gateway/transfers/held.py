@@ -1,6 +1,6 @@
 """Which chunks of each incoming transfer this process has written, while it runs.
 
-The receiving gateway writes verified chunks into the page cache and fsyncs
+The receiving gateway writes verified chunks without an fsync each and fsyncs
 a transfer's chunk file once, when it completes (see
 :mod:`gcx.store.transfer_files`), so the filesystem alone cannot say which
 chunks are held. This process remembers the chunks it wrote; a transfer it
