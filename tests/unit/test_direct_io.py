@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -79,3 +80,42 @@ def test_chunks_in_aligned_and_unaligned_slots_read_back(tmp_path: Path, slot: i
         assert files.read_chunk("incoming", transfer_id, number, len(chunk), slot) == chunk
     with ChunkWriter(tmp_path / "other", slot) as writer, pytest.raises(ValueError):
         writer.write(0, bytes(slot + 1))
+
+
+def _refuse_alignment(*_: object) -> int:
+    raise OSError(errno.EINVAL, "this device wants a larger alignment")
+
+
+@pytest.mark.parametrize("start", [0, 100, 4096])
+def test_a_device_refusing_the_alignment_is_written_through_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: int
+) -> None:
+    """Opening with O_DIRECT can succeed on a device whose blocks are larger than 4 KiB;
+    its first refused write turns the writer to the page cache, with nothing lost."""
+    monkeypatch.setattr(direct_io, "write_padded", _refuse_alignment)
+    path = tmp_path / "upload"
+    before = os.urandom(start)
+    path.write_bytes(before)
+    data = os.urandom(5 * 4096 + 3)
+    appender = direct_io.Appender(path, start)
+    appender.write([data[:9000]])
+    appender.finish([data[9000:]])
+    assert path.read_bytes() == before + data
+
+    files = TransferFiles(tmp_path / "store")
+    chunk = os.urandom(4096 * 2 - 5)
+    files.write_chunk("incoming", "cd" * 16, 1, chunk, 4096 * 2)
+    assert files.read_chunk("incoming", "cd" * 16, 1, len(chunk), 4096 * 2) == chunk
+
+
+def test_a_tail_refused_by_the_device_is_written_through_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "upload"
+    path.write_bytes(b"")
+    appender = direct_io.Appender(path, 0)
+    data = os.urandom(4096 + 10)
+    appender.write([data])  # the whole block goes directly; 10 bytes wait
+    monkeypatch.setattr(direct_io, "write_padded", _refuse_alignment)
+    appender.finish([])
+    assert path.read_bytes() == data

@@ -133,7 +133,7 @@ class Appender:
             raise
         self._broken = False
 
-    def write(self, pieces: list[bytes]) -> None:
+    def write(self, pieces: Pieces) -> None:
         if self._broken:
             raise OSError(errno.EIO, "an earlier write to this file failed")
         try:
@@ -142,38 +142,58 @@ class Appender:
             self._broken = True
             raise
 
-    def _write(self, pieces: list[bytes]) -> None:
-        if self._direct is None:
-            for piece in pieces:
-                pwrite_all(self._fd, memoryview(piece), self.end)
-                self.end += len(piece)
-            return
-        held = [*self._held, *pieces]
-        size = sum(len(piece) for piece in held)
-        whole = size - size % ALIGN
-        self._held = held
-        if whole:
-            head, self._held = _split(held, whole)
-            write_padded(self._direct, head, self._base)
-            self._base += whole
-            self.end = max(self.end, self._base)
+    def _write(self, pieces: Pieces) -> None:
+        if self._direct is not None:
+            held = [*self._held, *pieces]
+            size = sum(len(piece) for piece in held)
+            whole = size - size % ALIGN
+            head, rest = _split(held, whole)
+            try:
+                if whole:
+                    write_padded(self._direct, head, self._base)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._stop_direct()
+                self._held, pieces = [], held
+            else:
+                self._held = rest
+                self._base += whole
+                self.end = max(self.end, self._base)
+                return
+        for piece in pieces:
+            pwrite_all(self._fd, memoryview(piece), self.end)
+            self.end += len(piece)
 
-    def finish(self, pieces: list[bytes]) -> None:
+    def finish(self, pieces: Pieces) -> None:
         """Write ``pieces`` and whatever waits, then make the file end at :attr:`end`, durably."""
         try:
             if self._broken:  # the failure was raised to the write that met it
                 return
             self.write(pieces)
-            if self._direct is not None and self._held:
-                size = write_padded(self._direct, self._held, self._base)
-                self.end = self._base + size
-                self._held = []
+            if self._held:  # fewer than ALIGN bytes, written padded
+                held, self._held = self._held, []
+                assert self._direct is not None  # bytes are held back only when writing direct
+                try:
+                    self.end = self._base + write_padded(self._direct, held, self._base)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    self._stop_direct()
+                    self._write(held)
         finally:
             try:
                 os.ftruncate(self._fd, self.end)
                 os.fsync(self._fd)
             finally:
                 self.close()
+
+    def _stop_direct(self) -> None:
+        """The device wants a larger alignment than ALIGN: write through the page cache
+        from here, starting again where the bytes held back begin."""
+        if self._direct is not None:
+            os.close(self._direct)
+        self._direct, self.end = None, self._base
 
     @property
     def closed(self) -> bool:

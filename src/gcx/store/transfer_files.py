@@ -113,9 +113,16 @@ class ChunkWriter:
             raise ValueError("a chunk is larger than its slot")
         with _disk_errors():
             if self._direct is not None:
-                direct_io.write_padded(self._direct, [data], number * self.slot)
-            else:
-                direct_io.pwrite_all(self._fd, memoryview(data), number * self.slot)
+                try:
+                    direct_io.write_padded(self._direct, [data], number * self.slot)
+                    return
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    # The device wants a larger alignment: through the page cache instead.
+                    os.close(self._direct)
+                    self._direct = None
+            direct_io.pwrite_all(self._fd, memoryview(data), number * self.slot)
 
     def sync(self) -> None:
         with _disk_errors():
@@ -137,11 +144,11 @@ class ChunkWriter:
 class UploadAppender(direct_io.Appender):
     """Continues a tus upload; a full disk is refused as :class:`StorageFull`."""
 
-    def write(self, pieces: list[bytes]) -> None:
+    def write(self, pieces: direct_io.Pieces) -> None:
         with _disk_errors():
             super().write(pieces)
 
-    def finish(self, pieces: list[bytes]) -> None:
+    def finish(self, pieces: direct_io.Pieces) -> None:
         with _disk_errors():
             super().finish(pieces)
 
