@@ -51,6 +51,17 @@ def test_an_append_of_nothing_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     assert path.read_bytes() == b"x" * 5000
 
 
+def test_an_append_past_the_end_of_the_file_is_refused(tmp_path: Path) -> None:
+    """A file shorter than the offset recorded (it cannot be, after an fsync) is not
+    appended to, so no byte lands at the wrong place."""
+    path = tmp_path / "upload"
+    path.write_bytes(b"x" * 100)
+    for offset in (4096, 4096 + 200):
+        with pytest.raises(OSError):
+            direct_io.Appender(path, offset)
+    assert path.read_bytes() == b"x" * 100
+
+
 def test_a_failed_write_leaves_the_file_cut_where_its_bytes_end(tmp_path: Path) -> None:
     """After a write fails, finish writes nothing more and the file ends at ``end``."""
     path = tmp_path / "upload"

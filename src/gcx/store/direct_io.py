@@ -126,6 +126,9 @@ class Appender:
             self._direct = open_direct(path) if direct else None
             self._base = offset - offset % ALIGN if self._direct is not None else offset
             self._held: Pieces = []
+            if os.fstat(self._fd).st_size < offset:
+                # Never write past a gap: the bytes after it would be misplaced.
+                raise OSError(errno.EIO, "the file is shorter than the offset to append at")
             if self._base != offset:
                 self._held.append(os.pread(self._fd, offset - self._base, self._base))
         except BaseException:
