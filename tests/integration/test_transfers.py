@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
 import os
 import signal
@@ -218,12 +219,20 @@ async def test_file_and_batch_over_quota_are_refused(network: LocalNetwork, tmp_
         )
 
 
-async def test_tus_upload_resumes_from_the_recorded_offset(network: LocalNetwork) -> None:
-    """A PATCH that stops half-way keeps its bytes; HEAD reports them; the rest appends."""
+async def test_tus_upload_resumes_from_the_recorded_offset(
+    network: LocalNetwork, tmp_path: Path
+) -> None:
+    """A PATCH that stops half-way keeps its bytes; HEAD reports them; the rest appends.
+
+    The first PATCH ends off any 4 KiB boundary and past the 4 MiB the gateway hands
+    to its disk thread at a time (aligned writes around the page cache), so the
+    second starts mid-block: the file sent from the upload is exactly the bytes given.
+    """
     process = network.gateways["dwp"]
     api = process.config.api_url
     auth = {"Authorization": f"Bearer {process.token}", "Tus-Resumable": "1.0.0"}
-    data = os.urandom(300_000)
+    data = os.urandom(9 * MIB + 12_345)
+    first = 5 * MIB + 100_003
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
         async with session.post(
             f"{api}/api/v1/uploads",
@@ -237,7 +246,7 @@ async def test_tus_upload_resumes_from_the_recorded_offset(network: LocalNetwork
             location = response.headers["Location"]
         patch = {**auth, "Content-Type": "application/offset+octet-stream"}
         async with session.patch(
-            api + location, data=data[:100_000], headers={**patch, "Upload-Offset": "0"}
+            api + location, data=io.BytesIO(data[:first]), headers={**patch, "Upload-Offset": "0"}
         ) as response:
             assert response.status == 204
         async with session.patch(
@@ -248,13 +257,37 @@ async def test_tus_upload_resumes_from_the_recorded_offset(network: LocalNetwork
                 "upload-offset-mismatch",
             )
         async with session.head(api + location, headers=auth) as response:
-            assert response.headers["Upload-Offset"] == "100000"
+            assert response.headers["Upload-Offset"] == str(first)
         async with session.patch(
-            api + location, data=data[100_000:], headers={**patch, "Upload-Offset": "100000"}
+            api + location,
+            data=io.BytesIO(data[first:]),
+            headers={**patch, "Upload-Offset": str(first)},
         ) as response:
             assert response.headers["Upload-Offset"] == str(len(data))
-        async with session.delete(api + location, headers=auth) as response:
+        # A second upload makes a batch, which is sealed from the upload files
+        # themselves (a lone upload's chunks were sealed as its bytes arrived).
+        async with session.post(
+            f"{api}/api/v1/uploads",
+            headers={**auth, "Upload-Length": "3", "Upload-Metadata": "filename Yi5iaW4="},
+        ) as response:
+            other = response.headers["Location"]
+        async with session.patch(
+            api + other, data=b"end", headers={**patch, "Upload-Offset": "0"}
+        ) as response:
             assert response.status == 204
+    uploads = [location.rsplit("/", 1)[1], other.rsplit("/", 1)[1]]
+    status, made, _ = await http(
+        "POST",
+        f"{api}/api/v1/transfers",
+        token=process.token,
+        body={"to": [COUNCIL], "marking": "OFFICIAL", "uploads": uploads},
+    )
+    assert status == 201, made
+    await _wait_complete(network, made["id"])
+    (tmp_path / "a.bin").write_bytes(data)
+    (tmp_path / "b.bin").write_bytes(b"end")
+    sources = [tmp_path / "a.bin", tmp_path / "b.bin"]
+    _get_and_check(network, made["id"], tmp_path / "out", sources)
 
 
 async def test_changed_chunk_is_detected_and_sent_again(
