@@ -2,11 +2,11 @@
 
 Why: a bulk transfer writes each byte three times across the two gateways
 (the tus upload, the sender's sealed chunks, the receiver's), and on the
-virtual machines gcx runs on, putting a GiB into the page cache costs more
-kernel CPU than all the cryptography: measured here, 1.45 s of system time
-to write 1 GiB of fresh pages plus 0.46 s of fsync, against 0.05 s of CPU and
-0.53 s in all written with ``O_DIRECT`` (the fsync after it is then only the
-file's metadata). The bytes are read again rarely (a resend, a download), so
+virtual machine measured (bench/README.md) writing 1 GiB of fresh pages into
+the page cache cost 1.45 s of system time plus 0.46 s of fsync, against
+0.05 s of CPU and 0.53 s in all with ``O_DIRECT`` (the fsync after it is then
+only the file's metadata): the three copies cost more CPU than all of the
+transfer's cryptography. The bytes are read again rarely (a resend, a download), so
 caching them gains nothing, and ten gigabytes of transfer no longer push
 everything else out of the cache.
 
@@ -15,9 +15,9 @@ aligned to the device's logical block. :data:`ALIGN` (4 KiB) covers every
 common one. The data is copied into a page-aligned buffer kept per thread
 and padded with zeros to the alignment; callers only write where that
 padding is harmless (inside a chunk's own slot, or past an upload's end,
-which is then truncated). Where the filesystem refuses ``O_DIRECT`` (tmpfs,
-some network filesystems: ``EINVAL`` when opening) or the platform has no
-such flag, :func:`open_direct` returns None and the caller writes through
+which is then truncated). Where the filesystem refuses ``O_DIRECT`` (tmpfs
+before Linux 6.6, some network filesystems: ``EINVAL`` when opening) or the
+platform has no such flag, :func:`open_direct` returns None and the caller writes through
 the page cache as before; nothing else changes.
 """
 
