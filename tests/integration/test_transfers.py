@@ -275,6 +275,19 @@ async def test_tus_upload_resumes_from_the_recorded_offset(
             api + other, data=b"end", headers={**patch, "Upload-Offset": "0"}
         ) as response:
             assert response.status == 204
+        # An upload ended with DELETE is gone: its offset is no longer given.
+        async with session.post(
+            f"{api}/api/v1/uploads", headers={**auth, "Upload-Length": "10"}
+        ) as response:
+            ended = response.headers["Location"]
+        async with session.patch(
+            api + ended, data=b"abc", headers={**patch, "Upload-Offset": "0"}
+        ) as response:
+            assert response.status == 204
+        async with session.delete(api + ended, headers=auth) as response:
+            assert response.status == 204
+        async with session.head(api + ended, headers=auth) as response:
+            assert response.status == 404
     uploads = [location.rsplit("/", 1)[1], other.rsplit("/", 1)[1]]
     status, made, _ = await http(
         "POST",
