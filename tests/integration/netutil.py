@@ -9,6 +9,7 @@ with a sentence saying what was not seen.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import secrets
@@ -199,6 +200,30 @@ async def http(
         except ValueError:
             data = raw.decode(errors="replace")
         return response.status, data, dict(response.headers)
+
+
+async def tus_upload(process: GatewayProcess, data: bytes, metadata: str = "") -> str:
+    """A complete tus upload of ``data`` to ``process``'s gateway in one PATCH; its id."""
+    api = process.config.api_url
+    auth = {"Authorization": f"Bearer {process.token}", "Tus-Resumable": "1.0.0"}
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
+        async with session.post(
+            f"{api}/api/v1/uploads",
+            headers={**auth, "Upload-Length": str(len(data)), "Upload-Metadata": metadata},
+        ) as response:
+            assert response.status == 201, await response.text()
+            location = response.headers["Location"]
+        async with session.patch(
+            api + location,
+            data=io.BytesIO(data),
+            headers={
+                **auth,
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": "0",
+            },
+        ) as response:
+            assert response.status == 204, await response.text()
+    return location.rsplit("/", 1)[-1]
 
 
 async def central_call(

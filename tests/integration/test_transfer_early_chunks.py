@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import os
 
 import aiohttp
@@ -20,7 +19,15 @@ import pytest
 from gcx.localnet import GatewayProcess, LocalNetwork
 
 from .conftest import NetworkFactory
-from .netutil import HTTP_TIMEOUT, audit_log, central_directory, eventually, http, peer_context
+from .netutil import (
+    HTTP_TIMEOUT,
+    audit_log,
+    central_directory,
+    eventually,
+    http,
+    peer_context,
+    tus_upload,
+)
 
 COUNCIL = "E09000030"
 MIB = 1024 * 1024
@@ -34,29 +41,6 @@ def network(network_factory: NetworkFactory) -> LocalNetwork:
 
 def _metadata(**values: str) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
-
-
-async def _upload(process: GatewayProcess, data: bytes, metadata: str) -> str:
-    api = process.config.api_url
-    auth = {"Authorization": f"Bearer {process.token}", "Tus-Resumable": "1.0.0"}
-    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
-        async with session.post(
-            f"{api}/api/v1/uploads",
-            headers={**auth, "Upload-Length": str(len(data)), "Upload-Metadata": metadata},
-        ) as response:
-            assert response.status == 201, await response.text()
-            location = response.headers["Location"]
-        async with session.patch(
-            api + location,
-            data=io.BytesIO(data),
-            headers={
-                **auth,
-                "Content-Type": "application/offset+octet-stream",
-                "Upload-Offset": "0",
-            },
-        ) as response:
-            assert response.status == 204, await response.text()
-    return location.rsplit("/", 1)[-1]
 
 
 def _incoming(process: GatewayProcess) -> dict[str, int]:
@@ -94,7 +78,7 @@ async def test_chunks_sent_ahead_are_counted_at_the_offer(network: LocalNetwork)
     sender, receiver = network.gateways["dwp"], network.gateways["tower-hamlets"]
     data = os.urandom(5 * MIB + 123)  # six chunks of 1 MiB segments, the last short
     before = set(_incoming(receiver))
-    upload = await _upload(
+    upload = await tus_upload(
         sender,
         data,
         _metadata(filename="claims.csv", **{"gcx-to": COUNCIL, "gcx-marking": "OFFICIAL"}),
@@ -139,7 +123,7 @@ async def test_an_upload_not_said_to_be_going_anywhere_sends_nothing_ahead(
     sender, receiver = network.gateways["dwp"], network.gateways["tower-hamlets"]
     before = set(_incoming(receiver))
     data = os.urandom(2 * MIB + 1)
-    upload = await _upload(sender, data, _metadata(filename="plain.bin"))
+    upload = await tus_upload(sender, data, _metadata(filename="plain.bin"))
     status, made, _ = await http(
         "POST",
         f"{sender.config.api_url}/api/v1/transfers",
@@ -219,7 +203,7 @@ async def test_early_chunks_no_manifest_could_have_are_refused(
 async def test_early_chunks_for_an_offered_transfer_are_refused(network: LocalNetwork) -> None:
     """Once offered, a transfer's chunks go only through the manifest-checked route."""
     sender, receiver = network.gateways["tower-hamlets"], network.gateways["dwp"]
-    upload = await _upload(sender, os.urandom(1000), _metadata(filename="x.bin"))
+    upload = await tus_upload(sender, os.urandom(1000), _metadata(filename="x.bin"))
     status, made, _ = await http(
         "POST",
         f"{sender.config.api_url}/api/v1/transfers",

@@ -34,7 +34,7 @@ from gcx.store.db import _MIGRATIONS
 
 from .conftest import NetworkFactory
 from .fault_gateway import fault_program, waiting_marker
-from .netutil import HTTP_TIMEOUT, audit_log, eventually, http, log_tails
+from .netutil import HTTP_TIMEOUT, audit_log, eventually, http, log_tails, tus_upload
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -264,31 +264,16 @@ async def test_tus_upload_resumes_from_the_recorded_offset(
             headers={**patch, "Upload-Offset": str(first)},
         ) as response:
             assert response.headers["Upload-Offset"] == str(len(data))
-        # A second upload makes a batch, which is sealed from the upload files
-        # themselves (a lone upload's chunks were sealed as its bytes arrived).
-        async with session.post(
-            f"{api}/api/v1/uploads",
-            headers={**auth, "Upload-Length": "3", "Upload-Metadata": "filename Yi5iaW4="},
-        ) as response:
-            other = response.headers["Location"]
-        async with session.patch(
-            api + other, data=b"end", headers={**patch, "Upload-Offset": "0"}
-        ) as response:
-            assert response.status == 204
         # An upload ended with DELETE is gone: its offset is no longer given.
-        async with session.post(
-            f"{api}/api/v1/uploads", headers={**auth, "Upload-Length": "10"}
-        ) as response:
-            ended = response.headers["Location"]
-        async with session.patch(
-            api + ended, data=b"abc", headers={**patch, "Upload-Offset": "0"}
-        ) as response:
-            assert response.status == 204
+        ended = "/api/v1/uploads/" + await tus_upload(process, b"abc")
         async with session.delete(api + ended, headers=auth) as response:
             assert response.status == 204
         async with session.head(api + ended, headers=auth) as response:
             assert response.status == 404
-    uploads = [location.rsplit("/", 1)[1], other.rsplit("/", 1)[1]]
+    # A second upload makes a batch, which is sealed from the upload files
+    # themselves (a lone upload's chunks were sealed as its bytes arrived).
+    other = await tus_upload(process, b"end", "filename Yi5iaW4=")
+    uploads = [location.rsplit("/", 1)[1], other]
     status, made, _ = await http(
         "POST",
         f"{api}/api/v1/transfers",
