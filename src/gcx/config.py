@@ -17,6 +17,8 @@ from typing import Any
 
 from gcx.errors import ConfigError
 from gcx.private_files import open_private, private_dir, write_private
+from gcx.protocol.transfer import FORMAT_2 as TRANSFER_FORMAT_2
+from gcx.protocol.transfer import transfer_format
 
 CENTRAL_FILE = "central.toml"
 GATEWAY_FILE = "gateway.toml"
@@ -195,6 +197,9 @@ class GatewayConfig:
     # exactly and chunk files can be written around the page cache (gcx.store.direct_io).
     transfer_segment_bytes: int = 1024**2 - 16
     transfer_parallel_chunks: int = 4
+    # The format new transfers are written in. gcx.transfer/2 (BLAKE3 chunk digests) is
+    # refused by gateways older than it: write gcx.transfer/1 until every peer has moved.
+    transfer_format: str = TRANSFER_FORMAT_2
     # Bytes a peer gateway may push here ahead of their manifests (0: none); see
     # gcx.gateway.transfers.early_chunks.
     transfer_early_bytes: int = 8 * 1024**3
@@ -239,6 +244,10 @@ class GatewayConfig:
     def load(cls, home: Path) -> GatewayConfig:
         config: GatewayConfig = _build(cls, home, _read(home / GATEWAY_FILE))
         check_web_sign_in_limit(config.web_sign_in_failures_per_address)
+        try:
+            transfer_format(config.transfer_format)
+        except ValueError as exc:
+            raise ConfigError(f"transfer_format: {exc}.") from None
         return config
 
     def save(self) -> None:

@@ -742,7 +742,7 @@ class ChunkDigestMismatch(InputError):
     code = "chunk-digest-mismatch"
     status = 422
     default_message = (
-        "The chunk does not match the SHA-256 the signed manifest gives for it; send it again."
+        "The chunk does not match the digest the signed manifest gives for it; send it again."
     )
 
 

@@ -10,13 +10,20 @@ offered.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import os
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 
+from gcx import crypto
+from gcx.config import GatewayConfig
 from gcx.localnet import GatewayProcess, LocalNetwork
+from gcx.protocol.transfer import TransferManifest
+from gcx.store import open_database
+from gcx.store.schema_transfers import transfers
 
 from .conftest import NetworkFactory
 from .netutil import (
@@ -52,6 +59,19 @@ def _incoming(process: GatewayProcess) -> dict[str, int]:
     return found
 
 
+async def _all_sent_ahead(receiver: GatewayProcess, before: set[str], size: int) -> str:
+    """The one new incoming transfer, once ``size`` bytes of its chunks are on disk."""
+
+    async def all_there() -> str:
+        new = {k: v for k, v in _incoming(receiver).items() if k not in before}
+        assert len(new) == 1, new
+        ((transfer_id, held),) = new.items()
+        assert held >= size, held
+        return transfer_id
+
+    return await eventually(all_there, timeout=60, what="every chunk sent ahead")
+
+
 async def _complete(process: GatewayProcess, transfer_id: str) -> dict[str, object]:
     async def probe() -> dict[str, object]:
         status, body, _ = await http(
@@ -84,14 +104,7 @@ async def test_chunks_sent_ahead_are_counted_at_the_offer(network: LocalNetwork)
         _metadata(filename="claims.csv", **{"gcx-to": COUNCIL, "gcx-marking": "OFFICIAL"}),
     )
 
-    async def all_there() -> str:
-        new = {k: v for k, v in _incoming(receiver).items() if k not in before}
-        assert len(new) == 1, new
-        ((transfer_id, held),) = new.items()
-        assert held >= len(data) + 6 * TAG, held
-        return transfer_id
-
-    early_id = await eventually(all_there, timeout=60, what="every chunk sent ahead")
+    early_id = await _all_sent_ahead(receiver, before, len(data) + 6 * TAG)
     status, made, _ = await http(
         "POST",
         f"{sender.config.api_url}/api/v1/transfers",
@@ -114,6 +127,75 @@ async def test_chunks_sent_ahead_are_counted_at_the_offer(network: LocalNetwork)
         assert response.status == 200
         body = await response.read()
     assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def _manifest_held(process: GatewayProcess, transfer_id: str) -> TransferManifest:
+    """The signed manifest of incoming ``transfer_id`` as ``process`` stored it."""
+    database = open_database(process.config.db_url)
+    try:
+        with database.transaction() as conn:
+            document = conn.execute(
+                sa.select(transfers.c.manifest).where(
+                    transfers.c.id == transfer_id, transfers.c.direction == "in"
+                )
+            ).scalar_one()
+    finally:
+        database.dispose()
+    return TransferManifest.from_bytes(crypto.unverified_payload(document))
+
+
+async def _restart_writing(network: LocalNetwork, name: str, transfer_format: str) -> None:
+    gateway = network.gateways[name]
+    network.stop_process(gateway.process)
+    config = dataclasses.replace(GatewayConfig.load(gateway.home), transfer_format=transfer_format)
+    config.save()
+    gateway.config = config
+    network.start_gateway(name)
+    await network.wait_for_gateway(name)
+
+
+async def test_a_sender_still_writing_gcx_transfer_1_is_received_and_its_chunks_count(
+    network: LocalNetwork,
+) -> None:
+    """A gateway told to write the older format (SHA-256 chunk digests) for peers not yet
+    upgraded: its chunks sent ahead say so, count at the offer, and the file arrives whole."""
+    sender, receiver = network.gateways["dwp"], network.gateways["tower-hamlets"]
+    await _restart_writing(network, "dwp", "gcx.transfer/1")
+    try:
+        data = os.urandom(3 * MIB + 5)  # four chunks
+        before = set(_incoming(receiver))
+        upload = await tus_upload(
+            sender,
+            data,
+            _metadata(filename="old.csv", **{"gcx-to": COUNCIL, "gcx-marking": "OFFICIAL"}),
+        )
+        early_id = await _all_sent_ahead(receiver, before, len(data) + 4 * TAG)
+        status, made, _ = await http(
+            "POST",
+            f"{sender.config.api_url}/api/v1/transfers",
+            token=sender.token,
+            body={"to": [COUNCIL], "marking": "OFFICIAL", "uploads": [upload]},
+        )
+        assert status == 201, made
+        assert made["id"] == early_id
+        await _complete(sender, made["id"])
+        assert _offers_answered(sender, made["id"]) == [(0, 4)]
+        with audit_log(receiver.config.db_url) as log:
+            received = [e for e in log.entries("transfer.received") if e.subject == made["id"]]
+        assert len(received) == 1
+        manifest = _manifest_held(receiver, made["id"])
+        assert manifest.format == "gcx.transfer/1" and manifest.chunk_hash == "sha256"
+        async with (
+            aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
+            session.get(
+                f"{receiver.config.api_url}/api/v1/transfers/{made['id']}/files/0",
+                headers={"Authorization": f"Bearer {receiver.token}"},
+            ) as response,
+        ):
+            assert response.status == 200
+            assert await response.read() == data
+    finally:
+        await _restart_writing(network, "dwp", "gcx.transfer/2")
 
 
 async def test_an_upload_not_said_to_be_going_anywhere_sends_nothing_ahead(
@@ -190,8 +272,22 @@ async def _push(
             400,
             "envelope-malformed",
         ),
+        (
+            "/peer/v1/transfers/" + "a" * 32 + "/early/0",
+            {"Gcx-Chunk-Slot": str(MIB + TAG), "Gcx-Chunk-Digest": "md5"},
+            100,
+            400,
+            "envelope-malformed",
+        ),
     ],
-    ids=["bad id", "no slot", "slot too small", "negative chunk", "larger than its slot"],
+    ids=[
+        "bad id",
+        "no slot",
+        "slot too small",
+        "negative chunk",
+        "larger than its slot",
+        "unknown digest",
+    ],
 )
 async def test_early_chunks_no_manifest_could_have_are_refused(
     network: LocalNetwork, path: str, headers: dict[str, str], size: int, status: int, code: str

@@ -122,6 +122,23 @@ def test_the_sign_in_limit_per_address_is_not_below_the_account_lockout(tmp_path
         CentralConfig.load(tmp_path)
 
 
+def test_a_gateway_writes_gcx_transfer_2_unless_told_the_older_format(tmp_path: Path) -> None:
+    """gcx.transfer/2 by default; /1 may be chosen for older peers; anything else is refused."""
+
+    def saved(**chosen: str) -> None:
+        GatewayConfig(
+            home=tmp_path, name="gw", organisations=["DWP"], central_url="https://c", **chosen
+        ).save()
+
+    saved()
+    assert GatewayConfig.load(tmp_path).transfer_format == "gcx.transfer/2"
+    saved(transfer_format="gcx.transfer/1")
+    assert GatewayConfig.load(tmp_path).transfer_format == "gcx.transfer/1"
+    saved(transfer_format="gcx.transfer/3")
+    with pytest.raises(ConfigError, match="transfer_format"):
+        GatewayConfig.load(tmp_path)
+
+
 def test_passphrase_read_from_private_file(tmp_path: Path) -> None:
     """A 0600 passphrase file is read, without its trailing newline."""
     write_secret_file(tmp_path / "secrets" / "key-passphrase", PASSPHRASE)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from pathlib import Path
 
 import pytest
 
+from gcx import crypto
 from gcx.errors import NotFound
 from gcx.gateway.transfers.held import HeldChunks
 from gcx.store.transfer_files import TransferFiles
@@ -29,15 +29,22 @@ def test_chunks_written_in_any_order_read_back_from_their_slots(tmp_path: Path) 
 
 
 def test_verified_chunks_keeps_only_slots_matching_the_manifest(tmp_path: Path) -> None:
-    """After a restart the held chunks are those whose slot has the listed SHA-256: a slot never
-    written (a hole), or one holding other bytes, is missing."""
+    """After a restart the held chunks are those whose slot has the listed digest (of the
+    manifest's kind): a slot never written (a hole), or one holding other bytes, is missing."""
     files, tid, chunks = TransferFiles(tmp_path), secrets.token_hex(16), _chunks()
     files.write_chunk("incoming", tid, 2, chunks[2], SLOT)
     files.write_chunk("incoming", tid, 1, b"x" * SLOT, SLOT)
-    digests = [hashlib.sha256(c).hexdigest() for c in chunks]
     sizes = [len(c) for c in chunks]
-    assert files.verified_chunks("incoming", tid, digests, sizes, SLOT) == {2}
-    assert files.verified_chunks("incoming", secrets.token_hex(16), digests, sizes, SLOT) == set()
+    for name in ("sha256", "blake3"):
+        digests = [crypto.chunk_digest(name, c) for c in chunks]
+        digest_of = crypto.chunk_hasher(name)
+        assert files.verified_chunks("incoming", tid, digests, sizes, SLOT, digest_of) == {2}
+        other = secrets.token_hex(16)
+        assert files.verified_chunks("incoming", other, digests, sizes, SLOT, digest_of) == set()
+    # Digests of one kind never pass for the other.
+    digests = [crypto.chunk_digest("sha256", c) for c in chunks]
+    blake3 = crypto.chunk_hasher("blake3")
+    assert files.verified_chunks("incoming", tid, digests, sizes, SLOT, blake3) == set()
 
 
 def test_a_chunk_not_held_is_not_found(tmp_path: Path) -> None:

@@ -12,17 +12,19 @@ from gcx import crypto
 from gcx.errors import EarlyChunksRefused, EnvelopeMalformed
 from gcx.gateway.transfers.early_chunks import EarlyChunks
 from gcx.protocol.envelope import Sender
-from gcx.protocol.transfer import TAG_BYTES, TransferManifest
+from gcx.protocol.transfer import TAG_BYTES, TransferFormat, TransferManifest
 
 SEGMENT = 64 * 1024
 SLOT = SEGMENT + TAG_BYTES
 NOW = dt.datetime(2026, 12, 6, 12, tzinfo=dt.UTC)
 
 
-def _manifest(size: int) -> tuple[TransferManifest, dict[int, bytes]]:
+def _manifest(
+    size: int, format: TransferFormat = "gcx.transfer/2"
+) -> tuple[TransferManifest, dict[int, bytes]]:
     """A signed manifest for ``size`` random bytes and its chunks by number."""
     chunks: dict[int, bytes] = {}
-    sealer = crypto.TransferSealer("ab" * 16, SEGMENT)
+    sealer = crypto.TransferSealer("ab" * 16, SEGMENT, format)
     file = sealer.begin_file(size, lambda n, data: chunks.__setitem__(n, data))
     file.feed(bytes(range(256)) * (size // 256) + bytes(size % 256))
     sealer.end_file(file)
@@ -38,8 +40,15 @@ def _manifest(size: int) -> tuple[TransferManifest, dict[int, bytes]]:
     return sealed.manifest, chunks
 
 
-def _put(early: EarlyChunks, transfer_id: str, number: int, data: bytes, peer: str = "a") -> None:
-    early.reserve(transfer_id, peer, SLOT, len(data), lambda: False, lambda: False)
+def _put(
+    early: EarlyChunks,
+    transfer_id: str,
+    number: int,
+    data: bytes,
+    peer: str = "a",
+    chunk_hash: str = "blake3",
+) -> None:
+    early.reserve(transfer_id, peer, SLOT, chunk_hash, len(data), lambda: False, lambda: False)
     early.written(transfer_id, number, data, ok=True)
 
 
@@ -59,9 +68,39 @@ def test_chunks_from_another_gateway_or_slot_size_count_for_nothing() -> None:
     assert early.take(manifest.id, "a", manifest) == set()
 
     other = EarlyChunks(per_peer_bytes=10 * SLOT)
-    other.reserve(manifest.id, "a", SLOT * 2, len(chunks[0]), lambda: False, lambda: False)
+    other.reserve(
+        manifest.id, "a", SLOT * 2, "blake3", len(chunks[0]), lambda: False, lambda: False
+    )
     other.written(manifest.id, 0, chunks[0], ok=True)
     assert other.take(manifest.id, "a", manifest) == set()
+
+
+def test_chunks_count_only_with_the_digest_their_manifest_lists() -> None:
+    """Chunks sent ahead as SHA-256 (a gateway writing gcx.transfer/1) count for a /1
+    manifest; for a /2 one they count for nothing and are sent again."""
+    old, old_chunks = _manifest(2 * SEGMENT, "gcx.transfer/1")
+    early = EarlyChunks(per_peer_bytes=10 * SLOT)
+    _put(early, old.id, 0, old_chunks[0], chunk_hash="sha256")
+    _put(early, old.id, 1, old_chunks[1], chunk_hash="sha256")
+    assert early.take(old.id, "a", old) == {0, 1}
+
+    new, new_chunks = _manifest(2 * SEGMENT)
+    early = EarlyChunks(per_peer_bytes=10 * SLOT)
+    _put(early, new.id, 0, new_chunks[0], chunk_hash="sha256")
+    assert early.take(new.id, "a", new) == set()
+
+
+def test_one_transfer_s_early_chunks_keep_one_digest() -> None:
+    manifest, chunks = _manifest(2 * SEGMENT)
+    early = EarlyChunks(per_peer_bytes=10 * SLOT)
+    _put(early, manifest.id, 0, chunks[0])
+    with pytest.raises(EarlyChunksRefused):
+        _put(early, manifest.id, 1, chunks[1], chunk_hash="sha256")
+
+
+def test_a_digest_no_manifest_lists_is_malformed() -> None:
+    with pytest.raises(EnvelopeMalformed):
+        EarlyChunks.check_slot(SLOT, 0, 100, "md5")
 
 
 def test_nothing_known_means_the_file_is_checked_instead() -> None:
@@ -79,7 +118,7 @@ def test_an_offered_transfer_takes_no_more_early_chunks() -> None:
     # After a restart the table is empty, and the database says it was offered.
     fresh = EarlyChunks(per_peer_bytes=10 * SLOT)
     with pytest.raises(EarlyChunksRefused):
-        fresh.reserve(manifest.id, "a", SLOT, 100, lambda: True, lambda: False)
+        fresh.reserve(manifest.id, "a", SLOT, "blake3", 100, lambda: True, lambda: False)
 
 
 def test_a_second_gateway_cannot_add_to_a_transfer_another_began() -> None:
@@ -92,7 +131,7 @@ def test_a_second_gateway_cannot_add_to_a_transfer_another_began() -> None:
 def test_each_peer_is_held_to_its_budget_and_a_failed_write_gives_room_back() -> None:
     early = EarlyChunks(per_peer_bytes=250)
     _put(early, "01" * 16, 0, b"a" * 100)
-    early.reserve("01" * 16, "a", SLOT, 100, lambda: False, lambda: False)
+    early.reserve("01" * 16, "a", SLOT, "blake3", 100, lambda: False, lambda: False)
     early.written("01" * 16, 1, b"b" * 100, ok=False)  # the disk refused it
     _put(early, "02" * 16, 0, b"c" * 100)
     with pytest.raises(EarlyChunksRefused):
@@ -111,7 +150,7 @@ def test_the_number_of_transfers_held_ahead_is_bounded() -> None:
 def test_an_offer_waits_for_a_chunk_still_being_written() -> None:
     manifest, chunks = _manifest(2 * SEGMENT)
     early = EarlyChunks(per_peer_bytes=10 * SLOT)
-    early.reserve(manifest.id, "a", SLOT, len(chunks[1]), lambda: False, lambda: False)
+    early.reserve(manifest.id, "a", SLOT, "blake3", len(chunks[1]), lambda: False, lambda: False)
 
     def finish_later() -> None:
         time.sleep(0.2)
@@ -132,13 +171,13 @@ def test_an_offer_waits_for_a_chunk_still_being_written() -> None:
 )
 def test_what_no_manifest_could_have_is_malformed(slot: int, number: int, size: int) -> None:
     with pytest.raises(EnvelopeMalformed):
-        EarlyChunks.check_slot(slot, number, size)
+        EarlyChunks.check_slot(slot, number, size, "blake3")
 
 
 def test_chunks_written_before_a_restart_make_the_offer_re_check_the_file() -> None:
     """After a restart the table knows only what came since; the file holds more."""
     manifest, chunks = _manifest(2 * SEGMENT)
     early = EarlyChunks(per_peer_bytes=10 * SLOT)
-    early.reserve(manifest.id, "a", SLOT, len(chunks[1]), lambda: False, lambda: True)
+    early.reserve(manifest.id, "a", SLOT, "blake3", len(chunks[1]), lambda: False, lambda: True)
     early.written(manifest.id, 1, chunks[1], ok=True)
     assert early.take(manifest.id, "a", manifest) is None

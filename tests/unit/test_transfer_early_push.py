@@ -56,20 +56,22 @@ def _send_all(pushing: Pushing, chunks: list[bytes]) -> None:
 def test_chunks_sealed_faster_than_sent_are_read_back_and_all_sent(tmp_path: Path) -> None:
     path, chunks = _chunks(tmp_path, 3 * IN_FLIGHT + 1)
     transport = _Transport()
-    pushing = Pushing(transport, transport.executor, "ab" * 16, SLOT, path, PEER)
+    pushing = Pushing(transport, transport.executor, "ab" * 16, SLOT, path, PEER, "blake3")
     _send_all(pushing, chunks)  # the receiver answers nothing yet
     transport.gate.set()
     transport.executor.shutdown(wait=True)
     got = {int(p.rsplit("/", 1)[1]): body for p, body, _ in transport.sent}
     assert got == dict(enumerate(chunks))
-    assert all(h == {"Gcx-Chunk-Slot": str(SLOT)} for _, _, h in transport.sent)
+    # Each says its slot and the digest its manifest will list.
+    expected = {"Gcx-Chunk-Slot": str(SLOT), "Gcx-Chunk-Digest": "blake3"}
+    assert all(h == expected for _, _, h in transport.sent)
     assert all(p.startswith(f"/peer/v1/transfers/{'ab' * 16}/early/") for p, _, _ in transport.sent)
 
 
 def test_a_refusal_stops_the_pushing(tmp_path: Path) -> None:
     path, chunks = _chunks(tmp_path, 3 * IN_FLIGHT)
     transport = _Transport(status=409)
-    pushing = Pushing(transport, transport.executor, "cd" * 16, SLOT, path, PEER)
+    pushing = Pushing(transport, transport.executor, "cd" * 16, SLOT, path, PEER, "blake3")
     _send_all(pushing, chunks)
     transport.gate.set()
     transport.executor.shutdown(wait=True)
@@ -84,7 +86,7 @@ def test_a_refusal_stops_the_pushing(tmp_path: Path) -> None:
 def test_a_chunk_file_moved_on_stops_the_pushing_quietly(tmp_path: Path) -> None:
     path, chunks = _chunks(tmp_path, 2 * IN_FLIGHT)
     transport = _Transport()
-    pushing = Pushing(transport, transport.executor, "ef" * 16, SLOT, path, PEER)
+    pushing = Pushing(transport, transport.executor, "ef" * 16, SLOT, path, PEER, "blake3")
     _send_all(pushing, chunks)
     path.rename(tmp_path / "adopted")  # the transfer was made: its file moved to out/
     transport.gate.set()

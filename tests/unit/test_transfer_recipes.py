@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 
 import pytest
 
 from gcx import crypto
-from gcx.errors import ReceiptInvalid, SignatureInvalid, TransferUnreadable
+from gcx.errors import EnvelopeMalformed, ReceiptInvalid, SignatureInvalid, TransferUnreadable
 from gcx.protocol.envelope import Sender
 from gcx.protocol.transfer import PAYLOAD_TYPE, ReceiptFile, TransferManifest, TransferReceipt
 
@@ -51,7 +52,10 @@ def test_sealed_files_open_for_each_recipient_and_only_for_them() -> None:
     transfer, chunks, council, digests = _sealed()
     manifest = transfer.manifest
     assert sorted(chunks) == list(range(len(manifest.chunks)))
-    assert [hashlib.sha256(chunks[n]).hexdigest() for n in sorted(chunks)] == list(manifest.chunks)
+    # New transfers list BLAKE3 digests of their chunks (gcx.transfer/2).
+    assert manifest.format == "gcx.transfer/2" and manifest.chunk_hash == "blake3"
+    listed = [crypto.chunk_digest("blake3", chunks[n]) for n in sorted(chunks)]
+    assert listed == list(manifest.chunks)
     key = crypto.open_transfer(manifest, "E09000030", council)
     assert key.metadata() == b'{"files": "as the caller writes them"}'
     for index, data in enumerate(FILES):
@@ -66,6 +70,43 @@ def test_sealed_files_open_for_each_recipient_and_only_for_them() -> None:
         crypto.open_transfer(manifest, "MPS", council)
     with pytest.raises(TransferUnreadable):
         crypto.open_transfer(manifest, "HMRC", council)
+
+
+def test_a_sender_may_still_write_gcx_transfer_1_with_sha256_chunk_digests() -> None:
+    """For peers not yet on gcx.transfer/2: the manifest says /1, lists SHA-256 digests and
+    opens exactly as a /2 one does."""
+    council = crypto.EncryptionKey.generate()
+    chunks: dict[int, bytes] = {}
+    sealer = crypto.TransferSealer(TID, SEGMENT, "gcx.transfer/1")
+    sealer.add_file(io.BytesIO(FILES[0]), len(FILES[0]), chunks.__setitem__)
+    manifest = sealer.seal(
+        sender=Sender(organisation="DWP", user="clerk"),
+        recipients={"E09000030": council.public},
+        marking="OFFICIAL",
+        created_at=NOW,
+        expires_at=NOW + dt.timedelta(days=7),
+        metadata=b"{}",
+        signing_key=crypto.SigningKey.generate(),
+    ).manifest
+    assert TransferManifest.from_bytes(manifest.to_bytes()).format == "gcx.transfer/1"
+    assert manifest.chunk_hash == "sha256"
+    assert [hashlib.sha256(chunks[n]).hexdigest() for n in sorted(chunks)] == list(manifest.chunks)
+    cipher = crypto.open_transfer(manifest, "E09000030", council).file_cipher(0)
+    last = len(chunks) - 1
+    assert b"".join(cipher.open(n, chunks[n], last=n == last) for n in sorted(chunks)) == FILES[0]
+
+
+def test_a_manifest_in_an_unknown_format_is_refused() -> None:
+    """A later format, or none, is malformed to this gateway: refused, never guessed at."""
+    transfer, _, _, _ = _sealed()
+    raw = json.loads(transfer.manifest.to_bytes())
+    for format in ("gcx.transfer/3", "gcx.transfer/0", "", None):
+        with pytest.raises(EnvelopeMalformed):
+            TransferManifest.from_bytes(json.dumps({**raw, "format": format}).encode())
+    with pytest.raises(ValueError):
+        crypto.TransferSealer(TID, SEGMENT, "gcx.transfer/3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        crypto.chunk_digest("md5", b"chunk")
 
 
 def test_a_file_of_the_wrong_length_is_refused() -> None:

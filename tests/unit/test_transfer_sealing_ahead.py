@@ -43,7 +43,7 @@ def test_pieces_of_any_size_seal_to_a_file_that_opens(size: int, piece: int) -> 
     sealed = sealer.finish()
     assert len(chunks) == crypto.segment_count(size, SEGMENT)
     assert sealed.sha256 == hashlib.sha256(data).hexdigest()
-    assert list(sealed.chunk_sha256) == [hashlib.sha256(chunks[n]).hexdigest() for n in chunks]
+    assert list(sealed.chunk_digests) == [hashlib.sha256(chunks[n]).hexdigest() for n in chunks]
     assert _open(key, sealed, chunks) == data
 
 
@@ -85,7 +85,10 @@ def test_a_complete_upload_is_taken_with_its_chunks_on_disk(tmp_path: Path) -> N
     slot = SEGMENT + 16
     sizes = [slot, slot, 3 + 16]
     on_disk = [raw[n * slot : n * slot + size] for n, size in enumerate(sizes)]
-    assert [hashlib.sha256(c).hexdigest() for c in on_disk] == list(taken.sealed.chunk_sha256)
+    # Sealed ahead in the format new transfers are written in: BLAKE3 chunk digests.
+    assert taken.sealer.format == "gcx.transfer/2"
+    blake3 = [crypto.chunk_digest("blake3", c) for c in on_disk]
+    assert blake3 == list(taken.sealed.chunk_digests)
     assert ahead.take("u1") is None
 
 

@@ -52,7 +52,7 @@ def test_round_trip_at_segment_boundaries(size: int) -> None:
     sealed, chunks = _encrypt(data, key)
     assert len(chunks) == crypto.segment_count(size, SEGMENT)
     assert sealed.sha256 == hashlib.sha256(data).hexdigest()
-    assert list(sealed.chunk_sha256) == [hashlib.sha256(c).hexdigest() for c in chunks]
+    assert list(sealed.chunk_digests) == [hashlib.sha256(c).hexdigest() for c in chunks]
     assert _decrypt(sealed, chunks, key) == data
 
 
@@ -77,7 +77,7 @@ def test_the_last_chunk_is_sealed_with_the_last_byte_fed() -> None:
     sealer.feed(b"")
     sealed = sealer.finish()
     assert len(chunks) == 3
-    assert list(sealed.chunk_sha256) == [hashlib.sha256(c).hexdigest() for c in chunks]
+    assert list(sealed.chunk_digests) == [hashlib.sha256(c).hexdigest() for c in chunks]
     assert _decrypt(sealed, chunks, key) == data
 
 

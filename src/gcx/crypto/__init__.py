@@ -61,10 +61,13 @@ from gcx.crypto._people import (
 )
 from gcx.crypto._receipt import sign_receipt, sign_receipts, verify_receipt
 from gcx.crypto._stream import (
+    CHUNK_DIGESTS,
     SEGMENT_SIZE,
     FileSealer,
     SealedFile,
     StreamCipher,
+    chunk_digest,
+    chunk_hasher,
     encrypt_file,
     new_content_key,
     open_content_key,
@@ -113,6 +116,7 @@ from gcx.crypto._x509 import (
 
 __all__ = [
     "BATCH_FORMAT",
+    "CHUNK_DIGESTS",
     "SEGMENT_SIZE",
     "Certificate",
     "ClaimedHeader",
@@ -132,6 +136,8 @@ __all__ = [
     "VerifiedRoots",
     "VerifyKey",
     "build_enrolment_request",
+    "chunk_digest",
+    "chunk_hasher",
     "claimed_header",
     "client_context",
     "consistency_proof",

@@ -19,8 +19,9 @@ online AE that age and Tink's streaming AEAD use, over AES-256-GCM:
   key were ever reused. An empty file is one empty final segment.
 * Each ciphertext segment (ciphertext || 16-byte tag) is a chunk: it is
   stored, sent and verified on its own, so transfers resume chunk by chunk and
-  chunks travel in parallel. The signed manifest lists every chunk's SHA-256,
-  which a gateway checks without any key.
+  chunks travel in parallel. The signed manifest lists every chunk's digest,
+  which a gateway checks without any key: SHA-256 in ``gcx.transfer/1``,
+  BLAKE3 (256-bit output) in ``gcx.transfer/2``, which is otherwise the same.
 * File names, media types and each file's plaintext SHA-256 are encrypted as
   one metadata document (key derived with ``b"gcx.transfer/1 metadata " +
   id``), so nothing that might name a person sits in the clear.
@@ -37,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hpke
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -52,6 +54,33 @@ MAX_SEGMENTS = 1 << 32
 _KEY_BYTES = 32
 _LABEL = b"gcx.transfer/1"
 _SUITE = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _blake3(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+# Chunk digests by the name a manifest's format gives them. BLAKE3 (one thread) hashes
+# at about 6 GB/s on the 2-core benchmark machine against SHA-256's 1.7, and a chunk is
+# hashed twice (sealed, received), so gcx.transfer/2 saves ~0.85 CPU s per GiB.
+CHUNK_DIGESTS: dict[str, Callable[[bytes], str]] = {"sha256": _sha256, "blake3": _blake3}
+
+
+def chunk_hasher(algorithm: str) -> Callable[[bytes], str]:
+    """The function giving a ciphertext chunk's hex digest with ``algorithm``."""
+    try:
+        return CHUNK_DIGESTS[algorithm]
+    except KeyError:
+        raise ValueError(f"unknown chunk digest {algorithm!r}") from None
+
+
+def chunk_digest(algorithm: str, data: bytes) -> str:
+    """The hex digest of one ciphertext chunk with ``algorithm`` (the manifest's)."""
+    return chunk_hasher(algorithm)(data)
 
 
 def new_content_key() -> bytes:
@@ -103,7 +132,7 @@ class SealedFile:
     size: int
     sha256: str
     nonce_prefix: str
-    chunk_sha256: tuple[str, ...]
+    chunk_digests: tuple[str, ...]
 
 
 class FileSealer:
@@ -112,7 +141,8 @@ class FileSealer:
     :meth:`feed` takes the plaintext as it arrives (an upload in progress) and
     hands each complete segment's chunk to ``write_chunk(segment, ciphertext)``;
     the final segment is held back until :meth:`finish`, which seals it with the
-    ``last`` flag. Memory stays about one segment plus one piece. Raises
+    ``last`` flag. Memory stays about one segment plus one piece. Each chunk's
+    digest is taken with ``chunk_hash`` (a name in :data:`CHUNK_DIGESTS`). Raises
     ``ValueError`` if more or fewer than ``size`` bytes are fed.
     """
 
@@ -125,8 +155,10 @@ class FileSealer:
         size: int,
         write_chunk: Callable[[int, bytes], None],
         segment_size: int = SEGMENT_SIZE,
+        chunk_hash: str = "sha256",
     ) -> None:
         self.size = size
+        self._chunk_digest = chunk_hasher(chunk_hash)
         self._prefix = secrets.token_bytes(NONCE_PREFIX_BYTES)
         self._cipher = StreamCipher(content_key, transfer_id, index, self._prefix)
         self._write = write_chunk
@@ -185,7 +217,7 @@ class FileSealer:
 
     def _seal(self, plaintext: bytes, *, last: bool) -> None:
         chunk = self._cipher.seal(self._segment, plaintext, last=last)
-        self._digests.append(hashlib.sha256(chunk).hexdigest())
+        self._digests.append(self._chunk_digest(chunk))
         self._write(self._segment, chunk)
         self._segment += 1
 
@@ -199,6 +231,7 @@ def encrypt_file(
     index: int,
     write_chunk: Callable[[int, bytes], None],
     segment_size: int = SEGMENT_SIZE,
+    chunk_hash: str = "sha256",
 ) -> SealedFile:
     """Encrypt ``size`` bytes from ``source`` segment by segment; memory stays one segment.
 
@@ -213,6 +246,7 @@ def encrypt_file(
         size=size,
         write_chunk=write_chunk,
         segment_size=segment_size,
+        chunk_hash=chunk_hash,
     )
     left = size
     while left:

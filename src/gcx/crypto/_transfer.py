@@ -1,4 +1,4 @@
-"""Recipes for a bulk transfer (``gcx.transfer/1``): seal it, open it, receipt it.
+"""Recipes for a bulk transfer (``gcx.transfer/1`` and ``/2``): seal it, open it, receipt it.
 
 Gateway code never handles a content key or assembles a manifest's
 cryptographic fields; it uses these recipes, built from the STREAM
@@ -37,12 +37,16 @@ from gcx.crypto._x509 import key_id
 from gcx.errors import TransferUnreadable
 from gcx.protocol.envelope import SealedKey, Sender
 from gcx.protocol.transfer import (
+    CHUNK_HASHES,
+    FORMAT_2,
     PAYLOAD_TYPE,
     RECEIPT_TYPE,
     TransferFile,
+    TransferFormat,
     TransferManifest,
     TransferReceipt,
     check_receipt,
+    transfer_format,
 )
 
 
@@ -61,9 +65,12 @@ class TransferSealer:
     given can decrypt the files without a recipient's private key.
     """
 
-    def __init__(self, transfer_id: str, segment_size: int) -> None:
+    def __init__(
+        self, transfer_id: str, segment_size: int, format: TransferFormat = FORMAT_2
+    ) -> None:
         self.transfer_id = transfer_id
         self.segment_size = segment_size
+        self.format = transfer_format(format)  # ValueError for one gcx does not know
         self._content_key = new_content_key()
         self._files: list[TransferFile] = []
         self._chunks: list[str] = []
@@ -79,6 +86,7 @@ class TransferSealer:
             index=index,
             size=size,
             segment_size=self.segment_size,
+            chunk_hash=CHUNK_HASHES[self.format],
             write_chunk=lambda segment, data: write_chunk(first + segment, data),
         )
 
@@ -95,10 +103,10 @@ class TransferSealer:
                 size=sealed.size,
                 nonce_prefix=sealed.nonce_prefix,
                 first_chunk=first,
-                chunks=len(sealed.chunk_sha256),
+                chunks=len(sealed.chunk_digests),
             )
         )
-        self._chunks.extend(sealed.chunk_sha256)
+        self._chunks.extend(sealed.chunk_digests)
         return sealed
 
     def add_file(
@@ -133,6 +141,7 @@ class TransferSealer:
     ) -> SealedTransfer:
         """The manifest, with the content key sealed to every recipient, signed by the sender."""
         manifest = TransferManifest(
+            format=self.format,
             id=self.transfer_id,
             sender=sender,
             recipients=tuple(recipients),

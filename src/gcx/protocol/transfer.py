@@ -1,4 +1,4 @@
-"""Bulk file transfers (``gcx.transfer/1``): the signed manifest, receipts and lifecycle.
+"""Bulk file transfers (``gcx.transfer/1`` and ``/2``): the signed manifest, receipts and lifecycle.
 
 A transfer is an envelope of kind ``file`` whose payload is a batch of files
 encrypted in chunks (see :mod:`gcx.crypto._stream` for the construction and
@@ -6,8 +6,12 @@ encrypted in chunks (see :mod:`gcx.crypto._stream` for the construction and
 by the sending organisation (DSSE, ``application/vnd.gcx.transfer+json``). It
 names, in the clear, only what a gateway needs to carry and check the data:
 sender, recipients, marking, times, segment size, each file's plaintext size,
-nonce prefix and chunk range, and the SHA-256 of every ciphertext chunk.
+nonce prefix and chunk range, and the digest of every ciphertext chunk.
 Names, media types and plaintext digests travel encrypted in ``metadata``.
+The two formats differ only in that chunk digest: SHA-256 in
+``gcx.transfer/1``, BLAKE3 in ``gcx.transfer/2`` (:data:`CHUNK_HASHES`). A
+gateway that knows only ``/1`` refuses a ``/2`` manifest as malformed, so a
+sender keeps writing ``/1`` (``transfer_format``) until its peers have moved.
 
 The receipt (``gcx.transfer-receipt/1``, DSSE
 ``application/vnd.gcx.transfer-receipt+json``) is signed by each recipient
@@ -24,7 +28,7 @@ Everything here is pure: data in, decisions out.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, Self
+from typing import Final, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -39,7 +43,20 @@ from gcx.protocol.directory import canonical_json
 from gcx.protocol.documents import Time, load_model
 from gcx.protocol.envelope import MAX_CLOCK_SKEW, MAX_RECIPIENTS, SealedKey, Sender
 
-FORMAT = "gcx.transfer/1"
+FORMAT: Final = "gcx.transfer/1"
+FORMAT_2: Final = "gcx.transfer/2"
+# The digest each format lists for every ciphertext chunk.
+CHUNK_HASHES = {FORMAT: "sha256", FORMAT_2: "blake3"}
+TransferFormat = Literal["gcx.transfer/1", "gcx.transfer/2"]
+
+
+def transfer_format(name: str) -> TransferFormat:
+    """``name`` as a transfer format; ``ValueError`` for one gcx does not know."""
+    if name not in CHUNK_HASHES:
+        raise ValueError(f"{name!r} is not a transfer format; use one of {', '.join(CHUNK_HASHES)}")
+    return cast(TransferFormat, name)
+
+
 PAYLOAD_TYPE = "application/vnd.gcx.transfer+json"
 RECEIPT_FORMAT = "gcx.transfer-receipt/1"
 RECEIPT_TYPE = "application/vnd.gcx.transfer-receipt+json"
@@ -52,6 +69,9 @@ MAX_SEGMENT = 16 * 1024 * 1024
 MAX_LIFETIME = dt.timedelta(days=30)
 # The slot size (segment plus tag) a chunk sent ahead of its manifest is written in.
 CHUNK_SLOT_HEADER = "Gcx-Chunk-Slot"
+# The digest the manifest will list for a chunk sent ahead ("sha256" when absent, as
+# gateways before gcx.transfer/2 sent it).
+CHUNK_DIGEST_HEADER = "Gcx-Chunk-Digest"
 DEFAULT_TTL = dt.timedelta(days=7)
 _HEX32 = r"^[0-9a-f]{32}$"
 _HEX64 = r"^[0-9a-f]{64}$"
@@ -70,7 +90,7 @@ class TransferFile(_Model):
 
 
 class TransferManifest(_Model):
-    format: Literal["gcx.transfer/1"] = "gcx.transfer/1"
+    format: TransferFormat = "gcx.transfer/1"
     id: str = Field(pattern=_HEX32)
     kind: Literal["file"] = "file"
     sender: Sender
@@ -112,8 +132,13 @@ class TransferManifest(_Model):
             return load_model(cls, payload)
         except (ValidationError, ValueError) as exc:
             raise EnvelopeMalformed(
-                "The transfer manifest is not in the gcx.transfer/1 format."
+                "The transfer manifest is not in the gcx.transfer/1 or gcx.transfer/2 format."
             ) from exc
+
+    @property
+    def chunk_hash(self) -> str:
+        """The name of the digest ``chunks`` lists (a key of ``gcx.crypto.CHUNK_DIGESTS``)."""
+        return CHUNK_HASHES[self.format]
 
     def locate(self, chunk: int) -> tuple[TransferFile, int, bool]:
         """The file a chunk belongs to, its segment number in that file, and whether it is last."""

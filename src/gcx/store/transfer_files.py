@@ -23,7 +23,7 @@ signed. Which chunks are held is therefore not known from the filesystem
 alone: the receiving side keeps the set it wrote while it runs
 (:mod:`gcx.gateway.transfers.held`) and, after a restart, re-checks what is
 on disk (:meth:`TransferFiles.verified_chunks`, each slot against the signed
-manifest's SHA-256), so a chunk lost with the page cache is sent again and
+manifest's chunk digest), so a chunk lost with the page cache is sent again and
 nothing unverified is ever published. A transfer becomes visible as complete
 only by the rename of its whole folder, so nothing half-received is ever
 presented as complete. An upload holds the sender's plaintext, so every file
@@ -40,12 +40,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -174,7 +173,13 @@ class ChunkStore(Protocol):
         self, area: str, transfer_id: str, number: int, size: int, slot: int
     ) -> bytes: ...
     def verified_chunks(
-        self, area: str, transfer_id: str, digests: Sequence[str], sizes: Sequence[int], slot: int
+        self,
+        area: str,
+        transfer_id: str,
+        digests: Sequence[str],
+        sizes: Sequence[int],
+        slot: int,
+        digest_of: Callable[[bytes], str],
     ) -> set[int]: ...
     def untouched_since(self, area: str, before: float) -> list[str]: ...
     def held_bytes(self, area: str, transfer_id: str) -> int: ...
@@ -298,9 +303,16 @@ class TransferFiles:
         return data
 
     def verified_chunks(
-        self, area: str, transfer_id: str, digests: Sequence[str], sizes: Sequence[int], slot: int
+        self,
+        area: str,
+        transfer_id: str,
+        digests: Sequence[str],
+        sizes: Sequence[int],
+        slot: int,
+        digest_of: Callable[[bytes], str],
     ) -> set[int]:
-        """The chunks on disk whose slot holds exactly the bytes with the SHA-256 expected.
+        """The chunks on disk whose slot holds exactly the bytes with the digest expected
+        (``digest_of``, the manifest's chunk digest).
 
         One read of the whole file: used after a restart, when what was written
         before it is known only from the disk.
@@ -314,7 +326,7 @@ class TransferFiles:
         try:
             for number, (digest, size) in enumerate(zip(digests, sizes, strict=True)):
                 data = os.pread(descriptor, size, number * slot)
-                if len(data) == size and hashlib.sha256(data).hexdigest() == digest:
+                if len(data) == size and digest_of(data) == digest:
                     held.add(number)
         finally:
             os.close(descriptor)

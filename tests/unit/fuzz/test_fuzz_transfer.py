@@ -79,7 +79,7 @@ def _transfer() -> tuple[TransferManifest, bytes, list[bytes]]:
                 chunks=len(chunks),
             ),
         ),
-        chunks=sealed.chunk_sha256,
+        chunks=sealed.chunk_digests,
     )
     return manifest, content_key, chunks
 

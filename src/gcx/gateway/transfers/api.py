@@ -41,7 +41,7 @@ from gcx.gateway.transfers.listing import list_transfers as list_visible
 from gcx.gateway.transfers.sealing_ahead import Feeding, SealingAhead
 from gcx.httpapi import attachment_disposition, json_body, run_sync
 from gcx.openapi import OBJECT, REFUSALS, json_ok
-from gcx.protocol.transfer import MAX_NOTE_CHARS
+from gcx.protocol.transfer import MAX_NOTE_CHARS, transfer_format
 from gcx.protocol.validation import StrictModel, validated
 
 TUS_VERSION = "1.0.0"
@@ -143,7 +143,13 @@ async def append_upload(request: web.Request) -> web.Response:
                 await run_sync(early.targets, caller, state.metadata, state.length)
             )
         await run_sync(
-            ahead.start, upload_id, state.length, segment, files.sealed_ahead_path(upload_id), push
+            ahead.start,
+            upload_id,
+            state.length,
+            segment,
+            files.sealed_ahead_path(upload_id),
+            push,
+            transfer_format(gateway.config.transfer_format),
         )
     elif not ahead.covers(upload_id, offset):
         ahead.drop(upload_id)

@@ -1,18 +1,20 @@
 """Chunks that reach the receiving gateway before their transfer's manifest.
 
-The signed manifest lists every chunk's SHA-256, so it exists only once the
+The signed manifest lists every chunk's digest, so it exists only once the
 whole file is sealed; without this, delivery could begin only after the
 upload had ended, and a large transfer took two phases of similar length one
 after the other. A sending gateway that knows where an upload is going pushes
 each chunk as soon as it is sealed (``PUT /peer/v1/transfers/{id}/early/{n}``,
 :mod:`gcx.gateway.transfers.early_push`). Here the receiver writes such a
 chunk into the slot the transfer's chunk file will use and remembers its size
-and SHA-256, and nothing more: it is not a transfer, is not audited, is not
-shown to anyone and cannot be read (its key travels in the manifest).
+and digest (of the kind the sender names in ``Gcx-Chunk-Digest``), and nothing
+more: it is not a transfer, is not audited, is not shown to anyone and cannot
+be read (its key travels in the manifest).
 
 When the manifest is offered, the chunks remembered for it count as held
 only if they came from the gateway that offers it, in slots of the manifest's
-size, and their size and SHA-256 are exactly what the signed manifest lists;
+size, and their size and digest (of the manifest's kind) are exactly what the
+signed manifest lists;
 every other one is answered as missing and sent again, as before. Nothing is
 trusted that the manifest does not vouch for, so the guarantees of
 ``docs/transfers.md`` are unchanged.
@@ -30,13 +32,13 @@ claimed within :data:`ABANDONED_AFTER` are deleted by housekeeping.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gcx import crypto
 from gcx.errors import EarlyChunksRefused, EnvelopeMalformed
 from gcx.protocol.transfer import MAX_CHUNKS, MAX_SEGMENT, MIN_SEGMENT, TAG_BYTES, TransferManifest
 
@@ -53,6 +55,7 @@ _CLOSED = 4096
 class _Early:
     peer: str
     slot: int
+    chunk_hash: str
     started: float
     # False if the chunk file held bytes before this table knew the transfer.
     fresh: bool
@@ -72,8 +75,12 @@ class EarlyChunks:
         self._settled = threading.Condition()
 
     @staticmethod
-    def check_slot(slot: int, number: int, size: int) -> None:
-        """Refuse a slot size, chunk number or body size no manifest could have."""
+    def check_slot(slot: int, number: int, size: int, chunk_hash: str) -> None:
+        """Refuse a slot size, chunk number, body size or digest no manifest could have."""
+        if chunk_hash not in crypto.CHUNK_DIGESTS:
+            raise EnvelopeMalformed(
+                f"Gcx-Chunk-Digest must be one of {', '.join(crypto.CHUNK_DIGESTS)}."
+            )
         if not MIN_SEGMENT + TAG_BYTES <= slot <= MAX_SEGMENT + TAG_BYTES:
             raise EnvelopeMalformed(
                 f"Gcx-Chunk-Slot must be a segment size from {MIN_SEGMENT} to {MAX_SEGMENT} "
@@ -89,6 +96,7 @@ class EarlyChunks:
         transfer_id: str,
         peer: str,
         slot: int,
+        chunk_hash: str,
         size: int,
         offered: Callable[[], bool],
         on_disk: Callable[[], bool],
@@ -120,10 +128,12 @@ class EarlyChunks:
                     "This gateway holds early chunks for as many transfers as it will; "
                     "send them after the offer."
                 )
-            if early is not None and (early.peer != peer or early.slot != slot):
+            if early is not None and (
+                early.peer != peer or early.slot != slot or early.chunk_hash != chunk_hash
+            ):
                 raise EarlyChunksRefused(
-                    "Early chunks of this transfer came from another gateway or in another "
-                    "slot size; send them after the offer."
+                    "Early chunks of this transfer came from another gateway, in another "
+                    "slot size or with another digest; send them after the offer."
                 )
             held = sum(e.reserved for e in self._early.values() if e.peer == peer)
             if held + size > self._per_peer:
@@ -132,13 +142,17 @@ class EarlyChunks:
                     "send the rest after the offer."
                 )
             if early is None:
-                early = self._early[transfer_id] = _Early(peer, slot, time.monotonic(), fresh)
+                early = _Early(peer, slot, chunk_hash, time.monotonic(), fresh)
+                self._early[transfer_id] = early
             early.reserved += size
             early.writing += 1
 
     def written(self, transfer_id: str, number: int, data: bytes, *, ok: bool) -> None:
         """Record a reserved chunk once written (``ok``) or give its room back (not ``ok``)."""
-        digest = hashlib.sha256(data).hexdigest() if ok else ""
+        with self._settled:
+            known = self._early.get(transfer_id)
+            chunk_hash = known.chunk_hash if known is not None else "sha256"
+        digest = crypto.chunk_digest(chunk_hash, data) if ok else ""
         with self._settled:
             early = self._early.get(transfer_id)
             if early is not None:
@@ -170,7 +184,11 @@ class EarlyChunks:
             # Unknown, a write that never ended, or chunks from before a restart: the
             # chunk file is re-checked against the manifest instead.
             return None
-        if early.peer != peer or early.slot != manifest.chunk_slot:
+        if (
+            early.peer != peer
+            or early.slot != manifest.chunk_slot
+            or early.chunk_hash != manifest.chunk_hash
+        ):
             return set()
         count = len(manifest.chunks)
         return {

@@ -1,6 +1,6 @@
 """Pushing an upload's chunks to the receiving gateway while the upload goes on.
 
-The signed manifest lists every chunk's SHA-256, so it can be offered only
+The signed manifest lists every chunk's digest, so it can be offered only
 once the whole file is sealed. Without this, a large file went in two phases
 one after the other: the upload (sealed as it arrived), then the delivery.
 When a tus upload says where it is going (``gcx-to`` and ``gcx-marking`` in
@@ -8,7 +8,8 @@ its ``Upload-Metadata``, as ``gcx file send`` does for a one-file batch) and
 every check the transfer will meet passes for that person now
 (:func:`gcx.gateway.transfers.sending.preflight`), each chunk sealed ahead is
 also sent at once to each receiving gateway
-(``PUT /peer/v1/transfers/{id}/early/{n}``, with the chunk's slot size), over
+(``PUT /peer/v1/transfers/{id}/early/{n}``, with the chunk's slot size and the
+name of the digest its manifest will list), over
 the same pinned mutual TLS as every chunk. The receiver keeps it unread until
 the manifest arrives and vouches for it (:mod:`.early_chunks`); the carrier
 then sends only what the offer still lists as missing. The upload never waits
@@ -41,7 +42,7 @@ from gcx.gateway.transfers.chunk_transport import ChunkTransport
 from gcx.gateway.transfers.sealing_ahead import PushStart
 from gcx.gateway.transfers.sending import preflight
 from gcx.protocol import directory as dirproto
-from gcx.protocol.transfer import CHUNK_SLOT_HEADER
+from gcx.protocol.transfer import CHUNK_DIGEST_HEADER, CHUNK_SLOT_HEADER
 
 log = logging.getLogger("gcx.gateway.transfers")
 
@@ -88,9 +89,12 @@ class EarlyPush:
         if not peers:
             return None
 
-        def start(transfer_id: str, slot: int, chunks: Path) -> Callable[[int, bytes], None]:
+        def start(
+            transfer_id: str, slot: int, chunks: Path, chunk_hash: str
+        ) -> Callable[[int, bytes], None]:
             pushing = [
-                Pushing(self.transport, self.executor, transfer_id, slot, chunks, p) for p in peers
+                Pushing(self.transport, self.executor, transfer_id, slot, chunks, p, chunk_hash)
+                for p in peers
             ]
 
             def send(number: int, data: bytes) -> None:
@@ -120,8 +124,10 @@ class Pushing:
         slot: int,
         chunks: Path,
         peer: dirproto.GatewayEntry,
+        chunk_hash: str,
     ) -> None:
         self._transport = transport
+        self._headers = {CHUNK_SLOT_HEADER: str(slot), CHUNK_DIGEST_HEADER: chunk_hash}
         self._executor = executor
         self._transfer_id = transfer_id
         self._slot = slot
@@ -177,9 +183,7 @@ class Pushing:
             return
         path = f"/peer/v1/transfers/{self._transfer_id}/early/{number}"
         try:
-            answer = self._transport.put(
-                self._peer, path, data, headers={CHUNK_SLOT_HEADER: str(self._slot)}
-            )
+            answer = self._transport.put(self._peer, path, data, headers=self._headers)
         except GcxError as error:
             self.stop(f"{self._peer.name}: {error.code}")
             return

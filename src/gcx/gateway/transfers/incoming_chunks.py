@@ -4,10 +4,10 @@ are on disk (the peer endpoints of :mod:`gcx.gateway.transfers.peer_api` use the
 from __future__ import annotations
 
 import asyncio
-import hashlib
 
 from aiohttp import web
 
+from gcx import crypto
 from gcx.errors import ChunkDigestMismatch
 from gcx.httpapi import read_body
 from gcx.protocol.transfer import TransferManifest
@@ -18,7 +18,12 @@ def on_disk(files: ChunkStore, manifest: TransferManifest) -> set[int]:
     """The chunks whose slots on disk hold what the manifest lists (one read of the file)."""
     sizes = [manifest.chunk_size(n) for n in range(len(manifest.chunks))]
     return files.verified_chunks(
-        "incoming", manifest.id, manifest.chunks, sizes, manifest.chunk_slot
+        "incoming",
+        manifest.id,
+        manifest.chunks,
+        sizes,
+        manifest.chunk_slot,
+        crypto.chunk_hasher(manifest.chunk_hash),
     )
 
 
@@ -42,7 +47,7 @@ def store_chunk(files: ChunkStore, manifest: TransferManifest, number: int, data
     """Write chunk ``number`` if it is exactly what the signed manifest lists; False if not."""
     if len(data) != manifest.chunk_size(number):
         return False
-    if hashlib.sha256(data).hexdigest() != manifest.chunks[number]:
+    if crypto.chunk_digest(manifest.chunk_hash, data) != manifest.chunks[number]:
         return False
     files.write_chunk("incoming", manifest.id, number, data, manifest.chunk_slot)
     return True

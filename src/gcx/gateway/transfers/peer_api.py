@@ -73,6 +73,7 @@ from gcx.httpapi import read_body, run_sync
 from gcx.protocol import directory as dirproto
 from gcx.protocol import strict_json
 from gcx.protocol.transfer import (
+    CHUNK_DIGEST_HEADER,
     CHUNK_SLOT_HEADER,
     PAYLOAD_TYPE,
     ReceiptFile,
@@ -283,6 +284,7 @@ def store_early_chunk(
     transfer_id: str,
     peer: str,
     slot: int,
+    chunk_hash: str,
     number: int,
     data: bytes,
 ) -> None:
@@ -293,6 +295,7 @@ def store_early_chunk(
         transfer_id,
         peer,
         slot,
+        chunk_hash,
         len(data),
         lambda: _offered(gateway, transfer_id),
         lambda: files.held_bytes("incoming", transfer_id) > 0,
@@ -320,7 +323,8 @@ async def handle_early_chunk(request: web.Request) -> web.Response:
     size = request.content_length
     if size is None:
         raise EnvelopeMalformed("An early chunk must declare its Content-Length.")
-    early.check_slot(slot, number, size)
+    chunk_hash = request.headers.get(CHUNK_DIGEST_HEADER, "sha256")
+    early.check_slot(slot, number, size, chunk_hash)
     data = await chunk_body(request, size)
     await run_sync(
         store_early_chunk,
@@ -329,6 +333,7 @@ async def handle_early_chunk(request: web.Request) -> web.Response:
         transfer_id,
         request["peer"].name,
         slot,
+        chunk_hash,
         number,
         data,
     )
@@ -359,7 +364,7 @@ async def handle_chunk(request: web.Request) -> web.Response:
             details={"chunk": number, "code": ChunkDigestMismatch.code},
         )
         raise ChunkDigestMismatch(
-            f"Chunk {number} does not match the SHA-256 and size in the signed manifest; "
+            f"Chunk {number} does not match the digest and size in the signed manifest; "
             "send it again."
         )
     request.app[HELD].add(transfer_id, number)

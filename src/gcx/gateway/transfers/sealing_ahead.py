@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gcx import crypto
-from gcx.protocol.transfer import TAG_BYTES
+from gcx.protocol.transfer import CHUNK_HASHES, FORMAT_2, TAG_BYTES, TransferFormat
 from gcx.store.transfer_files import ChunkWriter
 
 log = logging.getLogger("gcx.gateway.transfers")
@@ -51,7 +51,8 @@ SEALING_QUEUE = 4
 
 # Given a transfer identifier, slot size and chunk file, what to call with each chunk
 # once written.
-PushStart = Callable[[str, int, Path], Callable[[int, bytes], None] | None]
+# Given the transfer identifier, slot size, chunk file and chunk digest's name.
+PushStart = Callable[[str, int, Path, str], Callable[[int, bytes], None] | None]
 
 
 @dataclass
@@ -89,10 +90,11 @@ class SealingAhead:
         segment_size: int,
         chunks: Path,
         push: PushStart | None = None,
+        transfer_format: TransferFormat = FORMAT_2,
     ) -> None:
         """Begin sealing ``upload_id`` (a PATCH at offset 0) into the chunk file ``chunks``.
 
-        ``push``, given the transfer identifier, slot size and chunk file, may return
+        ``push``, given the transfer identifier, slot size, chunk file and digest, may return
         what to call with each chunk once written (sending it ahead, see early_push).
         """
         self.drop(upload_id)
@@ -100,11 +102,13 @@ class SealingAhead:
             return
         try:
             transfer_id = secrets.token_hex(16)
-            sealer = crypto.TransferSealer(transfer_id, segment_size)
+            sealer = crypto.TransferSealer(transfer_id, segment_size, transfer_format)
             writer = ChunkWriter(chunks, segment_size + TAG_BYTES)
         except OSError:
             return
-        also = push(transfer_id, writer.slot, chunks) if push is not None else None
+        also = None
+        if push is not None:
+            also = push(transfer_id, writer.slot, chunks, CHUNK_HASHES[transfer_format])
         if also is None:
             ahead = _Ahead(sealer, sealer.begin_file(length, writer.write), writer, length)
         else:

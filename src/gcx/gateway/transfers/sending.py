@@ -50,6 +50,7 @@ from gcx.protocol.transfer import (
     TAG_BYTES,
     FileMetadata,
     TransferMetadata,
+    transfer_format,
 )
 from gcx.protocol.validation import refusal
 from gcx.store import iso
@@ -157,7 +158,11 @@ def create_transfer(
         described = _adopt_sealed(files, adopted, states[0], chosen[0])
     else:
         transfer_id = secrets.token_hex(16)
-        sealer = crypto.TransferSealer(transfer_id, gateway.config.transfer_segment_bytes)
+        sealer = crypto.TransferSealer(
+            transfer_id,
+            gateway.config.transfer_segment_bytes,
+            transfer_format(gateway.config.transfer_format),
+        )
         described = _seal_files(files, sealer, transfer_id, states, chosen)
     now = gateway.clock.now()
     metadata = TransferMetadata(files=tuple(described), note=note or None)
@@ -294,7 +299,10 @@ def _take_sealed(
             ahead.drop(state.id)
         return None
     taken = ahead.take(states[0].id)
-    if taken is not None and taken.sealer.segment_size != gateway.config.transfer_segment_bytes:
+    if taken is not None and (
+        taken.sealer.segment_size != gateway.config.transfer_segment_bytes
+        or taken.sealer.format != gateway.config.transfer_format
+    ):
         taken.chunks.unlink(missing_ok=True)
         return None
     return taken
