@@ -6,11 +6,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gcx import crypto
+from gcx.errors import StorageFull
 from gcx.gateway.transfers.sealing_ahead import SealingAhead
+from gcx.store.transfer_files import ChunkWriter
 
 SEGMENT = 64 * 1024
 TID = "cd" * 16
@@ -110,3 +113,58 @@ def test_an_incomplete_or_dropped_upload_is_not_taken_and_its_file_goes(tmp_path
     # Discards run on the sealing thread, in order: once a later piece is sealed, they ran.
     _fed(ahead, "u5", b"x", tmp_path / "later")
     assert not (tmp_path / "dropped").exists()
+
+
+def test_each_chunk_is_sent_ahead_only_once_it_is_on_disk(tmp_path: Path) -> None:
+    """Chunks are written off the sealing thread; the push still sees each one only after its
+    slot holds it (a chunk sent late is read back from the file), and in order."""
+    ahead, data, path = SealingAhead(), secrets.token_bytes(5 * SEGMENT + 9), tmp_path / "s"
+    slot = SEGMENT + 16
+    seen: list[int] = []
+
+    def push(transfer_id: str, slot_size: int, chunks: Path, digest: str) -> Any:
+        assert (slot_size, chunks, digest) == (slot, path, "blake3")
+
+        def sent(number: int, chunk: bytes) -> None:
+            with chunks.open("rb") as handle:
+                handle.seek(number * slot)
+                assert handle.read(len(chunk)) == chunk
+            seen.append(number)
+
+        return sent
+
+    ahead.start("u6", len(data), SEGMENT, path, push)
+    for start in range(0, len(data), 7000):
+        future = ahead.feed("u6", data[start : start + 7000])
+        assert future is not None
+        future.result()
+    taken = ahead.take("u6")
+    assert taken is not None and seen == list(range(6))
+
+
+def test_a_chunk_that_cannot_be_written_drops_the_sealing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk error writing one chunk (on the writing thread) leaves nothing to adopt: the
+    upload is not taken, its chunk file goes, and the transfer is sealed from the upload."""
+    real = ChunkWriter.write
+
+    def failing(self: ChunkWriter, number: int, data: bytes) -> None:
+        if number == 1:
+            raise StorageFull()
+        real(self, number, data)
+
+    monkeypatch.setattr(ChunkWriter, "write", failing)
+    ahead, path, data = SealingAhead(), tmp_path / "full", secrets.token_bytes(4 * SEGMENT)
+    ahead.start("u7", len(data), SEGMENT, path)
+    fed = []
+    for start in range(0, len(data), SEGMENT):
+        future = ahead.feed("u7", data[start : start + SEGMENT])
+        fed.append(future is not None)
+        if future is not None:
+            future.result()
+    # Pieces fed after the failure was seen are not sealed; when that is depends on the
+    # writing thread, but the first two were sealed before chunk 1 was written.
+    assert fed[:2] == [True, True]
+    assert ahead.take("u7") is None
+    assert not path.exists()
