@@ -151,8 +151,8 @@ class EarlyChunks:
         """Record a reserved chunk once written (``ok``) or give its room back (not ``ok``)."""
         with self._settled:
             known = self._early.get(transfer_id)
-            chunk_hash = known.chunk_hash if known is not None else "sha256"
-        digest = crypto.chunk_digest(chunk_hash, data) if ok else ""
+        # Hashed outside the lock, with the digest the sender named for this transfer.
+        digest = crypto.chunk_digest(known.chunk_hash, data) if ok and known else ""
         with self._settled:
             early = self._early.get(transfer_id)
             if early is not None:
