@@ -5,6 +5,7 @@ Run as root from the project's virtual environment (sshd must start as root)::
 
     python bench/bulk.py --size 1G
     python bench/bulk.py --size 256M --skip-sftp
+    python bench/bulk.py --size 1G --files 4   # one batch of four 256 MiB files
 
 gcx: a fresh local network (central and two gateways as real ``gcx``
 processes, real mutual TLS, the default SQLite store) in a temporary
@@ -21,6 +22,11 @@ sftp: a private ``sshd`` (own host key, own client key and authorized_keys in
 the temporary directory, a free port on 127.0.0.1), started before and
 stopped after; the same file is uploaded with ``sftp -b`` using the cipher
 ``aes128-gcm@openssh.com``, timed end to end. Any system sshd is left alone.
+
+With ``--files N`` the size is split over N files sent as one batch (and put
+one after another by sftp): a batch is sealed from its uploads when the
+transfer is made rather than as it arrives, the path the web interface's
+and the CLI's several-file sends take.
 
 Also reported: each gateway's CPU seconds (user plus system, from
 ``/proc/PID/stat``) and the CLI's over the timed run, and the load average
@@ -127,7 +133,7 @@ async def start_network(workdir: Path) -> LocalNetwork:
     return network
 
 
-def run_gcx(source: Path, size: int, workdir: Path) -> dict[str, Any]:
+def run_gcx(sources: list[Path], size: int, workdir: Path) -> dict[str, Any]:
     network = asyncio.run(start_network(workdir))
     try:
         sender = network.gateways[SENDER.name]
@@ -157,7 +163,7 @@ def run_gcx(source: Path, size: int, workdir: Path) -> dict[str, Any]:
                     "OFFICIAL-SENSITIVE",
                     "--wait",
                     "--json",
-                    str(source),
+                    *map(str, sources),
                 ],
                 capture_output=True,
                 text=True,
@@ -190,7 +196,7 @@ def run_gcx(source: Path, size: int, workdir: Path) -> dict[str, Any]:
         network.stop()
 
 
-def run_sftp(source: Path, size: int, workdir: Path) -> dict[str, Any]:
+def run_sftp(sources: list[Path], size: int, workdir: Path) -> dict[str, Any]:
     if not SSHD.exists():
         log("installing openssh-server")
         subprocess.run(
@@ -224,7 +230,7 @@ def run_sftp(source: Path, size: int, workdir: Path) -> dict[str, Any]:
     )
     try:
         time.sleep(0.5)
-        (home / "batch").write_text(f"put {source} {target / 'file'}\n")
+        (home / "batch").write_text("".join(f"put {s} {target / s.name}\n" for s in sources))
         started = time.perf_counter()
         subprocess.run(
             [
@@ -248,8 +254,8 @@ def run_sftp(source: Path, size: int, workdir: Path) -> dict[str, Any]:
             capture_output=True,
         )
         elapsed = time.perf_counter() - started
-        if (target / "file").stat().st_size != size:
-            raise RuntimeError("sftp did not upload the whole file")
+        if sum((target / s.name).stat().st_size for s in sources) != size:
+            raise RuntimeError("sftp did not upload every file whole")
         return {"seconds": round(elapsed, 3), "mib_per_s": round(size / MIB / elapsed, 1)}
     finally:
         sshd.terminate()
@@ -259,19 +265,23 @@ def run_sftp(source: Path, size: int, workdir: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1G", help="file size, e.g. 256M, 1G, 10G (default 1G)")
+    parser.add_argument("--files", type=int, default=1, help="split the size over N files")
     parser.add_argument("--skip-sftp", action="store_true", help="measure gcx only")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     size = parse_size(args.size)
+    if not 1 <= args.files <= 64 or size % args.files:
+        parser.error("--files must be 1 to 64 and divide the size")
     workdir = Path(tempfile.mkdtemp(prefix="gcx-bulk-"))
     load = round(os.getloadavg()[0], 2)
     log(f"working in {workdir}; load average {load:.2f} on {os.cpu_count()} CPUs")
     try:
-        source = workdir / "random.bin"
-        make_file(source, size)
-        gcx = run_gcx(source, size, workdir)
+        sources = [workdir / f"random-{n}.bin" for n in range(args.files)]
+        for source in sources:
+            make_file(source, size // args.files)
+        gcx = run_gcx(sources, size, workdir)
         log(f"gcx: {gcx}")
-        sftp = None if args.skip_sftp else run_sftp(source, size, workdir)
+        sftp = None if args.skip_sftp else run_sftp(sources, size, workdir)
         log(f"sftp: {sftp}")
     finally:
         if args.keep:
@@ -280,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     result: dict[str, Any] = {
         "size_bytes": size,
+        "files": args.files,
         "gcx_mib_per_s": gcx["mib_per_s"],
         "sftp_mib_per_s": sftp["mib_per_s"] if sftp else None,
         "gcx_seconds": gcx["seconds"],

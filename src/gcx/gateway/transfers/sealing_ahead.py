@@ -41,6 +41,7 @@ from pathlib import Path
 from gcx import crypto
 from gcx.protocol.transfer import CHUNK_HASHES, FORMAT_2, TAG_BYTES, TransferFormat
 from gcx.store.transfer_files import ChunkWriter
+from gcx.store.write_behind import WriteBehind
 
 log = logging.getLogger("gcx.gateway.transfers")
 
@@ -48,9 +49,6 @@ log = logging.getLogger("gcx.gateway.transfers")
 MAX_UPLOADS = 8
 # Hand-offs of an upload (a segment or a little more each) waiting to be sealed.
 SEALING_QUEUE = 4
-
-# Sealed chunks of one upload waiting for the disk; the sealing waits beyond that.
-WRITES_QUEUE = 4
 
 # Given the transfer identifier, slot size, chunk file and chunk digest's name, what to
 # call with each chunk once written.
@@ -62,59 +60,9 @@ class _Ahead:
     sealer: crypto.TransferSealer
     file: crypto.FileSealer
     writer: ChunkWriter
-    writes: _Writes
+    writes: WriteBehind
     length: int
     failed: bool = False
-
-
-class _Writes:
-    """One upload's sealed chunks written (then sent ahead) on the writing thread.
-
-    An ``O_DIRECT`` write returns only once the device has the bytes, about half a
-    millisecond per chunk here; on the sealing thread that wait was a third of its
-    time. At most :data:`WRITES_QUEUE` chunks wait, so memory stays bounded.
-    """
-
-    def __init__(
-        self, pool: ThreadPoolExecutor, writer: ChunkWriter, also: Callable[[int, bytes], None]
-    ) -> None:
-        self._pool, self._writer, self._also = pool, writer, also
-        self._room = threading.BoundedSemaphore(WRITES_QUEUE)
-        self._pending: deque[Future[None]] = deque()
-        self.failed = False
-
-    def write(self, number: int, data: bytes) -> None:
-        """Queue chunk ``number``; waits while :data:`WRITES_QUEUE` are queued already."""
-        if self.failed:
-            raise OSError("an earlier chunk of this upload could not be written")
-        self._room.acquire()
-        while self._pending and self._pending[0].done():
-            self._pending.popleft()
-        try:
-            self._pending.append(self._pool.submit(self._write, number, data))
-        except BaseException:
-            self._room.release()
-            raise
-
-    def _write(self, number: int, data: bytes) -> None:
-        try:
-            self._writer.write(number, data)
-        except Exception:
-            self.failed = True
-            log.warning("writing a chunk sealed ahead failed; it is sealed when sent")
-            return
-        finally:
-            self._room.release()
-        try:
-            self._also(number, data)  # only once written: a chunk sent late is read back
-        except Exception:  # sending ahead is only a head start; never a failure here
-            log.exception("sending a chunk ahead failed")
-
-    def wait(self) -> bool:
-        """Wait for every queued chunk; True if all were written."""
-        while self._pending:
-            self._pending.popleft().result()
-        return not self.failed
 
 
 @dataclass(frozen=True)
@@ -135,6 +83,8 @@ class SealingAhead:
         self._lock = threading.Lock()
         # One thread: pieces of an upload must be sealed in the order they arrived.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcx-seal-ahead")
+        # One thread, after it: each sealed chunk is written (then sent ahead) while the next
+        # is sealed (gcx.store.write_behind).
         self._writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcx-seal-write")
 
     def start(
@@ -163,7 +113,10 @@ class SealingAhead:
         also = None
         if push is not None:
             also = push(transfer_id, writer.slot, chunks, CHUNK_HASHES[transfer_format])
-        writes = _Writes(self._writing, writer, also or _nothing)
+        if also is None:
+            writes = WriteBehind(writer, self._writing)
+        else:
+            writes = WriteBehind(writer, self._writing, _quietly(also))
         ahead = _Ahead(sealer, sealer.begin_file(length, writes.write), writer, writes, length)
         with self._lock:
             self._uploads[upload_id] = ahead
@@ -218,8 +171,7 @@ class SealingAhead:
             return None
         try:
             sealed = ahead.sealer.end_file(ahead.file)
-            if not ahead.writes.wait():
-                raise OSError("a chunk sealed ahead was not written")
+            ahead.writes.wait()
             ahead.writer.sync()
         except Exception:
             log.warning("finishing an upload sealed as it arrived failed; it is sealed again")
@@ -237,14 +189,22 @@ class SealingAhead:
     @staticmethod
     def _discard(ahead: _Ahead) -> None:
         ahead.failed = True
-        ahead.writes.wait()  # no write may reach the descriptor once it is closed
+        ahead.writes.drain()  # no write may reach the descriptor once it is closed
         ahead.writer.close()
         with contextlib.suppress(FileNotFoundError):
             ahead.writer.path.unlink()
 
 
-def _nothing(number: int, data: bytes) -> None:
-    """Nothing more to do with a chunk once written (it is not sent ahead)."""
+def _quietly(send: Callable[[int, bytes], None]) -> Callable[[int, bytes], None]:
+    """``send``, with a failure logged rather than raised."""
+
+    def sent(number: int, data: bytes) -> None:
+        try:
+            send(number, data)
+        except Exception:  # sending ahead is only a head start; never a failure here
+            log.exception("sending a chunk ahead failed")
+
+    return sent
 
 
 class Feeding:
