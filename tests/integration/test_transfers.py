@@ -180,6 +180,51 @@ async def test_unsafe_file_names_are_refused(network: LocalNetwork, name: str) -
     assert body["code"] == "attachment-refused"
 
 
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize("files", ["0", "abc", "\u00b2", "-1", "10001"])
+async def test_a_batch_size_that_is_not_a_number_of_files_is_refused(
+    network: LocalNetwork, files: str
+) -> None:
+    process = network.gateways["dwp"]
+    status, body, _ = await _post_upload(process.config.api_url, process.token, files)
+    assert (status, body["code"]) == (400, "input-invalid"), body
+    assert "gcx-files" in body["message"]
+
+
+async def _post_upload(api: str, token: str, files: str) -> tuple[int, Any, str]:
+    async with (
+        aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
+        session.post(
+            f"{api}/api/v1/uploads",
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Tus-Resumable": "1.0.0",
+                "Upload-Length": "10",
+                "Upload-Metadata": f"filename {_b64('a.bin')},gcx-files {_b64(files)}",
+            },
+        ) as response,
+    ):
+        body = await response.json() if response.status != 201 else {}
+        return response.status, body, response.headers.get("Location", "")
+
+
+async def test_a_file_of_a_larger_batch_is_not_sealed_as_it_arrives(network: LocalNetwork) -> None:
+    """An upload sealed ahead has its sealed chunks beside it until the transfer is made;
+    one that says it is one of several files (gcx-files) has none: the batch is sealed
+    together when it is made, not each file twice."""
+    process = network.gateways["dwp"]
+    uploads = process.home / "blobs" / "transfers" / "uploads"
+    alone = await tus_upload(process, os.urandom(3 * MIB), f"filename {_b64('a.bin')}")
+    one_of_two = await tus_upload(
+        process, os.urandom(3 * MIB), f"filename {_b64('b.bin')},gcx-files {_b64('2')}"
+    )
+    assert list(uploads.glob(f"{alone}.sealed-*")), "the lone upload was not sealed ahead"
+    assert not list(uploads.glob(f"{one_of_two}.sealed-*"))
+
+
 async def test_empty_batch_is_refused(network: LocalNetwork) -> None:
     """A transfer with no uploads is refused with transfer-empty."""
     process = network.gateways["dwp"]

@@ -245,7 +245,8 @@ def upload(
     """Upload one file with tus, resuming a previous attempt; returns the upload id.
 
     ``going`` (``gcx-to`` and ``gcx-marking``) tells the gateway where the upload will
-    be sent, so that it can send the sealed chunks ahead while the upload goes on.
+    be sent, so that it can send the sealed chunks ahead while the upload goes on;
+    ``gcx-files`` that it is one file of a larger batch, which is not sealed ahead.
     """
     size = path.stat().st_size
     key = _upload_key(api, path)
@@ -356,8 +357,13 @@ def send(
         state = _load_state(state_path)
         progress = Progress(sum(p.stat().st_size for p, _ in files), sys.stderr.isatty())
         started = time.monotonic()
-        # Only a one-file batch is sent ahead: a batch is sealed again when it is made.
-        going = {"gcx-to": ",".join(recipients), "gcx-marking": marking} if len(files) == 1 else {}
+        # Only a one-file batch is sealed and sent ahead; the files of a larger batch say so
+        # (gcx-files), since they are sealed together when the transfer is made.
+        going = (
+            {"gcx-to": ",".join(recipients), "gcx-marking": marking}
+            if len(files) == 1
+            else {"gcx-files": str(len(files))}
+        )
         ids = [upload(api, p, n, state, state_path, progress, going) for p, n in files]
         progress.finish()
         result = api.json(

@@ -135,7 +135,9 @@ async def append_upload(request: web.Request) -> web.Response:
     files = transfer_policy.transfer_files(gateway)
     ahead = request.app[SEALING_AHEAD]
     segment = gateway.config.transfer_segment_bytes
-    if offset == 0:
+    # Sealing ahead makes a transfer of the one upload it seals; a file of a batch of
+    # several is sealed with the others when the transfer is made, so not twice.
+    if offset == 0 and transfer_uploads.batch_size(state.metadata) == 1:
         early = request.app[EARLY_PUSH]
         push = None
         if early is not None:

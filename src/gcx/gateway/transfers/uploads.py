@@ -25,10 +25,22 @@ from gcx.gateway.transfers.policy import (
     transfer_files,
 )
 from gcx.protocol.message import check_file_name
+from gcx.protocol.transfer import MAX_FILES
 from gcx.store import iso
 from gcx.store.schema_transfers import uploads
 
 MAX_METADATA_VALUE = 1024
+# Upload-Metadata: how many files the batch this upload belongs to has. A file of a
+# batch of several is sealed with the others when the transfer is made, not ahead.
+FILES_KEY = "gcx-files"
+
+
+def batch_size(metadata: dict[str, str]) -> int | None:
+    """The batch size the upload declares (1 when it says nothing); None if malformed."""
+    value = metadata.get(FILES_KEY, "1")
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_FILES):
+        return None
+    return int(value)
 
 
 def create_upload(gateway: Gateway, caller: Caller, length: int, metadata: dict[str, str]) -> str:
@@ -39,6 +51,10 @@ def create_upload(gateway: Gateway, caller: Caller, length: int, metadata: dict[
         check_file_name(metadata["filename"])
     if any(len(v) > MAX_METADATA_VALUE for v in metadata.values()) or len(metadata) > 16:
         raise InputError("Upload-Metadata is limited to 16 keys of at most 1,024 characters.")
+    if FILES_KEY in metadata and batch_size(metadata) is None:
+        raise InputError(
+            f"{FILES_KEY} in Upload-Metadata must be a number of files, 1 to {MAX_FILES}."
+        )
     files = transfer_files(gateway)
     now = gateway.clock.now()
     upload_id = secrets.token_hex(16)
