@@ -97,14 +97,24 @@ async def test_chunks_sent_ahead_are_counted_at_the_offer(network: LocalNetwork)
     """Every chunk is at the receiver before the transfer is made, and none is sent again."""
     sender, receiver = network.gateways["dwp"], network.gateways["tower-hamlets"]
     data = os.urandom(5 * MIB + 123)  # six chunks of 1 MiB segments, the last short
+    early_id = await _sent_ahead_then_made(sender, receiver, data, "claims.csv", chunks=6)
+    assert _offers_answered(sender, early_id) == [(0, 6)]
+    body = await _downloaded(receiver, early_id)
+    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+async def _sent_ahead_then_made(
+    sender: GatewayProcess, receiver: GatewayProcess, data: bytes, name: str, *, chunks: int
+) -> str:
+    """Upload ``data`` saying where it goes, wait until every chunk is at the receiver, then
+    make the transfer (it must be the one sent ahead) and wait for its receipt; its id."""
     before = set(_incoming(receiver))
     upload = await tus_upload(
         sender,
         data,
-        _metadata(filename="claims.csv", **{"gcx-to": COUNCIL, "gcx-marking": "OFFICIAL"}),
+        _metadata(filename=name, **{"gcx-to": COUNCIL, "gcx-marking": "OFFICIAL"}),
     )
-
-    early_id = await _all_sent_ahead(receiver, before, len(data) + 6 * TAG)
+    early_id = await _all_sent_ahead(receiver, before, len(data) + chunks * TAG)
     status, made, _ = await http(
         "POST",
         f"{sender.config.api_url}/api/v1/transfers",
@@ -113,20 +123,20 @@ async def test_chunks_sent_ahead_are_counted_at_the_offer(network: LocalNetwork)
     )
     assert status == 201, made
     assert made["id"] == early_id
-    await _complete(sender, made["id"])
+    await _complete(sender, early_id)
+    return early_id
 
-    assert _offers_answered(sender, early_id) == [(0, 6)]
 
+async def _downloaded(receiver: GatewayProcess, transfer_id: str) -> bytes:
     async with (
         aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
         session.get(
-            f"{receiver.config.api_url}/api/v1/transfers/{early_id}/files/0",
+            f"{receiver.config.api_url}/api/v1/transfers/{transfer_id}/files/0",
             headers={"Authorization": f"Bearer {receiver.token}"},
         ) as response,
     ):
         assert response.status == 200
-        body = await response.read()
-    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest()
+        return await response.read()
 
 
 def _manifest_held(process: GatewayProcess, transfer_id: str) -> TransferManifest:
@@ -163,37 +173,14 @@ async def test_a_sender_still_writing_gcx_transfer_1_is_received_and_its_chunks_
     await _restart_writing(network, "dwp", "gcx.transfer/1")
     try:
         data = os.urandom(3 * MIB + 5)  # four chunks
-        before = set(_incoming(receiver))
-        upload = await tus_upload(
-            sender,
-            data,
-            _metadata(filename="old.csv", **{"gcx-to": COUNCIL, "gcx-marking": "OFFICIAL"}),
-        )
-        early_id = await _all_sent_ahead(receiver, before, len(data) + 4 * TAG)
-        status, made, _ = await http(
-            "POST",
-            f"{sender.config.api_url}/api/v1/transfers",
-            token=sender.token,
-            body={"to": [COUNCIL], "marking": "OFFICIAL", "uploads": [upload]},
-        )
-        assert status == 201, made
-        assert made["id"] == early_id
-        await _complete(sender, made["id"])
-        assert _offers_answered(sender, made["id"]) == [(0, 4)]
+        transfer_id = await _sent_ahead_then_made(sender, receiver, data, "old.csv", chunks=4)
+        assert _offers_answered(sender, transfer_id) == [(0, 4)]
         with audit_log(receiver.config.db_url) as log:
-            received = [e for e in log.entries("transfer.received") if e.subject == made["id"]]
+            received = [e for e in log.entries("transfer.received") if e.subject == transfer_id]
         assert len(received) == 1
-        manifest = _manifest_held(receiver, made["id"])
+        manifest = _manifest_held(receiver, transfer_id)
         assert manifest.format == "gcx.transfer/1" and manifest.chunk_hash == "sha256"
-        async with (
-            aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
-            session.get(
-                f"{receiver.config.api_url}/api/v1/transfers/{made['id']}/files/0",
-                headers={"Authorization": f"Bearer {receiver.token}"},
-            ) as response,
-        ):
-            assert response.status == 200
-            assert await response.read() == data
+        assert await _downloaded(receiver, transfer_id) == data
     finally:
         await _restart_writing(network, "dwp", "gcx.transfer/2")
 

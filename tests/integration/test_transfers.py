@@ -28,7 +28,7 @@ from alembic import command
 from alembic.config import Config
 
 from gcx import crypto
-from gcx.localnet import LocalNetwork
+from gcx.localnet import GatewayProcess, LocalNetwork
 from gcx.store import Database
 from gcx.store.db import _MIGRATIONS
 
@@ -161,22 +161,8 @@ async def test_recipient_outside_directory_is_refused_before_any_upload(
 @pytest.mark.parametrize("name", ["../../etc/passwd", "bad\x07name.txt", "CON", "nul.txt"])
 async def test_unsafe_file_names_are_refused(network: LocalNetwork, name: str) -> None:
     """Paths, control characters and reserved device names are refused at upload creation."""
-    process = network.gateways["dwp"]
-    encoded = base64.b64encode(name.encode()).decode()
-    async with (
-        aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
-        session.post(
-            f"{process.config.api_url}/api/v1/uploads",
-            headers={
-                "Authorization": f"Bearer {process.token}",
-                "Tus-Resumable": "1.0.0",
-                "Upload-Length": "10",
-                "Upload-Metadata": f"filename {encoded}",
-            },
-        ) as response,
-    ):
-        body = await response.json()
-    assert response.status == 400, body
+    status, body = await _post_upload(network.gateways["dwp"], f"filename {_b64(name)}")
+    assert status == 400, body
     assert body["code"] == "attachment-refused"
 
 
@@ -188,27 +174,27 @@ def _b64(text: str) -> str:
 async def test_a_batch_size_that_is_not_a_number_of_files_is_refused(
     network: LocalNetwork, files: str
 ) -> None:
-    process = network.gateways["dwp"]
-    status, body, _ = await _post_upload(process.config.api_url, process.token, files)
+    metadata = f"filename {_b64('a.bin')},gcx-files {_b64(files)}"
+    status, body = await _post_upload(network.gateways["dwp"], metadata)
     assert (status, body["code"]) == (400, "input-invalid"), body
     assert "gcx-files" in body["message"]
 
 
-async def _post_upload(api: str, token: str, files: str) -> tuple[int, Any, str]:
+async def _post_upload(process: GatewayProcess, metadata: str) -> tuple[int, Any]:
+    """POST /api/v1/uploads for a 10-byte upload with ``metadata``: the status and body."""
     async with (
         aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
         session.post(
-            f"{api}/api/v1/uploads",
+            f"{process.config.api_url}/api/v1/uploads",
             headers={
-                "Authorization": f"Bearer {token}",
+                "Authorization": f"Bearer {process.token}",
                 "Tus-Resumable": "1.0.0",
                 "Upload-Length": "10",
-                "Upload-Metadata": f"filename {_b64('a.bin')},gcx-files {_b64(files)}",
+                "Upload-Metadata": metadata,
             },
         ) as response,
     ):
-        body = await response.json() if response.status != 201 else {}
-        return response.status, body, response.headers.get("Location", "")
+        return response.status, await response.json() if response.status != 201 else {}
 
 
 async def test_a_file_of_a_larger_batch_is_not_sealed_as_it_arrives(network: LocalNetwork) -> None:
