@@ -114,8 +114,9 @@ def test_every_file_in_both_homes_is_owner_only(
         gateway.record(actor="test", action="test.written", subject="call-log")
         gateway.blobs.put("envelopes/0a1b/part-0", b"ciphertext")
         files = transfer_files(gateway)
-        upload, outgoing, incoming = (secrets.token_hex(16) for _ in range(3))
+        upload, outgoing, incoming, kept = (secrets.token_hex(16) for _ in range(4))
         files.create_upload(upload)
+        files.keep_upload(upload, kept, "sealed content key")
         files.write_chunk("out", outgoing, 0, b"sealed chunk", 1 << 20)
         files.write_chunk("incoming", incoming, 0, b"received chunk", 1 << 20)
         files.publish(incoming)
@@ -151,6 +152,8 @@ def test_every_file_in_both_homes_is_owner_only(
                 "blobs/envelopes/0a1b/part-0",
                 f"blobs/transfers/uploads/{upload}",
                 f"blobs/transfers/out/{outgoing}/chunks",
+                f"blobs/transfers/out/{kept}/file-0",
+                f"blobs/transfers/out/{kept}/key",
                 f"blobs/transfers/received/{incoming}/chunks",
                 *database,
             },

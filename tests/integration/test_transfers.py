@@ -197,18 +197,58 @@ async def _post_upload(process: GatewayProcess, metadata: str) -> tuple[int, Any
         return response.status, await response.json() if response.status != 201 else {}
 
 
-async def test_a_file_of_a_larger_batch_is_not_sealed_as_it_arrives(network: LocalNetwork) -> None:
-    """An upload sealed ahead has its sealed chunks beside it until the transfer is made;
-    one that says it is one of several files (gcx-files) has none: the batch is sealed
-    together when it is made, not each file twice."""
-    process = network.gateways["dwp"]
-    uploads = process.home / "blobs" / "transfers" / "uploads"
-    alone = await tus_upload(process, os.urandom(3 * MIB), f"filename {_b64('a.bin')}")
-    one_of_two = await tus_upload(
-        process, os.urandom(3 * MIB), f"filename {_b64('b.bin')},gcx-files {_b64('2')}"
+async def test_a_lone_upload_is_kept_as_its_file_and_a_batch_as_chunks(
+    network: LocalNetwork, tmp_path: Path
+) -> None:
+    """A lone upload, sealed as it arrived, is kept as the transfer's file with its content
+    key sealed to the sender (no ciphertext written: its chunks are made again when sent);
+    the files of a batch (gcx-files 2) are sealed together into a chunk file when it is made.
+    Both arrive whole once the first chunk, held at the sender, is let go."""
+    dwp = network.gateways["dwp"]
+    gate = tmp_path / "release-first-chunks"
+    network.stop_process(dwp.process)
+    network.start_gateway(
+        "dwp", program=fault_program(hold={"/peer/v1/transfers/*/chunks/0": gate})
     )
-    assert list(uploads.glob(f"{alone}.sealed-*")), "the lone upload was not sealed ahead"
-    assert not list(uploads.glob(f"{one_of_two}.sealed-*"))
+    await network.wait_for_gateway("dwp")
+    try:
+        alone_data = os.urandom(3 * MIB + 7)
+        alone = await tus_upload(dwp, alone_data, f"filename {_b64('a.bin')}")
+        two = f"gcx-files {_b64('2')}"
+        batch = [
+            await tus_upload(dwp, os.urandom(2 * MIB), f"filename {_b64(name)},{two}")
+            for name in ("b.bin", "c.bin")
+        ]
+        made = []
+        for uploads in ([alone], batch):
+            status, body, _ = await http(
+                "POST",
+                f"{dwp.config.api_url}/api/v1/transfers",
+                token=dwp.token,
+                body={"to": [COUNCIL], "marking": "OFFICIAL", "uploads": uploads},
+            )
+            assert status == 201, body
+            made.append(body["id"])
+        out = dwp.home / "blobs" / "transfers" / "out"
+        assert sorted(p.name for p in (out / made[0]).iterdir()) == ["file-0", "key"]
+        assert (out / made[0] / "file-0").read_bytes() == alone_data
+        assert sorted(p.name for p in (out / made[1]).iterdir()) == ["chunks"]
+        assert not list((dwp.home / "blobs" / "transfers" / "uploads").iterdir())
+        gate.touch()
+        for transfer_id in made:
+            await _wait_complete(network, transfer_id)
+        (tmp_path / "a.bin").write_bytes(alone_data)
+        _get_and_check(network, made[0], tmp_path / "out", [tmp_path / "a.bin"])
+
+        async def kept_file_gone() -> None:
+            assert not (out / made[0]).exists()
+
+        await eventually(kept_file_gone, timeout=30, what="the kept file deleted once delivered")
+    finally:
+        gate.touch()
+        network.stop_process(dwp.process)
+        network.start_gateway("dwp")
+        await network.wait_for_gateway("dwp")
 
 
 async def test_empty_batch_is_refused(network: LocalNetwork) -> None:

@@ -94,3 +94,25 @@ def test_held_chunks_asks_the_disk_only_for_a_transfer_it_does_not_know() -> Non
     assert len(asked) == 2
     held.forget("a")
     assert held.held("a", set) == set()
+
+
+def test_a_kept_upload_is_read_back_and_outlives_the_upload_name(tmp_path: Path) -> None:
+    """An upload kept as a transfer's file is a second name for it: deleting the upload
+    leaves the kept file, read back at any offset with its sealed key; a transfer held as
+    chunks has no kept key, and a read past the kept file's end is not found."""
+    files = TransferFiles(tmp_path)
+    upload, transfer = "aa" * 16, "bb" * 16
+    files.create_upload(upload)
+    files.upload_path(upload).write_bytes(b"0123456789")
+    files.keep_upload(upload, transfer, "c2VhbGVk")
+    files.delete_upload(upload)
+    assert not files.upload_path(upload).exists()
+    assert files.kept_key(transfer) == "c2VhbGVk"
+    assert files.read_kept(transfer, 0, 3, 4) == b"3456"
+    with pytest.raises(NotFound):
+        files.read_kept(transfer, 0, 8, 4)
+    with pytest.raises(NotFound):
+        files.read_kept(transfer, 1, 0, 1)
+    assert files.kept_key("cc" * 16) is None
+    files.delete("out", transfer)
+    assert files.kept_key(transfer) is None

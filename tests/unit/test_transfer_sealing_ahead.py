@@ -1,22 +1,23 @@
-"""Sealing an upload as it arrives: the same chunks in any piece sizes, and the upload's
-sealed chunk file kept only when it is exactly complete."""
+"""Sealing an upload as it arrives: the same chunks in any piece sizes, taken only when
+exactly complete, and made again from the kept upload byte for byte."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gcx import crypto
-from gcx.errors import StorageFull
+from gcx.errors import StorageFull, TransferUnreadable
 from gcx.gateway.transfers.sealing_ahead import SealingAhead
-from gcx.store.transfer_files import ChunkWriter
+from gcx.protocol.envelope import Sender
 
 SEGMENT = 64 * 1024
 TID = "cd" * 16
+NOW = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
 
 
 def _open(key: bytes, sealed: crypto.SealedFile, chunks: dict[int, bytes]) -> bytes:
@@ -67,104 +68,103 @@ def test_more_or_fewer_bytes_than_declared_are_refused() -> None:
         sealer.feed(b"123456")
 
 
-def _fed(ahead: SealingAhead, upload: str, data: bytes, path: Path) -> None:
-    ahead.start(upload, len(data), SEGMENT, path)
+def _fed(ahead: SealingAhead, upload: str, data: bytes, push: Any = None) -> None:
+    ahead.start(upload, len(data), SEGMENT, push)
     for start in range(0, len(data), 5000):
         future = ahead.feed(upload, data[start : start + 5000])
         assert future is not None
         future.result()
 
 
-def test_a_complete_upload_is_taken_with_its_chunks_on_disk(tmp_path: Path) -> None:
-    """Fed whole, the upload is taken once: a transfer sealer holding the one file, and its
-    chunk file, whose slots hold the chunks the manifest will list."""
-    ahead, data, path = SealingAhead(), secrets.token_bytes(2 * SEGMENT + 3), tmp_path / "s"
-    _fed(ahead, "u1", data, path)
+def _pushed(into: dict[int, bytes]) -> Any:
+    """A push starter that records every chunk it is given, checking what it is told."""
+
+    def start(transfer_id: str, slot: int, digest: str) -> Any:
+        assert (slot, digest) == (SEGMENT + 16, "blake3")
+        return into.__setitem__
+
+    return start
+
+
+def test_a_complete_upload_is_taken_once_with_the_chunks_it_pushed() -> None:
+    """Fed whole, the upload is taken once: a transfer sealer holding the one file, whose
+    chunks (handed to the push as they were sealed, and written nowhere) are the ones the
+    manifest will list, and open to the bytes fed."""
+    ahead, data = SealingAhead(), secrets.token_bytes(2 * SEGMENT + 3)
+    chunks: dict[int, bytes] = {}
+    _fed(ahead, "u1", data, _pushed(chunks))
     assert ahead.covers("u1", len(data))
     taken = ahead.take("u1")
-    assert taken is not None and taken.chunks == path
+    assert taken is not None
     assert taken.sealed.sha256 == hashlib.sha256(data).hexdigest()
-    raw = path.read_bytes()
-    slot = SEGMENT + 16
-    sizes = [slot, slot, 3 + 16]
-    on_disk = [raw[n * slot : n * slot + size] for n, size in enumerate(sizes)]
+    assert [len(chunks[n]) for n in sorted(chunks)] == [SEGMENT + 16, SEGMENT + 16, 3 + 16]
     # Sealed ahead in the format new transfers are written in: BLAKE3 chunk digests.
     assert taken.sealer.format == "gcx.transfer/2"
-    blake3 = [crypto.chunk_digest("blake3", c) for c in on_disk]
+    blake3 = [crypto.chunk_digest("blake3", chunks[n]) for n in sorted(chunks)]
     assert blake3 == list(taken.sealed.chunk_digests)
     assert ahead.take("u1") is None
 
 
-def test_an_incomplete_or_dropped_upload_is_not_taken_and_its_file_goes(tmp_path: Path) -> None:
-    """An upload not fed to its end is not taken; its chunk file is deleted, as is a dropped
-    one's; a PATCH that does not continue where the feeding stopped is not covered."""
+def test_an_incomplete_or_dropped_upload_is_not_taken() -> None:
+    """An upload not fed to its end is not taken, nor is a dropped one; a PATCH that does not
+    continue where the feeding stopped is not covered."""
     ahead, data = SealingAhead(), secrets.token_bytes(SEGMENT + 1)
-    ahead.start("u2", len(data), SEGMENT, tmp_path / "short")
+    ahead.start("u2", len(data), SEGMENT)
     ahead.feed("u2", data[:100])
     assert not ahead.covers("u2", 50)
     assert ahead.take("u2") is None
-    assert not (tmp_path / "short").exists()
-    _fed(ahead, "u3", data, tmp_path / "dropped")
+    _fed(ahead, "u3", data)
     ahead.drop("u3")
     assert ahead.take("u3") is None
-    ahead.feed("u3", b"late")  # not being sealed any more: ignored
-    ahead.start("u4", 0, SEGMENT, tmp_path / "empty")
+    assert ahead.feed("u3", b"late") is None  # not being sealed any more: ignored
+    ahead.start("u4", 0, SEGMENT)
     assert ahead.take("u4") is None  # an empty upload is sealed when the transfer is made
-    # Discards run on the sealing thread, in order: once a later piece is sealed, they ran.
-    _fed(ahead, "u5", b"x", tmp_path / "later")
-    assert not (tmp_path / "dropped").exists()
 
 
-def test_each_chunk_is_sent_ahead_only_once_it_is_on_disk(tmp_path: Path) -> None:
-    """Chunks are written off the sealing thread; the push still sees each one only after its
-    slot holds it (a chunk sent late is read back from the file), and in order."""
-    ahead, data, path = SealingAhead(), secrets.token_bytes(5 * SEGMENT + 9), tmp_path / "s"
-    slot = SEGMENT + 16
-    seen: list[int] = []
+def test_a_push_that_fails_does_not_stop_the_sealing() -> None:
+    """Sending ahead is only a head start: a push that raises is logged, and the upload is
+    still sealed whole and taken."""
+    data = secrets.token_bytes(3 * SEGMENT)
 
-    def push(transfer_id: str, slot_size: int, chunks: Path, digest: str) -> Any:
-        assert (slot_size, chunks, digest) == (slot, path, "blake3")
-
-        def sent(number: int, chunk: bytes) -> None:
-            with chunks.open("rb") as handle:
-                handle.seek(number * slot)
-                assert handle.read(len(chunk)) == chunk
-            seen.append(number)
-
-        return sent
-
-    ahead.start("u6", len(data), SEGMENT, path, push)
-    for start in range(0, len(data), 7000):
-        future = ahead.feed("u6", data[start : start + 7000])
-        assert future is not None
-        future.result()
-    taken = ahead.take("u6")
-    assert taken is not None and seen == list(range(6))
-
-
-def test_a_chunk_that_cannot_be_written_drops_the_sealing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A disk error writing one chunk (on the writing thread) leaves nothing to adopt: the
-    upload is not taken, its chunk file goes, and the transfer is sealed from the upload."""
-    real = ChunkWriter.write
-
-    def failing(self: ChunkWriter, number: int, data: bytes) -> None:
-        if number == 1:
+    def start(transfer_id: str, slot: int, digest: str) -> Any:
+        def send(number: int, chunk: bytes) -> None:
             raise StorageFull()
-        real(self, number, data)
 
-    monkeypatch.setattr(ChunkWriter, "write", failing)
-    ahead, path, data = SealingAhead(), tmp_path / "full", secrets.token_bytes(4 * SEGMENT)
-    ahead.start("u7", len(data), SEGMENT, path)
-    fed = []
-    for start in range(0, len(data), SEGMENT):
-        future = ahead.feed("u7", data[start : start + SEGMENT])
-        fed.append(future is not None)
-        if future is not None:
-            future.result()
-    # Pieces fed after the failure was seen are not sealed; when that is depends on the
-    # writing thread, but the first two were sealed before chunk 1 was written.
-    assert fed[:2] == [True, True]
-    assert ahead.take("u7") is None
-    assert not path.exists()
+        return send
+
+    ahead = SealingAhead()
+    _fed(ahead, "u5", data, start)
+    taken = ahead.take("u5")
+    assert taken is not None and taken.sealed.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_kept_upload_makes_every_chunk_again_exactly_and_refuses_a_changed_one() -> None:
+    """The sender keeps the upload, not its chunks: with the content key sealed to its own
+    organisation, each chunk made again from its plaintext is the chunk the manifest lists;
+    a segment changed since (one byte) is refused, never sealed under the same nonce."""
+    ahead, data = SealingAhead(), secrets.token_bytes(2 * SEGMENT + 5)
+    chunks: dict[int, bytes] = {}
+    _fed(ahead, "u6", data, _pushed(chunks))
+    taken = ahead.take("u6")
+    assert taken is not None
+    sender = crypto.EncryptionKey.generate()
+    recipient = crypto.EncryptionKey.generate()
+    sealed = taken.sealer.seal(
+        sender=Sender(organisation="DWP", user="clerk"),
+        recipients={"TOWER": recipient.public},
+        marking="OFFICIAL",
+        created_at=NOW,
+        expires_at=NOW + dt.timedelta(days=1),
+        metadata=b"{}",
+        signing_key=crypto.SigningKey.generate(),
+    )
+    manifest = sealed.manifest
+    kept = crypto.open_kept(manifest, taken.sealer.kept_key("DWP", sender.public), "DWP", sender)
+    for number in range(len(manifest.chunks)):
+        segment = data[number * SEGMENT : (number + 1) * SEGMENT]
+        assert kept.reseal_chunk(number, segment) == chunks[number]
+    changed = bytes([data[0] ^ 1]) + data[1:SEGMENT]
+    with pytest.raises(TransferUnreadable):
+        kept.reseal_chunk(0, changed)
+    with pytest.raises(TransferUnreadable):  # sealed to dwp: no other key opens it
+        crypto.open_kept(manifest, taken.sealer.kept_key("DWP", sender.public), "DWP", recipient)

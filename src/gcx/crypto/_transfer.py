@@ -10,6 +10,12 @@ construction in :mod:`gcx.crypto._stream` and DSSE signatures:
 * :func:`open_transfer` opens a manifest for one recipient organisation and
   returns an opaque :class:`TransferKey` that decrypts the metadata and the
   files' segments;
+* :meth:`TransferSealer.kept_key` and :func:`open_kept` let the sending
+  gateway keep a file's plaintext instead of its ciphertext: the content key
+  is sealed to the sending organisation, and :meth:`TransferKey.reseal_chunk`
+  makes any chunk again, byte for byte, from its plaintext segment (AES-GCM
+  is deterministic for one key, nonce and plaintext), checked against the
+  manifest's digest;
 * :func:`sign_transfer_receipt` and :func:`verify_transfer_receipt` make and
   check the signed ``gcx.transfer-receipt/1``.
 """
@@ -17,6 +23,7 @@ construction in :mod:`gcx.crypto._stream` and DSSE signatures:
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -27,6 +34,7 @@ from gcx.crypto._stream import (
     FileSealer,
     SealedFile,
     StreamCipher,
+    chunk_hasher,
     new_content_key,
     open_content_key,
     open_metadata,
@@ -74,6 +82,11 @@ class TransferSealer:
         self._content_key = new_content_key()
         self._files: list[TransferFile] = []
         self._chunks: list[str] = []
+
+    def kept_key(self, organisation: str, public: EncryptionPublicKey) -> str:
+        """The content key sealed to ``organisation`` (the sender's own), as a recipient's is,
+        so that :func:`open_kept` can remake the transfer's chunks from the files' plaintext."""
+        return seal_content_key(self._content_key, public, self.transfer_id, organisation)
 
     def begin_file(self, size: int, write_chunk: Callable[[int, bytes], None]) -> FileSealer:
         """A sealer for the next file, to be fed as its bytes arrive, then given to
@@ -172,6 +185,8 @@ class TransferKey:
     def __init__(self, manifest: TransferManifest, content_key: bytes) -> None:
         self._manifest = manifest
         self._content_key = content_key
+        self._ciphers: dict[int, StreamCipher] = {}
+        self._chunk_digest = chunk_hasher(manifest.chunk_hash)
 
     def metadata(self) -> bytes:
         """The decrypted metadata document (names, media types, digests)."""
@@ -183,6 +198,32 @@ class TransferKey:
         return StreamCipher(
             self._content_key, self._manifest.id, index, bytes.fromhex(entry.nonce_prefix)
         )
+
+    def reseal_chunk(self, number: int, plaintext: bytes) -> bytes:
+        """Chunk ``number`` made again from its segment's plaintext, exactly as it was sealed.
+
+        The nonce is the one it was sealed under and the plaintext must be the same,
+        so no nonce is ever used for two plaintexts: a chunk whose digest is not the
+        manifest's (the plaintext changed) raises :class:`TransferUnreadable`.
+        """
+        entry, segment, last = self._manifest.locate(number)
+        cipher = self._ciphers.get(entry.index)
+        if cipher is None:
+            cipher = self._ciphers[entry.index] = self.file_cipher(entry.index)
+        chunk = cipher.seal(segment, plaintext, last=last)
+        if len(chunk) != self._manifest.chunk_size(number) or not hmac.compare_digest(
+            self._chunk_digest(chunk), self._manifest.chunks[number]
+        ):
+            raise TransferUnreadable()
+        return chunk
+
+
+def open_kept(
+    manifest: TransferManifest, sealed_key: str, organisation: str, key: EncryptionKey
+) -> TransferKey:
+    """The sender's own hold on a transfer from :meth:`TransferSealer.kept_key`'s sealed key;
+    raises :class:`TransferUnreadable` if it does not open with ``key``."""
+    return TransferKey(manifest, open_content_key(sealed_key, key, manifest.id, organisation))
 
 
 def open_transfer(manifest: TransferManifest, organisation: str, key: EncryptionKey) -> TransferKey:

@@ -4,6 +4,8 @@ Layout under ``<home>/blobs/transfers``::
 
     uploads/<upload id>            a tus upload being appended to (durable per PATCH)
     out/<transfer id>/chunks       the ciphertext chunks sealed by this gateway, until receipted
+    out/<transfer id>/file-0       or, for a file sealed as it was uploaded, the upload itself
+    out/<transfer id>/key          with its content key sealed to the sending organisation
     incoming/<transfer id>/chunks  chunks received from a peer and verified
     received/<transfer id>/chunks  a complete transfer: the folder is renamed here from
                                    incoming/ once every chunk is held, in one step
@@ -29,6 +31,14 @@ only by the rename of its whole folder, so nothing half-received is ever
 presented as complete. An upload holds the sender's plaintext, so every file
 here is 0600 and every folder 0700, whatever the umask (gcx.private_files).
 
+A one-file transfer sealed as its upload arrived keeps no ciphertext on the
+sending side: the upload, already durable, becomes the transfer's (a hard
+link, so a crash before the transfer is recorded leaves the upload as it
+was), beside the content key sealed to the sending organisation, and each
+chunk is made again from its plaintext when it is sent
+(``gcx.crypto.TransferKey.reseal_chunk``). One durable copy of the data on
+each side, where the ciphertext was a second full write on the sender.
+
 :class:`ChunkStore` is the port the gateway's transfer code uses, as
 :class:`gcx.store.blobs.BlobStore` is for message parts; the runtime
 (:mod:`gcx.gateway.runtime`) chooses the adapter, and :class:`TransferFiles`
@@ -42,19 +52,21 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from gcx.errors import NotFound, StorageFull
-from gcx.private_files import FILE_MODE, create_private, private_dir
+from gcx.private_files import FILE_MODE, create_private, private_dir, write_private
 from gcx.store import direct_io
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 AREAS = ("uploads", "out", "incoming", "received")
 CHUNKS = "chunks"
+# A transfer kept as plaintext: its files (file-<index>) and its sealed content key.
+KEPT = "file-"
+KEY = "key"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -163,8 +175,9 @@ class ChunkStore(Protocol):
     def truncate_upload(self, upload_id: str, offset: int) -> None: ...
     def append_upload(self, upload_id: str, offset: int) -> UploadAppender: ...
     def delete_upload(self, upload_id: str) -> None: ...
-    def sealed_ahead_path(self, upload_id: str) -> Path: ...
-    def adopt_sealed(self, chunks: Path, transfer_id: str) -> None: ...
+    def keep_upload(self, upload_id: str, transfer_id: str, sealed_key: str) -> None: ...
+    def kept_key(self, transfer_id: str) -> str | None: ...
+    def read_kept(self, transfer_id: str, index: int, offset: int, size: int) -> bytes: ...
     def chunk_writer(self, area: str, transfer_id: str, slot: int) -> ChunkWriter: ...
     def write_chunk(
         self, area: str, transfer_id: str, number: int, data: bytes, slot: int
@@ -248,23 +261,43 @@ class TransferFiles:
     def delete_upload(self, upload_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.upload_path(upload_id).unlink()
+        # Chunks sealed beside an upload by earlier versions of gcx.
         for sealed in (self.root / "uploads").glob(f"{self._check(upload_id)}.sealed-*"):
             with contextlib.suppress(FileNotFoundError):
                 sealed.unlink()
 
-    def sealed_ahead_path(self, upload_id: str) -> Path:
-        """A new name beside an upload for its chunks sealed as it arrives (a fresh one each
-        time sealing starts, so a discarded attempt's deletion never meets the next's file)."""
-        return self.root / "uploads" / f"{self._check(upload_id)}.sealed-{secrets.token_hex(4)}"
-
-    def adopt_sealed(self, chunks: Path, transfer_id: str) -> None:
-        """Make an upload's chunks sealed ahead (already fsynced) the transfer's own."""
+    def keep_upload(self, upload_id: str, transfer_id: str, sealed_key: str) -> None:
+        """Make the upload the plaintext of ``transfer_id``'s one file (a second name for it,
+        so the upload stays whole until it is deleted), with its sealed content key."""
         directory = self._chunk_dir("out", transfer_id)
         with _disk_errors():
             private_dir(directory)
-            os.replace(chunks, directory / CHUNKS)
+            write_private(directory / KEY, sealed_key.encode("ascii"))
+            os.link(self.upload_path(upload_id), directory / f"{KEPT}0")
             _fsync_dir(directory)
-            _fsync_dir(chunks.parent)
+            _fsync_dir(directory.parent)
+
+    def kept_key(self, transfer_id: str) -> str | None:
+        """The sealed content key of a transfer kept as plaintext; None if it is held as chunks."""
+        try:
+            return (self._chunk_dir("out", transfer_id) / KEY).read_text("ascii")
+        except FileNotFoundError:
+            return None
+
+    def read_kept(self, transfer_id: str, index: int, offset: int, size: int) -> bytes:
+        """``size`` plaintext bytes at ``offset`` of file ``index`` of a kept transfer."""
+        path = self._chunk_dir("out", transfer_id) / f"{KEPT}{index}"
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
+            raise NotFound(f"File {index} of transfer {transfer_id} is not held.") from exc
+        try:
+            data = os.pread(descriptor, size, offset)
+        finally:
+            os.close(descriptor)
+        if len(data) != size:
+            raise NotFound(f"File {index} of transfer {transfer_id} is shorter than it was.")
+        return data
 
     # -- chunks ---------------------------------------------------------------------
 

@@ -149,7 +149,6 @@ async def append_upload(request: web.Request) -> web.Response:
             upload_id,
             state.length,
             segment,
-            files.sealed_ahead_path(upload_id),
             push,
             transfer_format(gateway.config.transfer_format),
         )

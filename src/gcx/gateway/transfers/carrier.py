@@ -48,6 +48,7 @@ from gcx.gateway.exchange.peer_client import (
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.transfers.chunk_transport import ChunkTransport
 from gcx.gateway.transfers.early_push import EarlyPush
+from gcx.gateway.transfers.outgoing_chunks import chunk_reader
 from gcx.gateway.transfers.policy import RECEIPT_KIND, stored_manifest, transfer_files
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
@@ -267,7 +268,10 @@ class TransferCarrier:
         missing: list[int],
         manifest: TransferManifest,
     ) -> None:
-        files = transfer_files(self.gateway)
+        try:
+            read_chunk = await run_sync(chunk_reader, self.gateway, entry.subject_id, manifest)
+        except GcxError as error:
+            raise _TryFailed(error.code, error.message, permanent=False) from error
         total = len(manifest.chunks)
         queue: asyncio.Queue[int] = asyncio.Queue()
         for number in missing:
@@ -283,14 +287,7 @@ class TransferCarrier:
                 except asyncio.QueueEmpty:
                     return
                 for attempt in range(CHUNK_RESENDS + 1):
-                    read = functools.partial(
-                        files.read_chunk,
-                        "out",
-                        entry.subject_id,
-                        number,
-                        manifest.chunk_size(number),
-                        manifest.chunk_slot,
-                    )
+                    read = functools.partial(read_chunk, number)
                     path = f"/peer/v1/transfers/{entry.subject_id}/chunks/{number}"
                     answer = await self._put_chunk(peer, path, read)
                     if answer.status == 204:

@@ -12,9 +12,10 @@ also sent at once to each receiving gateway
 name of the digest its manifest will list), over
 the same pinned mutual TLS as every chunk. The receiver keeps it unread until
 the manifest arrives and vouches for it (:mod:`.early_chunks`); the carrier
-then sends only what the offer still lists as missing. The upload never waits
-for a receiver: chunks sealed faster than one takes them are read back from
-the chunk file when there is room.
+then sends only what the offer still lists as missing. The upload never
+waits for a receiver: a few chunks sealed faster than one takes them wait in
+memory, and any beyond those are left to the carrier, which makes them again
+from the kept upload once the transfer is made.
 
 It is only ever an early start, never a delivery: no outbox row, no audit
 entry and no receipt depend on it. The first refusal or failure from a
@@ -33,7 +34,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from pathlib import Path
 
 from gcx.errors import GcxError
 from gcx.gateway.runtime import Gateway
@@ -50,6 +50,8 @@ TO_KEY = "gcx-to"
 MARKING_KEY = "gcx-marking"
 # Chunks of one upload on their way to one receiver at once; later ones wait their turn.
 IN_FLIGHT = 8
+# Sealed chunks waiting in memory for one of those; any beyond are left to the carrier.
+WAITING = 8
 
 
 class EarlyPush:
@@ -89,11 +91,9 @@ class EarlyPush:
         if not peers:
             return None
 
-        def start(
-            transfer_id: str, slot: int, chunks: Path, chunk_hash: str
-        ) -> Callable[[int, bytes], None]:
+        def start(transfer_id: str, slot: int, chunk_hash: str) -> Callable[[int, bytes], None]:
             pushing = [
-                Pushing(self.transport, self.executor, transfer_id, slot, chunks, p, chunk_hash)
+                Pushing(self.transport, self.executor, transfer_id, slot, p, chunk_hash)
                 for p in peers
             ]
 
@@ -110,10 +110,11 @@ class Pushing:
     """One upload's chunks on their way to one receiving gateway.
 
     The sealing never waits for the receiver: a chunk sealed while
-    :data:`IN_FLIGHT` are already on their way is noted, and read back from the
-    chunk file when one of them is answered. A receiver slower
-    than the upload therefore never slows the upload; the offer sends what was
-    not pushed by then.
+    :data:`IN_FLIGHT` are already on their way waits in memory, up to
+    :data:`WAITING` of them, and is sent when one of those is answered; a chunk
+    beyond that is not sent ahead at all. A receiver slower than the upload
+    therefore never slows the upload nor fills the memory; the offer lists
+    what was not pushed, and the carrier sends it.
     """
 
     def __init__(
@@ -122,7 +123,6 @@ class Pushing:
         executor: Executor,
         transfer_id: str,
         slot: int,
-        chunks: Path,
         peer: dirproto.GatewayEntry,
         chunk_hash: str,
     ) -> None:
@@ -130,12 +130,11 @@ class Pushing:
         self._headers = {CHUNK_SLOT_HEADER: str(slot), CHUNK_DIGEST_HEADER: chunk_hash}
         self._executor = executor
         self._transfer_id = transfer_id
-        self._slot = slot
-        self._chunks = chunks
         self._peer = peer
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._waiting: deque[tuple[int, int]] = deque()  # (number, size) sealed, not yet sent
+        self._waiting: deque[tuple[int, bytes]] = deque()  # sealed, not yet sent
+        self.skipped = 0  # chunks left to the carrier
         self.stopped = False
 
     def send(self, number: int, data: bytes) -> None:
@@ -144,7 +143,10 @@ class Pushing:
             if self.stopped:
                 return
             if self._in_flight >= IN_FLIGHT:
-                self._waiting.append((number, len(data)))
+                if len(self._waiting) < WAITING:
+                    self._waiting.append((number, data))
+                else:
+                    self.skipped += 1
                 return
             self._in_flight += 1
         try:
@@ -164,19 +166,7 @@ class Pushing:
             if self.stopped or not self._waiting:
                 self._in_flight -= 1
                 return None
-            number, size = self._waiting.popleft()
-        try:
-            with self._chunks.open("rb") as handle:
-                handle.seek(number * self._slot)
-                data = handle.read(size)
-        except OSError:  # renamed or deleted: the transfer was made, or dropped
-            data = b""
-        if len(data) != size:
-            with self._lock:
-                self._in_flight -= 1
-            self.stop("its chunk file was moved on")
-            return None
-        return number, data
+            return self._waiting.popleft()
 
     def _put(self, number: int, data: bytes) -> None:
         if self.stopped:

@@ -5,22 +5,25 @@ the upload is written to disk, then read back and encrypted into the
 transfer's chunks when the transfer is made, then sent. Here the bytes of a
 tus upload are also fed, as they arrive, to a :class:`gcx.crypto.TransferSealer`
 made for a transfer identifier drawn now, on a thread of its own, so the
-encryption runs beside the upload instead of after it. When the transfer is
-made from exactly that one complete upload, its sealed chunks are adopted as
-the transfer's (one fsync, one rename) and only the manifest remains to sign.
+encryption runs beside the upload instead of after it. The chunks are not
+written anywhere: the sealing yields the chunk digests the manifest lists,
+and when the transfer is made from exactly that one complete upload, the
+upload itself is kept as the transfer's file with the content key sealed to
+the sending organisation, and each chunk is made again from its plaintext
+when it is sent (:meth:`gcx.store.transfer_files.TransferFiles.keep_upload`).
+Only the manifest remains to sign.
 
 The transfer format does not change: the identifier, the content key, the
 file key (index 0) and the chunks are what :func:`create_transfer` would have
 made. Nothing here is needed for correctness, only for speed, which is why
-it may live in this process's memory alone: the content key is never
-written anywhere, and whenever the in-memory state does not fit exactly (a
-gateway restarted mid-upload, another replica took a PATCH, a PATCH that did
-not continue where the last ended, a batch of several uploads, a failure of
-any kind) it is dropped, its chunk file deleted, and the transfer is made
-from the plaintext upload as before. The plaintext upload is still written
+it may live in this process's memory alone: whenever the in-memory state
+does not fit exactly (a gateway restarted mid-upload, another replica took a
+PATCH, a PATCH that did not continue where the last ended, a batch of
+several uploads, a failure of any kind) it is dropped, and the transfer is
+made from the plaintext upload as before. The plaintext upload is written
 and fsynced as tus requires, since a client resumes from it.
 
-Each chunk, once written, may also be sent ahead to the receiving gateway
+Each chunk, as it is sealed, may also be sent ahead to the receiving gateway
 (:mod:`gcx.gateway.transfers.early_push`), so delivery runs beside the upload
 too; that is the caller's choice through ``start``'s ``push``.
 """
@@ -28,7 +31,6 @@ too; that is the caller's choice through ``start``'s ``push``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import threading
@@ -36,12 +38,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from gcx import crypto
 from gcx.protocol.transfer import CHUNK_HASHES, FORMAT_2, TAG_BYTES, TransferFormat
-from gcx.store.transfer_files import ChunkWriter
-from gcx.store.write_behind import WriteBehind
 
 log = logging.getLogger("gcx.gateway.transfers")
 
@@ -50,28 +49,25 @@ MAX_UPLOADS = 8
 # Hand-offs of an upload (a segment or a little more each) waiting to be sealed.
 SEALING_QUEUE = 4
 
-# Given the transfer identifier, slot size, chunk file and chunk digest's name, what to
-# call with each chunk once written.
-PushStart = Callable[[str, int, Path, str], Callable[[int, bytes], None] | None]
+# Given the transfer identifier, slot size and chunk digest's name, what to call with
+# each chunk as it is sealed.
+PushStart = Callable[[str, int, str], Callable[[int, bytes], None] | None]
 
 
 @dataclass
 class _Ahead:
     sealer: crypto.TransferSealer
     file: crypto.FileSealer
-    writer: ChunkWriter
-    writes: WriteBehind
     length: int
     failed: bool = False
 
 
 @dataclass(frozen=True)
 class Sealed:
-    """A complete upload sealed ahead: the transfer's sealer (one file added) and chunk file."""
+    """A complete upload sealed ahead: the transfer's sealer, with its one file added."""
 
     sealer: crypto.TransferSealer
     sealed: crypto.SealedFile
-    chunks: Path
 
 
 class SealingAhead:
@@ -83,41 +79,29 @@ class SealingAhead:
         self._lock = threading.Lock()
         # One thread: pieces of an upload must be sealed in the order they arrived.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcx-seal-ahead")
-        # One thread, after it: each sealed chunk is written (then sent ahead) while the next
-        # is sealed (gcx.store.write_behind).
-        self._writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcx-seal-write")
 
     def start(
         self,
         upload_id: str,
         length: int,
         segment_size: int,
-        chunks: Path,
         push: PushStart | None = None,
         transfer_format: TransferFormat = FORMAT_2,
     ) -> None:
-        """Begin sealing ``upload_id`` (a PATCH at offset 0) into the chunk file ``chunks``.
+        """Begin sealing ``upload_id`` (a PATCH at offset 0).
 
-        ``push``, given the transfer identifier, slot size, chunk file and digest, may return
-        what to call with each chunk once written (sending it ahead, see early_push).
+        ``push``, given the transfer identifier, slot size and digest, may return what to
+        call with each chunk as it is sealed (sending it ahead, see early_push).
         """
         self.drop(upload_id)
         if length == 0:
             return
-        try:
-            transfer_id = secrets.token_hex(16)
-            sealer = crypto.TransferSealer(transfer_id, segment_size, transfer_format)
-            writer = ChunkWriter(chunks, segment_size + TAG_BYTES)
-        except OSError:
-            return
+        transfer_id = secrets.token_hex(16)
+        sealer = crypto.TransferSealer(transfer_id, segment_size, transfer_format)
         also = None
         if push is not None:
-            also = push(transfer_id, writer.slot, chunks, CHUNK_HASHES[transfer_format])
-        if also is None:
-            writes = WriteBehind(writer, self._writing)
-        else:
-            writes = WriteBehind(writer, self._writing, _quietly(also))
-        ahead = _Ahead(sealer, sealer.begin_file(length, writes.write), writer, writes, length)
+            also = push(transfer_id, segment_size + TAG_BYTES, CHUNK_HASHES[transfer_format])
+        ahead = _Ahead(sealer, sealer.begin_file(length, _quietly(also)), length)
         with self._lock:
             self._uploads[upload_id] = ahead
             while len(self._uploads) > self._limit:
@@ -152,7 +136,7 @@ class SealingAhead:
             ahead.failed = True
 
     def take(self, upload_id: str) -> Sealed | None:
-        """The upload sealed ahead, finished and fsynced, if it is complete; else None.
+        """The upload sealed ahead, finished, if it is complete; else None.
 
         Whatever is taken or found unusable is no longer held here.
         """
@@ -161,24 +145,21 @@ class SealingAhead:
         if ahead is None:
             return None
         # On the sealing thread, after every piece queued before: nothing else then
-        # touches this upload's sealer or chunk file.
+        # touches this upload's sealer.
         return self._thread.submit(self._finish, ahead).result()
 
-    @classmethod
-    def _finish(cls, ahead: _Ahead) -> Sealed | None:
+    @staticmethod
+    def _finish(ahead: _Ahead) -> Sealed | None:
         if ahead.failed or ahead.file.received != ahead.length:
-            cls._discard(ahead)
+            ahead.failed = True
             return None
         try:
             sealed = ahead.sealer.end_file(ahead.file)
-            ahead.writes.wait()
-            ahead.writer.sync()
         except Exception:
             log.warning("finishing an upload sealed as it arrived failed; it is sealed again")
-            cls._discard(ahead)
+            ahead.failed = True
             return None
-        ahead.writer.close()
-        return Sealed(ahead.sealer, sealed, ahead.writer.path)
+        return Sealed(ahead.sealer, sealed)
 
     def drop(self, upload_id: str) -> None:
         with self._lock:
@@ -189,16 +170,14 @@ class SealingAhead:
     @staticmethod
     def _discard(ahead: _Ahead) -> None:
         ahead.failed = True
-        ahead.writes.drain()  # no write may reach the descriptor once it is closed
-        ahead.writer.close()
-        with contextlib.suppress(FileNotFoundError):
-            ahead.writer.path.unlink()
 
 
-def _quietly(send: Callable[[int, bytes], None]) -> Callable[[int, bytes], None]:
-    """``send``, with a failure logged rather than raised."""
+def _quietly(send: Callable[[int, bytes], None] | None) -> Callable[[int, bytes], None]:
+    """``send`` (or nothing), with a failure logged rather than raised."""
 
     def sent(number: int, data: bytes) -> None:
+        if send is None:
+            return
         try:
             send(number, data)
         except Exception:  # sending ahead is only a head start; never a failure here

@@ -155,7 +155,9 @@ def create_transfer(
     adopted = _take_sealed(gateway, ahead, states)
     if adopted is not None:
         sealer, transfer_id = adopted.sealer, adopted.sealer.transfer_id
-        described = _adopt_sealed(files, adopted, states[0], chosen[0])
+        own = gateway.keys.organisations[caller.organisation].encryption.public
+        kept_key = sealer.kept_key(caller.organisation, own)
+        described = _adopt_sealed(files, adopted, states[0], chosen[0], kept_key)
     else:
         transfer_id = secrets.token_hex(16)
         sealer = crypto.TransferSealer(
@@ -303,18 +305,18 @@ def _take_sealed(
         taken.sealer.segment_size != gateway.config.transfer_segment_bytes
         or taken.sealer.format != gateway.config.transfer_format
     ):
-        taken.chunks.unlink(missing_ok=True)
         return None
     return taken
 
 
 def _adopt_sealed(
-    files: ChunkStore, adopted: Sealed, state: UploadState, name: str
+    files: ChunkStore, adopted: Sealed, state: UploadState, name: str, kept_key: str
 ) -> list[FileMetadata]:
-    """The upload's chunks, sealed and fsynced as it arrived, become the transfer's."""
+    """The upload, sealed as it arrived, is kept as the transfer's file: its chunks are made
+    again from it when they are sent (see gcx.store.transfer_files)."""
     transfer_id = adopted.sealer.transfer_id
     try:
-        files.adopt_sealed(adopted.chunks, transfer_id)
+        files.keep_upload(state.id, transfer_id, kept_key)
         media_type = state.metadata.get("filetype", "application/octet-stream")
         return [
             FileMetadata(
@@ -330,5 +332,4 @@ def _adopt_sealed(
         raise refusal(exc, TransferRefused, prefix="A file cannot be sent as described. ") from exc
     except BaseException:
         files.delete("out", transfer_id)
-        adopted.chunks.unlink(missing_ok=True)
         raise
