@@ -116,7 +116,7 @@ def test_every_file_in_both_homes_is_owner_only(
         files = transfer_files(gateway)
         upload, outgoing, incoming, kept = (secrets.token_hex(16) for _ in range(4))
         files.create_upload(upload)
-        files.keep_upload(upload, kept, "sealed content key")
+        files.keep_uploads(kept, [upload], "sealed content key")
         files.write_chunk("out", outgoing, 0, b"sealed chunk", 1 << 20)
         files.write_chunk("incoming", incoming, 0, b"received chunk", 1 << 20)
         files.publish(incoming)

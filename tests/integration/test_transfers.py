@@ -180,6 +180,32 @@ async def test_a_batch_size_that_is_not_a_number_of_files_is_refused(
     assert "gcx-files" in body["message"]
 
 
+BATCH = "0123456789abcdef" * 2
+
+
+@pytest.mark.parametrize(
+    "place",
+    [
+        {"gcx-files": "2", "gcx-batch": BATCH},  # without its index
+        {"gcx-files": "2", "gcx-index": "0"},  # an index without its batch
+        {"gcx-files": "2", "gcx-batch": BATCH, "gcx-index": "2"},  # past the batch's end
+        {"gcx-files": "2", "gcx-batch": BATCH, "gcx-index": "-1"},
+        {"gcx-files": "2", "gcx-batch": BATCH.upper(), "gcx-index": "0"},
+        {"gcx-files": "2", "gcx-batch": "../" + BATCH[3:], "gcx-index": "0"},
+        {"gcx-batch": BATCH, "gcx-index": "1"},  # a batch of one has only place 0
+    ],
+)
+async def test_a_batch_place_that_does_not_fit_its_batch_is_refused(
+    network: LocalNetwork, place: dict[str, str]
+) -> None:
+    metadata = ",".join(
+        [f"filename {_b64('a.bin')}", *(f"{k} {_b64(v)}" for k, v in place.items())]
+    )
+    status, body = await _post_upload(network.gateways["dwp"], metadata)
+    assert (status, body["code"]) == (400, "input-invalid"), body
+    assert "gcx-batch" in body["message"]
+
+
 async def _post_upload(process: GatewayProcess, metadata: str) -> tuple[int, Any]:
     """POST /api/v1/uploads for a 10-byte upload with ``metadata``: the status and body."""
     async with (
@@ -197,13 +223,14 @@ async def _post_upload(process: GatewayProcess, metadata: str) -> tuple[int, Any
         return response.status, await response.json() if response.status != 201 else {}
 
 
-async def test_a_lone_upload_is_kept_as_its_file_and_a_batch_as_chunks(
+async def test_uploads_sealed_as_they_arrive_are_kept_and_others_sealed_into_chunks(
     network: LocalNetwork, tmp_path: Path
 ) -> None:
-    """A lone upload, sealed as it arrived, is kept as the transfer's file with its content
-    key sealed to the sender (no ciphertext written: its chunks are made again when sent);
-    the files of a batch (gcx-files 2) are sealed together into a chunk file when it is made.
-    Both arrive whole once the first chunk, held at the sender, is let go."""
+    """A lone upload, and the files of a batch that names itself (gcx-batch, gcx-index),
+    are sealed as they arrive and kept as the transfer's files with its content key sealed
+    to the sender (no ciphertext written: chunks are made again when sent); a batch that
+    only says its size (gcx-files) is sealed into a chunk file when the transfer is made.
+    All arrive whole once their first chunk, held at the sender, is let go."""
     dwp = network.gateways["dwp"]
     gate = tmp_path / "release-first-chunks"
     network.stop_process(dwp.process)
@@ -212,15 +239,21 @@ async def test_a_lone_upload_is_kept_as_its_file_and_a_batch_as_chunks(
     )
     await network.wait_for_gateway("dwp")
     try:
-        alone_data = os.urandom(3 * MIB + 7)
-        alone = await tus_upload(dwp, alone_data, f"filename {_b64('a.bin')}")
-        two = f"gcx-files {_b64('2')}"
-        batch = [
-            await tus_upload(dwp, os.urandom(2 * MIB), f"filename {_b64(name)},{two}")
-            for name in ("b.bin", "c.bin")
+        data = {
+            name: os.urandom(size) for name, size in [("a", 3 * MIB + 7), ("b", 2 * MIB), ("c", 5)]
+        }
+        alone = [await tus_upload(dwp, data["a"], f"filename {_b64('a')}")]
+        place = f"gcx-files {_b64('2')},gcx-batch {_b64(BATCH)}"
+        named = [
+            await tus_upload(dwp, data[n], f"filename {_b64(n)},{place},gcx-index {_b64(str(i))}")
+            for i, n in enumerate(["b", "c"])
+        ]
+        sized = [
+            await tus_upload(dwp, data[n], f"filename {_b64(n)},gcx-files {_b64('2')}")
+            for n in ["b", "c"]
         ]
         made = []
-        for uploads in ([alone], batch):
+        for uploads in (alone, named, sized):
             status, body, _ = await http(
                 "POST",
                 f"{dwp.config.api_url}/api/v1/transfers",
@@ -231,19 +264,24 @@ async def test_a_lone_upload_is_kept_as_its_file_and_a_batch_as_chunks(
             made.append(body["id"])
         out = dwp.home / "blobs" / "transfers" / "out"
         assert sorted(p.name for p in (out / made[0]).iterdir()) == ["file-0", "key"]
-        assert (out / made[0] / "file-0").read_bytes() == alone_data
-        assert sorted(p.name for p in (out / made[1]).iterdir()) == ["chunks"]
+        assert (out / made[0] / "file-0").read_bytes() == data["a"]
+        assert sorted(p.name for p in (out / made[1]).iterdir()) == ["file-0", "file-1", "key"]
+        assert (out / made[1] / "file-1").read_bytes() == data["c"]
+        assert sorted(p.name for p in (out / made[2]).iterdir()) == ["chunks"]
         assert not list((dwp.home / "blobs" / "transfers" / "uploads").iterdir())
         gate.touch()
-        for transfer_id in made:
+        for name, content in data.items():
+            (tmp_path / name).write_bytes(content)
+        for transfer_id, names in zip(made, (["a"], ["b", "c"], ["b", "c"]), strict=True):
             await _wait_complete(network, transfer_id)
-        (tmp_path / "a.bin").write_bytes(alone_data)
-        _get_and_check(network, made[0], tmp_path / "out", [tmp_path / "a.bin"])
+            _get_and_check(
+                network, transfer_id, tmp_path / transfer_id, [tmp_path / n for n in names]
+            )
 
-        async def kept_file_gone() -> None:
-            assert not (out / made[0]).exists()
+        async def kept_files_gone() -> None:
+            assert not (out / made[0]).exists() and not (out / made[1]).exists()
 
-        await eventually(kept_file_gone, timeout=30, what="the kept file deleted once delivered")
+        await eventually(kept_files_gone, timeout=30, what="kept files deleted once delivered")
     finally:
         gate.touch()
         network.stop_process(dwp.process)

@@ -104,7 +104,7 @@ def test_a_kept_upload_is_read_back_and_outlives_the_upload_name(tmp_path: Path)
     upload, transfer = "aa" * 16, "bb" * 16
     files.create_upload(upload)
     files.upload_path(upload).write_bytes(b"0123456789")
-    files.keep_upload(upload, transfer, "c2VhbGVk")
+    files.keep_uploads(transfer, [upload], "c2VhbGVk")
     files.delete_upload(upload)
     assert not files.upload_path(upload).exists()
     assert files.kept_key(transfer) == "c2VhbGVk"

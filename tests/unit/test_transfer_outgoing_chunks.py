@@ -61,7 +61,7 @@ def test_a_kept_upload_gives_every_chunk_exactly_and_not_one_changed_since(
     upload = "ab" * 16
     files.create_upload(upload)
     files.upload_path(upload).write_bytes(data)
-    files.keep_upload(upload, manifest.id, sealer.kept_key("DWP", own.public))
+    files.keep_uploads(manifest.id, [upload], sealer.kept_key("DWP", own.public))
     files.delete_upload(upload)
     read = chunk_reader(gateway, manifest.id, manifest)
     assert [read(n) for n in range(len(manifest.chunks))] == [chunks[n] for n in sorted(chunks)]
@@ -90,7 +90,7 @@ def test_a_kept_key_that_the_organisations_key_does_not_open_is_not_found(
     files.create_upload(upload)
     files.upload_path(upload).write_bytes(data)
     someone_else = crypto.EncryptionKey.generate().public
-    files.keep_upload(upload, manifest.id, sealer.kept_key("DWP", someone_else))
+    files.keep_uploads(manifest.id, [upload], sealer.kept_key("DWP", someone_else))
     with pytest.raises(NotFound):
         chunk_reader(gateway, manifest.id, manifest)
 

@@ -94,15 +94,15 @@ def test_a_complete_upload_is_taken_once_with_the_chunks_it_pushed() -> None:
     chunks: dict[int, bytes] = {}
     _fed(ahead, "u1", data, _pushed(chunks))
     assert ahead.covers("u1", len(data))
-    taken = ahead.take("u1")
+    taken = ahead.take(["u1"])
     assert taken is not None
-    assert taken.sealed.sha256 == hashlib.sha256(data).hexdigest()
+    assert taken.files[0].sha256 == hashlib.sha256(data).hexdigest()
     assert [len(chunks[n]) for n in sorted(chunks)] == [SEGMENT + 16, SEGMENT + 16, 3 + 16]
     # Sealed ahead in the format new transfers are written in: BLAKE3 chunk digests.
     assert taken.sealer.format == "gcx.transfer/2"
     blake3 = [crypto.chunk_digest("blake3", chunks[n]) for n in sorted(chunks)]
-    assert blake3 == list(taken.sealed.chunk_digests)
-    assert ahead.take("u1") is None
+    assert blake3 == list(taken.files[0].chunk_digests)
+    assert ahead.take(["u1"]) is None
 
 
 def test_an_incomplete_or_dropped_upload_is_not_taken() -> None:
@@ -112,13 +112,13 @@ def test_an_incomplete_or_dropped_upload_is_not_taken() -> None:
     ahead.start("u2", len(data), SEGMENT)
     ahead.feed("u2", data[:100])
     assert not ahead.covers("u2", 50)
-    assert ahead.take("u2") is None
+    assert ahead.take(["u2"]) is None
     _fed(ahead, "u3", data)
     ahead.drop("u3")
-    assert ahead.take("u3") is None
+    assert ahead.take(["u3"]) is None
     assert ahead.feed("u3", b"late") is None  # not being sealed any more: ignored
     ahead.start("u4", 0, SEGMENT)
-    assert ahead.take("u4") is None  # an empty upload is sealed when the transfer is made
+    assert ahead.take(["u4"]) is None  # an empty upload is sealed when the transfer is made
 
 
 def test_a_push_that_fails_does_not_stop_the_sealing() -> None:
@@ -134,8 +134,8 @@ def test_a_push_that_fails_does_not_stop_the_sealing() -> None:
 
     ahead = SealingAhead()
     _fed(ahead, "u5", data, start)
-    taken = ahead.take("u5")
-    assert taken is not None and taken.sealed.sha256 == hashlib.sha256(data).hexdigest()
+    taken = ahead.take(["u5"])
+    assert taken is not None and taken.files[0].sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_a_kept_upload_makes_every_chunk_again_exactly_and_refuses_a_changed_one() -> None:
@@ -145,7 +145,7 @@ def test_a_kept_upload_makes_every_chunk_again_exactly_and_refuses_a_changed_one
     ahead, data = SealingAhead(), secrets.token_bytes(2 * SEGMENT + 5)
     chunks: dict[int, bytes] = {}
     _fed(ahead, "u6", data, _pushed(chunks))
-    taken = ahead.take("u6")
+    taken = ahead.take(["u6"])
     assert taken is not None
     sender = crypto.EncryptionKey.generate()
     recipient = crypto.EncryptionKey.generate()
@@ -168,3 +168,58 @@ def test_a_kept_upload_makes_every_chunk_again_exactly_and_refuses_a_changed_one
         kept.reseal_chunk(0, changed)
     with pytest.raises(TransferUnreadable):  # sealed to dwp: no other key opens it
         crypto.open_kept(manifest, taken.sealer.kept_key("DWP", sender.public), "DWP", recipient)
+
+
+def _batch_fed(ahead: SealingAhead, batch: str, files: list[bytes], push: Any = None) -> None:
+    for index, data in enumerate(files):
+        upload = f"{batch}-{index}"
+        ahead.start(upload, len(data), SEGMENT, push, batch=batch, index=index, files=len(files))
+        for start in range(0, len(data), 7000):
+            future = ahead.feed(upload, data[start : start + 7000])
+            assert future is not None
+            future.result()
+
+
+def test_a_batch_is_sealed_file_after_file_by_one_sealer_and_taken_whole() -> None:
+    """The files of a batch, fed one after another, are one transfer's files in that order:
+    chunks numbered across the batch, pushed as sealed, each file's digest its own; taken
+    only with exactly its uploads in its order."""
+    files = [secrets.token_bytes(SEGMENT + 5), secrets.token_bytes(3), secrets.token_bytes(SEGMENT)]
+    chunks: dict[int, bytes] = {}
+    ahead = SealingAhead()
+    _batch_fed(ahead, "b1", files, _pushed(chunks))
+    assert ahead.take(["b1-1", "b1-0", "b1-2"]) is None  # another order: not this batch
+    _batch_fed(ahead, "b2", files, _pushed(chunks := {}))
+    taken = ahead.take(["b2-0", "b2-1", "b2-2"])
+    assert taken is not None
+    assert [f.sha256 for f in taken.files] == [hashlib.sha256(d).hexdigest() for d in files]
+    assert sorted(chunks) == [0, 1, 2, 3]  # two chunks, then one, then one
+    digests = [d for f in taken.files for d in f.chunk_digests]
+    assert digests == [crypto.chunk_digest("blake3", chunks[n]) for n in range(4)]
+    assert ahead.take(["b2-0", "b2-1", "b2-2"]) is None
+
+
+def test_a_batch_file_out_of_turn_or_unfinished_drops_the_batch() -> None:
+    """A file that does not follow the one before it, complete, in its batch (a skipped
+    place, the one before cut short, another batch size) leaves nothing to take: the
+    batch is sealed when the transfer is made."""
+    data = secrets.token_bytes(SEGMENT)
+    ahead = SealingAhead()
+    ahead.start("s-0", len(data), SEGMENT, batch="skip", index=0, files=3)
+    ahead.feed("s-0", data)
+    ahead.start("s-2", len(data), SEGMENT, batch="skip", index=2, files=3)
+    assert not ahead.covers("s-2", 0)
+    ahead.start("c-0", len(data), SEGMENT, batch="cut", index=0, files=2)
+    future = ahead.feed("c-0", data[:100])
+    assert future is not None
+    future.result()
+    ahead.start("c-1", len(data), SEGMENT, batch="cut", index=1, files=2)
+    assert not ahead.covers("c-1", 0)
+    assert ahead.take(["c-0", "c-1"]) is None
+    ahead.start("n-0", len(data), SEGMENT, batch="size", index=0, files=2)
+    ahead.feed("n-0", data)
+    ahead.start("n-1", len(data), SEGMENT, batch="size", index=1, files=3)
+    assert not ahead.covers("n-1", 0)
+    _batch_fed(ahead, "whole", [data, data])
+    ahead.drop("whole-1")  # a later PATCH that did not continue where the feeding stopped
+    assert ahead.take(["whole-0", "whole-1"]) is None

@@ -26,6 +26,7 @@ import os
 import sys
 import time
 import urllib.parse
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,8 @@ def upload(
 
     ``going`` (``gcx-to`` and ``gcx-marking``) tells the gateway where the upload will
     be sent, so that it can send the sealed chunks ahead while the upload goes on;
-    ``gcx-files`` that it is one file of a larger batch, which is not sealed ahead.
+    ``gcx-files``, ``gcx-batch`` and ``gcx-index`` that it is one file of a larger
+    batch, sealed with the others as they arrive.
     """
     size = path.stat().st_size
     key = _upload_key(api, path)
@@ -357,14 +359,17 @@ def send(
         state = _load_state(state_path)
         progress = Progress(sum(p.stat().st_size for p, _ in files), sys.stderr.isatty())
         started = time.monotonic()
-        # Only a one-file batch is sealed and sent ahead; the files of a larger batch say so
-        # (gcx-files), since they are sealed together when the transfer is made.
-        going = (
-            {"gcx-to": ",".join(recipients), "gcx-marking": marking}
-            if len(files) == 1
-            else {"gcx-files": str(len(files))}
-        )
-        ids = [upload(api, p, n, state, state_path, progress, going) for p, n in files]
+        # Each file says where it is going, so that the gateway sends its chunks ahead,
+        # and, in a batch of several, which batch it belongs to and its place in it, so
+        # that the gateway seals the batch as its files arrive, in this order.
+        going = {"gcx-to": ",".join(recipients), "gcx-marking": marking}
+        batch = {}
+        if len(files) > 1:
+            batch = {"gcx-files": str(len(files)), "gcx-batch": uuid.uuid4().hex}
+        ids = []
+        for index, (path, name) in enumerate(files):
+            place = batch | {"gcx-index": str(index)} if batch else {}
+            ids.append(upload(api, path, name, state, state_path, progress, going | place))
         progress.finish()
         result = api.json(
             "POST",

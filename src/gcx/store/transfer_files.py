@@ -4,7 +4,7 @@ Layout under ``<home>/blobs/transfers``::
 
     uploads/<upload id>            a tus upload being appended to (durable per PATCH)
     out/<transfer id>/chunks       the ciphertext chunks sealed by this gateway, until receipted
-    out/<transfer id>/file-0       or, for a file sealed as it was uploaded, the upload itself
+    out/<transfer id>/file-<n>     or, for files sealed as they were uploaded, the uploads
     out/<transfer id>/key          with its content key sealed to the sending organisation
     incoming/<transfer id>/chunks  chunks received from a peer and verified
     received/<transfer id>/chunks  a complete transfer: the folder is renamed here from
@@ -31,10 +31,10 @@ only by the rename of its whole folder, so nothing half-received is ever
 presented as complete. An upload holds the sender's plaintext, so every file
 here is 0600 and every folder 0700, whatever the umask (gcx.private_files).
 
-A one-file transfer sealed as its upload arrived keeps no ciphertext on the
-sending side: the upload, already durable, becomes the transfer's (a hard
-link, so a crash before the transfer is recorded leaves the upload as it
-was), beside the content key sealed to the sending organisation, and each
+A transfer sealed as its uploads arrived keeps no ciphertext on the sending
+side: the uploads, already durable, become the transfer's files (hard links,
+so a crash before the transfer is recorded leaves the uploads as they were),
+beside the content key sealed to the sending organisation, and each
 chunk is made again from its plaintext when it is sent
 (``gcx.crypto.TransferKey.reseal_chunk``). One durable copy of the data on
 each side, where the ciphertext was a second full write on the sender.
@@ -175,7 +175,9 @@ class ChunkStore(Protocol):
     def truncate_upload(self, upload_id: str, offset: int) -> None: ...
     def append_upload(self, upload_id: str, offset: int) -> UploadAppender: ...
     def delete_upload(self, upload_id: str) -> None: ...
-    def keep_upload(self, upload_id: str, transfer_id: str, sealed_key: str) -> None: ...
+    def keep_uploads(
+        self, transfer_id: str, upload_ids: Sequence[str], sealed_key: str
+    ) -> None: ...
     def kept_key(self, transfer_id: str) -> str | None: ...
     def read_kept(self, transfer_id: str, index: int, offset: int, size: int) -> bytes: ...
     def chunk_writer(self, area: str, transfer_id: str, slot: int) -> ChunkWriter: ...
@@ -266,14 +268,15 @@ class TransferFiles:
             with contextlib.suppress(FileNotFoundError):
                 sealed.unlink()
 
-    def keep_upload(self, upload_id: str, transfer_id: str, sealed_key: str) -> None:
-        """Make the upload the plaintext of ``transfer_id``'s one file (a second name for it,
-        so the upload stays whole until it is deleted), with its sealed content key."""
+    def keep_uploads(self, transfer_id: str, upload_ids: Sequence[str], sealed_key: str) -> None:
+        """Make the uploads the plaintext of ``transfer_id``'s files, in order (a second name
+        for each, so an upload stays whole until it is deleted), with its sealed content key."""
         directory = self._chunk_dir("out", transfer_id)
         with _disk_errors():
             private_dir(directory)
             write_private(directory / KEY, sealed_key.encode("ascii"))
-            os.link(self.upload_path(upload_id), directory / f"{KEPT}0")
+            for index, upload_id in enumerate(upload_ids):
+                os.link(self.upload_path(upload_id), directory / f"{KEPT}{index}")
             _fsync_dir(directory)
             _fsync_dir(directory.parent)
 

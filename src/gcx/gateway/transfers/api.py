@@ -135,12 +135,15 @@ async def append_upload(request: web.Request) -> web.Response:
     files = transfer_policy.transfer_files(gateway)
     ahead = request.app[SEALING_AHEAD]
     segment = gateway.config.transfer_segment_bytes
-    # Sealing ahead makes a transfer of the one upload it seals; a file of a batch of
-    # several is sealed with the others when the transfer is made, so not twice.
-    if offset == 0 and transfer_uploads.batch_size(state.metadata) == 1:
+    # A lone upload is sealed as it arrives, and so are the files of a batch that says
+    # which batch they belong to (gcx-batch), one after another by one sealer; a file of
+    # a batch that does not is sealed with the others when the transfer is made.
+    place = transfer_uploads.batch_place(caller.account, upload_id, state.metadata)
+    if offset == 0 and place is not None:
+        batch, index, count = place
         early = request.app[EARLY_PUSH]
         push = None
-        if early is not None:
+        if early is not None and index == 0:  # asked once per batch, by its first file
             push = early.starter(
                 await run_sync(early.targets, caller, state.metadata, state.length)
             )
@@ -151,6 +154,9 @@ async def append_upload(request: web.Request) -> web.Response:
             segment,
             push,
             transfer_format(gateway.config.transfer_format),
+            batch=batch,
+            index=index,
+            files=count,
         )
     elif not ahead.covers(upload_id, offset):
         ahead.drop(upload_id)

@@ -3,7 +3,7 @@
 A transfer sealed when it was made keeps its ciphertext chunks
 (``out/<id>/chunks``); a one-file transfer sealed as its upload arrived keeps
 the upload instead, with the content key sealed to the sending organisation
-(:meth:`gcx.store.transfer_files.TransferFiles.keep_upload`), and each chunk
+(:meth:`gcx.store.transfer_files.TransferFiles.keep_uploads`), and each chunk
 is sealed again from its plaintext segment when it is sent. AES-GCM gives the
 same bytes for the same key, nonce and plaintext, and every chunk made is
 checked against the signed manifest's digest before it goes, so a file

@@ -10,7 +10,7 @@ written anywhere: the sealing yields the chunk digests the manifest lists,
 and when the transfer is made from exactly that one complete upload, the
 upload itself is kept as the transfer's file with the content key sealed to
 the sending organisation, and each chunk is made again from its plaintext
-when it is sent (:meth:`gcx.store.transfer_files.TransferFiles.keep_upload`).
+when it is sent (:meth:`gcx.store.transfer_files.TransferFiles.keep_uploads`).
 Only the manifest remains to sign.
 
 The transfer format does not change: the identifier, the content key, the
@@ -37,7 +37,7 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gcx import crypto
 from gcx.protocol.transfer import CHUNK_HASHES, FORMAT_2, TAG_BYTES, TransferFormat
@@ -55,8 +55,21 @@ PushStart = Callable[[str, int, str], Callable[[int, bytes], None] | None]
 
 
 @dataclass
-class _Ahead:
+class _Batch:
+    """The files of one transfer being sealed ahead, one after another, by one sealer."""
+
     sealer: crypto.TransferSealer
+    files: int  # how many the batch has
+    send: Callable[[int, bytes], None]  # each chunk as it is sealed
+    uploads: list[str] = field(default_factory=list)  # begun, in order
+    sealed: list[crypto.SealedFile] = field(default_factory=list)  # finished, in order
+    current: _Ahead | None = None
+    failed: bool = False
+
+
+@dataclass
+class _Ahead:
+    batch: _Batch
     file: crypto.FileSealer
     length: int
     failed: bool = False
@@ -64,20 +77,28 @@ class _Ahead:
 
 @dataclass(frozen=True)
 class Sealed:
-    """A complete upload sealed ahead: the transfer's sealer, with its one file added."""
+    """A complete batch sealed ahead: the transfer's sealer, with every file added."""
 
     sealer: crypto.TransferSealer
-    sealed: crypto.SealedFile
+    files: tuple[crypto.SealedFile, ...]
 
 
 class SealingAhead:
-    """The uploads this process is sealing as they arrive (see the module's notes)."""
+    """The uploads this process is sealing as they arrive (see the module's notes).
+
+    Every upload sealed ahead belongs to a batch, named by the caller: a lone upload
+    is a batch of one, and the files of a larger batch (``gcx-batch``, see
+    :func:`gcx.gateway.transfers.uploads.batch_place`) are sealed by one sealer as
+    they arrive, in order, each begun once the one before it is complete.
+    """
 
     def __init__(self, limit: int = MAX_UPLOADS) -> None:
         self._limit = limit
-        self._uploads: OrderedDict[str, _Ahead] = OrderedDict()
+        self._batches: OrderedDict[str, _Batch] = OrderedDict()
+        self._uploads: dict[str, _Ahead] = {}
         self._lock = threading.Lock()
-        # One thread: pieces of an upload must be sealed in the order they arrived.
+        # One thread: pieces of an upload, and the files of a batch, must be sealed in
+        # the order they arrived.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcx-seal-ahead")
 
     def start(
@@ -87,26 +108,93 @@ class SealingAhead:
         segment_size: int,
         push: PushStart | None = None,
         transfer_format: TransferFormat = FORMAT_2,
+        *,
+        batch: str | None = None,
+        index: int = 0,
+        files: int = 1,
     ) -> None:
-        """Begin sealing ``upload_id`` (a PATCH at offset 0).
+        """Begin sealing ``upload_id`` (a PATCH at offset 0) as file ``index`` of ``files`` in
+        ``batch`` (by default a batch of its own).
 
         ``push``, given the transfer identifier, slot size and digest, may return what to
-        call with each chunk as it is sealed (sending it ahead, see early_push).
+        call with each chunk as it is sealed (sending it ahead, see early_push); it is
+        asked when a batch's first file begins. A file that does not follow the one
+        before it in its batch, complete, drops the batch's sealing.
         """
         self.drop(upload_id)
-        if length == 0:
+        key = f"upload {upload_id}" if batch is None else batch
+        self._thread.submit(
+            self._begin, key, upload_id, length, segment_size, push, transfer_format, index, files
+        ).result()
+
+    def _begin(
+        self,
+        key: str,
+        upload_id: str,
+        length: int,
+        segment_size: int,
+        push: PushStart | None,
+        transfer_format: TransferFormat,
+        index: int,
+        files: int,
+    ) -> None:
+        with self._lock:
+            batch = self._batches.pop(key, None)
+        if index == 0:
+            if batch is not None:
+                self._fail(batch)
+            if length == 0:
+                return  # an empty file is sealed when the transfer is made
+            transfer_id = secrets.token_hex(16)
+            sealer = crypto.TransferSealer(transfer_id, segment_size, transfer_format)
+            also = None
+            if push is not None:
+                also = push(transfer_id, segment_size + TAG_BYTES, CHUNK_HASHES[transfer_format])
+            batch = _Batch(sealer, files, _quietly(also))
+        elif batch is None:
             return
-        transfer_id = secrets.token_hex(16)
-        sealer = crypto.TransferSealer(transfer_id, segment_size, transfer_format)
-        also = None
-        if push is not None:
-            also = push(transfer_id, segment_size + TAG_BYTES, CHUNK_HASHES[transfer_format])
-        ahead = _Ahead(sealer, sealer.begin_file(length, _quietly(also)), length)
+        elif (
+            batch.failed
+            or (batch.files, len(batch.uploads)) != (files, index)
+            or batch.sealer.segment_size != segment_size
+            or not self._end_current(batch)
+        ):
+            self._fail(batch)
+            return
+        ahead = _Ahead(batch, batch.sealer.begin_file(length, batch.send), length)
+        batch.uploads.append(upload_id)
+        batch.current = ahead
         with self._lock:
             self._uploads[upload_id] = ahead
-            while len(self._uploads) > self._limit:
-                _, oldest = self._uploads.popitem(last=False)
-                self._thread.submit(self._discard, oldest)
+            self._batches[key] = batch
+            while len(self._batches) > self._limit:
+                _, oldest = self._batches.popitem(last=False)
+                self._fail_locked(oldest)
+
+    def _end_current(self, batch: _Batch) -> bool:
+        """Finish the batch's file being fed, if it was fed whole (on the sealing thread)."""
+        ahead = batch.current
+        if ahead is None or ahead.failed or ahead.file.received != ahead.length:
+            return False
+        try:
+            batch.sealed.append(batch.sealer.end_file(ahead.file))
+        except Exception:
+            log.warning("finishing an upload sealed as it arrived failed; it is sealed again")
+            return False
+        batch.current = None
+        with self._lock:
+            self._uploads.pop(batch.uploads[-1], None)
+        return True
+
+    def _fail(self, batch: _Batch) -> None:
+        with self._lock:
+            self._fail_locked(batch)
+
+    def _fail_locked(self, batch: _Batch) -> None:
+        batch.failed = True
+        if batch.current is not None:
+            batch.current.failed = True
+            self._uploads.pop(batch.uploads[-1], None)
 
     def covers(self, upload_id: str, offset: int) -> bool:
         """Whether the upload is being sealed and has been fed exactly up to ``offset``."""
@@ -135,41 +223,40 @@ class SealingAhead:
             log.warning("sealing an upload as it arrived failed; it is sealed when sent")
             ahead.failed = True
 
-    def take(self, upload_id: str) -> Sealed | None:
-        """The upload sealed ahead, finished, if it is complete; else None.
+    def take(self, upload_ids: list[str]) -> Sealed | None:
+        """The batch sealed ahead whose files are exactly ``upload_ids``, in that order, each
+        complete; else None.
 
-        Whatever is taken or found unusable is no longer held here.
+        The batch taken, and any batch holding one of these uploads, is no longer held here.
         """
         with self._lock:
-            ahead = self._uploads.pop(upload_id, None)
-        if ahead is None:
+            found = [
+                (key, batch)
+                for key, batch in self._batches.items()
+                if set(batch.uploads) & set(upload_ids)
+            ]
+            for key, batch in found:
+                del self._batches[key]
+                if batch.uploads != upload_ids:
+                    self._fail_locked(batch)
+        if len(found) != 1 or found[0][1].uploads != upload_ids:
             return None
         # On the sealing thread, after every piece queued before: nothing else then
-        # touches this upload's sealer.
-        return self._thread.submit(self._finish, ahead).result()
+        # touches this batch's sealer.
+        return self._thread.submit(self._finish, found[0][1]).result()
 
-    @staticmethod
-    def _finish(ahead: _Ahead) -> Sealed | None:
-        if ahead.failed or ahead.file.received != ahead.length:
-            ahead.failed = True
+    def _finish(self, batch: _Batch) -> Sealed | None:
+        if batch.failed or not self._end_current(batch) or len(batch.sealed) != batch.files:
+            self._fail(batch)
             return None
-        try:
-            sealed = ahead.sealer.end_file(ahead.file)
-        except Exception:
-            log.warning("finishing an upload sealed as it arrived failed; it is sealed again")
-            ahead.failed = True
-            return None
-        return Sealed(ahead.sealer, sealed)
+        return Sealed(batch.sealer, tuple(batch.sealed))
 
     def drop(self, upload_id: str) -> None:
+        """Stop sealing ``upload_id``, and with it the rest of its batch."""
         with self._lock:
-            ahead = self._uploads.pop(upload_id, None)
-        if ahead is not None:
-            self._thread.submit(self._discard, ahead)
-
-    @staticmethod
-    def _discard(ahead: _Ahead) -> None:
-        ahead.failed = True
+            ahead = self._uploads.get(upload_id)
+            if ahead is not None:
+                self._fail_locked(ahead.batch)
 
 
 def _quietly(send: Callable[[int, bytes], None] | None) -> Callable[[int, bytes], None]:

@@ -157,7 +157,7 @@ def create_transfer(
         sealer, transfer_id = adopted.sealer, adopted.sealer.transfer_id
         own = gateway.keys.organisations[caller.organisation].encryption.public
         kept_key = sealer.kept_key(caller.organisation, own)
-        described = _adopt_sealed(files, adopted, states[0], chosen[0], kept_key)
+        described = _adopt_sealed(files, adopted, states, chosen, kept_key)
     else:
         transfer_id = secrets.token_hex(16)
         sealer = crypto.TransferSealer(
@@ -293,14 +293,11 @@ def _seal_files(
 def _take_sealed(
     gateway: Gateway, ahead: SealingAhead | None, states: list[UploadState]
 ) -> Sealed | None:
-    """The one upload of a one-file transfer, sealed as it arrived, if that is what happened."""
+    """The transfer's uploads, sealed as they arrived as one batch in this order, if that is
+    what happened."""
     if ahead is None:
         return None
-    if len(states) != 1:
-        for state in states:
-            ahead.drop(state.id)
-        return None
-    taken = ahead.take(states[0].id)
+    taken = ahead.take([state.id for state in states])
     if taken is not None and (
         taken.sealer.segment_size != gateway.config.transfer_segment_bytes
         or taken.sealer.format != gateway.config.transfer_format
@@ -310,21 +307,27 @@ def _take_sealed(
 
 
 def _adopt_sealed(
-    files: ChunkStore, adopted: Sealed, state: UploadState, name: str, kept_key: str
+    files: ChunkStore,
+    adopted: Sealed,
+    states: list[UploadState],
+    names: list[str],
+    kept_key: str,
 ) -> list[FileMetadata]:
-    """The upload, sealed as it arrived, is kept as the transfer's file: its chunks are made
-    again from it when they are sent (see gcx.store.transfer_files)."""
+    """The uploads, sealed as they arrived, are kept as the transfer's files: their chunks
+    are made again from them when they are sent (see gcx.store.transfer_files)."""
     transfer_id = adopted.sealer.transfer_id
     try:
-        files.keep_upload(state.id, transfer_id, kept_key)
-        media_type = state.metadata.get("filetype", "application/octet-stream")
+        files.keep_uploads(transfer_id, [state.id for state in states], kept_key)
         return [
             FileMetadata(
-                index=0,
+                index=index,
                 name=name,
-                media_type=media_type[:255],
-                size=adopted.sealed.size,
-                sha256=adopted.sealed.sha256,
+                media_type=state.metadata.get("filetype", "application/octet-stream")[:255],
+                size=sealed.size,
+                sha256=sealed.sha256,
+            )
+            for index, (state, name, sealed) in enumerate(
+                zip(states, names, adopted.files, strict=True)
             )
         ]
     except ValidationError as exc:

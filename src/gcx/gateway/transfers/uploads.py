@@ -8,6 +8,7 @@ so a large file is refused before any byte of it is sent.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -30,17 +31,55 @@ from gcx.store import iso
 from gcx.store.schema_transfers import uploads
 
 MAX_METADATA_VALUE = 1024
-# Upload-Metadata: how many files the batch this upload belongs to has. A file of a
-# batch of several is sealed with the others when the transfer is made, not ahead.
+# Upload-Metadata: how many files the batch this upload belongs to has, and, so that
+# a batch of several is sealed as its files arrive, the batch's name (chosen by the
+# client, 32 hex digits) and the file's place in it (0 first). A file of a batch of
+# several without them is sealed with the others when the transfer is made.
 FILES_KEY = "gcx-files"
+BATCH_KEY = "gcx-batch"
+INDEX_KEY = "gcx-index"
+_BATCH_NAME = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _whole(value: str) -> int | None:
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
 
 
 def batch_size(metadata: dict[str, str]) -> int | None:
     """The batch size the upload declares (1 when it says nothing); None if malformed."""
-    value = metadata.get(FILES_KEY, "1")
-    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_FILES):
+    value = _whole(metadata.get(FILES_KEY, "1"))
+    return value if value is not None and 1 <= value <= MAX_FILES else None
+
+
+def batch_place(
+    account: str, upload_id: str, metadata: dict[str, str]
+) -> tuple[str, int, int] | None:
+    """Where the upload is sealed as it arrives: the batch's key (its account's own), the
+    file's index in it and the batch size; None if it is sealed when the transfer is made."""
+    files = batch_size(metadata) or 1
+    if files == 1:
+        return f"upload {upload_id}", 0, 1
+    if BATCH_KEY not in metadata:
         return None
-    return int(value)
+    return f"batch {account} {metadata[BATCH_KEY]}", int(metadata[INDEX_KEY]), files
+
+
+def _check_batch(metadata: dict[str, str]) -> None:
+    files = batch_size(metadata) if FILES_KEY in metadata else 1
+    if files is None:
+        raise InputError(
+            f"{FILES_KEY} in Upload-Metadata must be a number of files, 1 to {MAX_FILES}."
+        )
+    if (BATCH_KEY in metadata) != (INDEX_KEY in metadata):
+        raise InputError(f"{BATCH_KEY} and {INDEX_KEY} in Upload-Metadata go together.")
+    if BATCH_KEY not in metadata:
+        return
+    index = _whole(metadata[INDEX_KEY])
+    if not _BATCH_NAME.match(metadata[BATCH_KEY]) or index is None or index >= files:
+        raise InputError(
+            f"{BATCH_KEY} in Upload-Metadata must be 32 hex digits, and {INDEX_KEY} the "
+            f"file's place in the batch, 0 to one less than {FILES_KEY}."
+        )
 
 
 def create_upload(gateway: Gateway, caller: Caller, length: int, metadata: dict[str, str]) -> str:
@@ -51,10 +90,7 @@ def create_upload(gateway: Gateway, caller: Caller, length: int, metadata: dict[
         check_file_name(metadata["filename"])
     if any(len(v) > MAX_METADATA_VALUE for v in metadata.values()) or len(metadata) > 16:
         raise InputError("Upload-Metadata is limited to 16 keys of at most 1,024 characters.")
-    if FILES_KEY in metadata and batch_size(metadata) is None:
-        raise InputError(
-            f"{FILES_KEY} in Upload-Metadata must be a number of files, 1 to {MAX_FILES}."
-        )
+    _check_batch(metadata)
     files = transfer_files(gateway)
     now = gateway.clock.now()
     upload_id = secrets.token_hex(16)
