@@ -381,7 +381,8 @@ OPENAPI_PATHS: dict[str, Any] = {
         "post": {
             "summary": (
                 "Create a tus upload (Upload-Length, Upload-Metadata: filename, filetype; "
-                "gcx-to and gcx-marking to send its chunks ahead)"
+                "gcx-to and gcx-marking to send its chunks ahead; gcx-files, gcx-batch and "
+                "gcx-index for a file of a batch sealed as it arrives)"
             ),
             "security": [{"token": []}],
             "responses": {"201": {"description": "created; Location names it"}, **REFUSALS},

@@ -4,7 +4,7 @@ The signed manifest lists every chunk's digest, so it can be offered only
 once the whole file is sealed. Without this, a large file went in two phases
 one after the other: the upload (sealed as it arrived), then the delivery.
 When a tus upload says where it is going (``gcx-to`` and ``gcx-marking`` in
-its ``Upload-Metadata``, as ``gcx file send`` does for a one-file batch) and
+its ``Upload-Metadata``, as ``gcx file send`` does) and
 every check the transfer will meet passes for that person now
 (:func:`gcx.gateway.transfers.sending.preflight`), each chunk sealed ahead is
 also sent at once to each receiving gateway

@@ -1,8 +1,8 @@
 """The chunks a sending gateway sends: read from its chunk file, or made again from the upload.
 
 A transfer sealed when it was made keeps its ciphertext chunks
-(``out/<id>/chunks``); a one-file transfer sealed as its upload arrived keeps
-the upload instead, with the content key sealed to the sending organisation
+(``out/<id>/chunks``); a transfer sealed as its uploads arrived keeps the
+uploads instead, with the content key sealed to the sending organisation
 (:meth:`gcx.store.transfer_files.TransferFiles.keep_uploads`), and each chunk
 is sealed again from its plaintext segment when it is sent. AES-GCM gives the
 same bytes for the same key, nonce and plaintext, and every chunk made is

@@ -1,26 +1,27 @@
-"""Sealing an upload while it arrives, so that making the transfer does not read it again.
+"""Sealing uploads while they arrive, so that making the transfer does not read them again.
 
 Without this, the sending gateway works in three passes one after another:
 the upload is written to disk, then read back and encrypted into the
 transfer's chunks when the transfer is made, then sent. Here the bytes of a
 tus upload are also fed, as they arrive, to a :class:`gcx.crypto.TransferSealer`
 made for a transfer identifier drawn now, on a thread of its own, so the
-encryption runs beside the upload instead of after it. The chunks are not
-written anywhere: the sealing yields the chunk digests the manifest lists,
-and when the transfer is made from exactly that one complete upload, the
-upload itself is kept as the transfer's file with the content key sealed to
-the sending organisation, and each chunk is made again from its plaintext
-when it is sent (:meth:`gcx.store.transfer_files.TransferFiles.keep_uploads`).
+encryption runs beside the upload instead of after it; the files of a batch
+that names itself are fed to one sealer, one after another. The chunks are
+not written anywhere: the sealing yields the chunk digests the manifest
+lists, and when the transfer is made from exactly those complete uploads,
+they are kept as the transfer's files with the content key sealed to the
+sending organisation, and each chunk is made again from its plaintext when
+it is sent (:meth:`gcx.store.transfer_files.TransferFiles.keep_uploads`).
 Only the manifest remains to sign.
 
 The transfer format does not change: the identifier, the content key, the
-file key (index 0) and the chunks are what :func:`create_transfer` would have
-made. Nothing here is needed for correctness, only for speed, which is why
-it may live in this process's memory alone: whenever the in-memory state
-does not fit exactly (a gateway restarted mid-upload, another replica took a
-PATCH, a PATCH that did not continue where the last ended, a batch of
-several uploads, a failure of any kind) it is dropped, and the transfer is
-made from the plaintext upload as before. The plaintext upload is written
+file keys and the chunks are what :func:`create_transfer` would have made.
+Nothing here is needed for correctness, only for speed, which is why it may
+live in this process's memory alone: whenever the in-memory state does not
+fit exactly (a gateway restarted mid-upload, another replica took a PATCH, a
+PATCH that did not continue where the last ended, a file of a batch out of
+turn, uploads named in another order, a failure of any kind) it is dropped,
+and the transfer is made from the plaintext uploads as before. The plaintext upload is written
 and fsynced as tus requires, since a client resumes from it.
 
 Each chunk, as it is sealed, may also be sent ahead to the receiving gateway
@@ -44,7 +45,8 @@ from gcx.protocol.transfer import CHUNK_HASHES, FORMAT_2, TAG_BYTES, TransferFor
 
 log = logging.getLogger("gcx.gateway.transfers")
 
-# Uploads sealed ahead at once; more are simply sealed when the transfer is made.
+# Batches (a lone upload is one) sealed ahead at once; more are simply sealed when the
+# transfer is made.
 MAX_UPLOADS = 8
 # Hand-offs of an upload (a segment or a little more each) waiting to be sealed.
 SEALING_QUEUE = 4
