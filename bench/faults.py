@@ -9,15 +9,15 @@ On one fresh local network (central, two gateways as real processes, real
 mutual TLS, SQLite), each scenario sends one file of random bytes from
 Tower Hamlets to DWP with the real CLI, and:
 
-* ``receiver-killed``: SIGKILLs the receiving gateway once it holds 300 chunks,
-  restarts it;
+* ``receiver-killed``: SIGKILLs the receiving gateway once it holds 60 % of the
+  file's chunks, restarts it;
 * ``sender-killed``: SIGKILLs the sending gateway likewise, restarts it;
 * ``changed-chunk``: the sending gateway flips one byte of chunk 100 on its
   first sending (started through ``tests/integration/fault_gateway.py
   --corrupt-chunk 100``, then restarted without it);
 * ``receiver-killed-ahead``: the chunks go ahead while the CLI uploads
   (gcx.gateway.transfers.early_push), and the receiving gateway is SIGKILLed
-  once it holds 300 of them, before the transfer exists, and restarted.
+  once it holds 60 % of them, before the transfer exists, and restarted.
 
 In the first three the receiver refuses chunks sent ahead
 (``transfer_early_bytes = 0``), so that the delivery itself is cut off
@@ -130,10 +130,16 @@ def newest_incoming(network: LocalNetwork) -> Path | None:
     return max(folders, key=lambda f: f.stat().st_mtime) if folders else None
 
 
-def held_chunks(incoming: Path) -> int:
-    """Chunks the receiver has written: the disk its sparse chunk file takes, in 1 MiB slots."""
+def held_mib(incoming: Path) -> int:
+    """MiB of chunks the receiver has written: the disk its sparse chunk file takes."""
     chunks = incoming / "chunks"
-    return chunks.stat().st_blocks * 512 // (1 << 20) if chunks.exists() else 0
+    return chunks.stat().st_blocks * 512 // MIB if chunks.exists() else 0
+
+
+def kill_at(source: Path) -> int:
+    """MiB held at the receiver when a gateway is killed: 60 % of the file, so the offer
+    after the restart must ask for the rest (resumed) and not for all of it."""
+    return source.stat().st_size * 6 // 10 // MIB
 
 
 def kill_and_restart(network: LocalNetwork, victim: str, incoming: Path, kind: str) -> None:
@@ -141,14 +147,14 @@ def kill_and_restart(network: LocalNetwork, victim: str, incoming: Path, kind: s
     assert process is not None
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    log(f"{kind}: SIGKILLed {victim} holding {held_chunks(incoming)} chunks")
+    log(f"{kind}: SIGKILLed {victim} holding {held_mib(incoming)} MiB of chunks")
     network.start_gateway(victim)
     asyncio.run(network.wait_for_gateway(victim))
 
 
 def send_while_killing_the_receiver(network: LocalNetwork, source: Path) -> str:
     """``receiver-killed-ahead``: the CLI uploads while its chunks go ahead, and the receiver
-    is SIGKILLed holding 300 of them before the transfer exists; its table of early chunks
+    is SIGKILLed holding 60 % of them before the transfer exists; its table of early chunks
     dies with it, so the offer re-checks the chunk file on disk."""
     before = newest_incoming(network)
     gateway = network.gateways[SENDER.name]
@@ -161,11 +167,11 @@ def send_while_killing_the_receiver(network: LocalNetwork, source: Path) -> str:
         "XDG_STATE_HOME": str(network.root / "cli-state"),
     }
     with subprocess.Popen(command, stdout=subprocess.PIPE, env=environment, text=True) as sender:
-        while (incoming := newest_incoming(network)) in (None, before) or held_chunks(
+        while (incoming := newest_incoming(network)) in (None, before) or held_mib(
             incoming
-        ) < 300:
+        ) < kill_at(source):
             if sender.poll() is not None:
-                raise RuntimeError("the upload ended before 300 chunks were sent ahead")
+                raise RuntimeError("the upload ended before 60 % of it was sent ahead")
             time.sleep(0.02)
         kill_and_restart(network, RECEIVER.name, incoming, "receiver-killed-ahead")
         out, _ = sender.communicate(timeout=600)
@@ -203,7 +209,7 @@ def scenario(network: LocalNetwork, kind: str, source: Path, expected: str) -> d
     transfer_id = sent["id"]
     if kind in ("receiver-killed", "sender-killed"):
         incoming = network.gateways[RECEIVER.name].home / "blobs/transfers/incoming" / transfer_id
-        while held_chunks(incoming) < 300:
+        while held_mib(incoming) < kill_at(source):
             time.sleep(0.02)
         victim = RECEIVER.name if kind == "receiver-killed" else SENDER.name
         kill_and_restart(network, victim, incoming, kind)

@@ -96,15 +96,20 @@ def _offers_answered(sender: GatewayProcess, transfer_id: str) -> list[tuple[int
 async def test_chunks_sent_ahead_are_counted_at_the_offer(network: LocalNetwork) -> None:
     """Every chunk is at the receiver before the transfer is made, and none is sent again."""
     sender, receiver = network.gateways["dwp"], network.gateways["tower-hamlets"]
-    data = os.urandom(5 * MIB + 123)  # six chunks of 1 MiB segments, the last short
-    early_id = await _sent_ahead_then_made(sender, receiver, data, "claims.csv", chunks=6)
-    assert _offers_answered(sender, early_id) == [(0, 6)]
+    data = os.urandom(5 * MIB + 123)  # several chunks, the last short
+    early_id = await _sent_ahead_then_made(sender, receiver, data, "claims.csv")
+    assert _offers_answered(sender, early_id) == [(0, _chunks(sender, data))]
     body = await _downloaded(receiver, early_id)
     assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest()
 
 
+def _chunks(sender: GatewayProcess, data: bytes) -> int:
+    """How many chunks ``sender`` seals ``data`` into (its configured segment size)."""
+    return crypto.segment_count(len(data), sender.config.transfer_segment_bytes)
+
+
 async def _sent_ahead_then_made(
-    sender: GatewayProcess, receiver: GatewayProcess, data: bytes, name: str, *, chunks: int
+    sender: GatewayProcess, receiver: GatewayProcess, data: bytes, name: str
 ) -> str:
     """Upload ``data`` saying where it goes, wait until every chunk is at the receiver, then
     make the transfer (it must be the one sent ahead) and wait for its receipt; its id."""
@@ -114,7 +119,7 @@ async def _sent_ahead_then_made(
         data,
         _metadata(filename=name, **{"gcx-to": COUNCIL, "gcx-marking": "OFFICIAL"}),
     )
-    early_id = await _all_sent_ahead(receiver, before, len(data) + chunks * TAG)
+    early_id = await _all_sent_ahead(receiver, before, len(data) + _chunks(sender, data) * TAG)
     status, made, _ = await http(
         "POST",
         f"{sender.config.api_url}/api/v1/transfers",
@@ -172,9 +177,9 @@ async def test_a_sender_still_writing_gcx_transfer_1_is_received_and_its_chunks_
     sender, receiver = network.gateways["dwp"], network.gateways["tower-hamlets"]
     await _restart_writing(network, "dwp", "gcx.transfer/1")
     try:
-        data = os.urandom(3 * MIB + 5)  # four chunks
-        transfer_id = await _sent_ahead_then_made(sender, receiver, data, "old.csv", chunks=4)
-        assert _offers_answered(sender, transfer_id) == [(0, 4)]
+        data = os.urandom(3 * MIB + 5)
+        transfer_id = await _sent_ahead_then_made(sender, receiver, data, "old.csv")
+        assert _offers_answered(sender, transfer_id) == [(0, _chunks(sender, data))]
         with audit_log(receiver.config.db_url) as log:
             received = [e for e in log.entries("transfer.received") if e.subject == transfer_id]
         assert len(received) == 1
@@ -202,7 +207,8 @@ async def test_an_upload_not_said_to_be_going_anywhere_sends_nothing_ahead(
     assert status == 201, made
     assert made["id"] not in before
     await _complete(sender, made["id"])
-    assert _offers_answered(sender, made["id"]) == [(3, 3)]
+    chunks = _chunks(sender, data)
+    assert _offers_answered(sender, made["id"]) == [(chunks, chunks)]
 
 
 async def _push(

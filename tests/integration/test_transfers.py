@@ -427,7 +427,9 @@ async def _kill_mid_transfer(
     dwp = network.gateways["dwp"]
     gate = tmp_path / f"release-{victim}"
     network.stop_process(dwp.process)
-    program = fault_program(hold={"/peer/v1/transfers/*/chunks/20": gate})
+    # A chunk half-way through the file (20 of 40 with 1 MiB segments).
+    middle = crypto.segment_count(size, dwp.config.transfer_segment_bytes) // 2
+    program = fault_program(hold={f"/peer/v1/transfers/*/chunks/{middle}": gate})
     network.start_gateway("dwp", program=program)
     await network.wait_for_gateway("dwp")
     source = _file(tmp_path, f"kill-{victim}.bin", size)
@@ -440,7 +442,7 @@ async def _kill_mid_transfer(
         # The chunks are slots of one sparse file: the disk it takes counts those written.
         chunks = incoming / transfer_id / "chunks"
         held = chunks.stat().st_blocks * 512 // MIB if chunks.exists() else 0
-        assert waiting_marker(gate).exists(), "chunk 20 not yet held at the sender"
+        assert waiting_marker(gate).exists(), f"chunk {middle} not yet held at the sender"
         assert held >= 5, f"{held} chunks held"
 
     await eventually(some_held, timeout=60, what="receiver holding some chunks")
@@ -461,7 +463,7 @@ async def test_gateway_killed_mid_transfer_completes_once_with_the_right_hash(
     size = 40 * MIB
     transfer_id, source = await _kill_mid_transfer(network, tmp_path, victim, size)
     if victim == "tower-hamlets":
-        # The sender still holds chunk 20 back; restart it without faults to finish.
+        # The sender still holds the middle chunk back; restart it without faults to finish.
         network.stop_process(network.gateways["dwp"].process)
         network.start_gateway("dwp")
         await network.wait_for_gateway("dwp")

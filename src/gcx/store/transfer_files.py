@@ -102,7 +102,7 @@ class ChunkWriter:
     """Writes one transfer's chunks into its file; :meth:`sync` makes them durable at once.
 
     Where every slot starts on a 4 KiB boundary (the default segment is 16 bytes
-    short of 1 MiB, so a sealed chunk fills a 1 MiB slot) and the filesystem allows
+    short of 2 MiB, so a sealed chunk fills a 2 MiB slot) and the filesystem allows
     it, chunks are written around the page cache (:mod:`gcx.store.direct_io`); a
     short chunk's padding stays inside its own slot.
     """
