@@ -21,8 +21,8 @@ live in this process's memory alone: whenever the in-memory state does not
 fit exactly (a gateway restarted mid-upload, another replica took a PATCH, a
 PATCH that did not continue where the last ended, a file of a batch out of
 turn, uploads named in another order, a failure of any kind) it is dropped,
-and the transfer is made from the plaintext uploads as before. The plaintext upload is written
-and fsynced as tus requires, since a client resumes from it.
+and the transfer is made from the plaintext uploads as before. Each upload
+is written and fsynced as tus requires, since a client resumes from it.
 
 Each chunk, as it is sealed, may also be sent ahead to the receiving gateway
 (:mod:`gcx.gateway.transfers.early_push`), so delivery runs beside the upload

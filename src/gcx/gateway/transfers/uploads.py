@@ -55,13 +55,15 @@ def batch_place(
     account: str, upload_id: str, metadata: dict[str, str]
 ) -> tuple[str, int, int] | None:
     """Where the upload is sealed as it arrives: the batch's key (its account's own), the
-    file's index in it and the batch size; None if it is sealed when the transfer is made."""
-    files = batch_size(metadata) or 1
+    file's index in it and the batch size; None if it is sealed when the transfer is made
+    (a file of several without a batch place, or metadata this version would refuse)."""
+    files = batch_size(metadata)
     if files == 1:
         return f"upload {upload_id}", 0, 1
-    if BATCH_KEY not in metadata:
+    batch, index = metadata.get(BATCH_KEY, ""), _whole(metadata.get(INDEX_KEY, ""))
+    if files is None or not _BATCH_NAME.match(batch) or index is None or index >= files:
         return None
-    return f"batch {account} {metadata[BATCH_KEY]}", int(metadata[INDEX_KEY]), files
+    return f"batch {account} {batch}", index, files
 
 
 def _check_batch(metadata: dict[str, str]) -> None:
