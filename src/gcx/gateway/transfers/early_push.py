@@ -4,13 +4,13 @@ The signed manifest lists every chunk's digest, so it can be offered only
 once the whole file is sealed. Without this, a large file went in two phases
 one after the other: the upload (sealed as it arrived), then the delivery.
 When a tus upload says where it is going (``gcx-to`` and ``gcx-marking`` in
-its ``Upload-Metadata``, as ``gcx file send`` does) and
-every check the transfer will meet passes for that person now
+its ``Upload-Metadata``, as ``gcx file send`` does; for a batch, its first
+file's) and every check the transfer will meet passes for that person now
 (:func:`gcx.gateway.transfers.sending.preflight`), each chunk sealed ahead is
 also sent at once to each receiving gateway
 (``PUT /peer/v1/transfers/{id}/early/{n}``, with the chunk's slot size and the
-name of the digest its manifest will list), over
-the same pinned mutual TLS as every chunk. The receiver keeps it unread until
+name of the digest its manifest will list), over the same pinned mutual TLS
+as every chunk. The receiver keeps it unread until
 the manifest arrives and vouches for it (:mod:`.early_chunks`); the carrier
 then sends only what the offer still lists as missing. The upload never
 waits for a receiver: a few chunks sealed faster than one takes them wait in
