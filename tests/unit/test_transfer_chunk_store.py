@@ -28,6 +28,24 @@ def test_chunks_written_in_any_order_read_back_from_their_slots(tmp_path: Path) 
         assert files.read_chunk("incoming", tid, number, len(data), SLOT) == data
 
 
+@pytest.mark.parametrize("slot", [SLOT, 4096], ids=["page-cache", "aligned-slot"])
+def test_a_chunk_written_as_the_pieces_it_arrived_in_is_the_chunk(
+    tmp_path: Path, slot: int
+) -> None:
+    """A chunk handed over as pieces (as the network gave them, never joined) is stored
+    exactly as the joined bytes would be, in a slot written through the page cache and
+    in an aligned one written around it; pieces longer than the slot are refused."""
+    files, tid = TransferFiles(tmp_path), secrets.token_hex(16)
+    chunk = secrets.token_bytes(slot - 16)
+    pieces: list[bytes | memoryview] = [chunk[:7], b"", memoryview(chunk)[7:40], chunk[40:]]
+    files.write_chunk("incoming", tid, 1, pieces, slot)
+    files.write_chunk("incoming", tid, 0, chunk[:5], slot)
+    assert files.read_chunk("incoming", tid, 1, len(chunk), slot) == chunk
+    assert files.read_chunk("incoming", tid, 0, 5, slot) == chunk[:5]
+    with pytest.raises(ValueError):
+        files.write_chunk("incoming", tid, 2, [chunk, b"x" * 17], slot)
+
+
 def test_verified_chunks_keeps_only_slots_matching_the_manifest(tmp_path: Path) -> None:
     """After a restart the held chunks are those whose slot has the listed digest (of the
     manifest's kind): a slot never written (a hole), or one holding other bytes, is missing."""

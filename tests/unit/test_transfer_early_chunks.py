@@ -49,7 +49,7 @@ def _put(
     chunk_hash: str = "blake3",
 ) -> None:
     early.reserve(transfer_id, peer, SLOT, chunk_hash, len(data), lambda: False, lambda: False)
-    early.written(transfer_id, number, data, ok=True)
+    early.written(transfer_id, number, [data], ok=True)
 
 
 def test_chunks_count_only_where_the_manifest_vouches_for_them() -> None:
@@ -71,7 +71,7 @@ def test_chunks_from_another_gateway_or_slot_size_count_for_nothing() -> None:
     other.reserve(
         manifest.id, "a", SLOT * 2, "blake3", len(chunks[0]), lambda: False, lambda: False
     )
-    other.written(manifest.id, 0, chunks[0], ok=True)
+    other.written(manifest.id, 0, [chunks[0]], ok=True)
     assert other.take(manifest.id, "a", manifest) == set()
 
 
@@ -132,7 +132,7 @@ def test_each_peer_is_held_to_its_budget_and_a_failed_write_gives_room_back() ->
     early = EarlyChunks(per_peer_bytes=250)
     _put(early, "01" * 16, 0, b"a" * 100)
     early.reserve("01" * 16, "a", SLOT, "blake3", 100, lambda: False, lambda: False)
-    early.written("01" * 16, 1, b"b" * 100, ok=False)  # the disk refused it
+    early.written("01" * 16, 1, [b"b" * 100], ok=False)  # the disk refused it
     _put(early, "02" * 16, 0, b"c" * 100)
     with pytest.raises(EarlyChunksRefused):
         _put(early, "03" * 16, 0, b"d" * 100)
@@ -154,7 +154,7 @@ def test_an_offer_waits_for_a_chunk_still_being_written() -> None:
 
     def finish_later() -> None:
         time.sleep(0.2)
-        early.written(manifest.id, 1, chunks[1], ok=True)
+        early.written(manifest.id, 1, [chunks[1]], ok=True)
 
     writer = threading.Thread(target=finish_later)
     writer.start()
@@ -179,5 +179,5 @@ def test_chunks_written_before_a_restart_make_the_offer_re_check_the_file() -> N
     manifest, chunks = _manifest(2 * SEGMENT)
     early = EarlyChunks(per_peer_bytes=10 * SLOT)
     early.reserve(manifest.id, "a", SLOT, "blake3", len(chunks[1]), lambda: False, lambda: True)
-    early.written(manifest.id, 1, chunks[1], ok=True)
+    early.written(manifest.id, 1, [chunks[1]], ok=True)
     assert early.take(manifest.id, "a", manifest) is None

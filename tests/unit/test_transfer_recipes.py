@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
+import secrets
 
 import pytest
 
@@ -107,6 +109,21 @@ def test_a_manifest_in_an_unknown_format_is_refused() -> None:
         crypto.TransferSealer(TID, SEGMENT, "gcx.transfer/3")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         crypto.chunk_digest("md5", b"chunk")
+
+
+@pytest.mark.parametrize("name", ["sha256", "blake3"])
+def test_a_chunk_hashed_piece_by_piece_has_the_digest_of_the_whole(name: str) -> None:
+    """The receiver hashes a chunk in the pieces it arrived in: the digest is the one of
+    the joined bytes, however the chunk was cut, and an unknown kind is refused."""
+    chunk = secrets.token_bytes(5000)
+    whole = crypto.chunk_digest(name, chunk)
+    for cuts in ([], [1], [0, 4096], [17, 18, 2500, 4999]):
+        bounds = [0, *cuts, len(chunk)]
+        pieces = [memoryview(chunk)[a:b] for a, b in itertools.pairwise(bounds)]
+        assert crypto.pieces_digest(name, pieces) == whole
+    assert crypto.pieces_digest(name, [chunk[:10]]) != whole
+    with pytest.raises(ValueError):
+        crypto.pieces_digest("md5", [chunk])
 
 
 def test_a_file_of_the_wrong_length_is_refused() -> None:

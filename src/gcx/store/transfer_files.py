@@ -119,13 +119,15 @@ class ChunkWriter:
                 os.close(self._fd)
                 raise
 
-    def write(self, number: int, data: bytes) -> None:
-        if len(data) > self.slot:
+    def write(self, number: int, data: bytes | direct_io.Pieces) -> None:
+        """Write chunk ``number``: its bytes, or the pieces it arrived in, in order."""
+        pieces: direct_io.Pieces = [data] if isinstance(data, bytes) else data
+        if sum(len(piece) for piece in pieces) > self.slot:
             raise ValueError("a chunk is larger than its slot")
         with _disk_errors():
             if self._direct is not None:
                 try:
-                    direct_io.write_padded(self._direct, [data], number * self.slot)
+                    direct_io.write_padded(self._direct, pieces, number * self.slot)
                     return
                 except OSError as exc:
                     if exc.errno != errno.EINVAL:
@@ -133,7 +135,10 @@ class ChunkWriter:
                     # The device wants a larger alignment: through the page cache instead.
                     os.close(self._direct)
                     self._direct = None
-            direct_io.pwrite_all(self._fd, memoryview(data), number * self.slot)
+            offset = number * self.slot
+            for piece in pieces:
+                direct_io.pwrite_all(self._fd, memoryview(piece), offset)
+                offset += len(piece)
 
     def sync(self) -> None:
         with _disk_errors():
@@ -182,7 +187,7 @@ class ChunkStore(Protocol):
     def read_kept(self, transfer_id: str, index: int, offset: int, size: int) -> bytes: ...
     def chunk_writer(self, area: str, transfer_id: str, slot: int) -> ChunkWriter: ...
     def write_chunk(
-        self, area: str, transfer_id: str, number: int, data: bytes, slot: int
+        self, area: str, transfer_id: str, number: int, data: bytes | direct_io.Pieces, slot: int
     ) -> None: ...
     def read_chunk(
         self, area: str, transfer_id: str, number: int, size: int, slot: int
@@ -314,8 +319,11 @@ class TransferFiles:
             private_dir(directory)
             return ChunkWriter(directory / CHUNKS, slot)
 
-    def write_chunk(self, area: str, transfer_id: str, number: int, data: bytes, slot: int) -> None:
-        """Write one chunk into its slot, not yet durably (see the module's notes)."""
+    def write_chunk(
+        self, area: str, transfer_id: str, number: int, data: bytes | direct_io.Pieces, slot: int
+    ) -> None:
+        """Write one chunk (its bytes or its pieces) into its slot, not yet durably (see the
+        module's notes)."""
         with self.chunk_writer(area, transfer_id, slot) as writer:
             writer.write(number, data)
 

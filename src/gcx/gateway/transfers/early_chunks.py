@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from gcx import crypto
 from gcx.errors import EarlyChunksRefused, EnvelopeMalformed
 from gcx.protocol.transfer import MAX_CHUNKS, MAX_SEGMENT, MIN_SEGMENT, TAG_BYTES, TransferManifest
+from gcx.store.direct_io import Pieces
 
 MAX_TRANSFERS = 64
 # Chunk files no manifest claimed in this time are deleted (housekeeping).
@@ -147,20 +148,22 @@ class EarlyChunks:
             early.reserved += size
             early.writing += 1
 
-    def written(self, transfer_id: str, number: int, data: bytes, *, ok: bool) -> None:
-        """Record a reserved chunk once written (``ok``) or give its room back (not ``ok``)."""
+    def written(self, transfer_id: str, number: int, pieces: Pieces, *, ok: bool) -> None:
+        """Record a reserved chunk (the pieces it came in) once written (``ok``) or give its
+        room back (not ``ok``)."""
+        size = sum(len(piece) for piece in pieces)
         with self._settled:
             known = self._early.get(transfer_id)
         # Hashed outside the lock, with the digest the sender named for this transfer.
-        digest = crypto.chunk_digest(known.chunk_hash, data) if ok and known else ""
+        digest = crypto.pieces_digest(known.chunk_hash, pieces) if ok and known else ""
         with self._settled:
             early = self._early.get(transfer_id)
             if early is not None:
                 early.writing -= 1
                 if ok:
-                    early.digests[number] = (len(data), digest)
+                    early.digests[number] = (size, digest)
                 else:
-                    early.reserved -= len(data)
+                    early.reserved -= size
             self._settled.notify_all()
 
     def take(self, transfer_id: str, peer: str, manifest: TransferManifest) -> set[int] | None:

@@ -3,14 +3,13 @@ are on disk (the peer endpoints of :mod:`gcx.gateway.transfers.peer_api` use the
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from gcx import crypto
 from gcx.errors import ChunkDigestMismatch
 from gcx.httpapi import read_body
 from gcx.protocol.transfer import TransferManifest
+from gcx.store.direct_io import Pieces
 from gcx.store.transfer_files import ChunkStore
 
 
@@ -27,27 +26,35 @@ def on_disk(files: ChunkStore, manifest: TransferManifest) -> set[int]:
     )
 
 
-async def chunk_body(request: web.Request, size: int) -> bytes:
-    """The chunk's bytes: read in one call when the declared length is the size expected.
+async def chunk_pieces(request: web.Request, size: int) -> Pieces:
+    """The chunk's bytes as the pieces they arrived in, not joined.
 
-    Reading a 1 MiB body 64 KiB at a time cost the receiver a trip round the loop per
-    piece; any other declared length goes through the general capped reader.
+    Joining a 2 MiB body (``readexactly``) copied it into fresh memory on the event
+    loop, about a sixth of the receiving loop's time; the pieces are hashed one by one
+    and copied once, into the aligned buffer they are written from, on a worker thread.
+    Any other declared length goes through the general capped reader.
     """
     if request.content_length != size:
-        return await read_body(request, size)
-    try:
-        return await request.content.readexactly(size)
-    except asyncio.IncompleteReadError as exc:
-        raise ChunkDigestMismatch(
-            f"The chunk ended after {len(exc.partial)} of its {size} bytes; send it again."
-        ) from exc
+        return [await read_body(request, size)]
+    pieces: Pieces = []
+    held = 0
+    while held < size:
+        # At most the declared length arrives: aiohttp's parser stops the body there.
+        piece = await request.content.readany()
+        if not piece:
+            raise ChunkDigestMismatch(
+                f"The chunk ended after {held} of its {size} bytes; send it again."
+            )
+        pieces.append(piece)
+        held += len(piece)
+    return pieces
 
 
-def store_chunk(files: ChunkStore, manifest: TransferManifest, number: int, data: bytes) -> bool:
+def store_chunk(files: ChunkStore, manifest: TransferManifest, number: int, pieces: Pieces) -> bool:
     """Write chunk ``number`` if it is exactly what the signed manifest lists; False if not."""
-    if len(data) != manifest.chunk_size(number):
+    if sum(len(piece) for piece in pieces) != manifest.chunk_size(number):
         return False
-    if crypto.chunk_digest(manifest.chunk_hash, data) != manifest.chunks[number]:
+    if crypto.pieces_digest(manifest.chunk_hash, pieces) != manifest.chunks[number]:
         return False
-    files.write_chunk("incoming", manifest.id, number, data, manifest.chunk_slot)
+    files.write_chunk("incoming", manifest.id, number, pieces, manifest.chunk_slot)
     return True

@@ -59,7 +59,7 @@ from gcx.gateway.peer import GATEWAY, verify_signed_by_org
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.transfers.early_chunks import EarlyChunks
 from gcx.gateway.transfers.held import HeldChunks
-from gcx.gateway.transfers.incoming_chunks import chunk_body, on_disk, store_chunk
+from gcx.gateway.transfers.incoming_chunks import chunk_pieces, on_disk, store_chunk
 from gcx.gateway.transfers.policy import (
     ISSUED_RECEIPT_KIND,
     check_space,
@@ -83,6 +83,7 @@ from gcx.protocol.transfer import (
     check_manifest,
 )
 from gcx.store import iso
+from gcx.store.direct_io import Pieces
 from gcx.store.schema_transfers import transfers
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -286,26 +287,27 @@ def store_early_chunk(
     slot: int,
     chunk_hash: str,
     number: int,
-    data: bytes,
+    pieces: Pieces,
 ) -> None:
     """Write a chunk that came before its manifest, within the bounds ``early`` keeps."""
     files = transfer_files(gateway)
-    check_space(gateway, files, len(data))
+    size = sum(len(piece) for piece in pieces)
+    check_space(gateway, files, size)
     early.reserve(
         transfer_id,
         peer,
         slot,
         chunk_hash,
-        len(data),
+        size,
         lambda: _offered(gateway, transfer_id),
         lambda: files.held_bytes("incoming", transfer_id) > 0,
     )
     written = False
     try:
-        files.write_chunk("incoming", transfer_id, number, data, slot)
+        files.write_chunk("incoming", transfer_id, number, pieces, slot)
         written = True
     finally:
-        early.written(transfer_id, number, data, ok=written)
+        early.written(transfer_id, number, pieces, ok=written)
 
 
 async def handle_early_chunk(request: web.Request) -> web.Response:
@@ -325,7 +327,7 @@ async def handle_early_chunk(request: web.Request) -> web.Response:
         raise EnvelopeMalformed("An early chunk must declare its Content-Length.")
     chunk_hash = request.headers.get(CHUNK_DIGEST_HEADER, "sha256")
     early.check_slot(slot, number, size, chunk_hash)
-    data = await chunk_body(request, size)
+    pieces = await chunk_pieces(request, size)
     await run_sync(
         store_early_chunk,
         request.app[GATEWAY],
@@ -335,7 +337,7 @@ async def handle_early_chunk(request: web.Request) -> web.Response:
         slot,
         chunk_hash,
         number,
-        data,
+        pieces,
     )
     return web.Response(status=204)
 
@@ -349,12 +351,12 @@ async def handle_chunk(request: web.Request) -> web.Response:
         raise EnvelopeMalformed("The chunk number must be a number.") from exc
     state, manifest = await _manifest(request, transfer_id)
     size = manifest.chunk_size(number)
-    data = await chunk_body(request, size)
+    pieces = await chunk_pieces(request, size)
     if state != "receiving":
         return web.Response(status=204)
     files = transfer_files(gateway)
     # Checked and written in one trip to a worker thread: each trip costs a wake-up.
-    stored = await run_sync(store_chunk, files, manifest, number, data)
+    stored = await run_sync(store_chunk, files, manifest, number, pieces)
     if not stored:
         await run_sync(
             gateway.record,
