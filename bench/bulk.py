@@ -11,10 +11,11 @@ gcx: a fresh local network (central and two gateways as real ``gcx``
 processes, real mutual TLS, the default SQLite store) in a temporary
 directory. A file of random bytes is sent with the real CLI
 (``gcx file send --wait``): preflight, tus upload to the sender's gateway,
-streaming encryption into 1 MiB chunks, offer, chunks (several in flight) to
-the receiving gateway, completion and the signed receipt, verified by the
-sender. The clock runs from the CLI's start until it sees the transfer
-``complete`` (every receipt held); its --wait polls every 100 ms. Peak
+encryption into 2 MiB chunks as the upload arrives, each chunk sent on to the
+receiving gateway as it is sealed (several in flight), the offer of the signed
+manifest, completion and the signed receipt, verified by the sender. The
+clock runs from the CLI's start until it sees the transfer ``complete``
+(every receipt held); its --wait polls every 100 ms. Peak
 resident memory of each gateway process is its ``VmHWM`` from
 ``/proc/PID/status``, polled during the run.
 
@@ -24,14 +25,15 @@ stopped after; the same file is uploaded with ``sftp -b`` using the cipher
 ``aes128-gcm@openssh.com``, timed end to end. Any system sshd is left alone.
 
 With ``--files N`` the size is split over N files sent as one batch (and put
-one after another by sftp): a batch is sealed from its uploads when the
-transfer is made rather than as it arrives, the path the web interface's
-and the CLI's several-file sends take.
+one after another by sftp); the gateway seals a batch's files one after
+another as they arrive, as it does a single file.
 
 Also reported: each gateway's CPU seconds (user plus system, from
-``/proc/PID/stat``) and the CLI's over the timed run, and the load average
-at the start, since the machine is shared and the wall-clock figures move
-with whatever else runs.
+``/proc/PID/stat``) and the CLI's over the timed run, sftp's (the ``sftp``
+and ``ssh`` client processes, and sshd's processes for the connection,
+counted once sshd has reaped them), and the load average at the start,
+since the machine is shared and the wall-clock figures move with whatever
+else runs.
 
 The last line on standard output is one JSON object (ratio last); progress
 goes to standard error.
@@ -89,6 +91,25 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
         return 0.0, 0.0
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def reaped_children_cpu_seconds(pid: int) -> float:
+    """CPU time of the children a process has waited for (``cutime`` + ``cstime``): for
+    sshd, every connection's processes once they have ended."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def has_children(pid: int) -> bool:
+    try:
+        return any(
+            Path(t, "children").read_text().strip() for t in Path(f"/proc/{pid}/task").iterdir()
+        )
+    except OSError:
+        return False
 
 
 def vm_hwm_kib(pid: int) -> int:
@@ -231,6 +252,8 @@ def run_sftp(sources: list[Path], size: int, workdir: Path) -> dict[str, Any]:
     try:
         time.sleep(0.5)
         (home / "batch").write_text("".join(f"put {s} {target / s.name}\n" for s in sources))
+        client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server_before = reaped_children_cpu_seconds(sshd.pid)
         started = time.perf_counter()
         subprocess.run(
             [
@@ -256,7 +279,25 @@ def run_sftp(sources: list[Path], size: int, workdir: Path) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
         if sum((target / s.name).stat().st_size for s in sources) != size:
             raise RuntimeError("sftp did not upload every file whole")
-        return {"seconds": round(elapsed, 3), "mib_per_s": round(size / MIB / elapsed, 1)}
+        # The connection's sshd processes count once sshd has reaped them.
+        deadline = time.monotonic() + 5
+        while has_children(sshd.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client = sum(
+            (
+                client_after.ru_utime - client_before.ru_utime,
+                client_after.ru_stime - client_before.ru_stime,
+            )
+        )
+        return {
+            "seconds": round(elapsed, 3),
+            "mib_per_s": round(size / MIB / elapsed, 1),
+            "cpu_seconds": {
+                "sshd": round(reaped_children_cpu_seconds(sshd.pid) - server_before, 2),
+                "sftp_and_ssh": round(client, 2),
+            },
+        }
     finally:
         sshd.terminate()
         sshd.wait(timeout=10)
@@ -298,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mib": gcx["peak_rss_mib"],
         "gateway_cpu_seconds": gcx["cpu_seconds"],
         "gateway_system_cpu_seconds": gcx["system_cpu_seconds"],
+        "sftp_cpu_seconds": sftp["cpu_seconds"] if sftp else None,
         "load_average": load,
         "ratio": round(gcx["mib_per_s"] / sftp["mib_per_s"], 3) if sftp else None,
     }
