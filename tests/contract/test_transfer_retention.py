@@ -12,7 +12,7 @@ from gcx import audit
 from gcx.clock import FixedClock
 from gcx.gateway.transfers.housekeeping import apply_retention
 from gcx.store import Database, iso
-from gcx.store.schema_transfers import transfers
+from gcx.store.schema_transfers import transfers, uploads
 from gcx.store.transfer_files import TransferFiles
 
 TID = "ef" * 16
@@ -97,3 +97,42 @@ def test_chunks_sent_ahead_that_no_manifest_claimed_are_deleted_after_a_day(
     apply_retention(_gateway(database, tmp_path, clock), clock.now())
     assert not chunks.exists()
     assert recent_chunks.exists() and slow_chunks.exists()
+
+
+def _upload(database: Database, upload_id: str, state: str, now: dt.datetime) -> None:
+    with database.transaction() as conn:
+        conn.execute(
+            uploads.insert().values(
+                id=upload_id,
+                organisation="E09000030",
+                account="benefits.officer",
+                length=4,
+                offset=4,
+                metadata={},
+                state=state,
+                created_at=iso(now),
+                updated_at=iso(now),
+            )
+        )
+
+
+def test_files_of_uploads_no_longer_open_that_a_crash_left_are_deleted(
+    database: Database, clock: FixedClock, tmp_path: Path
+) -> None:
+    """An upload recorded as used, deleted or expired whose file is still there (the process
+    stopped between recording it and unlinking the file) loses the file; an open upload's
+    file, a file no row names, and a used upload's kept second name all stay."""
+    files = TransferFiles(tmp_path / "blobs" / "transfers")
+    states = {"open": "a1" * 16, "used": "b2" * 16, "deleted": "c3" * 16, "expired": "d4" * 16}
+    for state, upload_id in states.items():
+        _upload(database, upload_id, state, clock.now())
+    unknown = "e5" * 16
+    for upload_id in [*states.values(), unknown]:
+        files.create_upload(upload_id)
+        files.upload_path(upload_id).write_bytes(b"data")
+    files.keep_uploads(TID, [states["used"]], "sealed-key")
+    apply_retention(_gateway(database, tmp_path, clock), clock.now())
+    assert sorted(files.upload_ids()) == sorted([states["open"], unknown])
+    assert files.read_kept(TID, 0, 0, 4) == b"data"
+    with database.transaction() as conn:
+        assert not [e for e in audit.entries(conn) if e.subject in states.values()]

@@ -180,6 +180,7 @@ class ChunkStore(Protocol):
     def truncate_upload(self, upload_id: str, offset: int) -> None: ...
     def append_upload(self, upload_id: str, offset: int) -> UploadAppender: ...
     def delete_upload(self, upload_id: str) -> None: ...
+    def upload_ids(self) -> list[str]: ...
     def keep_uploads(
         self, transfer_id: str, upload_ids: Sequence[str], sealed_key: str
     ) -> None: ...
@@ -272,6 +273,12 @@ class TransferFiles:
         for sealed in (self.root / "uploads").glob(f"{self._check(upload_id)}.sealed-*"):
             with contextlib.suppress(FileNotFoundError):
                 sealed.unlink()
+
+    def upload_ids(self) -> list[str]:
+        """The uploads with a file in the uploads folder."""
+        with contextlib.suppress(FileNotFoundError):
+            return [p.name for p in (self.root / "uploads").iterdir() if _ID.match(p.name)]
+        return []
 
     def keep_uploads(self, transfer_id: str, upload_ids: Sequence[str], sealed_key: str) -> None:
         """Make the uploads the plaintext of ``transfer_id``'s files, in order (a second name

@@ -1,5 +1,6 @@
-"""Transfer housekeeping: received files whose retention has ended, abandoned uploads, and
-chunks sent ahead that no manifest claimed (gcx.gateway.transfers.early_chunks).
+"""Transfer housekeeping: received files whose retention has ended, abandoned uploads, the
+files of uploads no longer open that a crash left behind, and chunks sent ahead that no
+manifest claimed (gcx.gateway.transfers.early_chunks).
 
 Runs beside the transfer worker on every gateway. Each deletion is its own
 transaction with its audit entry, so a crash part way leaves nothing
@@ -73,10 +74,30 @@ def apply_retention(gateway: Gateway, now: dt.datetime) -> list[str]:
                 subject=row.id,
                 now=now,
             )
+    for upload_id in _files_of_finished_uploads(gateway):
+        files.delete_upload(upload_id)
+        log.info("deleted the file of upload %s, which is no longer open", upload_id)
     for transfer_id in _unclaimed_early_chunks(gateway, now):
         files.delete("incoming", transfer_id)
         log.info("deleted chunks of %s sent ahead that no manifest claimed", transfer_id)
     return deleted
+
+
+def _files_of_finished_uploads(gateway: Gateway) -> list[str]:
+    """Upload files whose upload is no longer open: made into a transfer (its own second
+    name keeps a kept file), deleted or expired. Each is unlinked right after the state
+    is recorded, so a crash in between leaves the file behind with nothing to expire it;
+    the state change was audited then, so nothing is audited here."""
+    present = transfer_files(gateway).upload_ids()
+    finished: list[str] = []
+    with gateway.db.read() as conn:
+        for at in range(0, len(present), 500):
+            finished += conn.execute(
+                sa.select(uploads.c.id).where(
+                    uploads.c.id.in_(present[at : at + 500]), uploads.c.state != "open"
+                )
+            ).scalars()
+    return finished
 
 
 def _unclaimed_early_chunks(gateway: Gateway, now: dt.datetime) -> list[str]:
