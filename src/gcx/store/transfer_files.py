@@ -121,7 +121,7 @@ class ChunkWriter:
 
     def write(self, number: int, data: bytes | direct_io.Pieces) -> None:
         """Write chunk ``number``: its bytes, or the pieces it arrived in, in order."""
-        pieces: direct_io.Pieces = [data] if isinstance(data, bytes) else data
+        pieces: direct_io.Pieces = data if isinstance(data, list) else [data]
         if sum(len(piece) for piece in pieces) > self.slot:
             raise ValueError("a chunk is larger than its slot")
         with _disk_errors():
