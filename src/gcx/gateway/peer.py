@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from gcx.errors import (
     UnknownOrganisation,
 )
 from gcx.gateway.exchange.peer_client import PeerClient, Timeouts, pinned_context, refusal_of
+from gcx.gateway.messages.keys import signing_keys_by_id, verify_key_with_id
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import Handler, error_middleware, read_body, refusal, run_sync
 from gcx.protocol import directory as dirproto
@@ -129,11 +131,12 @@ def verify_signed_by_org(
     directory: dirproto.Directory, document: bytes, payload_type: str, *, claimed: str | None
 ) -> bytes:
     """Verify against the claimed organisation's key, or any listed key if not yet known."""
-    trusted: dict[str, crypto.VerifyKey] = {}
-    for org in directory.organisations:
-        if org.signing_key and (claimed is None or org.code == claimed):
-            key = crypto.VerifyKey.from_b64(org.signing_key)
-            trusted[crypto.key_id(key)] = key
+    trusted: Mapping[str, crypto.VerifyKey]
+    if claimed is None:
+        trusted = signing_keys_by_id(directory)
+    else:
+        org = directory.organisation(claimed)
+        trusted = dict([verify_key_with_id(org.signing_key)]) if org and org.signing_key else {}
     try:
         return crypto.verify_document(document, payload_type, trusted)
     except CryptoError as exc:
