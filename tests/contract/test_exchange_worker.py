@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ from gcx.clock import FixedClock
 from gcx.gateway.exchange import outbox
 from gcx.gateway.exchange import worker as worker_module
 from gcx.gateway.exchange.carrier import Carrier
+from gcx.gateway.exchange.outcomes import Outcomes
 from gcx.gateway.exchange.worker import ExchangeWorker
 from gcx.gateway.runtime import Gateway
 from gcx.protocol.delivery import DeliveryEvent
@@ -295,3 +297,22 @@ async def test_work_queued_while_batches_hang_is_still_carried(
         await _until(lambda: set(_states(database).values()) == {"delivered"}, "the rest")
     finally:
         await _stop(task)
+
+
+def test_a_row_handed_over_is_ended_once_with_its_audit_entry(
+    gateway: Gateway, database: Database, clock: FixedClock
+) -> None:
+    """A carrier that handed a row over ends it through Outcomes.delivered, with the audit
+    entry it names; a second report (a worker whose lease had lapsed) changes nothing."""
+    _enqueue(database, clock.now(), outbox.RECALL, "r", "dwp")
+    (entry,) = outbox.claim_due(database, now=clock.now(), limit=10)
+    outcomes = Outcomes(gateway)
+    details = {"gateway": "dwp", "outcome": "recalled"}
+    assert outcomes.delivered(entry, "message.recall-forwarded", details)
+    assert not outcomes.delivered(entry, "message.recall-forwarded", details)
+    assert _states(database) == {"r": "delivered"}
+    with database.read() as conn:
+        entries = [e for e in audit.entries(conn) if e.subject == entry.subject_id]
+    assert [(e.action, json.loads(e.details)) for e in entries] == [
+        ("message.recall-forwarded", details)
+    ]

@@ -1,6 +1,7 @@
 """Recording how a try at an outbox row ended, the same way for every kind.
 
-A carrier that could not hand its row over calls :meth:`Outcomes.failed`
+A carrier that handed its row over calls :meth:`Outcomes.delivered`; one
+that could not calls :meth:`Outcomes.failed`
 with the reason and whether it is final. A final refusal ends the row
 ``failed``; anything else waits with exponential backoff and full jitter
 (:func:`gcx.protocol.delivery.next_attempt_at`) and ends it ``expired`` once
@@ -80,6 +81,24 @@ class Outcomes:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self._random = random.SystemRandom().random
+
+    def delivered(self, entry: outbox.OutboxEntry, action: str, details: dict[str, Any]) -> bool:
+        """Record a row handed over, with its audit entry ``action``; False if it was not
+        ours to end (another worker took it after our lease lapsed and ended it)."""
+        now = self.gateway.clock.now()
+        with self.gateway.db.transaction() as conn:
+            if outbox.state_of(conn, entry.id) != "sending":
+                return False
+            outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
+            audit.append(
+                conn,
+                actor="delivery",
+                action=action,
+                subject=entry.subject_id,
+                now=now,
+                details=details,
+            )
+        return True
 
     def failed_all(
         self, entries: Sequence[outbox.OutboxEntry], error: GcxError, permanent: bool = False

@@ -41,7 +41,6 @@ from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync
 from gcx.protocol import directory as dirproto
 from gcx.protocol.batch import READ_RECEIPT_TYPE, RECALL_TYPE, ReadReceipt, Recall
-from gcx.protocol.delivery import DeliveryEvent
 from gcx.store.schema import envelopes
 
 PATHS = {outbox.READ_RECEIPT: "/peer/v1/read-receipts", outbox.RECALL: "/peer/v1/recalls"}
@@ -201,23 +200,8 @@ class ControlCarrier:
                 final = _never_taken(error)
                 await run_sync(self.outcomes.failed, entry, error, permanent=final)
                 continue
-            await run_sync(self._sent, entry, sent)
-
-    def _sent(self, entry: outbox.OutboxEntry, sent: ControlSent) -> None:
-        now = self.gateway.clock.now()
-        with self.gateway.db.transaction() as conn:
-            if outbox.state_of(conn, entry.id) != "sending":
-                return  # another worker took it after our lease lapsed and ended it
-            outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
-            audit.append(
-                conn,
-                actor="delivery",
-                action=(
-                    "message.recall-forwarded"
-                    if entry.kind == outbox.RECALL
-                    else "receipt.read-sent"
-                ),
-                subject=entry.subject_id,
-                now=now,
-                details={"gateway": entry.peer_gateway, "outcome": sent.outcome},
+            action = (
+                "message.recall-forwarded" if entry.kind == outbox.RECALL else "receipt.read-sent"
             )
+            details = {"gateway": entry.peer_gateway, "outcome": sent.outcome}
+            await run_sync(self.outcomes.delivered, entry, action, details)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from gcx import audit
 from gcx.errors import KindNotSupported, MailRelayRefused
 from gcx.gateway.exchange import outbox
 from gcx.gateway.exchange.outcomes import Outcomes
@@ -20,7 +19,6 @@ from gcx.gateway.notifications.queue import NOTIFICATION, Notice
 from gcx.gateway.notifications.relay import Relay
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync
-from gcx.protocol.delivery import DeliveryEvent
 
 
 class NotificationCarrier:
@@ -58,22 +56,9 @@ class NotificationCarrier:
                 continue
             error = results[entry.id]
             if error is None:
-                await run_sync(self._sent, entry, accounts[entry.id])
+                await run_sync(
+                    self.outcomes.delivered, entry, "notification.sent", {"to": accounts[entry.id]}
+                )
             else:
                 permanent = isinstance(error, MailRelayRefused)
                 await run_sync(self.outcomes.failed, entry, error, permanent=permanent)
-
-    def _sent(self, entry: outbox.OutboxEntry, account: str) -> None:
-        now = self.gateway.clock.now()
-        with self.gateway.db.transaction() as conn:
-            if outbox.state_of(conn, entry.id) != "sending":
-                return  # another worker took it after our lease lapsed and ended it
-            outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
-            audit.append(
-                conn,
-                actor="delivery",
-                action="notification.sent",
-                subject=entry.subject_id,
-                now=now,
-                details={"to": account},
-            )
