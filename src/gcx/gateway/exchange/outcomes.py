@@ -18,6 +18,7 @@ was that did not arrive.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -77,6 +78,14 @@ def action_prefix(kind: str) -> str:
     return "delivery" if kind == outbox.MESSAGE else kind
 
 
+def _audit(
+    conn: Connection, entry: outbox.OutboxEntry, action: str, now: dt.datetime, details: Any
+) -> None:
+    audit.append(
+        conn, actor="delivery", action=action, subject=entry.subject_id, now=now, details=details
+    )
+
+
 class Outcomes:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -90,14 +99,7 @@ class Outcomes:
             if outbox.state_of(conn, entry.id) != "sending":
                 return False
             outbox.transition(conn, entry.id, DeliveryEvent.RECEIPT, now=now)
-            audit.append(
-                conn,
-                actor="delivery",
-                action=action,
-                subject=entry.subject_id,
-                now=now,
-                details=details,
-            )
+            _audit(conn, entry, action, now, details)
         return True
 
     def failed_all(
@@ -149,14 +151,7 @@ class Outcomes:
                 )
                 action = f"{prefix}.retrying"
                 details.update(attempts=entry.attempts, next=iso(retry_at))
-            audit.append(
-                conn,
-                actor="delivery",
-                action=action,
-                subject=entry.subject_id,
-                now=now,
-                details=details,
-            )
+            _audit(conn, entry, action, now, details)
             if then is not None and state is not None:
                 then(conn, entry, state)
         return state
