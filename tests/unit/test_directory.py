@@ -244,6 +244,29 @@ def test_is_revoked() -> None:
     assert not directory.is_revoked("ab" * 32)
 
 
+def test_lookups_are_indexed_once_and_never_leak_into_the_document() -> None:
+    """Lookups answer from indexes made once per directory: the document's bytes and its
+    equality are as before, and a copy with other entries answers for its own entries."""
+    directory = _populated()
+    before = directory.to_bytes()
+    assert directory.organisation("HMRC") is directory.organisations[2]
+    assert directory.organisation("NOT-LISTED") is None
+    assert directory.gateway_named("alpha") is directory.gateways[0]
+    assert directory.is_revoked("cd" * 32) and not directory.is_revoked("ab" * 32)
+    assert directory.to_bytes() == before
+    assert directory == Directory.from_bytes(before)
+    other = directory.model_copy(
+        update={
+            "organisations": (OrganisationEntry(code="MPS", name="Met", type="police"),),
+            "revocations": (),
+        }
+    )
+    assert other.organisation("HMRC") is None
+    assert other.organisation("MPS") is not None
+    assert not other.is_revoked("cd" * 32)
+    assert directory.organisation("HMRC") is not None
+
+
 def test_canonical_json_is_compact_and_sorted() -> None:
     """canonical_json sorts keys, drops whitespace and keeps non-ASCII as UTF-8."""
     assert canonical_json({"b": 1, "a": ["é", 2]}) == '{"a":["é",2],"b":1}'.encode()

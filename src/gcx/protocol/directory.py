@@ -16,8 +16,10 @@ Invariants a held directory keeps:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -95,23 +97,52 @@ class Directory(_Model):
                 "The directory does not match the gcx.directory/1 format."
             ) from exc
 
-    # Lookups a gateway makes on every connection; the directory is small
-    # (hundreds of members) so linear scans are fine and keep the model plain.
+    # Lookups a gateway makes on every connection and message. A directory is one
+    # immutable object until the next is accepted, so each index is made once for it
+    # (cached, never serialised, not a field); scans per request grew with the network
+    # and the revocation list only ever grows. The first entry wins, as a scan found it.
+    @functools.cached_property
+    def _gateways_by_fingerprint(self) -> dict[str, GatewayEntry]:
+        return {g.certificate_fingerprint: g for g in reversed(self.gateways)}
+
+    @functools.cached_property
+    def _gateways_by_name(self) -> dict[str, GatewayEntry]:
+        return {g.name: g for g in reversed(self.gateways)}
+
+    @functools.cached_property
+    def _organisations_by_code(self) -> dict[str, OrganisationEntry]:
+        return {o.code: o for o in reversed(self.organisations)}
+
+    @functools.cached_property
+    def _revoked(self) -> frozenset[str]:
+        return frozenset(r.certificate_fingerprint for r in self.revocations)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        # A copy starts with the original's instance dictionary, indexes included: they
+        # would describe the entries the copy replaced, so it makes its own.
+        copy = super().model_copy(update=update, deep=deep)
+        for name in _INDEXES:
+            copy.__dict__.pop(name, None)
+        return copy
+
     def gateway_by_fingerprint(self, fingerprint: str) -> GatewayEntry | None:
-        return next((g for g in self.gateways if g.certificate_fingerprint == fingerprint), None)
+        return self._gateways_by_fingerprint.get(fingerprint)
 
     def gateway_named(self, name: str) -> GatewayEntry | None:
-        return next((g for g in self.gateways if g.name == name), None)
+        return self._gateways_by_name.get(name)
 
     def organisation(self, code: str) -> OrganisationEntry | None:
-        return next((o for o in self.organisations if o.code == code), None)
+        return self._organisations_by_code.get(code)
 
     def gateway_for_organisation(self, code: str) -> GatewayEntry | None:
         org = self.organisation(code)
         return self.gateway_named(org.gateway) if org and org.gateway else None
 
     def is_revoked(self, fingerprint: str) -> bool:
-        return any(r.certificate_fingerprint == fingerprint for r in self.revocations)
+        return fingerprint in self._revoked
+
+
+_INDEXES = ("_gateways_by_fingerprint", "_gateways_by_name", "_organisations_by_code", "_revoked")
 
 
 def accept_directory(
