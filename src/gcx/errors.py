@@ -101,6 +101,7 @@ The tree::
     │   ├── TransferUnreadable      a transfer's key, metadata or a segment does not open
     │   └── KeyDecryptionFailed
     ├── AuditChainBroken            an audit log does not verify
+    ├── EarlyChunksUnsettled (503)  chunks sent ahead are still being written; offer again
     └── StorageFull (507)           not enough free disk space to accept the data now
 
 Errors raised by libraries (SQLAlchemy, aiohttp, cryptography) are translated
@@ -768,6 +769,22 @@ class UploadMediaTypeRefused(InputError):
 class TransferUnreadable(CryptoError):
     code = "transfer-unreadable"
     default_message = "The transfer could not be opened with this organisation's key."
+
+
+class EarlyChunksUnsettled(GcxError):
+    """An offer came while chunks sent ahead for its transfer were still being written.
+
+    Counting the chunks then would let a late write land in a slot after it was
+    counted (or after the same chunk came again the usual way), so the offer is
+    answered "try again"; the sending gateway offers again after its back-off.
+    """
+
+    code = "early-chunks-unsettled"
+    status = 503
+    default_message = (
+        "Chunks of this transfer sent ahead of the manifest are still being written here; "
+        "offer it again shortly."
+    )
 
 
 class StorageFull(GcxError):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from gcx import crypto
-from gcx.errors import EarlyChunksRefused, EnvelopeMalformed
+from gcx.errors import EarlyChunksRefused, EarlyChunksUnsettled, EnvelopeMalformed
 from gcx.gateway.transfers.early_chunks import EarlyChunks
 from gcx.protocol.envelope import Sender
 from gcx.protocol.transfer import TAG_BYTES, TransferFormat, TransferManifest
@@ -162,6 +162,24 @@ def test_an_offer_waits_for_a_chunk_still_being_written() -> None:
         assert early.take(manifest.id, "a", manifest) == {1}
     finally:
         writer.join()
+
+
+def test_an_offer_during_a_write_that_does_not_end_is_made_again_later() -> None:
+    """Counting while a write is stalled would let it land after the count, perhaps
+    over the chunk sent again the usual way: the offer is refused, to be made again."""
+    manifest, chunks = _manifest(2 * SEGMENT)
+    early = EarlyChunks(per_peer_bytes=10 * SLOT, settle=0.05)
+    _put(early, manifest.id, 0, chunks[0])
+    early.reserve(manifest.id, "a", SLOT, "blake3", len(chunks[1]), lambda: False, lambda: False)
+    with pytest.raises(EarlyChunksUnsettled) as refused:
+        early.take(manifest.id, "a", manifest)
+    assert refused.value.status == 503
+    with pytest.raises(EarlyChunksRefused):  # offered: nothing more comes early
+        _put(early, manifest.id, 1, chunks[1])
+    with pytest.raises(EarlyChunksUnsettled):  # the same write is waited for again
+        early.take(manifest.id, "a", manifest)
+    early.written(manifest.id, 1, [chunks[1]], ok=True)
+    assert early.take(manifest.id, "a", manifest) == {0, 1}
 
 
 @pytest.mark.parametrize(

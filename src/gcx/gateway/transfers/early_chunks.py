@@ -23,7 +23,12 @@ What a peer can make this gateway hold ahead of a manifest is bounded: the
 chunks of at most :data:`MAX_TRANSFERS` transfers, at most
 ``transfer_early_bytes`` per peer gateway (0 turns early chunks off), and
 only while the disk keeps its reserve. Once a transfer has been offered, its
-early chunks are refused (``early-chunks-refused``) and go the usual way.
+early chunks are refused (``early-chunks-refused``) and go the usual way. An
+offer waits for the transfer's early chunks still being written; one that is
+still being written after :data:`SETTLE_SECONDS` (a disk stalled) makes the
+offer answer ``early-chunks-unsettled`` (503, offered again later), since
+counting then would let that write land in a slot after it was counted, over
+the chunk the manifest vouches for.
 The table lives in this process alone: after a restart the offer re-checks
 the chunk file on disk against the manifest, and chunk files no manifest
 claimed within :data:`ABANDONED_AFTER` are deleted by housekeeping.
@@ -39,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gcx import crypto
-from gcx.errors import EarlyChunksRefused, EnvelopeMalformed
+from gcx.errors import EarlyChunksRefused, EarlyChunksUnsettled, EnvelopeMalformed
 from gcx.protocol.transfer import MAX_CHUNKS, MAX_SEGMENT, MIN_SEGMENT, TAG_BYTES, TransferManifest
 from gcx.store.direct_io import Pieces
 
@@ -68,9 +73,12 @@ class _Early:
 class EarlyChunks:
     """Early chunks per transfer id; safe to use from the loop and worker threads."""
 
-    def __init__(self, per_peer_bytes: int, limit: int = MAX_TRANSFERS) -> None:
+    def __init__(
+        self, per_peer_bytes: int, limit: int = MAX_TRANSFERS, settle: float = SETTLE_SECONDS
+    ) -> None:
         self._per_peer = per_peer_bytes
         self._limit = limit
+        self._settle = settle
         self._early: OrderedDict[str, _Early] = OrderedDict()
         self._closed: OrderedDict[str, None] = OrderedDict()
         self._settled = threading.Condition()
@@ -170,22 +178,25 @@ class EarlyChunks:
         """The chunks held early that the manifest vouches for, or None if none were taken.
 
         Called when ``peer`` offers the manifest: from then on this transfer takes no
-        more early chunks. Waits (at most :data:`SETTLE_SECONDS`) for any still being
-        written, so nothing lands in a slot after it was counted.
+        more early chunks. Waits (at most ``settle`` seconds) for any still being
+        written, so that nothing lands in a slot after it was counted; if one is still
+        being written then, raises :class:`EarlyChunksUnsettled` (the offer is made
+        again later) and keeps the transfer's entry, so that the next offer waits for
+        the same writes.
         """
-        deadline = time.monotonic() + SETTLE_SECONDS
+        deadline = time.monotonic() + self._settle
         with self._settled:
             self._close(transfer_id)
             early = self._early.get(transfer_id)
             while early is not None and early.writing > 0:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    break
+                    raise EarlyChunksUnsettled()
                 self._settled.wait(left)
             early = self._early.pop(transfer_id, None)
-        if early is None or early.writing > 0 or not early.fresh:
-            # Unknown, a write that never ended, or chunks from before a restart: the
-            # chunk file is re-checked against the manifest instead.
+        if early is None or not early.fresh:
+            # Unknown, or chunks from before a restart: the chunk file is re-checked
+            # against the manifest instead.
             return None
         if (
             early.peer != peer
