@@ -6,6 +6,7 @@ Run as root from the project's virtual environment (sshd must start as root)::
     python bench/bulk.py --size 1G
     python bench/bulk.py --size 256M --skip-sftp
     python bench/bulk.py --size 1G --files 4   # one batch of four 256 MiB files
+    python bench/bulk.py --size 1G --rounds 5  # alternating pairs, medians
 
 gcx: a fresh local network (central and two gateways as real ``gcx``
 processes, real mutual TLS, the default SQLite store) in a temporary
@@ -35,6 +36,11 @@ counted once sshd has reaped them), and the load average at the start,
 since the machine is shared and the wall-clock figures move with whatever
 else runs.
 
+``--rounds N`` runs both N times, sftp first in every other round, and
+reports each round and the medians; the ratio is then the median of the
+rounds' ratios. On this kind of machine both speeds drift by tens of per
+cent over minutes, so a single pair can favour either side.
+
 The last line on standard output is one JSON object (ratio last); progress
 goes to standard error.
 """
@@ -47,6 +53,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -303,35 +310,9 @@ def run_sftp(sources: list[Path], size: int, workdir: Path) -> dict[str, Any]:
         sshd.wait(timeout=10)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", default="1G", help="file size, e.g. 256M, 1G, 10G (default 1G)")
-    parser.add_argument("--files", type=int, default=1, help="split the size over N files")
-    parser.add_argument("--skip-sftp", action="store_true", help="measure gcx only")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = parser.parse_args(argv)
-    size = parse_size(args.size)
-    if not 1 <= args.files <= 64 or size % args.files:
-        parser.error("--files must be 1 to 64 and divide the size")
-    workdir = Path(tempfile.mkdtemp(prefix="gcx-bulk-"))
-    load = round(os.getloadavg()[0], 2)
-    log(f"working in {workdir}; load average {load:.2f} on {os.cpu_count()} CPUs")
-    try:
-        sources = [workdir / f"random-{n}.bin" for n in range(args.files)]
-        for source in sources:
-            make_file(source, size // args.files)
-        gcx = run_gcx(sources, size, workdir)
-        log(f"gcx: {gcx}")
-        sftp = None if args.skip_sftp else run_sftp(sources, size, workdir)
-        log(f"sftp: {sftp}")
-    finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    result: dict[str, Any] = {
-        "size_bytes": size,
-        "files": args.files,
+def one_round(gcx: dict[str, Any], sftp: dict[str, Any] | None) -> dict[str, Any]:
+    """One round's figures: gcx's, and sftp's beside them when it ran."""
+    return {
         "gcx_mib_per_s": gcx["mib_per_s"],
         "sftp_mib_per_s": sftp["mib_per_s"] if sftp else None,
         "gcx_seconds": gcx["seconds"],
@@ -340,9 +321,68 @@ def main(argv: list[str] | None = None) -> int:
         "gateway_cpu_seconds": gcx["cpu_seconds"],
         "gateway_system_cpu_seconds": gcx["system_cpu_seconds"],
         "sftp_cpu_seconds": sftp["cpu_seconds"] if sftp else None,
-        "load_average": load,
         "ratio": round(gcx["mib_per_s"] / sftp["mib_per_s"], 3) if sftp else None,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="1G", help="file size, e.g. 256M, 1G, 10G (default 1G)")
+    parser.add_argument("--files", type=int, default=1, help="split the size over N files")
+    parser.add_argument("--skip-sftp", action="store_true", help="measure gcx only")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of both, in alternating order (medians)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    size = parse_size(args.size)
+    if not 1 <= args.files <= 64 or size % args.files:
+        parser.error("--files must be 1 to 64 and divide the size")
+    workdir = Path(tempfile.mkdtemp(prefix="gcx-bulk-"))
+    load = round(os.getloadavg()[0], 2)
+    log(f"working in {workdir}; load average {load:.2f} on {os.cpu_count()} CPUs")
+    rounds: list[dict[str, Any]] = []
+    try:
+        sources = [workdir / f"random-{n}.bin" for n in range(args.files)]
+        for source in sources:
+            make_file(source, size // args.files)
+        for number in range(args.rounds):
+            # Every other round runs sftp first, so that neither side always meets the
+            # machine warmer: on this shared machine speeds drift run by run.
+            order = ["gcx", "sftp"] if number % 2 == 0 else ["sftp", "gcx"]
+            figures: dict[str, Any] = {"gcx": None, "sftp": None}
+            for which in order:
+                place = workdir / f"{which}-{number}"
+                place.mkdir()
+                if which == "gcx":
+                    figures["gcx"] = run_gcx(sources, size, place)
+                elif not args.skip_sftp:
+                    figures["sftp"] = run_sftp(sources, size, place)
+                log(f"round {number + 1}, {which}: {figures[which]}")
+                if not args.keep:  # what it received: rounds must not fill the disk
+                    shutil.rmtree(place, ignore_errors=True)
+            rounds.append(one_round(figures["gcx"], figures["sftp"]))
+    finally:
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    result: dict[str, Any] = {"size_bytes": size, "files": args.files, **rounds[0]}
+    if len(rounds) > 1:
+        result = {
+            "size_bytes": size,
+            "files": args.files,
+            "rounds": rounds,
+            "gcx_mib_per_s_median": round(statistics.median(r["gcx_mib_per_s"] for r in rounds), 1),
+        }
+        if not args.skip_sftp:
+            result["sftp_mib_per_s_median"] = statistics.median(r["sftp_mib_per_s"] for r in rounds)
+    result["load_average"] = load
+    result["ratio"] = (
+        None if args.skip_sftp else round(statistics.median(r["ratio"] for r in rounds), 3)
+    )
     print(json.dumps(result))
     return 0
 
