@@ -28,6 +28,7 @@ from gcx.central.openapi import OPENAPI
 from gcx.central.service import CentralService
 from gcx.central.services_api import add_service_routes
 from gcx.errors import InputError
+from gcx.heap import freeze_startup_objects
 from gcx.httpapi import error_middleware, json_body, read_body, run_sync
 from gcx.protocol.validation import StrictModel, validated
 
@@ -293,6 +294,7 @@ async def _serve(service: CentralService, ssl_context: Any) -> None:
         log.info("central: web pages http://%s:%d", config.web_host, config.web_port)
     for site in sites:
         await site.start()
+    freeze_startup_objects()  # kept for central's life: see gcx.heap
     await stop.wait()
     for runner in reversed(runners):
         await runner.cleanup()

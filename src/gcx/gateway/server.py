@@ -33,6 +33,7 @@ from gcx.gateway.tls_gate import serve_tls
 from gcx.gateway.transfers.api import add_transfer_routes
 from gcx.gateway.transfers.housekeeping import housekeeping
 from gcx.gateway.transfers.peer_api import add_transfer_routes as add_peer_transfer_routes
+from gcx.heap import freeze_startup_objects
 from gcx.httpapi import run_sync
 from gcx.private_files import check_private
 from gcx.store.db import sqlite_files
@@ -227,6 +228,8 @@ async def serve(
                     log.exception("audit checkpointing failed; trying again next interval")
                 await asyncio.sleep(config.checkpoint_interval_seconds)
 
+        # Everything made to serve is made by now and kept for the gateway's life.
+        log.info("gateway %s: %d start-up objects frozen", config.name, freeze_startup_objects())
         tasks = [
             asyncio.create_task(poller()),
             asyncio.create_task(checkpointer()),
