@@ -8,7 +8,7 @@ import pytest
 
 from gcx import crypto
 from gcx.errors import SignatureInvalid
-from gcx.gateway.messages import keys as key_cache
+from gcx.gateway import directory_keys as key_cache
 from gcx.gateway.peer import verify_signed_by_org
 from gcx.protocol.directory import Directory, OrganisationEntry
 

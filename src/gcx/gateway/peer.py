@@ -30,8 +30,8 @@ from gcx.errors import (
     SignatureInvalid,
     UnknownOrganisation,
 )
+from gcx.gateway.directory_keys import signing_keys_by_id, verify_key_with_id
 from gcx.gateway.exchange.peer_client import PeerClient, Timeouts, pinned_context, refusal_of
-from gcx.gateway.messages.keys import signing_keys_by_id, verify_key_with_id
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import Handler, error_middleware, read_body, refusal, run_sync
 from gcx.protocol import directory as dirproto

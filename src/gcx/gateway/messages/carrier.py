@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
 from gcx.errors import DirectoryError, GcxError, NotFound, PeerUnreachable, ReceiptInvalid
+from gcx.gateway.directory_keys import verify_key
 from gcx.gateway.exchange import outbox
 from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.exchange.carrier import receiving_gateway
@@ -31,7 +32,6 @@ from gcx.gateway.exchange.outcomes import Outcomes, is_final_refusal
 from gcx.gateway.exchange.peer_client import PeerAnswer, PeerClient, refusal_of
 from gcx.gateway.messages import control
 from gcx.gateway.messages.envelopes import load_envelopes, stored_digests
-from gcx.gateway.messages.keys import verify_key
 from gcx.gateway.messages.receive import RECEIPTS_HEADER, accept_batch
 from gcx.gateway.runtime import Gateway
 from gcx.httpapi import run_sync

@@ -42,6 +42,7 @@ from gcx.errors import (
     InputError,
     NotSenderGateway,
 )
+from gcx.gateway.directory_keys import verify_key
 from gcx.gateway.exchange import receipts as receipt_store
 from gcx.gateway.messages.envelopes import (
     NewEnvelope,
@@ -49,7 +50,6 @@ from gcx.gateway.messages.envelopes import (
     put_large_parts,
     stored_digests,
 )
-from gcx.gateway.messages.keys import verify_key
 from gcx.gateway.messages.routing import NameCache, route
 from gcx.gateway.notifications.queue import enqueue_alerts
 from gcx.gateway.runtime import Gateway

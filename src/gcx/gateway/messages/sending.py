@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection
 
 from gcx import audit, crypto
 from gcx.errors import RecipientUnknown
+from gcx.gateway.directory_keys import encryption_key
 from gcx.gateway.exchange import outbox
 from gcx.gateway.messages.envelopes import NewEnvelope, insert_envelopes, put_large_parts
-from gcx.gateway.messages.keys import encryption_key
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller, require_sender
 from gcx.protocol.delivery import DeliveryState

@@ -14,6 +14,7 @@ import aiohttp
 from gcx import crypto
 from gcx.clock import Clock
 from gcx.errors import GcxError, SignatureInvalid
+from gcx.gateway.directory_keys import verify_key_with_id
 from gcx.httpapi import read_limited
 from gcx.protocol import directory as dirproto
 from gcx.protocol.services import RightsIndex
@@ -56,13 +57,13 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int, error: type[
 class CallDirectory:
     """The directory's facts a call needs, built once per directory version.
 
-    A call must not pay for indexing rights or parsing keys: both are kept
-    until the directory's version changes, and shared by both sides.
+    A call must not pay for indexing rights or parsing keys: the index is kept
+    until the directory's version changes and shared by both sides, and keys
+    come parsed from :mod:`gcx.gateway.directory_keys`, as for messages.
     """
 
     def __init__(self) -> None:
         self._index: RightsIndex | None = None
-        self._keys: tuple[int, dict[str, tuple[str, crypto.VerifyKey]]] = (0, {})
         # Batch roots whose signature was checked, shared by both sides: a
         # batch's signature is verified once, whichever of its calls comes first.
         self.roots = crypto.VerifiedRoots()
@@ -79,22 +80,15 @@ class CallDirectory:
             self._index = index
         return index
 
-    def org_key(self, directory: dirproto.Directory, code: str) -> tuple[str, crypto.VerifyKey]:
+    @staticmethod
+    def org_key(directory: dirproto.Directory, code: str) -> tuple[str, crypto.VerifyKey]:
         """An organisation's signing key (with its id), refused if the directory lists none."""
-        version, keys = self._keys
-        if version != directory.version:
-            keys = {}
-            self._keys = (directory.version, keys)
-        found = keys.get(code)
-        if found is None:
-            org = directory.organisation(code)
-            if org is None or not org.signing_key or not org.gateway:
-                raise SignatureInvalid(
-                    f"The directory lists no signing key for {code[:16]}; the call was refused."
-                )
-            key = crypto.VerifyKey.from_b64(org.signing_key)
-            found = keys[code] = (crypto.key_id(key), key)
-        return found
+        org = directory.organisation(code)
+        if org is None or not org.signing_key or not org.gateway:
+            raise SignatureInvalid(
+                f"The directory lists no signing key for {code[:16]}; the call was refused."
+            )
+        return verify_key_with_id(org.signing_key)
 
 
 def signing_keys(keys: GatewayKeys) -> dict[str, tuple[crypto.SigningKey, str]]:

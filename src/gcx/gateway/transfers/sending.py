@@ -29,6 +29,7 @@ from gcx.errors import (
     TransferEmpty,
     TransferRefused,
 )
+from gcx.gateway.directory_keys import encryption_key
 from gcx.gateway.exchange import outbox
 from gcx.gateway.runtime import Gateway
 from gcx.gateway.tokens import Caller, require_sender
@@ -75,7 +76,7 @@ def recipient_keys(gateway: Gateway, to: list[str]) -> dict[str, crypto.Encrypti
                 f"{org[:16]} is not an organisation the network directory (version "
                 f"{directory.version}) lists as connected; nothing was uploaded."
             )
-        keys[org] = crypto.EncryptionPublicKey.from_b64(entry.encryption_key)
+        keys[org] = encryption_key(entry.encryption_key)
     return keys
 
 
