@@ -567,3 +567,23 @@ def test_token_matches_only_its_own_hash() -> None:
     assert crypto.token_matches(token, stored)
     assert not crypto.token_matches(token + "x", stored)
     assert not crypto.token_matches(crypto.new_token("gcxa"), stored)
+
+
+def test_an_encryption_key_s_public_half_is_derived_once_and_opens_what_it_sealed() -> None:
+    """The public key is kept with the private one (a gateway seals every message to its
+    own organisation), and is the one that matches it."""
+    own = crypto.EncryptionKey.generate()
+    assert own.public is own.public
+    assert own.public == crypto.EncryptionPublicKey(own.public.encoded)
+    sealed = crypto.seal_envelope(
+        kind="message",
+        sender_org="E09000030",
+        sender_user="benefits.officer",
+        sender_key=crypto.SigningKey.generate(),
+        recipients={"E09000030": own.public},
+        marking="OFFICIAL",
+        parts=[("content", "text/plain", b"hello")],
+        now=dt.datetime.now(dt.UTC),
+    )
+    opened = crypto.open_envelope(sealed.header, sealed.parts, "E09000030", own)
+    assert [part.data for part in opened] == [b"hello"]

@@ -87,7 +87,10 @@ class EncryptionKey:
     def generate(cls) -> EncryptionKey:
         return cls(mlkem.MLKEM768PrivateKey.generate(), x25519.X25519PrivateKey.generate())
 
-    @property
+    # Derived once and kept: a gateway seals every message it sends to its own
+    # organisation too (the sent copy), and deriving the key and parsing it again
+    # for HPKE cost about 45 µs a message, a tenth of the seal.
+    @functools.cached_property
     def public(self) -> EncryptionPublicKey:
         return EncryptionPublicKey(
             self._mlkem.public_key().public_bytes_raw()
