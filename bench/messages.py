@@ -4,6 +4,7 @@ Run as root from the project's virtual environment (Postfix must start as root):
 
     python bench/messages.py                      # 10,000 messages of 2 KiB, 8 clients
     python bench/messages.py --count 1000 --concurrency 16
+    python bench/messages.py --count 3000 --rounds 5   # alternating pairs, medians
 
 gcx: a fresh local network (central and two gateways as real ``gcx`` processes,
 real mutual TLS, the default SQLite store) in a temporary directory. The
@@ -23,6 +24,10 @@ go in over SMTP with STARTTLS from the same number of client threads (stdlib
 ``smtplib``, one connection per thread), timed until the last one is in
 ``Maildir/new``. Any system Postfix is left alone.
 
+``--rounds N`` runs both N times, Postfix first in every other round, and
+reports each round and the medians; the ratio is then the median of the
+rounds' ratios (on a shared machine both rates drift from minute to minute).
+
 The last line on standard output is one JSON object; progress goes to standard
 error. See ``bench/README.md``.
 """
@@ -40,6 +45,7 @@ import signal
 import smtplib
 import sqlite3
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -603,20 +609,45 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="sample both gateways with py-spy during the gcx run; write DIR/<gateway>.txt",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of both, in alternating order (medians)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
-    if args.count < 1 or args.size < 1 or args.concurrency < 1:
-        parser.error("--count, --size and --concurrency must be positive")
+    if args.count < 1 or args.size < 1 or args.concurrency < 1 or args.rounds < 1:
+        parser.error("--count, --size, --concurrency and --rounds must be positive")
 
     workdir = Path(tempfile.mkdtemp(prefix="gcx-bench-"))
+    workdir.chmod(0o711)  # Postfix's daemons pass through it to a round's directory
     log(f"working in {workdir}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    rounds: list[dict[str, Any]] = []
     try:
-        gcx = asyncio.run(run_gcx(args.count, args.size, args.concurrency, workdir, args.profile))
-        log(f"gcx: {gcx}")
-        postfix: dict[str, Any] | None = None
-        if not args.skip_postfix:
-            postfix = run_postfix(args.count, args.size, args.concurrency, workdir)
-            log(f"postfix: {postfix}")
+        for number in range(args.rounds):
+            # Postfix first in every other round: on a shared machine speeds drift, and a
+            # side that always ran first would always meet the machine in one state.
+            order = ["gcx", "postfix"] if number % 2 == 0 else ["postfix", "gcx"]
+            done: dict[str, dict[str, Any] | None] = {"gcx": None, "postfix": None}
+            for which in order:
+                place = workdir / f"round-{number}"
+                place.mkdir(mode=0o711, exist_ok=True)
+                if which == "gcx":
+                    profile = args.profile if number == 0 else None
+                    done["gcx"] = asyncio.run(
+                        run_gcx(args.count, args.size, args.concurrency, place, profile)
+                    )
+                elif not args.skip_postfix:
+                    done["postfix"] = run_postfix(args.count, args.size, args.concurrency, place)
+                log(f"round {number + 1}, {which}: {done[which]}")
+            gcx, postfix = done["gcx"], done["postfix"]
+            assert gcx is not None
+            rate = postfix["messages_per_s"] if postfix else None
+            rounds.append(
+                {
+                    "gcx": gcx,
+                    "postfix": postfix,
+                    "ratio": round(gcx["messages_per_s"] / rate, 3) if rate else None,
+                }
+            )
     finally:
         if args.keep:
             log(f"kept {workdir}")
@@ -626,10 +657,22 @@ def main(argv: list[str] | None = None) -> int:
         "count": args.count,
         "size": args.size,
         "concurrency": args.concurrency,
-        "gcx": gcx,
-        "postfix": postfix,
-        "ratio": (round(gcx["messages_per_s"] / postfix["messages_per_s"], 3) if postfix else None),
+        **rounds[0],
     }
+    if len(rounds) > 1:
+        del result["gcx"], result["postfix"]
+        result["rounds"] = rounds
+        result["gcx_messages_per_s_median"] = round(
+            statistics.median(r["gcx"]["messages_per_s"] for r in rounds), 1
+        )
+        if not args.skip_postfix:
+            result["postfix_messages_per_s_median"] = round(
+                statistics.median(r["postfix"]["messages_per_s"] for r in rounds), 1
+            )
+        result.pop("ratio")
+        result["ratio"] = (
+            None if args.skip_postfix else round(statistics.median(r["ratio"] for r in rounds), 3)
+        )
     print(json.dumps(result))
     return 0
 
