@@ -380,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_sftp:
             result["sftp_mib_per_s_median"] = statistics.median(r["sftp_mib_per_s"] for r in rounds)
     result["load_average"] = load
+    result.pop("ratio", None)  # last, always
     result["ratio"] = (
         None if args.skip_sftp else round(statistics.median(r["ratio"] for r in rounds), 3)
     )
