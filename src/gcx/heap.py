@@ -5,7 +5,7 @@ CPython's cyclic garbage collector walks every object it tracks on a full
 waits. A gateway holds about 130,000 such objects once started (its
 directory, models and schemas, SQLAlchemy's tables, the web applications and
 their routes) and keeps nearly all of them for its life; walking them took
-70-90 ms on the 2-core benchmark machine, a pause that every service call,
+55-85 ms on the 2-core benchmark machine, a pause that every service call,
 message and chunk in flight then waited for, two or three times a minute
 under load. Frozen once the server is up (:func:`gc.freeze`), they are never
 walked again, and a full pass walks only what was made since: 0.5-1.4 ms
