@@ -214,6 +214,35 @@ def test_same_directory_again_is_not_a_change(
     assert _audit(database, "directory.refused") == []
 
 
+def test_the_held_document_again_is_neither_verified_nor_read_again(
+    keeper: DirectoryKeeper,
+    root: Root,
+    clock: FixedClock,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Polls between two versions bring the same bytes: only the expiry is checked again,
+    and anything else (another version) is verified as always."""
+    document = root.document(_directory(clock, 1))
+    keeper.offer(document)
+    held = keeper.current()
+    verified: list[bytes] = []
+    check = keeper._verify
+    monkeypatch.setattr(keeper, "_verify", lambda d: verified.append(d) or check(d))
+
+    assert keeper.offer(document) is held
+    assert verified == []
+    newer = root.document(_directory(clock, 2))
+    keeper.offer(newer)
+    assert verified == [newer]
+    with pytest.raises(DirectorySignatureInvalid):  # a changed byte still meets the check
+        keeper.offer(_change_payload_byte(newer, 5))
+    clock.advance(VALIDITY)
+    with pytest.raises(DirectoryExpired):  # the same bytes once expired are refused
+        keeper.offer(newer)
+    assert _audit(database, "directory.refused")[-1].details_dict["code"] == "directory-expired"
+
+
 def test_expired_directory_is_refused_and_previous_kept(
     keeper: DirectoryKeeper, root: Root, clock: FixedClock, database: Database
 ) -> None:

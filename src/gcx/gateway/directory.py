@@ -93,10 +93,19 @@ class DirectoryKeeper:
         """Take a directory fetched from central, or raise the reason it was refused."""
         now = self.clock.now()
         try:
-            payload = self._verify(document)
-            offered = dirproto.Directory.from_bytes(payload)
             with self._lock:
                 held, held_bytes = self._held, self._held_bytes
+                held_document = self._documents.get(held.version) if held else None
+            if held is not None and held_bytes is not None and held_document == document:
+                # The document held, byte for byte (what every poll brings between two
+                # versions): its signature was checked and it was read when first taken,
+                # against the same root. Checking and reading a national directory again
+                # every poll would cost far more than this comparison; its expiry is
+                # still checked below.
+                offered, payload = held, held_bytes
+            else:
+                payload = self._verify(document)
+                offered = dirproto.Directory.from_bytes(payload)
             changed = dirproto.accept_directory(
                 held, held_bytes, offered, payload, network=self.network, now=now
             )
