@@ -378,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
             "gcx_mib_per_s_median": round(statistics.median(r["gcx_mib_per_s"] for r in rounds), 1),
         }
         if not args.skip_sftp:
-            result["sftp_mib_per_s_median"] = statistics.median(r["sftp_mib_per_s"] for r in rounds)
+            result["sftp_mib_per_s_median"] = round(
+                statistics.median(r["sftp_mib_per_s"] for r in rounds), 1
+            )
     result["load_average"] = load
     result.pop("ratio", None)  # last, always
     result["ratio"] = (

@@ -653,14 +653,11 @@ def main(argv: list[str] | None = None) -> int:
             log(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    result: dict[str, Any] = {
-        "count": args.count,
-        "size": args.size,
-        "concurrency": args.concurrency,
-        **rounds[0],
-    }
-    if len(rounds) > 1:
-        del result["gcx"], result["postfix"]
+    result: dict[str, Any] = {"count": args.count, "size": args.size}
+    result["concurrency"] = args.concurrency
+    if len(rounds) == 1:
+        result.update(rounds[0])  # gcx, postfix, ratio: as a single run always printed
+    else:
         result["rounds"] = rounds
         result["gcx_messages_per_s_median"] = round(
             statistics.median(r["gcx"]["messages_per_s"] for r in rounds), 1
@@ -669,7 +666,6 @@ def main(argv: list[str] | None = None) -> int:
             result["postfix_messages_per_s_median"] = round(
                 statistics.median(r["postfix"]["messages_per_s"] for r in rounds), 1
             )
-        result.pop("ratio")
         result["ratio"] = (
             None if args.skip_postfix else round(statistics.median(r["ratio"] for r in rounds), 3)
         )
