@@ -24,6 +24,11 @@ sftp: a private ``sshd`` (own host key, own client key and authorized_keys in
 the temporary directory, a free port on 127.0.0.1), started before and
 stopped after; the same file is uploaded with ``sftp -b`` using the cipher
 ``aes128-gcm@openssh.com``, timed end to end. Any system sshd is left alone.
+That upload ends with the file in the page cache, not yet on the disk, while
+gcx answers only once each side holds its copy durably (fsync); so the file is
+also put a second time with ``put -f`` (the server fsyncs it before answering),
+after the first has been flushed, and reported as ``sftp_fsync_mib_per_s``
+with ``ratio_to_sftp_fsync``. The ratio (last) stays the one to plain sftp.
 
 With ``--files N`` the size is split over N files sent as one batch (and put
 one after another by sftp); the gateway seals a batch's files one after
@@ -224,6 +229,35 @@ def run_gcx(sources: list[Path], size: int, workdir: Path) -> dict[str, Any]:
         network.stop()
 
 
+def sftp_put(home: Path, port: int, puts: list[tuple[Path, Path]], *, fsync: bool) -> float:
+    """Seconds for one ``sftp -b`` session putting each source to its target."""
+    flag = "-f " if fsync else ""
+    (home / "batch").write_text("".join(f"put {flag}{s} {t}\n" for s, t in puts))
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "sftp",
+            "-q",
+            "-b",
+            str(home / "batch"),
+            "-i",
+            str(home / "client_key"),
+            "-P",
+            str(port),
+            "-o",
+            "Ciphers=aes128-gcm@openssh.com",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            f"UserKnownHostsFile={home / 'known_hosts'}",
+            "root@127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
 def run_sftp(sources: list[Path], size: int, workdir: Path) -> dict[str, Any]:
     if not SSHD.exists():
         log("installing openssh-server")
@@ -258,32 +292,9 @@ def run_sftp(sources: list[Path], size: int, workdir: Path) -> dict[str, Any]:
     )
     try:
         time.sleep(0.5)
-        (home / "batch").write_text("".join(f"put {s} {target / s.name}\n" for s in sources))
         client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         server_before = reaped_children_cpu_seconds(sshd.pid)
-        started = time.perf_counter()
-        subprocess.run(
-            [
-                "sftp",
-                "-q",
-                "-b",
-                str(home / "batch"),
-                "-i",
-                str(home / "client_key"),
-                "-P",
-                str(port),
-                "-o",
-                "Ciphers=aes128-gcm@openssh.com",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                f"UserKnownHostsFile={home / 'known_hosts'}",
-                "root@127.0.0.1",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        elapsed = time.perf_counter() - started
+        elapsed = sftp_put(home, port, [(s, target / s.name) for s in sources], fsync=False)
         if sum((target / s.name).stat().st_size for s in sources) != size:
             raise RuntimeError("sftp did not upload every file whole")
         # The connection's sshd processes count once sshd has reaped them.
@@ -297,7 +308,7 @@ def run_sftp(sources: list[Path], size: int, workdir: Path) -> dict[str, Any]:
                 client_after.ru_stime - client_before.ru_stime,
             )
         )
-        return {
+        figures = {
             "seconds": round(elapsed, 3),
             "mib_per_s": round(size / MIB / elapsed, 1),
             "cpu_seconds": {
@@ -305,6 +316,14 @@ def run_sftp(sources: list[Path], size: int, workdir: Path) -> dict[str, Any]:
                 "sftp_and_ssh": round(client, 2),
             },
         }
+        # The same upload made durable as gcx makes its copies (put -f: the server
+        # fsyncs each file before answering), to other names beside the first, once
+        # the first upload's bytes have left the page cache (untimed).
+        os.sync()
+        durable = sftp_put(home, port, [(s, target / f"{s.name}.f") for s in sources], fsync=True)
+        figures["fsync_seconds"] = round(durable, 3)
+        figures["fsync_mib_per_s"] = round(size / MIB / durable, 1)
+        return figures
     finally:
         sshd.terminate()
         sshd.wait(timeout=10)
@@ -321,6 +340,10 @@ def one_round(gcx: dict[str, Any], sftp: dict[str, Any] | None) -> dict[str, Any
         "gateway_cpu_seconds": gcx["cpu_seconds"],
         "gateway_system_cpu_seconds": gcx["system_cpu_seconds"],
         "sftp_cpu_seconds": sftp["cpu_seconds"] if sftp else None,
+        "sftp_fsync_mib_per_s": sftp["fsync_mib_per_s"] if sftp else None,
+        "ratio_to_sftp_fsync": round(gcx["mib_per_s"] / sftp["fsync_mib_per_s"], 3)
+        if sftp
+        else None,
         "ratio": round(gcx["mib_per_s"] / sftp["mib_per_s"], 3) if sftp else None,
     }
 
@@ -378,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
             "gcx_mib_per_s_median": round(statistics.median(r["gcx_mib_per_s"] for r in rounds), 1),
         }
         if not args.skip_sftp:
-            result["sftp_mib_per_s_median"] = round(
-                statistics.median(r["sftp_mib_per_s"] for r in rounds), 1
+            for key in ("sftp_mib_per_s", "sftp_fsync_mib_per_s"):
+                result[f"{key}_median"] = round(statistics.median(r[key] for r in rounds), 1)
+            result["ratio_to_sftp_fsync_median"] = round(
+                statistics.median(r["ratio_to_sftp_fsync"] for r in rounds), 3
             )
     result["load_average"] = load
     result.pop("ratio", None)  # last, always

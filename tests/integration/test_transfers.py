@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -28,6 +29,7 @@ from alembic import command
 from alembic.config import Config
 
 from gcx import crypto
+from gcx.gateway.transfers.upload_checkpoints import CHECKPOINT_BYTES
 from gcx.localnet import GatewayProcess, LocalNetwork
 from gcx.store import Database
 from gcx.store.db import _MIGRATIONS
@@ -395,6 +397,84 @@ async def test_tus_upload_resumes_from_the_recorded_offset(
     (tmp_path / "b.bin").write_bytes(b"end")
     sources = [tmp_path / "a.bin", tmp_path / "b.bin"]
     _get_and_check(network, made["id"], tmp_path / "out", sources)
+
+
+async def test_a_long_patch_is_durable_as_it_arrives_and_resumes_after_a_kill(
+    network: LocalNetwork, tmp_path: Path
+) -> None:
+    """A PATCH longer than a checkpoint records its offset while it is still arriving;
+    SIGKILLed with the PATCH open, the restarted gateway reports the last checkpoint,
+    and the upload finished from there is exactly the bytes given."""
+    process = network.gateways["dwp"]
+    api = process.config.api_url
+    auth = {"Authorization": f"Bearer {process.token}", "Tus-Resumable": "1.0.0"}
+    data = os.urandom(CHECKPOINT_BYTES + 6 * MIB + 4321)
+    release = asyncio.Event()
+
+    async def first_part() -> Any:
+        # Everything but the last 1 MiB and 4321 bytes, then the PATCH stays open.
+        for start in range(0, CHECKPOINT_BYTES + 5 * MIB, MIB):
+            yield data[start : start + MIB]
+        await release.wait()
+
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
+        async with session.post(
+            f"{api}/api/v1/uploads",
+            headers={
+                **auth,
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": "filename Yy5iaW4=",
+            },
+        ) as response:
+            assert response.status == 201
+            location = response.headers["Location"]
+        patch = {**auth, "Content-Type": "application/offset+octet-stream"}
+        patching = asyncio.ensure_future(
+            session.patch(
+                api + location,
+                data=first_part(),
+                headers={**patch, "Upload-Offset": "0", "Content-Length": str(len(data))},
+            )
+        )
+
+        async def checkpointed() -> int:
+            async with session.head(api + location, headers=auth) as response:
+                offset = int(response.headers["Upload-Offset"])
+            assert offset >= CHECKPOINT_BYTES, f"offset {offset}"
+            return offset
+
+        try:
+            await eventually(checkpointed, timeout=60, what="a checkpoint inside the PATCH")
+            assert process.process is not None
+            os.killpg(process.process.pid, signal.SIGKILL)
+            process.process.wait(timeout=10)
+        finally:
+            release.set()
+            with contextlib.suppress(aiohttp.ClientError):
+                (await patching).release()
+        network.start_gateway("dwp")
+        await network.wait_for_gateway("dwp")
+        async with session.head(api + location, headers=auth) as response:
+            held = int(response.headers["Upload-Offset"])
+        # Not the PATCH's start, not past what was sent: a checkpoint it made.
+        assert CHECKPOINT_BYTES <= held <= CHECKPOINT_BYTES + 5 * MIB
+        async with session.patch(
+            api + location,
+            data=io.BytesIO(data[held:]),
+            headers={**patch, "Upload-Offset": str(held)},
+        ) as response:
+            assert response.status == 204
+            assert response.headers["Upload-Offset"] == str(len(data))
+    status, made, _ = await http(
+        "POST",
+        f"{api}/api/v1/transfers",
+        token=process.token,
+        body={"to": [COUNCIL], "marking": "OFFICIAL", "uploads": [location.rsplit("/", 1)[1]]},
+    )
+    assert status == 201, made
+    await _wait_complete(network, made["id"])
+    (tmp_path / "c.bin").write_bytes(data)
+    _get_and_check(network, made["id"], tmp_path / "out", [tmp_path / "c.bin"])
 
 
 async def test_changed_chunk_is_detected_and_sent_again(

@@ -37,7 +37,7 @@ from gcx.errors import GcxError, InputError, RemoteRefusal
 from gcx.protocol import strict_json
 from gcx.protocol.message import check_file_name
 
-PATCH_BYTES = 64 * 1024 * 1024
+PATCH_BYTES = 1024 * 1024 * 1024
 BLOCK = 1024 * 1024
 RETRIES = 20
 

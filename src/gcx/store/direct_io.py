@@ -110,7 +110,8 @@ def _split(pieces: Pieces, at: int) -> tuple[Pieces, Pieces]:
 
 class Appender:
     """Appends to an existing file from ``offset``, in whole aligned blocks written around
-    the page cache where allowed (else through it). Used from one thread at a time.
+    the page cache where allowed (else through it). Written and finished from one thread
+    at a time; :meth:`flush` may run on another beside a write.
 
     A block that would end off the alignment waits, with the bytes of the partial
     block before ``offset`` read back, for the next :meth:`write` or for
@@ -167,6 +168,18 @@ class Appender:
         for piece in pieces:
             pwrite_all(self._fd, memoryview(piece), self.end)
             self.end += len(piece)
+
+    def flush(self) -> int:
+        """Make the bytes written so far durable, without waiting for the writer; returns
+        how far the file is durable (at least that far: a write may end meanwhile).
+
+        ``end`` is read before the ``fdatasync``, so every byte below it was handed to
+        the kernel before the flush began: through the page cache the flush covers
+        it, and an ``O_DIRECT`` write returns only once the device holds it.
+        """
+        end = self.end
+        os.fdatasync(self._fd)
+        return end
 
     def finish(self, pieces: Pieces) -> None:
         """Write ``pieces`` and whatever waits, then make the file end at :attr:`end`, durably."""

@@ -164,6 +164,10 @@ class UploadAppender(direct_io.Appender):
         with _disk_errors():
             super().write(pieces)
 
+    def flush(self) -> int:
+        with _disk_errors():
+            return super().flush()
+
     def finish(self, pieces: direct_io.Pieces) -> None:
         with _disk_errors():
             super().finish(pieces)

@@ -5,9 +5,11 @@ Uploads follow tus 1.0.0 core with the creation and termination extensions
 ``Upload-Length`` and ``Upload-Metadata`` creates one, ``HEAD`` gives its
 offset, ``PATCH`` with ``Upload-Offset`` and ``application/offset+octet-stream``
 appends (answered 204 with the new offset), ``DELETE`` ends it. Each PATCH is
-fsynced and its offset recorded before it is answered; if the connection drops
+fsynced and its offset recorded before it is answered, and a long one also every
+64 MiB as it arrives (:mod:`.upload_checkpoints`); if the connection drops
 mid-PATCH, the bytes received so far are kept, so a client resumes from the
-offset HEAD reports, after a dropped connection or a gateway restart alike.
+offset HEAD reports: all of them after a dropped connection, those up to the
+last checkpoint after a gateway restart.
 
 This module is over 400 lines because it holds the whole tus protocol surface
 (creation, offsets, termination, its headers and refusals) beside the transfer
@@ -39,6 +41,7 @@ from gcx.gateway.transfers.downloads import mark_person_download
 from gcx.gateway.transfers.early_push import EarlyPush
 from gcx.gateway.transfers.listing import list_transfers as list_visible
 from gcx.gateway.transfers.sealing_ahead import Feeding, SealingAhead
+from gcx.gateway.transfers.upload_checkpoints import UploadCheckpoints
 from gcx.httpapi import attachment_disposition, json_body, run_sync
 from gcx.openapi import OBJECT, REFUSALS, json_ok
 from gcx.protocol.transfer import MAX_NOTE_CHARS, transfer_format
@@ -163,6 +166,7 @@ async def append_upload(request: web.Request) -> web.Response:
     sealing = Feeding(ahead, upload_id, segment, active=ahead.covers(upload_id, offset))
     received = offset
     appender = await run_sync(files.append_upload, upload_id, offset)
+    checkpoints = UploadCheckpoints(gateway, upload_id, appender)
     # The body's pieces go to the disk on a thread a few MiB at a time, one batch
     # written while the next arrives (aligned writes around the page cache, see
     # gcx.store.direct_io), so the event loop never waits on the disk.
@@ -181,6 +185,7 @@ async def append_upload(request: web.Request) -> web.Response:
             if held >= APPEND_BYTES:
                 if writing is not None:
                     await writing
+                    checkpoints.due()
                 writing = asyncio.ensure_future(run_sync(appender.write, pieces))
                 pieces, held = [], 0
     finally:
@@ -188,6 +193,7 @@ async def append_upload(request: web.Request) -> web.Response:
         # client resumes from here rather than from the start of this PATCH.
         if writing is not None:  # never left running while the file is finished
             await asyncio.wait([writing])
+        await checkpoints.settle()
         try:
             if writing is not None:
                 writing.result()  # its failure, if it failed
@@ -196,7 +202,10 @@ async def append_upload(request: web.Request) -> web.Response:
             if not appender.closed:  # a write failed: cut the file where the bytes end
                 await run_sync(appender.finish, [])
             await sealing.finish()
-            await run_sync(transfer_uploads.record_offset, gateway, upload_id, appender.end)
+            if checkpoints.failed is None:  # else the last checkpoint stands
+                await run_sync(transfer_uploads.record_offset, gateway, upload_id, appender.end)
+    if checkpoints.failed is not None:
+        raise checkpoints.failed
     return web.Response(status=204, headers={**_TUS_HEADERS, "Upload-Offset": str(appender.end)})
 
 
