@@ -60,6 +60,7 @@ from typing import Protocol
 from gcx.errors import NotFound, StorageFull
 from gcx.private_files import FILE_MODE, create_private, private_dir, write_private
 from gcx.store import direct_io
+from gcx.store.flush_behind import FlushBehind
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 AREAS = ("uploads", "out", "incoming", "received")
@@ -221,6 +222,7 @@ class TransferFiles:
     # new filesystem over the store (a bigger disk) does not have to recreate them.
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._behind = FlushBehind()
         for name in AREAS:
             private_dir(root / name)
 
@@ -334,9 +336,11 @@ class TransferFiles:
         self, area: str, transfer_id: str, number: int, data: bytes | direct_io.Pieces, slot: int
     ) -> None:
         """Write one chunk (its bytes or its pieces) into its slot, not yet durably (see the
-        module's notes)."""
+        module's notes; flushed behind as the file grows, :mod:`gcx.store.flush_behind`)."""
         with self.chunk_writer(area, transfer_id, slot) as writer:
             writer.write(number, data)
+        size = len(data) if isinstance(data, bytes) else sum(len(piece) for piece in data)
+        self._behind.wrote(writer.path, size)
 
     def read_chunk(self, area: str, transfer_id: str, number: int, size: int, slot: int) -> bytes:
         directory = self._chunk_dir(area, transfer_id)
@@ -415,6 +419,7 @@ class TransferFiles:
             descriptor = os.open(chunks, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 with _disk_errors():
+                    self._behind.check(chunks)
                     os.fsync(descriptor)
             finally:
                 os.close(descriptor)
@@ -427,4 +432,5 @@ class TransferFiles:
         return self._chunk_dir("received", transfer_id).exists()
 
     def delete(self, area: str, transfer_id: str) -> None:
+        self._behind.forget(self._chunk_dir(area, transfer_id) / CHUNKS)
         shutil.rmtree(self._chunk_dir(area, transfer_id), ignore_errors=True)
