@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from gcx.errors import StorageFull
 from gcx.store.flush_behind import FlushBehind
+from gcx.store.transfer_files import ChunkWriter
 
 
 def _settled(behind: FlushBehind) -> None:
@@ -93,3 +95,26 @@ def test_one_flush_of_a_file_at_a_time(tmp_path: Path, monkeypatch: pytest.Monke
     behind.wrote(path, 1)  # the 50 counted meanwhile and this one: the next flush
     _settled(behind)
     assert len(calls) == 2
+
+
+def test_a_chunk_writer_flushes_behind_and_its_sync_reports_a_background_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures = [OSError(errno.ENOSPC, "No space left on device")]
+    real = os.fdatasync
+
+    def once_failing(fd: int) -> None:
+        if failures:
+            raise failures.pop()
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", once_failing)
+    behind = FlushBehind(every=8192)
+    with ChunkWriter(tmp_path / "chunks", 4096, behind) as writer:
+        writer.write(0, b"a" * 4096)
+        writer.write(1, b"b" * 4096)  # 8 KiB written: a flush, which fails
+        _settled(behind)
+        with pytest.raises(StorageFull):
+            writer.sync()
+        writer.sync()  # the failure was reported; the file's own fsync decides now
+    assert (tmp_path / "chunks").read_bytes() == b"a" * 4096 + b"b" * 4096

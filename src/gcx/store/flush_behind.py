@@ -1,7 +1,8 @@
 """Flushing files to stable storage in the background while they are still being written.
 
 Why: a receiving gateway writes a transfer's chunks without an fsync each and
-makes them durable with one fsync before it signs the receipt. On a disk with a
+makes them durable with one fsync before it signs the receipt (and a sending
+gateway that seals a batch when the transfer is made, one before recording it). On a disk with a
 write cache (the benchmark machine's: writes accepted at about 700 MB/s, flushed
 to stable storage at about 360 MB/s, bench/README.md) that one fsync after the
 last chunk of a 1 GiB transfer waits for the whole gigabyte, 1.5 to 3 s in which

@@ -108,9 +108,10 @@ class ChunkWriter:
     short chunk's padding stays inside its own slot.
     """
 
-    def __init__(self, path: Path, slot: int) -> None:
+    def __init__(self, path: Path, slot: int, behind: FlushBehind | None = None) -> None:
         self.path = path
         self.slot = slot
+        self._behind = behind  # flushes the file as it grows, when given
         self._fd = _open_chunks(path)
         self._direct: int | None = None
         if slot % direct_io.ALIGN == 0:
@@ -123,8 +124,14 @@ class ChunkWriter:
     def write(self, number: int, data: bytes | direct_io.Pieces) -> None:
         """Write chunk ``number``: its bytes, or the pieces it arrived in, in order."""
         pieces: direct_io.Pieces = data if isinstance(data, list) else [data]
-        if sum(len(piece) for piece in pieces) > self.slot:
+        size = sum(len(piece) for piece in pieces)
+        if size > self.slot:
             raise ValueError("a chunk is larger than its slot")
+        self._write(number, pieces)
+        if self._behind is not None:
+            self._behind.wrote(self.path, size)
+
+    def _write(self, number: int, pieces: direct_io.Pieces) -> None:
         with _disk_errors():
             if self._direct is not None:
                 try:
@@ -143,6 +150,8 @@ class ChunkWriter:
 
     def sync(self) -> None:
         with _disk_errors():
+            if self._behind is not None:
+                self._behind.check(self.path)
             os.fsync(self._fd)
         _fsync_dir(self.path.parent)
 
@@ -330,7 +339,7 @@ class TransferFiles:
         directory = self._chunk_dir(area, transfer_id)
         with _disk_errors():
             private_dir(directory)
-            return ChunkWriter(directory / CHUNKS, slot)
+            return ChunkWriter(directory / CHUNKS, slot, self._behind)
 
     def write_chunk(
         self, area: str, transfer_id: str, number: int, data: bytes | direct_io.Pieces, slot: int
@@ -339,8 +348,6 @@ class TransferFiles:
         module's notes; flushed behind as the file grows, :mod:`gcx.store.flush_behind`)."""
         with self.chunk_writer(area, transfer_id, slot) as writer:
             writer.write(number, data)
-        size = len(data) if isinstance(data, bytes) else sum(len(piece) for piece in data)
-        self._behind.wrote(writer.path, size)
 
     def read_chunk(self, area: str, transfer_id: str, number: int, size: int, slot: int) -> bytes:
         directory = self._chunk_dir(area, transfer_id)
