@@ -51,8 +51,8 @@ def _recorded(database: Database) -> int:
 
 async def _write(appender: UploadAppender, checkpoints: UploadCheckpoints, size: int) -> None:
     appender.write([os.urandom(size)])
-    checkpoints.due()
-    await checkpoints.settle()
+    checkpoints.written()
+    await checkpoints.caught_up()
 
 
 async def test_an_offset_is_recorded_once_flushed_every_so_many_bytes(

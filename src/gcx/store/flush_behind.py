@@ -1,14 +1,15 @@
 """Flushing files to stable storage in the background while they are still being written.
 
 Why: a receiving gateway writes a transfer's chunks without an fsync each and
-makes them durable with one fsync before it signs the receipt (and a sending
-gateway that seals a batch when the transfer is made, one before recording it). On a disk with a
-write cache (the benchmark machine's: writes accepted at about 700 MB/s, flushed
-to stable storage at about 360 MB/s, bench/README.md) that one fsync after the
-last chunk of a 1 GiB transfer waits for the whole gigabyte, 1.5 to 3 s in which
-nothing else moves. Flushing each file once every :data:`FLUSH_EVERY` bytes
-written, on one background thread, does the same work while the chunks are
-still arriving, so the final fsync finds little left. It is what databases call
+makes them durable with one fsync before it signs the receipt (as a sending
+gateway that seals a batch when the transfer is made does before recording
+it). On a disk with a write cache (the benchmark machine's: writes accepted at
+about 700 MB/s, flushed to stable storage at about 360 MB/s, bench/README.md)
+that one fsync after the last chunk of a 1 GiB transfer waits for the whole
+gigabyte, 1.5 to 3 s in which nothing else moves. Flushing each file once
+every :data:`FLUSH_EVERY` bytes written, on one background thread, does the
+same work while the chunks are still arriving, so the final fsync finds little
+left. It is what databases call
 flushing behind (PostgreSQL's ``backend_flush_after``, RocksDB's
 ``bytes_per_sync``).
 

@@ -185,8 +185,8 @@ async def append_upload(request: web.Request) -> web.Response:
             if held >= APPEND_BYTES:
                 if writing is not None:
                     await writing
-                    checkpoints.due()
                 writing = asyncio.ensure_future(run_sync(appender.write, pieces))
+                writing.add_done_callback(checkpoints.written)
                 pieces, held = [], 0
     finally:
         # Whatever arrived is kept, even if the connection dropped, so the

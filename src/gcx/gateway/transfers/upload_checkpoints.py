@@ -48,13 +48,14 @@ class UploadCheckpoints:
         self._every = every
         self._durable = appender.end
         self._running: asyncio.Task[None] | None = None
+        self._settling = False
         self.failed: BaseException | None = None
 
-    def due(self) -> None:
+    def written(self, _write: object = None) -> None:
         """Start a checkpoint if enough has been written since the last and none is running.
 
-        Called on the event loop after a write has finished."""
-        if self.failed is not None or self._running is not None:
+        Called on the event loop when a write has finished (a done callback)."""
+        if self._settling or self.failed is not None or self._running is not None:
             return
         if self._appender.end - self._durable >= self._every:
             self._running = asyncio.ensure_future(self._checkpoint())
@@ -64,14 +65,20 @@ class UploadCheckpoints:
             end = await run_sync(self._appender.flush)
             await run_sync(transfer_uploads.record_offset, self._gateway, self._upload_id, end)
             self._durable = end
-        except Exception as exc:  # kept, and raised by settle(); nothing later is recorded
+        except Exception as exc:  # kept for the PATCH to raise; nothing later is recorded
             log.warning("an upload checkpoint failed: %s", type(exc).__name__)
             self.failed = exc
         finally:
             self._running = None
 
     async def settle(self) -> None:
-        """Wait for the checkpoint in progress, if any (before the appender is finished)."""
+        """Start no more checkpoints and wait for the one in progress, if any (before the
+        appender is finished)."""
+        self._settling = True
+        await self.caught_up()
+
+    async def caught_up(self) -> None:
+        """Wait for the checkpoint in progress, if any."""
         running = self._running
         if running is not None:
             await asyncio.wait([running])
