@@ -31,7 +31,9 @@ def test_garbage_is_collected_first_and_what_is_alive_is_frozen(thawed: None) ->
     frozen = freeze_startup_objects()
 
     assert gone() is None  # the cycle dropped before was freed, not frozen
-    assert frozen > 0 and gc.get_freeze_count() >= frozen
+    # Frozen objects are still freed when unreferenced (another thread of the test
+    # runner may free some meanwhile), so the count is only ever positive here.
+    assert frozen > 0 and gc.get_freeze_count() > 0
     assert not any(o is kept for o in gc.get_objects())  # no later pass walks it
     # A cycle made afterwards is still collected as usual.
     later = weakref.ref(_Node())
