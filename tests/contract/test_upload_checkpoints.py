@@ -44,6 +44,14 @@ def _gateway(database: Database) -> Any:
     return SimpleNamespace(db=database, clock=clock)
 
 
+def _started(database: Database, tmp_path: Path) -> tuple[UploadAppender, UploadCheckpoints]:
+    """An empty upload's file open for appending, checkpointed every 64 KiB."""
+    path = tmp_path / UPLOAD
+    path.touch()
+    appender = UploadAppender(path, 0)
+    return appender, UploadCheckpoints(_gateway(database), UPLOAD, appender, every=64 * KIB)
+
+
 def _recorded(database: Database) -> int:
     with database.transaction() as conn:
         return int(conn.execute(sa.select(uploads.c.offset)).scalar_one())
@@ -58,11 +66,7 @@ async def _write(appender: UploadAppender, checkpoints: UploadCheckpoints, size:
 async def test_an_offset_is_recorded_once_flushed_every_so_many_bytes(
     database: Database, tmp_path: Path
 ) -> None:
-    gateway = _gateway(database)
-    path = tmp_path / UPLOAD
-    path.touch()
-    appender = UploadAppender(path, 0)
-    checkpoints = UploadCheckpoints(gateway, UPLOAD, appender, every=64 * KIB)
+    appender, checkpoints = _started(database, tmp_path)
     await _write(appender, checkpoints, 40 * KIB)
     assert _recorded(database) == 0  # 40 KiB of 64: no checkpoint yet
     await _write(appender, checkpoints, 40 * KIB)
@@ -78,11 +82,7 @@ async def test_an_offset_is_recorded_once_flushed_every_so_many_bytes(
 async def test_after_a_failed_flush_nothing_more_is_recorded(
     database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gateway = _gateway(database)
-    path = tmp_path / UPLOAD
-    path.touch()
-    appender = UploadAppender(path, 0)
-    checkpoints = UploadCheckpoints(gateway, UPLOAD, appender, every=64 * KIB)
+    appender, checkpoints = _started(database, tmp_path)
     await _write(appender, checkpoints, 64 * KIB)
     assert _recorded(database) == 64 * KIB
 

@@ -5,11 +5,9 @@ Uploads follow tus 1.0.0 core with the creation and termination extensions
 ``Upload-Length`` and ``Upload-Metadata`` creates one, ``HEAD`` gives its
 offset, ``PATCH`` with ``Upload-Offset`` and ``application/offset+octet-stream``
 appends (answered 204 with the new offset), ``DELETE`` ends it. Each PATCH is
-fsynced and its offset recorded before it is answered, and a long one also every
-64 MiB as it arrives (:mod:`.upload_checkpoints`); if the connection drops
-mid-PATCH, the bytes received so far are kept, so a client resumes from the
-offset HEAD reports: all of them after a dropped connection, those up to the
-last checkpoint after a gateway restart.
+fsynced and its offset recorded before it is answered, a long one also every 64 MiB
+(:mod:`.upload_checkpoints`); a client resumes from the offset HEAD reports: every
+byte received after a dropped connection, the last checkpoint after a restart.
 
 This module is over 400 lines because it holds the whole tus protocol surface
 (creation, offsets, termination, its headers and refusals) beside the transfer
